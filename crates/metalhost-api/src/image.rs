@@ -1,0 +1,203 @@
+//! The image rules (DESIGN.md §2): which images need a checksum, which URL schemes are accepted,
+//! and whether the host boots the image as a live ISO or gets it written to disk.
+
+use url::Url;
+
+use crate::host::{ChecksumType, Image, ImageFormat};
+
+/// URL schemes an image may come from.
+pub const IMAGE_URL_SCHEMES: &[&str] = &["http", "https", "ftp", "oci"];
+
+/// Why `spec.image` cannot be provisioned. Each message starts with the field path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ImageError {
+    /// `spec.image.url` is empty.
+    #[error("spec.image.url: must not be empty")]
+    EmptyUrl,
+    /// `spec.image.url` is not a URL.
+    #[error("spec.image.url: '{url}' is not a valid URL: {reason}")]
+    MalformedUrl {
+        /// The URL as written.
+        url: String,
+        /// Why it does not parse.
+        reason: String,
+    },
+    /// `spec.image.url` uses a scheme Ironic cannot fetch.
+    #[error("spec.image.url: scheme '{scheme}' is not supported (use http, https, ftp or oci)")]
+    UnsupportedScheme {
+        /// The scheme as written.
+        scheme: String,
+    },
+    /// A disk image without a checksum.
+    #[error(
+        "spec.image.checksum: required for {format} images (only live-iso and oci:// images may omit it)"
+    )]
+    MissingChecksum {
+        /// The format, or "disk" when unset.
+        format: String,
+    },
+    /// A live ISO from an OCI registry with a checksum: the registry's digest is the checksum.
+    #[error(
+        "spec.image.checksum: must be empty for a live-iso image from an oci:// URL (the digest in the URL is the checksum)"
+    )]
+    ChecksumWithOciLiveIso,
+}
+
+/// What provisioning does with `spec.image`, once the rules hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeployImage {
+    /// Boot the ISO in place through Ironic's ramdisk deploy (`instance_info.boot_iso`).
+    LiveIso {
+        /// Where the ISO is.
+        url: String,
+    },
+    /// Write the image to the root disk (Ironic's default deploy interface).
+    Disk {
+        /// Where the image is (`instance_info.image_source`).
+        url: String,
+        /// The checksum or a checksum file URL (absent only for oci:// URLs).
+        checksum: Option<String>,
+        /// The checksum algorithm; None or `auto` lets Ironic detect it.
+        checksum_type: Option<ChecksumType>,
+        /// The disk format (`instance_info.image_disk_format`).
+        format: Option<ImageFormat>,
+    },
+}
+
+impl DeployImage {
+    /// Applies the image rules to `spec.image`.
+    pub fn from_spec(image: &Image) -> Result<Self, ImageError> {
+        let url = image.url.trim();
+        if url.is_empty() {
+            return Err(ImageError::EmptyUrl);
+        }
+        let parsed = Url::parse(url)
+            .map_err(|e| ImageError::MalformedUrl { url: url.to_string(), reason: e.to_string() })?;
+        if !IMAGE_URL_SCHEMES.contains(&parsed.scheme()) {
+            return Err(ImageError::UnsupportedScheme { scheme: parsed.scheme().to_string() });
+        }
+        if parsed.host_str().is_none_or(str::is_empty) {
+            return Err(ImageError::MalformedUrl { url: url.to_string(), reason: "no host name".into() });
+        }
+        let checksum = image.checksum.as_deref().map(str::trim).filter(|c| !c.is_empty());
+        let oci = parsed.scheme() == "oci";
+        if image.format == Some(ImageFormat::LiveIso) {
+            if oci && checksum.is_some() {
+                return Err(ImageError::ChecksumWithOciLiveIso);
+            }
+            return Ok(DeployImage::LiveIso { url: url.to_string() });
+        }
+        if checksum.is_none() && !oci {
+            let format = image.format.map_or("disk", ImageFormat::as_str).to_string();
+            return Err(ImageError::MissingChecksum { format });
+        }
+        Ok(DeployImage::Disk {
+            url: url.to_string(),
+            checksum: checksum.map(str::to_string),
+            checksum_type: image.checksum_type,
+            format: image.format,
+        })
+    }
+
+    /// The image URL.
+    pub fn url(&self) -> &str {
+        match self {
+            DeployImage::LiveIso { url } | DeployImage::Disk { url, .. } => url,
+        }
+    }
+
+    /// Whether this is a live ISO.
+    pub fn is_live_iso(&self) -> bool {
+        matches!(self, DeployImage::LiveIso { .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(url: &str, checksum: Option<&str>, format: Option<ImageFormat>) -> Image {
+        Image { url: url.into(), checksum: checksum.map(Into::into), format, ..Default::default() }
+    }
+
+    #[test]
+    fn live_iso_needs_no_checksum() {
+        let got =
+            DeployImage::from_spec(&image("http://h/fcos.iso", None, Some(ImageFormat::LiveIso))).unwrap();
+        assert_eq!(got, DeployImage::LiveIso { url: "http://h/fcos.iso".into() });
+        assert!(got.is_live_iso());
+    }
+
+    #[test]
+    fn live_iso_accepts_a_checksum_over_http() {
+        let got =
+            DeployImage::from_spec(&image("https://h/fcos.iso", Some("abc"), Some(ImageFormat::LiveIso)));
+        assert_eq!(got.unwrap(), DeployImage::LiveIso { url: "https://h/fcos.iso".into() });
+    }
+
+    #[test]
+    fn live_iso_from_oci_without_checksum_is_fine_and_with_one_is_an_error() {
+        assert!(
+            DeployImage::from_spec(&image("oci://quay.io/x/iso:1", None, Some(ImageFormat::LiveIso))).is_ok()
+        );
+        let err =
+            DeployImage::from_spec(&image("oci://quay.io/x/iso:1", Some("abc"), Some(ImageFormat::LiveIso)));
+        assert_eq!(err.unwrap_err(), ImageError::ChecksumWithOciLiveIso);
+    }
+
+    #[test]
+    fn every_disk_format_needs_a_checksum_unless_oci() {
+        for format in [
+            None,
+            Some(ImageFormat::Raw),
+            Some(ImageFormat::Qcow2),
+            Some(ImageFormat::Vdi),
+            Some(ImageFormat::Vmdk),
+        ] {
+            let err = DeployImage::from_spec(&image("http://h/disk.img", None, format)).unwrap_err();
+            let name = format.map_or("disk", ImageFormat::as_str);
+            assert_eq!(err, ImageError::MissingChecksum { format: name.into() });
+            assert!(err.to_string().starts_with("spec.image.checksum: required for"), "{err}");
+            assert!(DeployImage::from_spec(&image("oci://quay.io/x/disk:1", None, format)).is_ok());
+            let blank = DeployImage::from_spec(&image("http://h/disk.img", Some("  "), format));
+            assert!(matches!(blank, Err(ImageError::MissingChecksum { .. })));
+        }
+    }
+
+    #[test]
+    fn disk_image_keeps_checksum_type_and_format() {
+        let mut spec = image("http://h/disk.qcow2", Some("deadbeef"), Some(ImageFormat::Qcow2));
+        spec.checksum_type = Some(ChecksumType::Sha256);
+        let got = DeployImage::from_spec(&spec).unwrap();
+        assert_eq!(
+            got,
+            DeployImage::Disk {
+                url: "http://h/disk.qcow2".into(),
+                checksum: Some("deadbeef".into()),
+                checksum_type: Some(ChecksumType::Sha256),
+                format: Some(ImageFormat::Qcow2),
+            }
+        );
+        assert!(!got.is_live_iso());
+    }
+
+    #[test]
+    fn accepted_and_refused_url_schemes() {
+        for ok in ["http://h/a.iso", "https://h/a.iso", "ftp://h/a.iso", "oci://h/a:1"] {
+            assert!(DeployImage::from_spec(&image(ok, None, Some(ImageFormat::LiveIso))).is_ok(), "{ok}");
+        }
+        for (bad, scheme) in [("file:///a.iso", "file"), ("nfs://h/a.iso", "nfs"), ("s3://b/a.iso", "s3")] {
+            let err = DeployImage::from_spec(&image(bad, None, Some(ImageFormat::LiveIso))).unwrap_err();
+            assert_eq!(err, ImageError::UnsupportedScheme { scheme: scheme.into() }, "{bad}");
+        }
+    }
+
+    #[test]
+    fn malformed_and_empty_urls_name_the_field() {
+        let err = DeployImage::from_spec(&image("not a url", None, Some(ImageFormat::LiveIso))).unwrap_err();
+        assert!(err.to_string().starts_with("spec.image.url: 'not a url' is not a valid URL"), "{err}");
+        let err = DeployImage::from_spec(&image("http://", None, Some(ImageFormat::LiveIso))).unwrap_err();
+        assert!(matches!(err, ImageError::MalformedUrl { .. }), "{err:?}");
+        assert_eq!(DeployImage::from_spec(&image(" ", None, None)).unwrap_err(), ImageError::EmptyUrl);
+    }
+}

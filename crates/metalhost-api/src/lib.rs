@@ -1,0 +1,25 @@
+//! The metal3.io/v1alpha1 `BareMetalHost` API as metalhost understands it: the resource types,
+//! BMC address parsing (address scheme → Ironic driver and interfaces) and the image rules that
+//! decide whether a host boots a live ISO or gets an image written to disk.
+//!
+//! Everything here is pure: no I/O, so every rule is unit-tested without servers.
+
+pub mod bmc;
+pub mod host;
+pub mod image;
+pub mod secret;
+
+pub use bmc::{BmcAccess, BmcKind, Credentials};
+pub use host::*;
+pub use image::{DeployImage, ImageError};
+
+/// The single error type of this crate: every variant names the field it is about and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The BMC address could not be turned into Ironic driver settings.
+    #[error(transparent)]
+    Bmc(#[from] bmc::BmcError),
+    /// The image section breaks one of the image rules.
+    #[error(transparent)]
+    Image(#[from] ImageError),
+}
