@@ -1,1 +1,14 @@
+//! A typed async client for the OpenStack Ironic REST API: microversion negotiation, nodes, ports,
+//! JSON-patch updates, validation, provision and power state changes, and virtual media.
+//!
+//! Errors keep what Ironic said (the HTTP status and its `faultstring`), so that a host's status can
+//! name the cause; a node's own `last_error` is in [`Node::last_error`].
 
+mod client;
+mod error;
+mod types;
+
+pub use client::{Client, ClientConfig, MAX_API_VERSION, MIN_API_VERSION};
+pub use error::Error;
+pub use json_patch::Patch;
+pub use types::*;

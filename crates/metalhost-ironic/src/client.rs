@@ -1,0 +1,455 @@
+//! The HTTP client: one negotiated microversion per process, typed calls, bounded retries of
+//! "node locked" (409) and "busy" (503) answers.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value, json};
+use tracing::debug;
+
+use crate::error::{Error, fault_string};
+use crate::types::*;
+
+/// The oldest API version metalhost works with: virtual media attach/detach arrived in 1.89.
+pub const MIN_API_VERSION: (u32, u32) = (1, 89);
+/// The newest API version metalhost asks for (Ironic 39's newest; what the tests run against).
+pub const MAX_API_VERSION: (u32, u32) = (1, 115);
+
+const VERSION_HEADER: &str = "X-OpenStack-Ironic-API-Version";
+const RETRIES: u32 = 4;
+
+/// How to reach Ironic.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Base URL, e.g. `http://127.0.0.1:6385`.
+    pub url: String,
+    /// Per-request time-out.
+    pub timeout: Duration,
+    /// PEM file of a CA to trust for https.
+    pub ca_file: Option<PathBuf>,
+    /// HTTP basic auth user and password (Ironic `auth_strategy=http_basic`).
+    pub basic_auth: Option<(String, String)>,
+    /// Accept any TLS certificate (only when asked for explicitly).
+    pub insecure: bool,
+}
+
+impl ClientConfig {
+    /// A config for `url` with a 30 s time-out and no TLS or auth settings.
+    pub fn new(url: impl Into<String>) -> Self {
+        ClientConfig {
+            url: url.into(),
+            timeout: Duration::from_secs(30),
+            ca_file: None,
+            basic_auth: None,
+            insecure: false,
+        }
+    }
+}
+
+/// A connected Ironic client. Cheap to clone; clones share the connection pool and the counter.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    version: String,
+    basic_auth: Option<(String, String)>,
+    requests: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("base", &self.base).field("version", &self.version).finish()
+    }
+}
+
+fn parse_version(v: &str) -> Option<(u32, u32)> {
+    let (major, minor) = v.split_once('.')?;
+    Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
+impl Client {
+    /// Connects and negotiates the microversion: the newest both sides know, at least 1.89.
+    pub async fn connect(config: ClientConfig) -> Result<Self, Error> {
+        let mut builder = reqwest::Client::builder().timeout(config.timeout).connect_timeout(config.timeout);
+        if let Some(path) = &config.ca_file {
+            let pem =
+                std::fs::read(path).map_err(|e| Error::Config(format!("CA file {}: {e}", path.display())))?;
+            let cert = reqwest::Certificate::from_pem(&pem)
+                .map_err(|e| Error::Config(format!("CA file {}: {e}", path.display())))?;
+            builder = builder.add_root_certificate(cert);
+        }
+        if config.insecure {
+            builder = builder.danger_accept_invalid_certs(true);
+        }
+        let http = builder.build().map_err(|e| Error::Config(e.to_string()))?;
+        let base = config.url.trim_end_matches('/').to_string();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(Error::Config(format!(
+                "Ironic URL '{}' must start with http:// or https://",
+                config.url
+            )));
+        }
+        let mut client = Client {
+            http,
+            base,
+            version: String::new(),
+            basic_auth: config.basic_auth,
+            requests: Arc::new(AtomicU64::new(0)),
+        };
+        let root: Value = client.call(Method::GET, "/", None::<&()>).await?;
+        let max = root.pointer("/default_version/version").and_then(Value::as_str).ok_or_else(|| {
+            Error::Decode { what: "GET /".into(), reason: "no default_version.version".into() }
+        })?;
+        let server_max = parse_version(max)
+            .ok_or_else(|| Error::Decode { what: "GET /".into(), reason: format!("version '{max}'") })?;
+        if server_max < MIN_API_VERSION {
+            return Err(Error::VersionTooOld {
+                url: client.base.clone(),
+                max: max.to_string(),
+                min: format!("{}.{}", MIN_API_VERSION.0, MIN_API_VERSION.1),
+            });
+        }
+        let chosen = server_max.min(MAX_API_VERSION);
+        client.version = format!("{}.{}", chosen.0, chosen.1);
+        debug!(url = %client.base, version = %client.version, "negotiated Ironic API version");
+        Ok(client)
+    }
+
+    /// The negotiated microversion, e.g. `1.115`.
+    pub fn api_version(&self) -> &str {
+        &self.version
+    }
+
+    /// Whether the negotiated version is at least `major.minor`.
+    pub fn supports(&self, major: u32, minor: u32) -> bool {
+        parse_version(&self.version).is_some_and(|v| v >= (major, minor))
+    }
+
+    /// The base URL.
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
+    /// How many HTTP requests this client (and its clones) sent, retries included.
+    pub fn request_count(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(StatusCode, String), Error> {
+        let url = format!("{}{}", self.base, path);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut req = self.http.request(method.clone(), &url).header("Accept", "application/json");
+            if !self.version.is_empty() {
+                req = req.header(VERSION_HEADER, &self.version);
+            }
+            if let Some((user, password)) = &self.basic_auth {
+                req = req.basic_auth(user, Some(password));
+            }
+            if let Some(body) = body {
+                req = req.json(body);
+            }
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let resp = req
+                .send()
+                .await
+                .map_err(|e| Error::Unreachable { url: url.clone(), reason: describe(&e) })?;
+            let status = resp.status();
+            let text = resp
+                .text()
+                .await
+                .map_err(|e| Error::Unreachable { url: url.clone(), reason: describe(&e) })?;
+            let retry = status == StatusCode::SERVICE_UNAVAILABLE
+                || (status == StatusCode::CONFLICT && text.contains("locked"));
+            if retry && attempt < RETRIES {
+                let delay = Duration::from_millis(100 * 2u64.pow(attempt) + u64::from(attempt) * 37);
+                debug!(%method, path, status = status.as_u16(), ?delay, "Ironic busy, retrying");
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+            if status.is_success() {
+                return Ok((status, text));
+            }
+            return Err(Error::Api {
+                method: method.to_string(),
+                path: path.to_string(),
+                status: status.as_u16(),
+                message: fault_string(&text),
+                body: text,
+            });
+        }
+    }
+
+    async fn call<T: DeserializeOwned, B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, Error> {
+        let body = body
+            .map(serde_json::to_value)
+            .transpose()
+            .map_err(|e| Error::Decode { what: format!("{method} {path} request"), reason: e.to_string() })?;
+        let (_, text) = self.send(method.clone(), path, body.as_ref()).await?;
+        let text = if text.trim().is_empty() { "null" } else { text.as_str() };
+        serde_json::from_str(text)
+            .map_err(|e| Error::Decode { what: format!("{method} {path}"), reason: e.to_string() })
+    }
+
+    async fn call_empty<B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<(), Error> {
+        let _: Value = self.call(method, path, body).await?;
+        Ok(())
+    }
+
+    /// `GET /v1/nodes/{ident}` by UUID or name; None when there is no such node.
+    pub async fn get_node(&self, ident: &str) -> Result<Option<Node>, Error> {
+        match self.call(Method::GET, &format!("/v1/nodes/{}", encode(ident)), None::<&()>).await {
+            Ok(node) => Ok(Some(node)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `POST /v1/nodes` with the given fields (name, driver, interfaces, driver_info, …).
+    pub async fn create_node(&self, fields: &Map<String, Value>) -> Result<Node, Error> {
+        self.call(Method::POST, "/v1/nodes", Some(fields)).await
+    }
+
+    /// `PATCH /v1/nodes/{ident}` with an RFC 6902 patch; returns the updated node.
+    pub async fn patch_node(&self, ident: &str, patch: &json_patch::Patch) -> Result<Node, Error> {
+        self.call(Method::PATCH, &format!("/v1/nodes/{}", encode(ident)), Some(patch)).await
+    }
+
+    /// `DELETE /v1/nodes/{ident}`; deleting a missing node is not an error.
+    pub async fn delete_node(&self, ident: &str) -> Result<(), Error> {
+        match self.call_empty(Method::DELETE, &format!("/v1/nodes/{}", encode(ident)), None::<&()>).await {
+            Err(e) if e.is_not_found() => Ok(()),
+            other => other,
+        }
+    }
+
+    /// `GET /v1/nodes` (names, UUIDs and states of every node; follows pagination).
+    pub async fn list_nodes(&self) -> Result<Vec<Node>, Error> {
+        let mut nodes = Vec::new();
+        let mut path = "/v1/nodes?fields=uuid,name,provision_state,power_state&limit=1000".to_string();
+        loop {
+            let page: Value = self.call(Method::GET, &path, None::<&()>).await?;
+            let batch: Vec<Node> = serde_json::from_value(page["nodes"].clone())
+                .map_err(|e| Error::Decode { what: "GET /v1/nodes".into(), reason: e.to_string() })?;
+            let last = batch.last().map(|n| n.uuid.clone());
+            let full = batch.len() == 1000;
+            nodes.extend(batch);
+            match (full, last) {
+                (true, Some(marker)) => {
+                    path = format!(
+                        "/v1/nodes?fields=uuid,name,provision_state,power_state&limit=1000&marker={marker}"
+                    )
+                }
+                _ => return Ok(nodes),
+            }
+        }
+    }
+
+    /// `GET /v1/ports?node_uuid=…`.
+    pub async fn list_ports(&self, node_uuid: &str) -> Result<Vec<Port>, Error> {
+        let page: Value = self
+            .call(
+                Method::GET,
+                &format!("/v1/ports?node_uuid={}&fields=uuid,address,node_uuid", encode(node_uuid)),
+                None::<&()>,
+            )
+            .await?;
+        serde_json::from_value(page["ports"].clone())
+            .map_err(|e| Error::Decode { what: "GET /v1/ports".into(), reason: e.to_string() })
+    }
+
+    /// `POST /v1/ports` for a MAC on a node.
+    pub async fn create_port(&self, node_uuid: &str, mac: &str) -> Result<Port, Error> {
+        self.call(Method::POST, "/v1/ports", Some(&json!({"node_uuid": node_uuid, "address": mac}))).await
+    }
+
+    /// `GET /v1/nodes/{ident}/validate`: per interface, whether the node's settings are usable.
+    pub async fn validate(&self, ident: &str) -> Result<Map<String, Value>, Error> {
+        self.call(Method::GET, &format!("/v1/nodes/{}/validate", encode(ident)), None::<&()>).await
+    }
+
+    /// `PUT /v1/nodes/{ident}/states/provision`, with an optional config drive for `active`.
+    pub async fn set_provision_state(
+        &self,
+        ident: &str,
+        target: ProvisionTarget,
+        configdrive: Option<&Value>,
+    ) -> Result<(), Error> {
+        let mut body = json!({"target": target.as_str()});
+        if let Some(cd) = configdrive {
+            body["configdrive"] = cd.clone();
+        }
+        self.call_empty(Method::PUT, &format!("/v1/nodes/{}/states/provision", encode(ident)), Some(&body))
+            .await
+    }
+
+    /// `PUT /v1/nodes/{ident}/states/power`.
+    pub async fn set_power_state(&self, ident: &str, target: PowerTarget) -> Result<(), Error> {
+        self.call_empty(
+            Method::PUT,
+            &format!("/v1/nodes/{}/states/power", encode(ident)),
+            Some(&json!({"target": target})),
+        )
+        .await
+    }
+
+    /// `POST /v1/nodes/{ident}/vmedia`: insert an image (API ≥ 1.89).
+    pub async fn attach_vmedia(&self, ident: &str, device_type: &str, image_url: &str) -> Result<(), Error> {
+        let body = json!({"device_type": device_type, "image_url": image_url});
+        self.call_empty(Method::POST, &format!("/v1/nodes/{}/vmedia", encode(ident)), Some(&body)).await
+    }
+
+    /// `DELETE /v1/nodes/{ident}/vmedia`: eject all virtual media (API ≥ 1.89).
+    pub async fn detach_vmedia(&self, ident: &str) -> Result<(), Error> {
+        self.call_empty(Method::DELETE, &format!("/v1/nodes/{}/vmedia", encode(ident)), None::<&()>).await
+    }
+
+    /// `GET /v1/nodes/{ident}/vmedia` (API ≥ 1.93; fails while the node is locked).
+    pub async fn get_vmedia(&self, ident: &str) -> Result<Vec<VirtualMedia>, Error> {
+        self.call(Method::GET, &format!("/v1/nodes/{}/vmedia", encode(ident)), None::<&()>).await
+    }
+
+    /// `GET /v1/drivers`: names of the enabled hardware types.
+    pub async fn list_drivers(&self) -> Result<Vec<String>, Error> {
+        let page: Value = self.call(Method::GET, "/v1/drivers", None::<&()>).await?;
+        Ok(page["drivers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|d| d["name"].as_str().map(str::to_string))
+            .collect())
+    }
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// Percent-encodes a path segment (node names may hold `~`, which is fine, but not `/` or `?`).
+fn encode(segment: &str) -> String {
+    url::form_urlencoded::byte_serialize(segment.as_bytes()).collect::<String>().replace("%7E", "~")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wiremock::matchers::{header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    async fn server(max: &str) -> MockServer {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(
+                json!({"default_version": {"id": "v1", "min_version": "1.1", "version": max}}),
+            ))
+            .mount(&server)
+            .await;
+        server
+    }
+
+    #[tokio::test]
+    async fn negotiates_the_newest_common_version() {
+        let s = server("1.93").await;
+        let c = Client::connect(ClientConfig::new(s.uri())).await.unwrap();
+        assert_eq!(c.api_version(), "1.93");
+        assert!(c.supports(1, 89) && !c.supports(1, 94));
+        let s = server("1.200").await;
+        assert_eq!(Client::connect(ClientConfig::new(s.uri())).await.unwrap().api_version(), "1.115");
+    }
+
+    #[tokio::test]
+    async fn refuses_an_ironic_older_than_1_89() {
+        let s = server("1.88").await;
+        let err = Client::connect(ClientConfig::new(s.uri())).await.unwrap_err();
+        assert!(matches!(err, Error::VersionTooOld { .. }), "{err}");
+        assert!(err.to_string().contains("at least 1.89"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn unreachable_ironic_is_a_clear_error() {
+        let err = Client::connect(ClientConfig::new("http://127.0.0.1:9")).await.unwrap_err();
+        assert!(err.to_string().starts_with("Ironic unreachable at http://127.0.0.1:9/"), "{err}");
+        assert!(err.is_transient());
+    }
+
+    #[tokio::test]
+    async fn sends_the_version_header_and_maps_404_to_none() {
+        let s = server("1.115").await;
+        Mock::given(method("GET"))
+            .and(path("/v1/nodes/default~h1"))
+            .and(header(VERSION_HEADER, "1.115"))
+            .respond_with(ResponseTemplate::new(404).set_body_json(
+                json!({"error_message": "{\"faultstring\": \"Node default~h1 could not be found.\"}"}),
+            ))
+            .expect(1)
+            .mount(&s)
+            .await;
+        let c = Client::connect(ClientConfig::new(s.uri())).await.unwrap();
+        assert_eq!(c.get_node("default~h1").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn keeps_ironic_faultstring_and_status() {
+        let s = server("1.115").await;
+        Mock::given(method("PUT"))
+            .and(path("/v1/nodes/n1/states/provision"))
+            .respond_with(ResponseTemplate::new(400).set_body_json(
+                json!({"error_message": "{\"faultstring\": \"The requested action \\\"active\\\" can not be performed\"}"}),
+            ))
+            .mount(&s)
+            .await;
+        let c = Client::connect(ClientConfig::new(s.uri())).await.unwrap();
+        let err = c.set_provision_state("n1", ProvisionTarget::Active, None).await.unwrap_err();
+        assert_eq!(err.status(), Some(400));
+        assert!(
+            err.to_string().contains("HTTP 400: The requested action \"active\" can not be performed"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn retries_busy_answers_then_gives_up() {
+        let s = server("1.115").await;
+        Mock::given(method("PUT"))
+            .and(path("/v1/nodes/n1/states/power"))
+            .respond_with(ResponseTemplate::new(503).set_body_string("busy"))
+            .expect(u64::from(RETRIES))
+            .mount(&s)
+            .await;
+        let c = Client::connect(ClientConfig::new(s.uri())).await.unwrap();
+        let before = c.request_count();
+        let err = c.set_power_state("n1", PowerTarget::On).await.unwrap_err();
+        assert_eq!(err.status(), Some(503));
+        assert_eq!(c.request_count() - before, u64::from(RETRIES));
+    }
+}
