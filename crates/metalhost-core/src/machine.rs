@@ -1,0 +1,609 @@
+//! The host state machine (pure): given the host, its last status and the observed Ironic node,
+//! decide the new status and the one Ironic action to take next. No I/O, no clock: the caller
+//! passes `now` and carries out the action.
+
+use std::time::Duration;
+
+use metalhost_api::host::*;
+use metalhost_api::{BmcAccess, Credentials, DeployImage};
+use metalhost_ironic::{Node, Patch, PowerTarget, ProvisionTarget, state};
+use serde_json::{Map, Value};
+
+use crate::plan::{self, NodeDefaults};
+
+/// Condition type set on live-ISO hosts whose spec has fields a live ISO does not use.
+pub const IGNORED_FIELDS_CONDITION: &str = "LiveISOIgnoredFields";
+
+/// What the decision needs besides the status and the node.
+#[derive(Debug)]
+pub struct Input<'a> {
+    /// The host as the user wrote it.
+    pub host: &'a BareMetalHost,
+    /// The parsed BMC address with credentials, or why there are none usable (None: no `spec.bmc`).
+    pub bmc: Option<Result<(&'a BmcAccess, &'a Credentials), String>>,
+    /// The host is being deleted: take it out of Ironic.
+    pub deleting: bool,
+    /// Operator-wide node settings.
+    pub defaults: &'a NodeDefaults,
+    /// The current time, RFC 3339.
+    pub now: &'a str,
+}
+
+/// What was seen in Ironic for this host.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    /// The host's node, if it exists.
+    pub node: Option<Node>,
+    /// The node's port MACs (lower case), when they were looked up (only while registering).
+    pub port_macs: Option<Vec<String>>,
+}
+
+/// One step towards the desired state, carried out by the provisioner.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Nothing to do now.
+    None,
+    /// Create the node with these fields.
+    CreateNode(Map<String, Value>),
+    /// Create a port for the boot MAC.
+    CreatePort(String),
+    /// Patch the node.
+    Patch(Patch),
+    /// Change the provision state.
+    Provision(ProvisionTarget),
+    /// Patch the node (if the patch is not empty), validate its boot and deploy settings, then deploy.
+    Deploy(Patch),
+    /// Change the power state.
+    Power(PowerTarget),
+    /// Delete the node.
+    DeleteNode,
+    /// The host is gone from Ironic and may be forgotten (deletion finished).
+    Forget,
+}
+
+impl Action {
+    /// A short name for logs and progress lines.
+    pub fn name(&self) -> String {
+        match self {
+            Action::None => "none".into(),
+            Action::CreateNode(_) => "create node".into(),
+            Action::CreatePort(_) => "create port".into(),
+            Action::Patch(_) => "update node".into(),
+            Action::Provision(t) => format!("provision {}", t.as_str()),
+            Action::Deploy(_) => "deploy".into(),
+            Action::Power(PowerTarget::On) => "power on".into(),
+            Action::Power(PowerTarget::Off) => "power off".into(),
+            Action::Power(PowerTarget::Reboot) => "reboot".into(),
+            Action::DeleteNode => "delete node".into(),
+            Action::Forget => "forget".into(),
+        }
+    }
+}
+
+/// When to look at the host again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requeue {
+    /// At once: the state changed and the next step can follow.
+    Now,
+    /// Soon: Ironic is working on the node; poll it.
+    Poll,
+    /// After an error: back off for this long (before jitter).
+    Backoff(Duration),
+    /// Nothing to do until something changes; look again after a long while.
+    Idle,
+    /// Never: the host is gone.
+    Never,
+}
+
+/// The outcome of [`decide`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// The status once the action has succeeded.
+    pub status: BareMetalHostStatus,
+    /// What to do.
+    pub action: Action,
+    /// When to look again.
+    pub requeue: Requeue,
+}
+
+/// Back-off after the n-th consecutive error: 2^n seconds, at most 5 minutes.
+pub fn backoff(error_count: u32) -> Duration {
+    Duration::from_secs(2u64.saturating_pow(error_count.min(9)).min(300))
+}
+
+/// The error type of a failure in `state` (power actions are power management errors).
+pub fn error_type_for(state: ProvisioningState, action: &Action) -> ErrorType {
+    if matches!(action, Action::Power(_)) {
+        return ErrorType::PowerManagement;
+    }
+    match state {
+        ProvisioningState::None | ProvisioningState::Unmanaged | ProvisioningState::Registering => {
+            ErrorType::Registration
+        }
+        ProvisioningState::Inspecting => ErrorType::Inspection,
+        ProvisioningState::Preparing => ErrorType::Preparation,
+        _ => ErrorType::Provisioning,
+    }
+}
+
+/// The status after a failed step: `decided` (what it would have been) with the error recorded
+/// and the error count one more than `previous`'s.
+pub fn failed(
+    previous: &BareMetalHostStatus,
+    decided: &BareMetalHostStatus,
+    error_type: ErrorType,
+    message: String,
+) -> (BareMetalHostStatus, Requeue) {
+    let mut status = decided.clone();
+    status.operational_status = OperationalStatus::Error;
+    status.error_type = Some(error_type);
+    status.error_message = message;
+    status.error_count = previous.error_count.saturating_add(1);
+    let requeue = Requeue::Backoff(backoff(status.error_count));
+    (status, requeue)
+}
+
+struct Step<'a> {
+    input: &'a Input<'a>,
+    previous: &'a BareMetalHostStatus,
+    status: BareMetalHostStatus,
+}
+
+impl Step<'_> {
+    fn ok(mut self, action: Action, requeue: Requeue) -> Decision {
+        self.status.operational_status = OperationalStatus::Ok;
+        self.status.error_type = None;
+        self.status.error_message.clear();
+        self.status.error_count = 0;
+        Decision { status: self.status, action, requeue }
+    }
+
+    fn goto(mut self, state: ProvisioningState) -> Decision {
+        self.status.provisioning.state = state;
+        self.ok(Action::None, Requeue::Now)
+    }
+
+    fn wait(self) -> Decision {
+        self.ok(Action::None, Requeue::Poll)
+    }
+
+    /// Records an error Ironic or the input reported, without acting; the next look retries.
+    fn error(self, error_type: ErrorType, message: String) -> Decision {
+        let (status, requeue) = failed(self.previous, &self.status, error_type, message);
+        Decision { status, action: Action::None, requeue }
+    }
+
+    /// First sight of a failed Ironic operation: record it. Once recorded (and backed off): retry.
+    fn failed_then_retry(self, error_type: ErrorType, what: &str, node: &Node, retry: Action) -> Decision {
+        if self.previous.error_type.is_none() {
+            let reason = node.last_error.clone().unwrap_or_else(|| "no reason given by Ironic".into());
+            let mut step = self;
+            if error_type == ErrorType::Provisioning && what.starts_with("provisioning") {
+                step.status.provisioning_fail_count = step.status.provisioning_fail_count.saturating_add(1);
+            }
+            return step.error(error_type, format!("{what} failed: {reason}"));
+        }
+        // keep showing the error while the retry runs; the count keeps growing if it fails again
+        let mut status = self.status;
+        status.error_count = self.previous.error_count;
+        Decision { status, action: retry, requeue: Requeue::Poll }
+    }
+}
+
+fn image_wanted(host: &BareMetalHost) -> Option<Result<DeployImage, metalhost_api::ImageError>> {
+    host.spec.image.as_ref().map(DeployImage::from_spec)
+}
+
+/// Whether two images deploy the same thing (URL, format and checksum).
+fn same_image(a: &Image, b: &Image) -> bool {
+    a.url == b.url && a.format == b.format && a.checksum == b.checksum && a.checksum_type == b.checksum_type
+}
+
+fn set_ignored_fields_condition(status: &mut BareMetalHostStatus, host: &BareMetalHost, now: &str) {
+    let live = host.spec.image.as_ref().is_some_and(|i| i.format == Some(ImageFormat::LiveIso));
+    let mut ignored = Vec::new();
+    if live && host.spec.root_device_hints.is_some() {
+        ignored.push("rootDeviceHints");
+    }
+    if live && host.spec.user_data.is_some() {
+        ignored.push("userData");
+    }
+    let existing = status.conditions.iter().position(|c| c.type_ == IGNORED_FIELDS_CONDITION);
+    match (ignored.is_empty(), existing) {
+        (true, Some(i)) => {
+            status.conditions.remove(i);
+        }
+        (false, _) => {
+            let message = format!(
+                "{} not used: a live ISO boots as it is, nothing is written to disk",
+                ignored.join(" and ")
+            );
+            let condition = Condition {
+                type_: IGNORED_FIELDS_CONDITION.into(),
+                status: "True".into(),
+                reason: "LiveISO".into(),
+                message,
+                last_transition_time: now.into(),
+            };
+            match existing {
+                Some(i) if status.conditions[i].message == condition.message => {}
+                Some(i) => status.conditions[i] = condition,
+                None => status.conditions.push(condition),
+            }
+        }
+        (true, None) => {}
+    }
+}
+
+/// Decides the next step for a host. Pure: the same inputs always give the same decision.
+pub fn decide(input: &Input<'_>, previous: &BareMetalHostStatus, observed: &Observed) -> Decision {
+    let mut status = previous.clone();
+    if status.operational_status == OperationalStatus::Unknown {
+        status.operational_status = OperationalStatus::Ok;
+    }
+    status.last_updated = Some(input.now.to_string());
+    set_ignored_fields_condition(&mut status, input.host, input.now);
+    if let Some(node) = &observed.node {
+        status.provisioning.id = node.uuid.clone();
+        status.powered_on = node.powered_on();
+    }
+    let step = Step { input, previous, status };
+    let node = observed.node.as_ref();
+
+    if input.deleting {
+        return delete(step, node);
+    }
+
+    let (access, credentials) = match &input.bmc {
+        None => {
+            if matches!(previous.provisioning.state, ProvisioningState::None | ProvisioningState::Unmanaged) {
+                let mut step = step;
+                step.status.provisioning.state = ProvisioningState::Unmanaged;
+                return step.ok(Action::None, Requeue::Idle);
+            }
+            let state = previous.provisioning.state;
+            return step
+                .error(error_type_for(state, &Action::None), "spec.bmc: required to manage the host".into());
+        }
+        Some(Err(reason)) => {
+            let mut step = step;
+            let state = previous.provisioning.state;
+            let error_type = match state {
+                ProvisioningState::None | ProvisioningState::Unmanaged => {
+                    step.status.provisioning.state = ProvisioningState::Registering;
+                    ErrorType::Registration
+                }
+                ProvisioningState::Provisioned | ProvisioningState::ExternallyProvisioned => {
+                    ErrorType::ProvisionedRegistration
+                }
+                _ => ErrorType::Registration,
+            };
+            return step.error(error_type, reason.clone());
+        }
+        Some(Ok(pair)) => *pair,
+    };
+
+    // A node that vanished from Ironic (deleted by hand, Ironic database reset) is registered again.
+    if node.is_none()
+        && !matches!(
+            previous.provisioning.state,
+            ProvisioningState::None | ProvisioningState::Unmanaged | ProvisioningState::Registering
+        )
+    {
+        let mut step = step;
+        step.status.provisioning.id.clear();
+        step.status.provisioning.state = ProvisioningState::Registering;
+        return step.ok(Action::None, Requeue::Now);
+    }
+
+    match previous.provisioning.state {
+        ProvisioningState::None | ProvisioningState::Unmanaged => {
+            let mut step = step;
+            step.status.operation_history.register =
+                OperationMetric { start: Some(input.now.into()), end: None };
+            step.goto(ProvisioningState::Registering)
+        }
+        ProvisioningState::Registering => register(step, node, access, credentials, observed),
+        ProvisioningState::Inspecting => inspect(step, node.expect("checked above")),
+        ProvisioningState::Preparing => step.goto(ProvisioningState::Available),
+        ProvisioningState::Available => available(step),
+        ProvisioningState::Provisioning => provision(step, node.expect("checked above")),
+        ProvisioningState::Provisioned => provisioned(step, node.expect("checked above")),
+        ProvisioningState::Deprovisioning => deprovision(step, node.expect("checked above")),
+        ProvisioningState::ExternallyProvisioned => {
+            externally_provisioned(step, node.expect("checked above"))
+        }
+        ProvisioningState::PoweringOffBeforeDelete | ProvisioningState::Deleting => {
+            // deletion was called off: start over
+            step.goto(ProvisioningState::Registering)
+        }
+    }
+}
+
+fn register(
+    mut step: Step<'_>,
+    node: Option<&Node>,
+    access: &BmcAccess,
+    credentials: &Credentials,
+    observed: &Observed,
+) -> Decision {
+    let input = step.input;
+    let desired = plan::node_create_fields(input.host, access, credentials, input.defaults);
+    let Some(node) = node else {
+        if step.status.operation_history.register.start.is_none() {
+            step.status.operation_history.register.start = Some(input.now.into());
+        }
+        return step.ok(Action::CreateNode(desired), Requeue::Now);
+    };
+    if let (Some(mac), Some(macs)) = (&input.host.spec.boot_mac_address, &observed.port_macs) {
+        let mac = mac.to_ascii_lowercase();
+        if !macs.contains(&mac) {
+            return step.ok(Action::CreatePort(mac), Requeue::Now);
+        }
+    }
+    if node.is_busy() {
+        return step.wait();
+    }
+    let verify_failed = node.provision_state == state::ENROLL && node.last_error.is_some();
+    if verify_failed && step.previous.error_type.is_none() {
+        let reason = node.last_error.clone().unwrap_or_default();
+        return step.error(ErrorType::Registration, format!("Failed to manage the node: {reason}"));
+    }
+    let patch = plan::registration_patch(node, &desired, verify_failed);
+    if !patch.0.is_empty() {
+        return step.ok(Action::Patch(patch), Requeue::Now);
+    }
+    match node.provision_state.as_str() {
+        state::ENROLL => step.ok(Action::Provision(ProvisionTarget::Manage), Requeue::Poll),
+        state::MANAGEABLE | state::AVAILABLE | state::ACTIVE => {
+            step.status.operation_history.register.end = Some(input.now.into());
+            let host = input.host;
+            let next = if host.spec.externally_provisioned {
+                ProvisioningState::ExternallyProvisioned
+            } else if node.provision_state == state::ACTIVE {
+                // already deployed (e.g. the status was lost): take it back as provisioned
+                // only if it runs what the spec asks for, else undo it
+                match image_wanted(host) {
+                    Some(Ok(image)) if plan::instance_matches(node, &image) => {
+                        step.status.provisioning.image = host.spec.image.clone();
+                        ProvisioningState::Provisioned
+                    }
+                    _ => ProvisioningState::Deprovisioning,
+                }
+            } else if !host.inspection_disabled()
+                && node.provision_state == state::MANAGEABLE
+                && step.status.operation_history.inspect.end.is_none()
+            {
+                ProvisioningState::Inspecting
+            } else {
+                ProvisioningState::Preparing
+            };
+            step.goto(next)
+        }
+        other => {
+            // a node in a failed or transient state from an earlier life: bring it to manageable
+            if matches!(other, state::CLEAN_FAILED | state::INSPECT_FAILED | state::ADOPT_FAILED) {
+                step.ok(Action::Provision(ProvisionTarget::Manage), Requeue::Poll)
+            } else if matches!(other, state::DEPLOY_FAILED | state::DEPLOY_WAIT) {
+                step.ok(Action::Provision(ProvisionTarget::Deleted), Requeue::Poll)
+            } else {
+                step.wait()
+            }
+        }
+    }
+}
+
+fn inspect(mut step: Step<'_>, node: &Node) -> Decision {
+    if node.is_busy() {
+        return step.wait();
+    }
+    let now = step.input.now;
+    match node.provision_state.as_str() {
+        state::MANAGEABLE if step.status.operation_history.inspect.start.is_none() => {
+            step.status.operation_history.inspect = OperationMetric { start: Some(now.into()), end: None };
+            step.ok(Action::Provision(ProvisionTarget::Inspect), Requeue::Poll)
+        }
+        state::MANAGEABLE => {
+            step.status.operation_history.inspect.end = Some(now.into());
+            step.goto(ProvisioningState::Preparing)
+        }
+        state::INSPECT_FAILED => step.failed_then_retry(
+            ErrorType::Inspection,
+            "inspection",
+            node,
+            Action::Provision(ProvisionTarget::Inspect),
+        ),
+        _ => step.goto(ProvisioningState::Preparing),
+    }
+}
+
+fn available(mut step: Step<'_>) -> Decision {
+    let host = step.input.host;
+    if host.spec.externally_provisioned {
+        return step.goto(ProvisioningState::ExternallyProvisioned);
+    }
+    match image_wanted(host) {
+        None => step.ok(Action::None, Requeue::Idle),
+        Some(Err(e)) => step.error(ErrorType::Provisioning, e.to_string()),
+        Some(Ok(_)) => {
+            let now = step.input.now;
+            step.status.operation_history.provision = OperationMetric { start: Some(now.into()), end: None };
+            step.status.last_attempted_image = host.spec.image.clone();
+            step.goto(ProvisioningState::Provisioning)
+        }
+    }
+}
+
+fn provision(mut step: Step<'_>, node: &Node) -> Decision {
+    let host = step.input.host;
+    let image = match image_wanted(host) {
+        None => return start_deprovisioning(step),
+        Some(Err(e)) => return step.error(ErrorType::Provisioning, e.to_string()),
+        Some(Ok(image)) => image,
+    };
+    if host.spec.image != step.status.last_attempted_image {
+        step.status.last_attempted_image = host.spec.image.clone();
+    }
+    let matches = plan::instance_matches(node, &image);
+    match node.provision_state.as_str() {
+        state::DEPLOYING | state::DEPLOY_WAIT | state::ACTIVE if !matches && !node.is_busy() => {
+            // the spec changed while deploying: undo, then deploy the new image
+            start_deprovisioning(step)
+        }
+        _ if node.is_busy() => step.wait(),
+        state::MANAGEABLE => {
+            let want_clean = host.automated_cleaning();
+            if node.automated_clean != Some(want_clean) {
+                let patch = serde_json::from_value(serde_json::json!([
+                    {"op": "add", "path": "/automated_clean", "value": want_clean}
+                ]))
+                .expect("well-formed patch");
+                return step.ok(Action::Patch(patch), Requeue::Now);
+            }
+            step.ok(Action::Provision(ProvisionTarget::Provide), Requeue::Poll)
+        }
+        state::AVAILABLE => step.ok(Action::Deploy(plan::deploy_patch(node, &image)), Requeue::Poll),
+        state::ACTIVE => {
+            let now = step.input.now;
+            step.status.operation_history.provision.end = Some(now.into());
+            step.status.provisioning.image = host.spec.image.clone();
+            step.status.provisioning.boot_mode = host.spec.boot_mode;
+            step.status.provisioning.root_device_hints = host.spec.root_device_hints.clone();
+            step.goto(ProvisioningState::Provisioned)
+        }
+        state::DEPLOY_FAILED => step.failed_then_retry(
+            ErrorType::Provisioning,
+            "provisioning",
+            node,
+            Action::Provision(ProvisionTarget::Deleted),
+        ),
+        state::CLEAN_FAILED => step.failed_then_retry(
+            ErrorType::Provisioning,
+            "cleaning before provisioning",
+            node,
+            Action::Provision(ProvisionTarget::Manage),
+        ),
+        state::ENROLL => step.goto(ProvisioningState::Registering),
+        _ => step.wait(),
+    }
+}
+
+fn start_deprovisioning(mut step: Step<'_>) -> Decision {
+    let now = step.input.now;
+    step.status.operation_history.deprovision = OperationMetric { start: Some(now.into()), end: None };
+    step.goto(ProvisioningState::Deprovisioning)
+}
+
+fn manage_power(mut step: Step<'_>, node: &Node) -> Decision {
+    let host = step.input.host;
+    if node.target_power_state.is_some() || node.is_busy() {
+        return step.wait();
+    }
+    let on = node.powered_on();
+    if host.spec.online && !on {
+        return step.ok(Action::Power(PowerTarget::On), Requeue::Poll);
+    }
+    if !host.spec.online && on && !host.spec.disable_power_off {
+        return step.ok(Action::Power(PowerTarget::Off), Requeue::Poll);
+    }
+    step.status.powered_on = on;
+    step.ok(Action::None, Requeue::Idle)
+}
+
+fn provisioned(step: Step<'_>, node: &Node) -> Decision {
+    let host = step.input.host;
+    let changed = match (&host.spec.image, &step.status.provisioning.image) {
+        (Some(want), Some(have)) => !same_image(want, have),
+        (None, _) => true,
+        (Some(_), None) => false,
+    };
+    if changed {
+        return start_deprovisioning(step);
+    }
+    if node.provision_state != state::ACTIVE && !node.is_busy() {
+        // someone undeployed it behind our back: deploy again
+        return step.goto(ProvisioningState::Provisioning);
+    }
+    manage_power(step, node)
+}
+
+fn deprovision(mut step: Step<'_>, node: &Node) -> Decision {
+    if node.is_busy() {
+        return step.wait();
+    }
+    match node.provision_state.as_str() {
+        state::ACTIVE | state::DEPLOY_FAILED | state::DEPLOY_WAIT => {
+            step.ok(Action::Provision(ProvisionTarget::Deleted), Requeue::Poll)
+        }
+        state::AVAILABLE | state::MANAGEABLE | state::ENROLL => {
+            let now = step.input.now;
+            step.status.operation_history.deprovision.end = Some(now.into());
+            step.status.provisioning.image = None;
+            step.status.provisioning.boot_mode = None;
+            step.status.provisioning.root_device_hints = None;
+            step.goto(ProvisioningState::Available)
+        }
+        state::CLEAN_FAILED => step.failed_then_retry(
+            ErrorType::Provisioning,
+            "cleaning after deprovisioning",
+            node,
+            Action::Provision(ProvisionTarget::Manage),
+        ),
+        _ => step.wait(),
+    }
+}
+
+fn externally_provisioned(step: Step<'_>, node: &Node) -> Decision {
+    if node.is_busy() {
+        return step.wait();
+    }
+    match node.provision_state.as_str() {
+        state::MANAGEABLE => step.ok(Action::Provision(ProvisionTarget::Adopt), Requeue::Poll),
+        state::AVAILABLE => step.ok(Action::Provision(ProvisionTarget::Manage), Requeue::Poll),
+        state::ADOPT_FAILED => step.failed_then_retry(
+            ErrorType::Provisioning,
+            "adoption",
+            node,
+            Action::Provision(ProvisionTarget::Adopt),
+        ),
+        state::ACTIVE => manage_power(step, node),
+        _ => step.wait(),
+    }
+}
+
+fn delete(mut step: Step<'_>, node: Option<&Node>) -> Decision {
+    let Some(node) = node else {
+        step.status.provisioning.state = ProvisioningState::Deleting;
+        return step.ok(Action::Forget, Requeue::Never);
+    };
+    if node.is_busy() || node.target_power_state.is_some() {
+        return step.wait();
+    }
+    match node.provision_state.as_str() {
+        state::ACTIVE | state::DEPLOY_FAILED | state::DEPLOY_WAIT
+            if !step.input.host.spec.externally_provisioned =>
+        {
+            if step.status.provisioning.state != ProvisioningState::Deprovisioning {
+                step.status.operation_history.deprovision =
+                    OperationMetric { start: Some(step.input.now.into()), end: None };
+            }
+            step.status.provisioning.state = ProvisioningState::Deprovisioning;
+            step.ok(Action::Provision(ProvisionTarget::Deleted), Requeue::Poll)
+        }
+        state::AVAILABLE | state::MANAGEABLE | state::ENROLL | state::ACTIVE => {
+            if node.powered_on() && !step.input.host.spec.disable_power_off {
+                step.status.provisioning.state = ProvisioningState::PoweringOffBeforeDelete;
+                return step.ok(Action::Power(PowerTarget::Off), Requeue::Poll);
+            }
+            step.status.provisioning.state = ProvisioningState::Deleting;
+            step.ok(Action::DeleteNode, Requeue::Now)
+        }
+        state::CLEAN_FAILED | state::INSPECT_FAILED | state::ADOPT_FAILED => {
+            step.ok(Action::Provision(ProvisionTarget::Manage), Requeue::Poll)
+        }
+        _ => step.wait(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

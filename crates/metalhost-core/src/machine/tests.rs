@@ -1,0 +1,383 @@
+use super::*;
+use serde_json::json;
+
+const NOW: &str = "2026-11-24T20:00:00Z";
+
+fn host(spec: Value) -> BareMetalHost {
+    serde_json::from_value(json!({
+        "apiVersion": "metal3.io/v1alpha1", "kind": "BareMetalHost",
+        "metadata": {"name": "h1", "namespace": "lab"},
+        "spec": spec,
+    }))
+    .unwrap()
+}
+
+fn live_spec() -> Value {
+    json!({
+        "online": true,
+        "automatedCleaningMode": "disabled",
+        "inspectionMode": "disabled",
+        "bmc": {"address": "redfish-virtualmedia+http://127.0.0.1:8000/redfish/v1/Systems/1", "credentialsName": "c"},
+        "image": {"url": "http://127.0.0.1:8081/live.iso", "format": "live-iso"},
+    })
+}
+
+struct Lab {
+    host: BareMetalHost,
+    access: BmcAccess,
+    creds: Credentials,
+    defaults: NodeDefaults,
+}
+
+impl Lab {
+    fn new(spec: Value) -> Self {
+        let host = host(spec);
+        let access = BmcAccess::parse(&host.spec.bmc.as_ref().unwrap().address, false).unwrap();
+        Lab { host, access, creds: Credentials::new("admin", "pw"), defaults: NodeDefaults::default() }
+    }
+
+    fn decide(&self, status: &BareMetalHostStatus, node: Option<&Node>) -> Decision {
+        self.decide_with(status, node, false)
+    }
+
+    fn decide_with(&self, status: &BareMetalHostStatus, node: Option<&Node>, deleting: bool) -> Decision {
+        let input = Input {
+            host: &self.host,
+            bmc: Some(Ok((&self.access, &self.creds))),
+            deleting,
+            defaults: &self.defaults,
+            now: NOW,
+        };
+        decide(&input, status, &Observed { node: node.cloned(), port_macs: Some(vec![]) })
+    }
+}
+
+fn status_in(state: ProvisioningState) -> BareMetalHostStatus {
+    let mut s = BareMetalHostStatus::default();
+    s.provisioning.state = state;
+    s.provisioning.id = "n1".into();
+    s
+}
+
+fn node(provision_state: &str) -> Node {
+    Node {
+        uuid: "n1".into(),
+        provision_state: provision_state.into(),
+        power_state: Some("power off".into()),
+        automated_clean: Some(false),
+        boot_interface: Some("redfish-virtual-media".into()),
+        driver: "redfish".into(),
+        ..Default::default()
+    }
+}
+
+/// A minimal stand-in for Ironic's state changes, to walk the machine through whole journeys in
+/// unit tests (the integration tests use the real Ironic).
+fn apply(action: &Action, node: &mut Option<Node>) {
+    if matches!(action, Action::None | Action::CreatePort(_) | Action::Forget) {
+        return;
+    }
+    let n = node.get_or_insert_with(|| self::node("enroll"));
+    match action {
+        Action::CreateNode(fields) => {
+            let mut raw = fields.clone();
+            raw.insert("uuid".into(), json!("n1"));
+            *n = serde_json::from_value(Value::Object(raw)).unwrap();
+            n.provision_state = "enroll".into();
+        }
+        Action::Patch(patch) | Action::Deploy(patch) => {
+            let mut v = serde_json::to_value(&*n).unwrap();
+            json_patch::patch(&mut v, patch).unwrap();
+            *n = serde_json::from_value(v).unwrap();
+            if matches!(action, Action::Deploy(_)) {
+                n.provision_state = "active".into();
+                n.power_state = Some("power on".into());
+            }
+        }
+        Action::Provision(t) => {
+            n.provision_state = match t {
+                ProvisionTarget::Manage => "manageable",
+                ProvisionTarget::Provide => "available",
+                ProvisionTarget::Inspect => "manageable",
+                ProvisionTarget::Active | ProvisionTarget::Adopt => "active",
+                ProvisionTarget::Deleted => {
+                    n.power_state = Some("power off".into());
+                    "available"
+                }
+                ProvisionTarget::Abort => "manageable",
+            }
+            .into()
+        }
+        Action::Power(t) => {
+            n.power_state = Some(if *t == PowerTarget::On { "power on" } else { "power off" }.into())
+        }
+        Action::DeleteNode => *node = None,
+        Action::None | Action::CreatePort(_) | Action::Forget => unreachable!(),
+    }
+}
+
+/// Runs the machine until it has nothing left to do; returns the states it went through.
+fn run(
+    lab: &Lab,
+    status: &mut BareMetalHostStatus,
+    node: &mut Option<Node>,
+    deleting: bool,
+) -> Vec<ProvisioningState> {
+    let mut states = vec![status.provisioning.state];
+    for _ in 0..50 {
+        let d = lab.decide_with(status, node.as_ref(), deleting);
+        apply(&d.action, node);
+        *status = d.status;
+        if states.last() != Some(&status.provisioning.state) {
+            states.push(status.provisioning.state);
+        }
+        if matches!(d.requeue, Requeue::Idle | Requeue::Never | Requeue::Backoff(_)) {
+            return states;
+        }
+    }
+    panic!("no steady state after 50 steps: {states:?}");
+}
+
+use ProvisioningState as S;
+
+#[test]
+fn live_iso_journey_registers_provisions_and_deprovisions() {
+    let mut lab = Lab::new(live_spec());
+    let mut status = BareMetalHostStatus::default();
+    let mut n = None;
+    let states = run(&lab, &mut status, &mut n, false);
+    assert_eq!(
+        states,
+        [S::None, S::Registering, S::Preparing, S::Available, S::Provisioning, S::Provisioned]
+    );
+    let node = n.clone().unwrap();
+    assert_eq!(node.deploy_interface.as_deref(), Some("ramdisk"));
+    assert_eq!(node.instance_str("boot_iso"), Some("http://127.0.0.1:8081/live.iso"));
+    assert_eq!(status.provisioning.image.as_ref().unwrap().url, "http://127.0.0.1:8081/live.iso");
+    assert_eq!(status.operational_status, OperationalStatus::Ok);
+    assert!(status.powered_on);
+    assert!(
+        status.operation_history.provision.end.is_some() && status.operation_history.register.end.is_some()
+    );
+
+    lab.host.spec.image = None;
+    let states = run(&lab, &mut status, &mut n, false);
+    assert_eq!(states, [S::Provisioned, S::Deprovisioning, S::Available]);
+    assert_eq!(n.as_ref().unwrap().provision_state, "available");
+    assert!(status.provisioning.image.is_none() && status.operation_history.deprovision.end.is_some());
+}
+
+#[test]
+fn inspection_runs_unless_disabled() {
+    let mut spec = live_spec();
+    spec.as_object_mut().unwrap().remove("inspectionMode");
+    let lab = Lab::new(spec);
+    let (mut status, mut n) = (BareMetalHostStatus::default(), None);
+    let states = run(&lab, &mut status, &mut n, false);
+    assert_eq!(states[..4], [S::None, S::Registering, S::Inspecting, S::Preparing]);
+    assert!(
+        status.operation_history.inspect.start.is_some() && status.operation_history.inspect.end.is_some()
+    );
+
+    let mut spec = live_spec();
+    spec.as_object_mut().unwrap().remove("inspectionMode");
+    let mut lab = Lab::new(spec);
+    lab.host.metadata.annotations = Some([(INSPECT_ANNOTATION.to_string(), "disabled".to_string())].into());
+    let (mut status, mut n) = (BareMetalHostStatus::default(), None);
+    assert!(!run(&lab, &mut status, &mut n, false).contains(&S::Inspecting));
+}
+
+#[test]
+fn url_change_deprovisions_then_provisions_the_new_iso() {
+    let mut lab = Lab::new(live_spec());
+    let (mut status, mut n) = (BareMetalHostStatus::default(), None);
+    run(&lab, &mut status, &mut n, false);
+    lab.host.spec.image.as_mut().unwrap().url = "http://127.0.0.1:8081/other.iso".into();
+    let states = run(&lab, &mut status, &mut n, false);
+    assert_eq!(states, [S::Provisioned, S::Deprovisioning, S::Available, S::Provisioning, S::Provisioned]);
+    assert_eq!(n.unwrap().instance_str("boot_iso"), Some("http://127.0.0.1:8081/other.iso"));
+}
+
+#[test]
+fn format_only_change_is_honoured_and_switches_to_a_disk_image() {
+    let mut lab = Lab::new(live_spec());
+    let (mut status, mut n) = (BareMetalHostStatus::default(), None);
+    run(&lab, &mut status, &mut n, false);
+    let image = lab.host.spec.image.as_mut().unwrap();
+    image.format = Some(ImageFormat::Raw);
+    image.checksum = Some("abc".into());
+    let states = run(&lab, &mut status, &mut n, false);
+    assert_eq!(states, [S::Provisioned, S::Deprovisioning, S::Available, S::Provisioning, S::Provisioned]);
+    let node = n.unwrap();
+    assert_eq!(node.instance_str("boot_iso"), None);
+    assert_eq!(node.instance_str("image_source"), Some("http://127.0.0.1:8081/live.iso"));
+    assert_eq!(node.instance_str("image_disk_format"), Some("raw"));
+    assert_eq!(node.deploy_interface, None);
+}
+
+#[test]
+fn power_follows_online_when_provisioned() {
+    let mut lab = Lab::new(live_spec());
+    let (mut status, mut n) = (BareMetalHostStatus::default(), None);
+    run(&lab, &mut status, &mut n, false);
+    lab.host.spec.online = false;
+    let d = lab.decide(&status, n.as_ref());
+    assert_eq!(d.action, Action::Power(PowerTarget::Off));
+    apply(&d.action, &mut n);
+    let d = lab.decide(&d.status, n.as_ref());
+    assert_eq!((d.action, d.requeue), (Action::None, Requeue::Idle));
+    assert!(!d.status.powered_on);
+    lab.host.spec.disable_power_off = true;
+    n.as_mut().unwrap().power_state = Some("power on".into());
+    assert_eq!(lab.decide(&d.status, n.as_ref()).action, Action::None);
+}
+
+#[test]
+fn deletion_deprovisions_powers_off_and_deletes_the_node() {
+    let lab = Lab::new(live_spec());
+    let (mut status, mut n) = (BareMetalHostStatus::default(), None);
+    run(&lab, &mut status, &mut n, false);
+    let states = run(&lab, &mut status, &mut n, true);
+    assert_eq!(states, [S::Provisioned, S::Deprovisioning, S::Deleting]);
+    assert!(n.is_none());
+    let d = lab.decide_with(&status, None, true);
+    assert_eq!((d.action, d.requeue), (Action::Forget, Requeue::Never));
+}
+
+#[test]
+fn deletion_of_a_powered_on_available_host_powers_it_off_first() {
+    let lab = Lab::new(live_spec());
+    let mut on = node("available");
+    on.power_state = Some("power on".into());
+    let d = lab.decide_with(&status_in(S::Available), Some(&on), true);
+    assert_eq!(d.action, Action::Power(PowerTarget::Off));
+    assert_eq!(d.status.provisioning.state, S::PoweringOffBeforeDelete);
+}
+
+#[test]
+fn missing_bmc_is_unmanaged_and_bad_bmc_is_a_registration_error_without_a_node() {
+    let mut lab = Lab::new(live_spec());
+    lab.host.spec.bmc = None;
+    let input = Input { host: &lab.host, bmc: None, deleting: false, defaults: &lab.defaults, now: NOW };
+    let d = decide(&input, &BareMetalHostStatus::default(), &Observed::default());
+    assert_eq!((d.status.provisioning.state, d.action), (S::Unmanaged, Action::None));
+
+    let input = Input {
+        host: &lab.host,
+        bmc: Some(Err("spec.bmc.address: Unknown BMC type 'foo' for address foo://x".into())),
+        deleting: false,
+        defaults: &lab.defaults,
+        now: NOW,
+    };
+    let d = decide(&input, &BareMetalHostStatus::default(), &Observed::default());
+    assert_eq!(d.action, Action::None);
+    assert_eq!(d.status.provisioning.state, S::Registering);
+    assert_eq!(d.status.error_type, Some(ErrorType::Registration));
+    assert_eq!(d.status.operational_status, OperationalStatus::Error);
+    assert!(d.status.error_message.contains("Unknown BMC type 'foo'"));
+    assert_eq!(d.requeue, Requeue::Backoff(Duration::from_secs(2)));
+    let again = decide(&input, &d.status, &Observed::default());
+    assert_eq!(again.status.error_count, 2);
+    assert_eq!(again.requeue, Requeue::Backoff(Duration::from_secs(4)));
+}
+
+#[test]
+fn disk_image_without_checksum_is_a_provisioning_error_that_names_the_field() {
+    let mut spec = live_spec();
+    spec["image"] = json!({"url": "http://h/disk.qcow2", "format": "qcow2"});
+    let lab = Lab::new(spec);
+    let d = lab.decide(&status_in(S::Available), Some(&node("manageable")));
+    assert_eq!(d.status.provisioning.state, S::Available);
+    assert_eq!(d.status.error_type, Some(ErrorType::Provisioning));
+    assert!(
+        d.status.error_message.starts_with("spec.image.checksum: required for qcow2"),
+        "{}",
+        d.status.error_message
+    );
+    assert_eq!(d.action, Action::None);
+}
+
+#[test]
+fn failed_credentials_are_reported_then_resent() {
+    let lab = Lab::new(live_spec());
+    let mut n = node("enroll");
+    n.last_error = Some("Unauthorized".into());
+    let d = lab.decide(&status_in(S::Registering), Some(&n));
+    assert_eq!(d.action, Action::None);
+    assert_eq!(d.status.error_type, Some(ErrorType::Registration));
+    assert!(d.status.error_message.contains("Unauthorized"));
+    let retry = lab.decide(&d.status, Some(&n));
+    match retry.action {
+        Action::Patch(p) => assert!(serde_json::to_string(&p).unwrap().contains("redfish_password")),
+        other => panic!("expected a patch resending credentials, got {other:?}"),
+    }
+}
+
+#[test]
+fn deploy_failure_is_recorded_with_ironic_last_error_then_retried() {
+    let lab = Lab::new(live_spec());
+    let mut n = node("deploy failed");
+    n.last_error = Some("Failed to download image http://x/live.iso: 404".into());
+    n.deploy_interface = Some("ramdisk".into());
+    n.instance_info.insert("boot_iso".into(), json!("http://127.0.0.1:8081/live.iso"));
+    let d = lab.decide(&status_in(S::Provisioning), Some(&n));
+    assert_eq!(d.action, Action::None);
+    assert_eq!(d.status.error_type, Some(ErrorType::Provisioning));
+    assert_eq!(d.status.provisioning_fail_count, 1);
+    assert!(d.status.error_message.contains("404"), "{}", d.status.error_message);
+    let retry = lab.decide(&d.status, Some(&n));
+    assert_eq!(retry.action, Action::Provision(ProvisionTarget::Deleted));
+    assert_eq!(retry.status.error_type, Some(ErrorType::Provisioning), "error shown while retrying");
+}
+
+#[test]
+fn vanished_node_is_registered_again() {
+    let lab = Lab::new(live_spec());
+    let d = lab.decide(&status_in(S::Provisioned), None);
+    assert_eq!(d.status.provisioning.state, S::Registering);
+    assert!(d.status.provisioning.id.is_empty());
+}
+
+#[test]
+fn live_iso_with_user_data_or_root_hints_says_they_are_ignored() {
+    let mut spec = live_spec();
+    spec["userData"] = json!({"name": "ud"});
+    spec["rootDeviceHints"] = json!({"deviceName": "/dev/sda"});
+    let lab = Lab::new(spec);
+    let d = lab.decide(&status_in(S::Available), Some(&node("available")));
+    let c = d.status.conditions.iter().find(|c| c.type_ == IGNORED_FIELDS_CONDITION).expect("condition");
+    assert!(c.message.contains("rootDeviceHints and userData not used"), "{}", c.message);
+    let plain = Lab::new(live_spec());
+    let d = plain.decide(&d.status, Some(&node("available")));
+    assert!(d.status.conditions.is_empty());
+}
+
+#[test]
+fn externally_provisioned_host_is_adopted_not_deployed() {
+    let mut spec = live_spec();
+    spec["externallyProvisioned"] = json!(true);
+    let lab = Lab::new(spec);
+    let (mut status, mut n) = (BareMetalHostStatus::default(), None);
+    let states = run(&lab, &mut status, &mut n, false);
+    assert_eq!(states.last(), Some(&S::ExternallyProvisioned));
+    assert_eq!(n.unwrap().provision_state, "active");
+    assert!(status.provisioning.image.is_none());
+}
+
+#[test]
+fn busy_node_is_polled_not_acted_on() {
+    let lab = Lab::new(live_spec());
+    let mut n = node("deploying");
+    n.target_provision_state = Some("active".into());
+    n.deploy_interface = Some("ramdisk".into());
+    n.instance_info.insert("boot_iso".into(), json!("http://127.0.0.1:8081/live.iso"));
+    let d = lab.decide(&status_in(S::Provisioning), Some(&n));
+    assert_eq!((d.action, d.requeue), (Action::None, Requeue::Poll));
+}
+
+#[test]
+fn backoff_doubles_and_is_capped() {
+    assert_eq!(backoff(1), Duration::from_secs(2));
+    assert_eq!(backoff(3), Duration::from_secs(8));
+    assert_eq!(backoff(40), Duration::from_secs(300));
+}

@@ -1,0 +1,357 @@
+//! Ironic patch planning (pure): the node fields a host needs, and the smallest JSON patch that
+//! takes an observed node there. The live-ISO rules of DESIGN.md §2 are here.
+
+use metalhost_api::host::{BareMetalHost, BootMode};
+use metalhost_api::{BmcAccess, Credentials, DeployImage};
+use metalhost_ironic::{Node, Patch};
+use serde_json::{Map, Value, json};
+
+/// Deploy interface that boots an ISO in place.
+pub const RAMDISK_DEPLOY: &str = "ramdisk";
+
+/// instance_info keys that describe a disk image; a live ISO must not carry them.
+pub const DISK_IMAGE_KEYS: &[&str] =
+    &["image_source", "image_checksum", "image_os_hash_algo", "image_os_hash_value", "image_disk_format"];
+
+/// Operator-wide settings that shape every node.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeDefaults {
+    /// Agent kernel URL for `driver_info.deploy_kernel` (needed by PXE-family boot of disk images).
+    pub deploy_kernel: Option<String>,
+    /// Agent ramdisk URL for `driver_info.deploy_ramdisk`.
+    pub deploy_ramdisk: Option<String>,
+}
+
+/// The Ironic node name of a host: `namespace~name`, as upstream names them.
+pub fn node_name(host: &BareMetalHost) -> String {
+    format!("{}~{}", host.namespace_or_default(), host.metadata.name.as_deref().unwrap_or(""))
+}
+
+fn boot_mode_capability(mode: Option<BootMode>) -> &'static str {
+    match mode {
+        Some(BootMode::Legacy) => "boot_mode:bios",
+        Some(BootMode::UefiSecureBoot) => "boot_mode:uefi,secure_boot:true",
+        _ => "boot_mode:uefi",
+    }
+}
+
+/// The driver_info a host's node should have.
+pub fn driver_info(
+    access: &BmcAccess,
+    credentials: &Credentials,
+    defaults: &NodeDefaults,
+) -> Map<String, Value> {
+    let mut info = access.driver_info(credentials);
+    if let Some(k) = &defaults.deploy_kernel {
+        info.insert("deploy_kernel".into(), json!(k));
+    }
+    if let Some(r) = &defaults.deploy_ramdisk {
+        info.insert("deploy_ramdisk".into(), json!(r));
+    }
+    info
+}
+
+/// The fields of `POST /v1/nodes` that register a host.
+pub fn node_create_fields(
+    host: &BareMetalHost,
+    access: &BmcAccess,
+    credentials: &Credentials,
+    defaults: &NodeDefaults,
+) -> Map<String, Value> {
+    let mut fields = Map::new();
+    fields.insert("name".into(), json!(node_name(host)));
+    fields.insert("driver".into(), json!(access.kind.driver()));
+    fields.insert("boot_interface".into(), json!(access.kind.boot_interface()));
+    for (key, value) in access.kind.other_interfaces() {
+        fields.insert((*key).into(), json!(value));
+    }
+    fields.insert("driver_info".into(), Value::Object(driver_info(access, credentials, defaults)));
+    fields.insert("automated_clean".into(), json!(host.automated_cleaning()));
+    fields.insert("properties".into(), json!({"capabilities": boot_mode_capability(host.spec.boot_mode)}));
+    if host.spec.disable_power_off {
+        fields.insert("disable_power_off".into(), json!(true));
+    }
+    fields
+}
+
+/// Builds RFC 6902 patches for Ironic from simple operations.
+#[derive(Debug, Default)]
+struct PatchBuilder(Vec<Value>);
+
+impl PatchBuilder {
+    fn set(&mut self, path: &str, value: Value) {
+        // Ironic's `add` sets a key whether or not it exists.
+        self.0.push(json!({"op": "add", "path": path, "value": value}));
+    }
+    fn remove(&mut self, path: &str) {
+        self.0.push(json!({"op": "remove", "path": path}));
+    }
+    fn build(self) -> Patch {
+        serde_json::from_value(Value::Array(self.0)).expect("patch operations are well-formed")
+    }
+}
+
+/// The patch that brings a registered node's driver settings in line with the host. Secret
+/// driver_info keys (shown as `******` by Ironic) are only sent when `resend_secrets` is set, e.g.
+/// after Ironic failed to verify them.
+pub fn registration_patch(node: &Node, desired: &Map<String, Value>, resend_secrets: bool) -> Patch {
+    let mut patch = PatchBuilder::default();
+    for key in ["driver", "boot_interface", "management_interface", "power_interface", "inspect_interface"] {
+        if let Some(want) = desired.get(key) {
+            let have = match key {
+                "driver" => Some(json!(node.driver)),
+                "boot_interface" => node.boot_interface.as_ref().map(|v| json!(v)),
+                _ => None, // not read back; set at creation
+            };
+            if have.is_some() && have.as_ref() != Some(want) {
+                patch.set(&format!("/{key}"), want.clone());
+            }
+        }
+    }
+    if let Some(Value::Object(info)) = desired.get("driver_info") {
+        for (key, want) in info {
+            let secret = BmcAccess::SECRET_KEYS.contains(&key.as_str());
+            if (secret && resend_secrets) || (!secret && node.driver_info.get(key) != Some(want)) {
+                patch.set(&format!("/driver_info/{key}"), want.clone());
+            }
+        }
+    }
+    if let Some(want) = desired.get("automated_clean").and_then(Value::as_bool)
+        && node.automated_clean != Some(want)
+    {
+        patch.set("/automated_clean", json!(want));
+    }
+    patch.build()
+}
+
+/// The patch that makes a node deploy `image` — the live-ISO rules:
+/// - live ISO: `deploy_interface=ramdisk`, `instance_info.boot_iso=<url>`, and no disk-image keys;
+/// - disk image: no `boot_iso`, `deploy_interface` back to the default (when it was ramdisk), and
+///   `image_source`, the checksum keys and `image_disk_format` set.
+pub fn deploy_patch(node: &Node, image: &DeployImage) -> Patch {
+    let mut patch = PatchBuilder::default();
+    let has = |key: &str| node.instance_info.contains_key(key);
+    match image {
+        DeployImage::LiveIso { url } => {
+            if node.deploy_interface.as_deref() != Some(RAMDISK_DEPLOY) {
+                patch.set("/deploy_interface", json!(RAMDISK_DEPLOY));
+            }
+            if node.instance_str("boot_iso") != Some(url) {
+                patch.set("/instance_info/boot_iso", json!(url));
+            }
+            for key in DISK_IMAGE_KEYS {
+                if has(key) {
+                    patch.remove(&format!("/instance_info/{key}"));
+                }
+            }
+        }
+        DeployImage::Disk { url, checksum, checksum_type, format } => {
+            if node.deploy_interface.as_deref() == Some(RAMDISK_DEPLOY) {
+                patch.remove("/deploy_interface");
+            }
+            if has("boot_iso") {
+                patch.remove("/instance_info/boot_iso");
+            }
+            let mut want: Vec<(&str, Option<String>)> = vec![("image_source", Some(url.clone()))];
+            let explicit = checksum_type.filter(|t| *t != metalhost_api::ChecksumType::Auto);
+            match (checksum, explicit) {
+                (Some(sum), Some(kind)) => {
+                    want.push(("image_os_hash_algo", Some(kind.as_str().to_string())));
+                    want.push(("image_os_hash_value", Some(sum.clone())));
+                    want.push(("image_checksum", None));
+                }
+                (Some(sum), None) => {
+                    want.push(("image_checksum", Some(sum.clone())));
+                    want.push(("image_os_hash_algo", None));
+                    want.push(("image_os_hash_value", None));
+                }
+                (None, _) => {
+                    want.extend([
+                        ("image_checksum", None),
+                        ("image_os_hash_algo", None),
+                        ("image_os_hash_value", None),
+                    ]);
+                }
+            }
+            want.push(("image_disk_format", format.map(|f| f.as_str().to_string())));
+            for (key, value) in want {
+                match value {
+                    Some(v) if node.instance_str(key) != Some(v.as_str()) => {
+                        patch.set(&format!("/instance_info/{key}"), json!(v))
+                    }
+                    None if has(key) => patch.remove(&format!("/instance_info/{key}")),
+                    _ => {}
+                }
+            }
+        }
+    }
+    patch.build()
+}
+
+/// Whether the node is set up to deploy exactly `image` (nothing left to patch).
+pub fn instance_matches(node: &Node, image: &DeployImage) -> bool {
+    deploy_patch(node, image).0.is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use metalhost_api::{ChecksumType, ImageFormat};
+
+    fn node(deploy: Option<&str>, instance: Value) -> Node {
+        Node {
+            uuid: "n1".into(),
+            deploy_interface: deploy.map(Into::into),
+            instance_info: instance.as_object().cloned().unwrap_or_default(),
+            ..Default::default()
+        }
+    }
+
+    fn ops(patch: &Patch) -> Value {
+        serde_json::to_value(patch).unwrap()
+    }
+
+    fn live(url: &str) -> DeployImage {
+        DeployImage::LiveIso { url: url.into() }
+    }
+
+    fn disk(checksum_type: Option<ChecksumType>) -> DeployImage {
+        DeployImage::Disk {
+            url: "http://h/disk.qcow2".into(),
+            checksum: Some("abc".into()),
+            checksum_type,
+            format: Some(ImageFormat::Qcow2),
+        }
+    }
+
+    #[test]
+    fn live_iso_sets_ramdisk_deploy_and_boot_iso() {
+        let patch = deploy_patch(&node(Some("direct"), json!({})), &live("http://h/a.iso"));
+        assert_eq!(
+            ops(&patch),
+            json!([
+                {"op": "add", "path": "/deploy_interface", "value": "ramdisk"},
+                {"op": "add", "path": "/instance_info/boot_iso", "value": "http://h/a.iso"},
+            ])
+        );
+    }
+
+    #[test]
+    fn live_iso_removes_every_stale_disk_image_key() {
+        let n = node(
+            Some("direct"),
+            json!({"image_source": "s", "image_checksum": "c", "image_os_hash_algo": "sha256",
+                   "image_os_hash_value": "v", "image_disk_format": "qcow2", "root_gb": 10}),
+        );
+        let got = ops(&deploy_patch(&n, &live("http://h/a.iso")));
+        for key in DISK_IMAGE_KEYS {
+            assert!(
+                got.as_array()
+                    .unwrap()
+                    .contains(&json!({"op": "remove", "path": format!("/instance_info/{key}")})),
+                "{key} not removed: {got}"
+            );
+        }
+        assert!(!got.to_string().contains("root_gb"), "unrelated keys stay: {got}");
+    }
+
+    #[test]
+    fn live_iso_already_in_place_needs_no_patch() {
+        let n = node(Some("ramdisk"), json!({"boot_iso": "http://h/a.iso"}));
+        assert!(instance_matches(&n, &live("http://h/a.iso")));
+        assert!(!instance_matches(&n, &live("http://h/b.iso")));
+        assert_eq!(ops(&deploy_patch(&n, &live("http://h/b.iso"))).as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn disk_image_after_live_iso_drops_boot_iso_and_ramdisk_deploy() {
+        let n = node(Some("ramdisk"), json!({"boot_iso": "http://h/a.iso"}));
+        assert_eq!(
+            ops(&deploy_patch(&n, &disk(Some(ChecksumType::Sha256)))),
+            json!([
+                {"op": "remove", "path": "/deploy_interface"},
+                {"op": "remove", "path": "/instance_info/boot_iso"},
+                {"op": "add", "path": "/instance_info/image_source", "value": "http://h/disk.qcow2"},
+                {"op": "add", "path": "/instance_info/image_os_hash_algo", "value": "sha256"},
+                {"op": "add", "path": "/instance_info/image_os_hash_value", "value": "abc"},
+                {"op": "add", "path": "/instance_info/image_disk_format", "value": "qcow2"},
+            ])
+        );
+    }
+
+    #[test]
+    fn disk_image_with_auto_or_no_checksum_type_uses_image_checksum() {
+        for kind in [None, Some(ChecksumType::Auto)] {
+            let n = node(Some("direct"), json!({"image_os_hash_algo": "md5", "image_os_hash_value": "x"}));
+            let got = ops(&deploy_patch(&n, &disk(kind)));
+            let arr = got.as_array().unwrap();
+            assert!(
+                arr.contains(&json!({"op": "add", "path": "/instance_info/image_checksum", "value": "abc"}))
+            );
+            assert!(arr.contains(&json!({"op": "remove", "path": "/instance_info/image_os_hash_algo"})));
+            assert!(arr.contains(&json!({"op": "remove", "path": "/instance_info/image_os_hash_value"})));
+            assert!(!got.to_string().contains("/deploy_interface"), "direct stays: {got}");
+        }
+    }
+
+    #[test]
+    fn disk_image_in_place_needs_no_patch() {
+        let n = node(
+            None,
+            json!({"image_source": "http://h/disk.qcow2", "image_os_hash_algo": "sha512",
+                   "image_os_hash_value": "abc", "image_disk_format": "qcow2"}),
+        );
+        assert!(instance_matches(&n, &disk(Some(ChecksumType::Sha512))));
+        assert!(!instance_matches(&n, &disk(Some(ChecksumType::Sha256))));
+    }
+
+    fn host() -> BareMetalHost {
+        serde_json::from_value(json!({
+            "apiVersion": "metal3.io/v1alpha1", "kind": "BareMetalHost",
+            "metadata": {"name": "h1", "namespace": "lab"},
+            "spec": {"online": true, "automatedCleaningMode": "disabled",
+                     "bmc": {"address": "redfish-virtualmedia+http://127.0.0.1:8000/redfish/v1/Systems/1",
+                             "credentialsName": "c"}}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn node_fields_carry_name_driver_boot_interface_and_cleaning() {
+        let h = host();
+        let access = BmcAccess::parse(&h.spec.bmc.as_ref().unwrap().address, false).unwrap();
+        let defaults = NodeDefaults { deploy_kernel: Some("http://k".into()), deploy_ramdisk: None };
+        let fields = node_create_fields(&h, &access, &Credentials::new("u", "p"), &defaults);
+        assert_eq!(fields["name"], json!("lab~h1"));
+        assert_eq!(fields["driver"], json!("redfish"));
+        assert_eq!(fields["boot_interface"], json!("redfish-virtual-media"));
+        assert_eq!(fields["automated_clean"], json!(false));
+        assert_eq!(fields["driver_info"]["redfish_system_id"], json!("/redfish/v1/Systems/1"));
+        assert_eq!(fields["driver_info"]["deploy_kernel"], json!("http://k"));
+        assert_eq!(fields["properties"]["capabilities"], json!("boot_mode:uefi"));
+    }
+
+    #[test]
+    fn registration_patch_sends_secrets_only_when_asked() {
+        let h = host();
+        let access = BmcAccess::parse(&h.spec.bmc.as_ref().unwrap().address, false).unwrap();
+        let fields = node_create_fields(&h, &access, &Credentials::new("u", "p"), &NodeDefaults::default());
+        let mut raw = fields.clone();
+        raw.insert("uuid".into(), json!("n1"));
+        let mut n: Node = serde_json::from_value(Value::Object(raw)).unwrap();
+        n.driver_info.insert("redfish_password".into(), json!("******"));
+        assert!(registration_patch(&n, &fields, false).0.is_empty());
+        let resent = ops(&registration_patch(&n, &fields, true));
+        assert_eq!(resent, json!([{"op": "add", "path": "/driver_info/redfish_password", "value": "p"}]));
+        n.driver_info.insert("redfish_username".into(), json!("old"));
+        n.automated_clean = Some(true);
+        let got = ops(&registration_patch(&n, &fields, false));
+        assert_eq!(
+            got,
+            json!([
+                {"op": "add", "path": "/driver_info/redfish_username", "value": "u"},
+                {"op": "add", "path": "/automated_clean", "value": false},
+            ])
+        );
+    }
+}

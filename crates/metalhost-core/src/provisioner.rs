@@ -1,0 +1,149 @@
+//! The Ironic provisioner: observes a host's node and carries out the state machine's actions as
+//! Ironic calls. All I/O of the core crate is here.
+
+use metalhost_api::BareMetalHost;
+use metalhost_ironic::{Client, Node, ProvisionTarget, state};
+use serde_json::Value;
+use tracing::{debug, info};
+
+use crate::machine::{Action, Observed};
+use crate::plan;
+
+/// Why an action or an observation failed. The message is what the host's status shows.
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    /// Ironic could not be reached or refused the call.
+    #[error(transparent)]
+    Ironic(#[from] metalhost_ironic::Error),
+    /// Ironic's validation of the node's settings failed.
+    #[error("Ironic validation failed: {0}")]
+    Validation(String),
+}
+
+impl ProvisionError {
+    /// Whether retrying unchanged may succeed (Ironic down, locked or busy).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ProvisionError::Ironic(e) if e.is_transient())
+    }
+}
+
+/// Interfaces that must validate before a deploy.
+const MUST_VALIDATE: &[&str] = &["boot", "deploy", "power", "management"];
+
+/// Carries out actions against one Ironic.
+#[derive(Debug, Clone)]
+pub struct IronicProvisioner {
+    client: Client,
+}
+
+impl IronicProvisioner {
+    /// Wraps a connected client.
+    pub fn new(client: Client) -> Self {
+        IronicProvisioner { client }
+    }
+
+    /// The client, for callers that report on Ironic.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Looks up the host's node (by the UUID in its status, else by name) and, when asked, its
+    /// ports.
+    pub async fn observe(
+        &self,
+        host: &BareMetalHost,
+        node_id: &str,
+        with_ports: bool,
+    ) -> Result<Observed, ProvisionError> {
+        let mut node = None;
+        if !node_id.is_empty() {
+            node = self.client.get_node(node_id).await?;
+        }
+        if node.is_none() {
+            node = self.client.get_node(&plan::node_name(host)).await?;
+        }
+        let port_macs = match (&node, with_ports) {
+            (Some(n), true) => Some(
+                self.client
+                    .list_ports(&n.uuid)
+                    .await?
+                    .into_iter()
+                    .map(|p| p.address.to_ascii_lowercase())
+                    .collect(),
+            ),
+            _ => None,
+        };
+        Ok(Observed { node, port_macs })
+    }
+
+    /// Carries out one action. Returns the node when the action created or changed it.
+    pub async fn execute(
+        &self,
+        action: &Action,
+        node: Option<&Node>,
+    ) -> Result<Option<Node>, ProvisionError> {
+        let id = node.map(|n| n.uuid.as_str()).unwrap_or_default();
+        match action {
+            Action::None | Action::Forget => Ok(None),
+            Action::CreateNode(fields) => {
+                let node = self.client.create_node(fields).await?;
+                info!(node = %node.uuid, name = ?node.name, "registered node in Ironic");
+                Ok(Some(node))
+            }
+            Action::CreatePort(mac) => {
+                self.client.create_port(id, mac).await?;
+                Ok(None)
+            }
+            Action::Patch(patch) => Ok(Some(self.client.patch_node(id, patch).await?)),
+            Action::Provision(target) => {
+                self.client.set_provision_state(id, *target, None).await?;
+                Ok(None)
+            }
+            Action::Deploy(patch) => {
+                if !patch.0.is_empty() {
+                    self.client.patch_node(id, patch).await?;
+                }
+                let report = self.client.validate(id).await?;
+                let failures: Vec<String> = MUST_VALIDATE
+                    .iter()
+                    .filter_map(|iface| {
+                        let entry = report.get(*iface)?;
+                        (entry.get("result") == Some(&Value::Bool(false))).then(|| {
+                            let reason =
+                                entry.get("reason").and_then(Value::as_str).unwrap_or("no reason given");
+                            format!("{iface}: {reason}")
+                        })
+                    })
+                    .collect();
+                if !failures.is_empty() {
+                    return Err(ProvisionError::Validation(failures.join("; ")));
+                }
+                self.client.set_provision_state(id, ProvisionTarget::Active, None).await?;
+                debug!(node = id, "deploy requested");
+                Ok(None)
+            }
+            Action::Power(target) => {
+                self.client.set_power_state(id, *target).await?;
+                Ok(None)
+            }
+            Action::DeleteNode => {
+                let deletable = node.is_none_or(|n| {
+                    n.maintenance
+                        || [state::AVAILABLE, state::MANAGEABLE, state::ENROLL, state::ADOPT_FAILED]
+                            .contains(&n.provision_state.as_str())
+                });
+                if !deletable {
+                    // Ironic deletes nodes in other states (adopted, active) only in maintenance
+                    let patch = serde_json::from_value(serde_json::json!([
+                        {"op": "add", "path": "/maintenance", "value": true}
+                    ]))
+                    .expect("well-formed patch");
+                    self.client.patch_node(id, &patch).await?;
+                }
+                self.client.delete_node(id).await?;
+                info!(node = id, "deleted node from Ironic");
+                Ok(None)
+            }
+        }
+    }
+}
