@@ -1,9 +1,12 @@
 //! The Ironic provisioner: observes a host's node and carries out the state machine's actions as
 //! Ironic calls. All I/O of the core crate is here.
 
+use std::sync::Arc;
+
 use metalhost_api::BareMetalHost;
-use metalhost_ironic::{Client, Node, ProvisionTarget, state};
+use metalhost_ironic::{Client, ClientConfig, Node, ProvisionTarget, state};
 use serde_json::Value;
+use tokio::sync::OnceCell;
 use tracing::{debug, info};
 
 use crate::machine::{Action, Observed};
@@ -30,21 +33,29 @@ impl ProvisionError {
 /// Interfaces that must validate before a deploy.
 const MUST_VALIDATE: &[&str] = &["boot", "deploy", "power", "management"];
 
-/// Carries out actions against one Ironic.
+/// Carries out actions against one Ironic. Connects on first use and again after a failed
+/// connection, so that a runtime started before Ironic keeps running and reports the outage.
 #[derive(Debug, Clone)]
 pub struct IronicProvisioner {
-    client: Client,
+    config: ClientConfig,
+    client: Arc<OnceCell<Client>>,
 }
 
 impl IronicProvisioner {
     /// Wraps a connected client.
     pub fn new(client: Client) -> Self {
-        IronicProvisioner { client }
+        let config = ClientConfig::new(client.url());
+        IronicProvisioner { config, client: Arc::new(OnceCell::new_with(Some(client))) }
     }
 
-    /// The client, for callers that report on Ironic.
-    pub fn client(&self) -> &Client {
-        &self.client
+    /// A provisioner that connects (and negotiates the API version) when first needed.
+    pub fn connect_lazily(config: ClientConfig) -> Self {
+        IronicProvisioner { config, client: Arc::new(OnceCell::new()) }
+    }
+
+    /// The connected client, connecting first if needed.
+    pub async fn client(&self) -> Result<&Client, ProvisionError> {
+        Ok(self.client.get_or_try_init(|| Client::connect(self.config.clone())).await?)
     }
 
     /// Looks up the host's node (by the UUID in its status, else by name) and, when asked, its
@@ -55,16 +66,17 @@ impl IronicProvisioner {
         node_id: &str,
         with_ports: bool,
     ) -> Result<Observed, ProvisionError> {
+        let client = self.client().await?;
         let mut node = None;
         if !node_id.is_empty() {
-            node = self.client.get_node(node_id).await?;
+            node = client.get_node(node_id).await?;
         }
         if node.is_none() {
-            node = self.client.get_node(&plan::node_name(host)).await?;
+            node = client.get_node(&plan::node_name(host)).await?;
         }
         let port_macs = match (&node, with_ports) {
             (Some(n), true) => Some(
-                self.client
+                client
                     .list_ports(&n.uuid)
                     .await?
                     .into_iter()
@@ -83,27 +95,31 @@ impl IronicProvisioner {
         node: Option<&Node>,
     ) -> Result<Option<Node>, ProvisionError> {
         let id = node.map(|n| n.uuid.as_str()).unwrap_or_default();
+        if matches!(action, Action::None | Action::Forget) {
+            return Ok(None);
+        }
+        let client = self.client().await?;
         match action {
             Action::None | Action::Forget => Ok(None),
             Action::CreateNode(fields) => {
-                let node = self.client.create_node(fields).await?;
+                let node = client.create_node(fields).await?;
                 info!(node = %node.uuid, name = ?node.name, "registered node in Ironic");
                 Ok(Some(node))
             }
             Action::CreatePort(mac) => {
-                self.client.create_port(id, mac).await?;
+                client.create_port(id, mac).await?;
                 Ok(None)
             }
-            Action::Patch(patch) => Ok(Some(self.client.patch_node(id, patch).await?)),
+            Action::Patch(patch) => Ok(Some(client.patch_node(id, patch).await?)),
             Action::Provision(target) => {
-                self.client.set_provision_state(id, *target, None).await?;
+                client.set_provision_state(id, *target, None).await?;
                 Ok(None)
             }
             Action::Deploy(patch) => {
                 if !patch.0.is_empty() {
-                    self.client.patch_node(id, patch).await?;
+                    client.patch_node(id, patch).await?;
                 }
-                let report = self.client.validate(id).await?;
+                let report = client.validate(id).await?;
                 let failures: Vec<String> = MUST_VALIDATE
                     .iter()
                     .filter_map(|iface| {
@@ -118,12 +134,12 @@ impl IronicProvisioner {
                 if !failures.is_empty() {
                     return Err(ProvisionError::Validation(failures.join("; ")));
                 }
-                self.client.set_provision_state(id, ProvisionTarget::Active, None).await?;
+                client.set_provision_state(id, ProvisionTarget::Active, None).await?;
                 debug!(node = id, "deploy requested");
                 Ok(None)
             }
             Action::Power(target) => {
-                self.client.set_power_state(id, *target).await?;
+                client.set_power_state(id, *target).await?;
                 Ok(None)
             }
             Action::DeleteNode => {
@@ -138,9 +154,9 @@ impl IronicProvisioner {
                         {"op": "add", "path": "/maintenance", "value": true}
                     ]))
                     .expect("well-formed patch");
-                    self.client.patch_node(id, &patch).await?;
+                    client.patch_node(id, &patch).await?;
                 }
-                self.client.delete_node(id).await?;
+                client.delete_node(id).await?;
                 info!(node = id, "deleted node from Ironic");
                 Ok(None)
             }

@@ -1,1 +1,212 @@
-fn main() {}
+//! `metalhost`: a metal3-compatible bare-metal host operator with live-ISO boot through Ironic.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use metalhost::progress::Progress;
+use metalhost::runtime::{Runtime, RuntimeConfig, Source, settled};
+use metalhost_api::OperationalStatus;
+use metalhost_core::plan::NodeDefaults;
+use metalhost_ironic::ClientConfig;
+
+#[derive(Parser)]
+#[command(
+    name = "metalhost",
+    version,
+    about = "Bare-metal hosts (metal3 BareMetalHost API) through Ironic, with live-ISO boot"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Reconcile every BareMetalHost in a directory of manifests, for ever. Status files are
+    /// written beside the manifests; removing a host's manifest deletes the host.
+    Run {
+        /// Directory of manifests (BareMetalHosts and the Secrets they name).
+        #[arg(long)]
+        manifests: PathBuf,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Reconcile the hosts of one manifest file; with --wait, until they are provisioned (or
+    /// available when they have no image) or one fails.
+    Apply {
+        /// The manifest file. Secrets may be in it or in the other manifests of its directory.
+        file: PathBuf,
+        /// Wait until done, showing progress.
+        #[arg(long)]
+        wait: bool,
+        /// Give up waiting after this many seconds.
+        #[arg(long, default_value_t = 1800)]
+        timeout: u64,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Args)]
+struct Common {
+    /// Ironic API URL.
+    #[arg(long, env = "METALHOST_IRONIC_URL", default_value = "http://127.0.0.1:6385")]
+    ironic: String,
+    /// PEM file of the CA that signed Ironic's certificate.
+    #[arg(long, env = "METALHOST_IRONIC_CA_FILE")]
+    ironic_ca_file: Option<PathBuf>,
+    /// Accept any certificate from Ironic (testing only).
+    #[arg(long)]
+    ironic_insecure: bool,
+    /// Ironic HTTP basic auth user (password from METALHOST_IRONIC_PASSWORD).
+    #[arg(long, env = "METALHOST_IRONIC_USER")]
+    ironic_user: Option<String>,
+    /// Agent kernel URL set as driver_info.deploy_kernel (needed to write disk images).
+    #[arg(long, env = "METALHOST_DEPLOY_KERNEL")]
+    deploy_kernel: Option<String>,
+    /// Agent ramdisk URL set as driver_info.deploy_ramdisk.
+    #[arg(long, env = "METALHOST_DEPLOY_RAMDISK")]
+    deploy_ramdisk: Option<String>,
+    /// Hosts reconciled at once.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+}
+
+impl Common {
+    fn config(&self) -> anyhow::Result<RuntimeConfig> {
+        let mut ironic = ClientConfig::new(self.ironic.clone());
+        ironic.ca_file = self.ironic_ca_file.clone();
+        ironic.insecure = self.ironic_insecure;
+        if let Some(user) = &self.ironic_user {
+            let password = std::env::var("METALHOST_IRONIC_PASSWORD")
+                .context("--ironic-user needs the password in METALHOST_IRONIC_PASSWORD")?;
+            ironic.basic_auth = Some((user.clone(), password));
+        }
+        let mut config = RuntimeConfig::new(ironic);
+        config.defaults = NodeDefaults {
+            deploy_kernel: self.deploy_kernel.clone(),
+            deploy_ramdisk: self.deploy_ramdisk.clone(),
+        };
+        config.concurrency = self.concurrency.max(1);
+        Ok(config)
+    }
+}
+
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("METALHOST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+async fn run(manifests: PathBuf, common: Common) -> anyhow::Result<ExitCode> {
+    if !manifests.is_dir() {
+        bail!("--manifests {}: not a directory", manifests.display());
+    }
+    let mut runtime = Runtime::new(common.config()?, Source::Dir(manifests));
+    let mut progress = Progress::new();
+    loop {
+        tokio::select! {
+            changes = runtime.step() => {
+                for change in &changes {
+                    progress.change(change);
+                }
+            }
+            _ = shutdown() => return Ok(ExitCode::SUCCESS),
+        }
+        tokio::select! {
+            _ = runtime.wait_for_work(Duration::from_secs(2)) => {}
+            _ = shutdown() => return Ok(ExitCode::SUCCESS),
+        }
+    }
+}
+
+async fn shutdown() {
+    let mut term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+async fn apply(file: PathBuf, wait: bool, timeout: u64, common: Common) -> anyhow::Result<ExitCode> {
+    if !file.is_file() {
+        bail!("{}: no such manifest file", file.display());
+    }
+    let mut runtime = Runtime::new(common.config()?, Source::File(file.clone()));
+    let mut progress = Progress::new();
+    let failed =
+        |rt: &Runtime| rt.present().any(|(_, _, s)| s.operational_status == OperationalStatus::Error);
+    let all_settled = |rt: &Runtime| {
+        let mut hosts = rt.present().peekable();
+        hosts.peek().is_some() && rt.present().all(|(_, h, s)| settled(h, s))
+    };
+    let finished = if wait {
+        runtime
+            .run_until(
+                Duration::from_secs(timeout),
+                |c| progress.change(c),
+                |rt| failed(rt) || all_settled(rt),
+            )
+            .await
+    } else {
+        // one look at each host: carry out what can be done at once, then leave Ironic to it
+        runtime
+            .run_until(
+                Duration::from_secs(timeout),
+                |c| progress.change(c),
+                |rt| rt.next_due().is_none_or(|due| due > std::time::Instant::now()),
+            )
+            .await
+    };
+    let mut code = ExitCode::SUCCESS;
+    let hosts: Vec<_> = runtime.present().map(|(k, _, s)| (k.to_string(), s.clone())).collect();
+    if hosts.is_empty() {
+        eprintln!("{}: no BareMetalHost found", file.display());
+        return Ok(ExitCode::from(2));
+    }
+    for (key, status) in hosts {
+        let message = if status.operational_status == OperationalStatus::Error {
+            code = ExitCode::FAILURE;
+            let kind = status.error_type.map_or("error", |t| t.as_str());
+            format!("{} — {kind}: {}", status.provisioning.state, status.error_message)
+        } else {
+            format!(
+                "{} (Ironic node {})",
+                status.provisioning.state,
+                if status.provisioning.id.is_empty() { "-" } else { &status.provisioning.id }
+            )
+        };
+        progress.finish(&key, message);
+    }
+    if wait && !finished {
+        eprintln!("gave up waiting after {timeout} s");
+        code = ExitCode::from(3);
+    }
+    Ok(code)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run { manifests, common } => {
+            init_logging("info");
+            run(manifests, common).await
+        }
+        Command::Apply { file, wait, timeout, common } => {
+            init_logging("warn");
+            apply(file, wait, timeout, common).await
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("metalhost: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! Progress output: one line per state change or error, and on a terminal a spinner per host
+//! showing where it is.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+use crate::runtime::Change;
+
+/// Shows hosts' progress on the terminal (spinners) or as plain lines when output is not one.
+pub struct Progress {
+    bars: Option<(MultiProgress, BTreeMap<String, ProgressBar>)>,
+}
+
+impl Progress {
+    /// Spinners when stderr is a terminal, plain lines otherwise.
+    pub fn new() -> Self {
+        let bars = std::io::stderr().is_terminal().then(|| (MultiProgress::new(), BTreeMap::new()));
+        Progress { bars }
+    }
+
+    /// The line printed for a change.
+    pub fn line(change: &Change) -> String {
+        match &change.error {
+            Some(error) => format!("{}: {} — error: {error}", change.key, change.to),
+            None if change.from == change.to => format!("{}: {} ({})", change.key, change.to, change.action),
+            None => format!("{}: {} → {}", change.key, change.from, change.to),
+        }
+    }
+
+    /// Reports one change.
+    pub fn change(&mut self, change: &Change) {
+        let line = Self::line(change);
+        let Some((multi, bars)) = &mut self.bars else {
+            println!("{line}");
+            return;
+        };
+        let bar = bars.entry(change.key.clone()).or_insert_with(|| {
+            let bar = multi.add(ProgressBar::new_spinner());
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {prefix:.bold} {wide_msg} [{elapsed}]")
+                    .expect("valid template"),
+            );
+            bar.set_prefix(change.key.clone());
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        bar.set_message(change.to.to_string());
+        let _ = multi.println(line);
+    }
+
+    /// Marks a host as finished, with a last word.
+    pub fn finish(&mut self, key: &str, message: String) {
+        match &mut self.bars {
+            Some((_, bars)) => match bars.get(key) {
+                Some(bar) => bar.finish_with_message(message),
+                None => eprintln!("{key}: {message}"),
+            },
+            None => println!("{key}: {message}"),
+        }
+    }
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,456 @@
+//! The standalone runtime: reconciles every BareMetalHost of a manifest directory (or one file)
+//! against Ironic, with BMC credentials from Secret manifests beside them, and writes each host's
+//! status to a file beside it. A host whose manifest disappears is taken out of Ironic.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use metalhost_api::secret::{CredentialsError, credentials_from_secret};
+use metalhost_api::{
+    BareMetalHost, BareMetalHostStatus, BmcAccess, ErrorType, OperationalStatus, ProvisioningState,
+};
+use metalhost_core::plan::NodeDefaults;
+use metalhost_core::reconcile::poll_interval;
+use metalhost_core::{BmcInput, IronicProvisioner, Reconciler, Requeue};
+use metalhost_ironic::ClientConfig;
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+
+use crate::manifests::{Manifests, manifest_files};
+use crate::store;
+
+/// Settings of the runtime.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// How to reach Ironic.
+    pub ironic: ClientConfig,
+    /// Operator-wide node settings.
+    pub defaults: NodeDefaults,
+    /// How many hosts are reconciled at once.
+    pub concurrency: usize,
+    /// How long a host with nothing to do waits before it is looked at again.
+    pub idle: Duration,
+}
+
+impl RuntimeConfig {
+    /// Defaults: 32 hosts at once, idle hosts looked at every 2 minutes.
+    pub fn new(ironic: ClientConfig) -> Self {
+        RuntimeConfig {
+            ironic,
+            defaults: NodeDefaults::default(),
+            concurrency: 32,
+            idle: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Where the hosts come from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// Every manifest of a directory (deleting a manifest deletes its host).
+    Dir(PathBuf),
+    /// The hosts of one file; Secrets may also come from the other manifests of its directory.
+    File(PathBuf),
+}
+
+impl Source {
+    fn dir(&self) -> &Path {
+        match self {
+            Source::Dir(d) => d,
+            Source::File(f) => f.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")),
+        }
+    }
+}
+
+/// A state change or error of one host, for progress output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    /// `namespace/name`.
+    pub key: String,
+    /// State before.
+    pub from: ProvisioningState,
+    /// State after.
+    pub to: ProvisioningState,
+    /// What was done.
+    pub action: String,
+    /// The error now shown, if any.
+    pub error: Option<String>,
+}
+
+#[derive(Debug)]
+struct Tracked {
+    host: BareMetalHost,
+    status: BareMetalHostStatus,
+    deleting: bool,
+    /// The manifest is unusable: report, do nothing to the host.
+    bad: Option<String>,
+    due: Instant,
+    polling_since: Option<Instant>,
+}
+
+/// The standalone runtime's state.
+pub struct Runtime {
+    source: Source,
+    reconciler: Reconciler,
+    config: RuntimeConfig,
+    hosts: BTreeMap<String, Tracked>,
+    manifests: Manifests,
+    fingerprint: Vec<(PathBuf, Option<SystemTime>, u64)>,
+    reported: BTreeSet<String>,
+}
+
+fn rfc3339_now() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+fn jitter(d: Duration) -> Duration {
+    d.mul_f64(1.0 + fastrand::f64() * 0.25)
+}
+
+/// Without timestamps, to tell whether a status really changed.
+fn comparable(status: &BareMetalHostStatus) -> BareMetalHostStatus {
+    let mut s = status.clone();
+    s.last_updated = None;
+    s
+}
+
+impl Runtime {
+    /// A runtime over `source`; status files already beside the manifests are picked up.
+    pub fn new(config: RuntimeConfig, source: Source) -> Self {
+        let provisioner = IronicProvisioner::connect_lazily(config.ironic.clone());
+        let reconciler = Reconciler::new(provisioner, config.defaults.clone());
+        let mut rt = Runtime {
+            source,
+            reconciler,
+            config,
+            hosts: BTreeMap::new(),
+            manifests: Manifests::default(),
+            fingerprint: Vec::new(),
+            reported: BTreeSet::new(),
+        };
+        let (records, problems) = store::read_all(rt.source.dir());
+        for p in problems {
+            rt.report(p);
+        }
+        let now = Instant::now();
+        for (_, record) in records {
+            let key = record.qualified_name();
+            let status = record.status.clone().unwrap_or_default();
+            rt.hosts.insert(
+                key,
+                Tracked { host: record, status, deleting: false, bad: None, due: now, polling_since: None },
+            );
+        }
+        rt
+    }
+
+    fn report(&mut self, problem: String) {
+        if self.reported.insert(problem.clone()) {
+            warn!("{problem}");
+        }
+    }
+
+    /// The status of every host known, by `namespace/name`.
+    pub fn statuses(&self) -> impl Iterator<Item = (&str, &BareMetalHostStatus)> {
+        self.hosts.iter().map(|(k, t)| (k.as_str(), &t.status))
+    }
+
+    /// The status of one host.
+    pub fn status(&self, key: &str) -> Option<&BareMetalHostStatus> {
+        self.hosts.get(key).map(|t| &t.status)
+    }
+
+    /// The hosts whose manifests are present (not being deleted).
+    pub fn present(&self) -> impl Iterator<Item = (&str, &BareMetalHost, &BareMetalHostStatus)> {
+        self.hosts.iter().filter(|(_, t)| !t.deleting).map(|(k, t)| (k.as_str(), &t.host, &t.status))
+    }
+
+    /// When the next host is due.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.hosts.values().filter(|t| t.bad.is_none()).map(|t| t.due).min()
+    }
+
+    fn reload(&mut self) {
+        let dir = self.source.dir().to_path_buf();
+        let files = match manifest_files(&dir) {
+            Ok(f) => f,
+            Err(e) => {
+                self.report(format!("{}: cannot list manifests: {e}", dir.display()));
+                return;
+            }
+        };
+        let fingerprint: Vec<_> = files
+            .iter()
+            .map(|f| {
+                let meta = std::fs::metadata(f).ok();
+                (f.clone(), meta.as_ref().and_then(|m| m.modified().ok()), meta.map_or(0, |m| m.len()))
+            })
+            .collect();
+        if fingerprint == self.fingerprint && !self.hosts.is_empty() {
+            return;
+        }
+        self.fingerprint = fingerprint;
+        let mut manifests = Manifests::load(&files);
+        let incomplete = !manifests.problems.is_empty();
+        if let Source::File(file) = &self.source {
+            let only = Manifests::load(std::slice::from_ref(file));
+            manifests.hosts = only.hosts;
+            manifests.bad_hosts = only.bad_hosts;
+        }
+        for p in manifests.problems.clone() {
+            self.report(p);
+        }
+        let now = Instant::now();
+        let mut present = BTreeSet::new();
+        for (key, host) in &manifests.hosts {
+            present.insert(key.clone());
+            let entry = self.hosts.entry(key.clone()).or_insert_with(|| Tracked {
+                host: host.clone(),
+                status: BareMetalHostStatus::default(),
+                deleting: false,
+                bad: None,
+                due: now,
+                polling_since: None,
+            });
+            if entry.host.spec != host.spec
+                || entry.host.metadata.annotations != host.metadata.annotations
+                || entry.deleting
+                || entry.bad.is_some()
+            {
+                entry.due = now;
+            }
+            entry.host = host.clone();
+            entry.deleting = false;
+            entry.bad = None;
+        }
+        for bad in &manifests.bad_hosts {
+            let Some(key) = &bad.key else {
+                self.report(bad.reason.clone());
+                continue;
+            };
+            present.insert(key.clone());
+            let (namespace, name) = key.split_once('/').unwrap_or(("default", key));
+            let entry = self.hosts.entry(key.clone()).or_insert_with(|| {
+                let mut host = BareMetalHost::new(name, Default::default());
+                host.metadata.namespace = Some(namespace.to_string());
+                Tracked {
+                    host,
+                    status: BareMetalHostStatus::default(),
+                    deleting: false,
+                    bad: None,
+                    due: now,
+                    polling_since: None,
+                }
+            });
+            entry.bad = Some(bad.reason.clone());
+            entry.deleting = false;
+        }
+        // a manifest that is gone means: delete the host. Not when some file could not be read:
+        // its hosts would look gone.
+        if matches!(self.source, Source::Dir(_)) && !incomplete {
+            for (key, t) in &mut self.hosts {
+                if !present.contains(key) && !t.deleting {
+                    info!(host = %key, "manifest removed: deleting host");
+                    t.deleting = true;
+                    t.due = now;
+                }
+            }
+        }
+        self.manifests = manifests;
+    }
+
+    fn bmc_input(&self, host: &BareMetalHost) -> BmcInput {
+        let bmc = host.spec.bmc.as_ref()?;
+        Some((|| {
+            let access = BmcAccess::parse(&bmc.address, bmc.disable_certificate_verification)
+                .map_err(|e| e.to_string())?;
+            if bmc.credentials_name.trim().is_empty() {
+                return Err(CredentialsError::MissingName.to_string());
+            }
+            let namespace = host.namespace_or_default();
+            let secret = self.manifests.secret(namespace, &bmc.credentials_name).ok_or_else(|| {
+                CredentialsError::NotFound { name: bmc.credentials_name.clone(), namespace: namespace.into() }
+                    .to_string()
+            })?;
+            let credentials = credentials_from_secret(secret).map_err(|e| e.to_string())?;
+            Ok((access, credentials))
+        })())
+    }
+
+    /// One pass: reload manifests if they changed, then reconcile every due host once (up to
+    /// `concurrency` at a time) and store the statuses that changed.
+    pub async fn step(&mut self) -> Vec<Change> {
+        self.reload();
+        let mut changes = Vec::new();
+        self.mark_bad_hosts(&mut changes);
+        let now = Instant::now();
+        let due: Vec<String> = self
+            .hosts
+            .iter()
+            .filter(|(_, t)| t.bad.is_none() && t.due <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut set = JoinSet::new();
+        let mut queue = due.into_iter();
+        loop {
+            while set.len() < self.config.concurrency.max(1) {
+                let Some(key) = queue.next() else { break };
+                let t = &self.hosts[&key];
+                let (host, status, deleting) = (t.host.clone(), t.status.clone(), t.deleting);
+                let bmc = if deleting { None } else { self.bmc_input(&host) };
+                let reconciler = self.reconciler.clone();
+                set.spawn(async move {
+                    let outcome = reconciler.reconcile(&host, &bmc, deleting, &status, &rfc3339_now()).await;
+                    (key, outcome)
+                });
+            }
+            let Some(joined) = set.join_next().await else { break };
+            let (key, outcome) = match joined {
+                Ok(r) => r,
+                Err(e) => {
+                    warn!("reconcile task failed: {e}");
+                    continue;
+                }
+            };
+            if let Some(change) = self.apply_outcome(&key, outcome) {
+                changes.push(change);
+            }
+        }
+        changes
+    }
+
+    fn mark_bad_hosts(&mut self, changes: &mut Vec<Change>) {
+        let dir = self.source.dir().to_path_buf();
+        let now = rfc3339_now();
+        for (key, t) in &mut self.hosts {
+            let Some(reason) = &t.bad else { continue };
+            if t.status.error_message == *reason {
+                continue;
+            }
+            t.status.operational_status = OperationalStatus::Error;
+            t.status.error_type.get_or_insert(ErrorType::Registration);
+            t.status.error_message = reason.clone();
+            t.status.last_updated = Some(now.clone());
+            let mut record = t.host.clone();
+            record.status = Some(t.status.clone());
+            if let Err(e) = store::write(&dir, &record) {
+                warn!(host = %key, "cannot write status: {e}");
+            }
+            let state = t.status.provisioning.state;
+            changes.push(Change {
+                key: key.clone(),
+                from: state,
+                to: state,
+                action: "none".into(),
+                error: Some(reason.clone()),
+            });
+        }
+    }
+
+    fn apply_outcome(&mut self, key: &str, outcome: metalhost_core::Outcome) -> Option<Change> {
+        let dir = self.source.dir().to_path_buf();
+        let idle = self.config.idle;
+        let t = self.hosts.get_mut(key)?;
+        let before = t.status.clone();
+        let now = Instant::now();
+        t.due = match outcome.requeue {
+            Requeue::Now => {
+                t.polling_since = None;
+                now
+            }
+            Requeue::Poll => {
+                let since = *t.polling_since.get_or_insert(now);
+                now + poll_interval(now - since)
+            }
+            Requeue::Backoff(d) => {
+                t.polling_since = None;
+                now + jitter(d)
+            }
+            Requeue::Idle | Requeue::Never => {
+                t.polling_since = None;
+                now + jitter(idle)
+            }
+        };
+        if outcome.forget {
+            let host = t.host.clone();
+            self.hosts.remove(key);
+            if let Err(e) = store::remove(&dir, &host) {
+                warn!(host = %key, "cannot remove status file: {e}");
+            }
+            info!(host = %key, "deleted");
+            return Some(Change {
+                key: key.into(),
+                from: before.provisioning.state,
+                to: ProvisioningState::Deleting,
+                action: outcome.action,
+                error: None,
+            });
+        }
+        if comparable(&outcome.status) == comparable(&before) {
+            return None;
+        }
+        t.status = outcome.status;
+        let mut record = t.host.clone();
+        record.status = Some(t.status.clone());
+        if let Err(e) = store::write(&dir, &record) {
+            warn!(host = %key, "cannot write status: {e}");
+        }
+        let error =
+            (t.status.operational_status == OperationalStatus::Error).then(|| t.status.error_message.clone());
+        let changed_state = before.provisioning.state != t.status.provisioning.state;
+        let new_error = error.is_some() && before.error_message != t.status.error_message;
+        (changed_state || new_error).then(|| Change {
+            key: key.into(),
+            from: before.provisioning.state,
+            to: t.status.provisioning.state,
+            action: outcome.action,
+            error,
+        })
+    }
+
+    /// Sleeps until the next host is due (at most `max`, so manifest edits are noticed).
+    pub async fn wait_for_work(&self, max: Duration) {
+        let wake = self.next_due().map_or(max, |due| due.saturating_duration_since(Instant::now()).min(max));
+        tokio::time::sleep(wake.max(Duration::from_millis(20))).await;
+    }
+
+    /// Runs passes until `done` holds or `timeout` passes; every change goes to `on_change`.
+    /// Returns whether `done` held.
+    pub async fn run_until(
+        &mut self,
+        timeout: Duration,
+        mut on_change: impl FnMut(&Change),
+        mut done: impl FnMut(&Runtime) -> bool,
+    ) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            for change in self.step().await {
+                on_change(&change);
+            }
+            if done(self) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            self.wait_for_work(Duration::from_millis(500)).await;
+        }
+    }
+}
+
+/// Whether a host has reached where its spec points and nothing is under way: provisioned with
+/// its image, available without one, adopted, or unmanaged.
+pub fn settled(host: &BareMetalHost, status: &BareMetalHostStatus) -> bool {
+    use ProvisioningState as S;
+    if status.operational_status == OperationalStatus::Error {
+        return false;
+    }
+    match status.provisioning.state {
+        S::Provisioned => host.spec.image.is_some() && status.provisioning.image == host.spec.image,
+        S::Available => host.spec.image.is_none() && !host.spec.externally_provisioned,
+        S::ExternallyProvisioned => host.spec.externally_provisioned,
+        S::Unmanaged => host.spec.bmc.is_none(),
+        _ => false,
+    }
+}
