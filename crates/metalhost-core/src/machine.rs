@@ -307,7 +307,10 @@ pub fn decide(input: &Input<'_>, previous: &BareMetalHostStatus, observed: &Obse
         ProvisioningState::Inspecting => inspect(step, node.expect("checked above")),
         ProvisioningState::Preparing => step.goto(ProvisioningState::Available),
         ProvisioningState::Available => available(step),
-        ProvisioningState::Provisioning => provision(step, node.expect("checked above")),
+        ProvisioningState::Provisioning => {
+            let desired = plan::node_create_fields(input.host, access, credentials, input.defaults);
+            provision(step, node.expect("checked above"), &desired)
+        }
         ProvisioningState::Provisioned => provisioned(step, node.expect("checked above")),
         ProvisioningState::Deprovisioning => deprovision(step, node.expect("checked above")),
         ProvisioningState::ExternallyProvisioned => {
@@ -434,7 +437,7 @@ fn available(mut step: Step<'_>) -> Decision {
     }
 }
 
-fn provision(mut step: Step<'_>, node: &Node) -> Decision {
+fn provision(mut step: Step<'_>, node: &Node, desired: &Map<String, Value>) -> Decision {
     let host = step.input.host;
     let image = match image_wanted(host) {
         None => return start_deprovisioning(step),
@@ -462,7 +465,12 @@ fn provision(mut step: Step<'_>, node: &Node) -> Decision {
             }
             step.ok(Action::Provision(ProvisionTarget::Provide), Requeue::Poll)
         }
-        state::AVAILABLE => step.ok(Action::Deploy(plan::deploy_patch(node, &image)), Requeue::Poll),
+        state::AVAILABLE => {
+            // driver settings that changed since registration (not secrets) ride along
+            let mut patch = plan::registration_patch(node, desired, false);
+            patch.0.extend(plan::deploy_patch(node, &image).0);
+            step.ok(Action::Deploy(patch), Requeue::Poll)
+        }
         state::ACTIVE => {
             let now = step.input.now;
             step.status.operation_history.provision.end = Some(now.into());

@@ -1,1 +1,96 @@
+//! The loopback lab for tests and benchmarks: a real Ironic, a real Redfish BMC emulator
+//! (sushy-tools, fake driver) and HTTP servers, started by the repo's `scripts/lab` on free
+//! 127.0.0.1 ports and stopped (by PID) when the [`Lab`] is dropped.
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use serde::Deserialize;
+
+/// One emulated server of the Redfish BMC.
+#[derive(Debug, Clone, Deserialize)]
+pub struct System {
+    /// Its name in sushy-tools.
+    pub name: String,
+    /// Its Redfish system UUID.
+    pub uuid: String,
+    /// Its NIC's MAC address.
+    pub mac: String,
+}
+
+/// Where the lab's services listen, as `scripts/lab start` prints it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LabInfo {
+    /// The lab's scratch directory.
+    pub dir: PathBuf,
+    /// Ironic API.
+    pub ironic_url: String,
+    /// sushy-tools Redfish root.
+    pub sushy_url: String,
+    /// A small real ISO9660 image.
+    pub iso_url: String,
+    /// The server holding the ISO (files in `iso_dir` are served here).
+    pub iso_base_url: String,
+    /// Directory served at `iso_base_url`.
+    pub iso_dir: PathBuf,
+    /// A stand-in agent kernel URL.
+    pub deploy_kernel_url: String,
+    /// A stand-in agent ramdisk URL.
+    pub deploy_ramdisk_url: String,
+    /// The emulated servers.
+    pub systems: Vec<System>,
+}
+
+/// A running lab; dropped, it stops every process it started.
+#[derive(Debug)]
+pub struct Lab {
+    /// Where things are.
+    pub info: LabInfo,
+}
+
+/// The repository root (where `scripts/lab` is).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl Lab {
+    /// Starts a lab with `systems` emulated servers. Panics with the lab's own message when it
+    /// cannot start (this is test set-up).
+    pub fn start(systems: usize) -> Lab {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("metalhost-lab-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let out = Command::new(repo_root().join("scripts/lab"))
+            .arg("start")
+            .arg(&dir)
+            .args(["--systems", &systems.to_string()])
+            .output()
+            .expect("run scripts/lab");
+        assert!(
+            out.status.success(),
+            "scripts/lab start failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let info: LabInfo = serde_json::from_slice(&out.stdout).expect("lab.json");
+        Lab { info }
+    }
+
+    /// The Redfish address of system `i` as a BareMetalHost BMC address with this scheme.
+    pub fn bmc_address(&self, scheme: &str, i: usize) -> String {
+        let host = self.info.sushy_url.trim_start_matches("http://");
+        format!("{scheme}+http://{host}/redfish/v1/Systems/{}", self.info.systems[i].uuid)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = Command::new(repo_root().join("scripts/lab")).arg("stop").arg(&self.info.dir).status();
+        if std::env::var_os("METALHOST_KEEP_LAB").is_none() {
+            let _ = std::fs::remove_dir_all(&self.info.dir);
+        }
+    }
+}

@@ -198,7 +198,8 @@ async fn main() -> ExitCode {
             run(manifests, common).await
         }
         Command::Apply { file, wait, timeout, common } => {
-            init_logging("warn");
+            // errors are shown by the progress output
+            init_logging("off");
             apply(file, wait, timeout, common).await
         }
     };
