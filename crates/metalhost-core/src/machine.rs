@@ -150,15 +150,19 @@ struct Step<'a> {
 }
 
 impl Step<'_> {
+    /// Progress: the error (if any) is cleared. The error count stays until the host reaches
+    /// another state, so that a step failing over and over backs off further each time.
     fn ok(mut self, action: Action, requeue: Requeue) -> Decision {
         self.status.operational_status = OperationalStatus::Ok;
         self.status.error_type = None;
         self.status.error_message.clear();
-        self.status.error_count = 0;
         Decision { status: self.status, action, requeue }
     }
 
     fn goto(mut self, state: ProvisioningState) -> Decision {
+        if state != self.previous.provisioning.state {
+            self.status.error_count = 0;
+        }
         self.status.provisioning.state = state;
         self.ok(Action::None, Requeue::Now)
     }

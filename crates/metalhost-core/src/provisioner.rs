@@ -74,6 +74,12 @@ impl IronicProvisioner {
         if node.is_none() {
             node = client.get_node(&plan::node_name(host)).await?;
         }
+        // Ironic clears last_error on the next successful power action (its power sync does that
+        // too), so a failure can lose its reason: recover it from the node's history.
+        if let Some(n) = node.as_mut().filter(|n| n.is_failed() && n.last_error.is_none()) {
+            let history = client.node_history(&n.uuid).await?;
+            n.last_error = history.into_iter().rev().find(|e| e.severity == "ERROR").map(|e| e.event);
+        }
         let port_macs = match (&node, with_ports) {
             (Some(n), true) => Some(
                 client

@@ -330,6 +330,14 @@ impl Client {
         self.call(Method::GET, &format!("/v1/nodes/{}/vmedia", encode(ident)), None::<&()>).await
     }
 
+    /// `GET /v1/nodes/{ident}/history`, oldest first (API ≥ 1.78).
+    pub async fn node_history(&self, ident: &str) -> Result<Vec<HistoryEvent>, Error> {
+        let page: Value =
+            self.call(Method::GET, &format!("/v1/nodes/{}/history", encode(ident)), None::<&()>).await?;
+        serde_json::from_value(page["history"].clone())
+            .map_err(|e| Error::Decode { what: "GET node history".into(), reason: e.to_string() })
+    }
+
     /// `GET /v1/drivers`: names of the enabled hardware types.
     pub async fn list_drivers(&self) -> Result<Vec<String>, Error> {
         let page: Value = self.call(Method::GET, "/v1/drivers", None::<&()>).await?;

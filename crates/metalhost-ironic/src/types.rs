@@ -62,9 +62,15 @@ pub struct Node {
 }
 
 impl Node {
-    /// Whether Ironic is still moving the node between provision states.
+    /// Whether Ironic is still moving the node between provision states. A node in a failed state
+    /// keeps its target (e.g. `deploy failed` → `active`) but nothing is under way.
     pub fn is_busy(&self) -> bool {
-        self.target_provision_state.is_some()
+        self.target_provision_state.is_some() && !state::is_stable(&self.provision_state)
+    }
+
+    /// Whether the node sits in a failed provision state.
+    pub fn is_failed(&self) -> bool {
+        state::FAILED.contains(&self.provision_state.as_str())
     }
 
     /// Whether Ironic reports the node powered on.
@@ -116,6 +122,34 @@ pub mod state {
     pub const ADOPT_FAILED: &str = "adopt failed";
     /// Failed while servicing.
     pub const SERVICE_FAILED: &str = "service failed";
+    /// Failed while rescuing.
+    pub const RESCUE_FAILED: &str = "rescue failed";
+    /// A generic error (e.g. a failed undeploy).
+    pub const ERROR: &str = "error";
+
+    /// States that mean an operation failed; the node waits for the next request.
+    pub const FAILED: &[&str] =
+        &[INSPECT_FAILED, CLEAN_FAILED, DEPLOY_FAILED, ADOPT_FAILED, SERVICE_FAILED, RESCUE_FAILED, ERROR];
+
+    /// Whether nothing is under way in this state (Ironic waits for a request).
+    pub fn is_stable(state: &str) -> bool {
+        FAILED.contains(&state) || [ENROLL, MANAGEABLE, AVAILABLE, ACTIVE].contains(&state)
+    }
+}
+
+/// One entry of a node's history (API ≥ 1.78): what happened, with errors that `last_error` may
+/// no longer show.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEvent {
+    /// When (RFC 3339).
+    #[serde(default)]
+    pub created_at: String,
+    /// INFO, WARNING or ERROR.
+    #[serde(default)]
+    pub severity: String,
+    /// What happened.
+    #[serde(default)]
+    pub event: String,
 }
 
 /// Targets for `PUT /v1/nodes/{id}/states/provision`.

@@ -328,6 +328,26 @@ fn deploy_failure_is_recorded_with_ironic_last_error_then_retried() {
     let retry = lab.decide(&d.status, Some(&n));
     assert_eq!(retry.action, Action::Provision(ProvisionTarget::Deleted));
     assert_eq!(retry.status.error_type, Some(ErrorType::Provisioning), "error shown while retrying");
+
+    // the retry deploys again and fails again: the back-off grows
+    let mut again = n.clone();
+    again.provision_state = "available".into();
+    let redeploy = lab.decide(&retry.status, Some(&again));
+    assert!(matches!(redeploy.action, Action::Deploy(_)));
+    assert_eq!(redeploy.status.error_type, None);
+    let second = lab.decide(&redeploy.status, Some(&n));
+    assert_eq!(second.status.error_count, 2);
+    assert_eq!(second.status.provisioning_fail_count, 2);
+    assert_eq!(second.requeue, Requeue::Backoff(Duration::from_secs(4)));
+}
+
+#[test]
+fn failed_nodes_keep_a_target_but_are_not_busy() {
+    let mut n = node("deploy failed");
+    n.target_provision_state = Some("active".into());
+    assert!(!n.is_busy() && n.is_failed());
+    n.provision_state = "deploying".into();
+    assert!(n.is_busy() && !n.is_failed());
 }
 
 #[test]
