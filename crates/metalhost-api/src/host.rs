@@ -3,9 +3,15 @@
 //! Only what metalhost acts on is typed here; the names, enums and defaults follow upstream's CRD
 //! so that metal3 manifests deserialize unchanged.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use kube::CustomResource;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, JSONSchemaProps,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::core::Resource;
+use kube::{CustomResource, CustomResourceExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -21,15 +27,26 @@ pub const STATUS_ANNOTATION: &str = "baremetalhost.metal3.io/status";
 pub const INSPECT_ANNOTATION: &str = "inspect.metal3.io";
 
 /// Desired state of a bare-metal host, as in upstream's `BareMetalHostSpec`.
+///
+/// The derive generates `BareMetalHostSchema`, used only for the CRD; [`BareMetalHost`] is the
+/// resource itself, written by hand so that a manifest without `spec` reads as upstream's does.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "metal3.io",
     version = "v1alpha1",
     kind = "BareMetalHost",
+    root = "BareMetalHostSchema",
     namespaced,
     status = "BareMetalHostStatus",
     shortname = "bmh",
-    shortname = "bmhost"
+    shortname = "bmhost",
+    printcolumn = r#"{"name":"Status","type":"string","description":"Operational status","jsonPath":".status.operationalStatus","priority":1}"#,
+    printcolumn = r#"{"name":"State","type":"string","description":"Provisioning status","jsonPath":".status.provisioning.state"}"#,
+    printcolumn = r#"{"name":"Consumer","type":"string","description":"Consumer using this host","jsonPath":".spec.consumerRef.name"}"#,
+    printcolumn = r#"{"name":"BMC","type":"string","description":"Address of management controller","jsonPath":".spec.bmc.address","priority":1}"#,
+    printcolumn = r#"{"name":"Online","type":"string","description":"Whether the host is online or not","jsonPath":".spec.online"}"#,
+    printcolumn = r#"{"name":"Error","type":"string","description":"Type of the most recent error","jsonPath":".status.errorType"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","description":"Time duration since creation of BaremetalHost","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct BareMetalHostSpec {
@@ -84,6 +101,192 @@ pub struct BareMetalHostSpec {
     /// Never power the host off (Ironic `disable_power_off`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub disable_power_off: bool,
+    /// RAID volumes to configure while preparing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raid: Option<RaidConfig>,
+    /// BIOS settings to apply while preparing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firmware: Option<FirmwareConfig>,
+    /// A custom deploy step instead of an image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_deploy: Option<CustomDeploy>,
+    /// Name of a Secret with network data for the inspection and cleaning ramdisk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preprovisioning_network_data_name: Option<String>,
+    /// Taints on the host (kept for consumers; metalhost does not act on them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub taints: Vec<k8s_openapi::api::core::v1::Taint>,
+    /// Network interfaces and their attachments (Ironic networking).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub network_interfaces: Vec<NetworkInterface>,
+}
+
+/// A custom deploy method (Ironic deploy step) instead of an image.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct CustomDeploy {
+    /// The deploy step's name.
+    pub method: String,
+}
+
+/// BIOS settings upstream can apply.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FirmwareConfig {
+    /// Hyper-threading.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = [true, false]))]
+    pub simultaneous_multithreading_enabled: Option<bool>,
+    /// SR-IOV.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = [true, false]))]
+    pub sriov_enabled: Option<bool>,
+    /// CPU virtualization extensions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = [true, false]))]
+    pub virtualization_enabled: Option<bool>,
+}
+
+/// RAID layout.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct RaidConfig {
+    /// Hardware RAID volumes (an empty list removes them).
+    #[serde(rename = "hardwareRAIDVolumes", default, skip_serializing_if = "Option::is_none")]
+    pub hardware_raid_volumes: Option<Vec<HardwareRaidVolume>>,
+    /// Software RAID volumes (at most two).
+    #[serde(rename = "softwareRAIDVolumes", default, skip_serializing_if = "Option::is_none")]
+    pub software_raid_volumes: Option<Vec<SoftwareRaidVolume>>,
+}
+
+/// RAID levels a hardware RAID volume may have.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum HardwareRaidLevel {
+    /// Striping.
+    #[serde(rename = "0")]
+    L0,
+    /// Mirroring.
+    #[serde(rename = "1")]
+    L1,
+    /// Bit striping with parity.
+    #[serde(rename = "2")]
+    L2,
+    /// Striping with parity.
+    #[serde(rename = "5")]
+    L5,
+    /// Striping with double parity.
+    #[serde(rename = "6")]
+    L6,
+    /// Mirrors striped.
+    #[serde(rename = "1+0")]
+    L10,
+    /// RAID 5 sets striped.
+    #[serde(rename = "5+0")]
+    L50,
+    /// RAID 6 sets striped.
+    #[serde(rename = "6+0")]
+    L60,
+}
+
+/// RAID levels a software RAID volume may have.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum SoftwareRaidLevel {
+    /// Striping.
+    #[serde(rename = "0")]
+    L0,
+    /// Mirroring.
+    #[serde(rename = "1")]
+    L1,
+    /// Mirrors striped.
+    #[serde(rename = "1+0")]
+    L10,
+}
+
+/// A hardware RAID volume.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HardwareRaidVolume {
+    /// Size in GiB (absent: as large as possible).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub size_gibibytes: Option<i64>,
+    /// RAID level.
+    pub level: HardwareRaidLevel,
+    /// Volume name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub name: Option<String>,
+    /// Spinning disks (true) or SSDs (false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotational: Option<bool>,
+    /// How many physical disks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub number_of_physical_disks: Option<i64>,
+    /// RAID controller name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller: Option<String>,
+    /// Names of the physical disks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub physical_disks: Option<Vec<String>>,
+}
+
+/// A software RAID volume.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SoftwareRaidVolume {
+    /// Size in GiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub size_gibibytes: Option<i64>,
+    /// RAID level.
+    pub level: SoftwareRaidLevel,
+    /// The disks, by root device hints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub physical_disks: Option<Vec<RootDeviceHints>>,
+    /// Whether this is the root volume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_volume: Option<bool>,
+}
+
+/// A network interface of the host and what it is attached to.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkInterface {
+    /// Interface name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Interface MAC address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac_address: Option<String>,
+    /// The HostNetworkAttachment to apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_network_attachment: Option<NamespacedName>,
+    /// The switch port it is cabled to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switch_port: Option<SwitchPort>,
+}
+
+/// A name with an optional namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct NamespacedName {
+    /// Name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub name: Option<String>,
+    /// Namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
+    pub namespace: Option<String>,
+}
+
+/// A switch port.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct SwitchPort {
+    /// Port on the switch.
+    #[serde(rename = "portID")]
+    pub port_id: String,
+    /// The switch's MAC.
+    #[serde(rename = "switchID")]
+    pub switch_id: String,
 }
 
 /// Connection details of the host's management controller.
@@ -294,13 +497,242 @@ pub struct BareMetalHostStatus {
     /// Conditions saying what metalhost noticed but did not act on (e.g. ignored fields).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// The credentials that last worked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub good_credentials: Option<CredentialsStatus>,
+    /// The credentials last tried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tried_credentials: Option<CredentialsStatus>,
+    /// What inspection found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hardware: Option<HardwareDetails>,
+    /// The hardware profile matched (kept for compatibility).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hardware_profile: Option<String>,
+}
+
+/// Which credentials Secret (and which version of it) was used.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialsStatus {
+    /// The Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<SecretReference>,
+    /// Its resourceVersion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_version: Option<String>,
+}
+
+/// Hardware inventory from inspection, as upstream reports it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HardwareDetails {
+    /// Manufacturer, product and serial number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_vendor: Option<HardwareSystemVendor>,
+    /// Firmware versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firmware: Option<Firmware>,
+    /// Memory in MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ram_mebibytes: Option<i64>,
+    /// Network cards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nics: Option<Vec<Nic>>,
+    /// Disks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<Vec<Storage>>,
+    /// Processor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<Cpu>,
+    /// Host name the ramdisk saw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+}
+
+/// Who made the machine.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HardwareSystemVendor {
+    /// Manufacturer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manufacturer: Option<String>,
+    /// Product name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_name: Option<String>,
+    /// Serial number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial_number: Option<String>,
+}
+
+/// Firmware details.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct Firmware {
+    /// BIOS details.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bios: Option<Bios>,
+}
+
+/// BIOS details.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct Bios {
+    /// Release date.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date: Option<String>,
+    /// Vendor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor: Option<String>,
+    /// Version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+/// A network card.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Nic {
+    /// Interface name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Vendor and model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// MAC address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    /// IP address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    /// Speed in Gb/s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed_gbps: Option<i64>,
+    /// VLANs seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vlans: Option<Vec<Vlan>>,
+    /// Untagged VLAN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 4094))]
+    pub vlan_id: Option<i32>,
+    /// Whether it PXE-boots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pxe: Option<bool>,
+    /// What LLDP says about the switch port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lldp: Option<Lldp>,
+    /// PCI address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pci_address: Option<String>,
+}
+
+/// A VLAN.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct Vlan {
+    /// VLAN ID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 4094))]
+    pub id: Option<i32>,
+    /// Name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// LLDP data of a NIC.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct Lldp {
+    /// Switch chassis ID.
+    #[serde(rename = "switchID", default, skip_serializing_if = "Option::is_none")]
+    pub switch_id: Option<String>,
+    /// Port ID.
+    #[serde(rename = "portID", default, skip_serializing_if = "Option::is_none")]
+    pub port_id: Option<String>,
+    /// Switch system name.
+    #[serde(rename = "switchSystemName", default, skip_serializing_if = "Option::is_none")]
+    pub switch_system_name: Option<String>,
+}
+
+/// Disk kinds.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum DiskType {
+    /// Spinning disk.
+    #[serde(rename = "HDD")]
+    Hdd,
+    /// Solid-state disk.
+    #[serde(rename = "SSD")]
+    Ssd,
+    /// NVMe disk.
+    #[serde(rename = "NVME")]
+    Nvme,
+}
+
+/// A disk.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Storage {
+    /// Device name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Other names (by-path, by-id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alternate_names: Option<Vec<String>>,
+    /// Spinning or not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotational: Option<bool>,
+    /// HDD, SSD or NVME.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub type_: Option<DiskType>,
+    /// Size in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<i64>,
+    /// Vendor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor: Option<String>,
+    /// Model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Serial number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial_number: Option<String>,
+    /// World Wide Name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wwn: Option<String>,
+    /// WWN vendor extension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wwn_vendor_extension: Option<String>,
+    /// WWN with extension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wwn_with_extension: Option<String>,
+    /// SCSI address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hctl: Option<String>,
+}
+
+/// The processor.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Cpu {
+    /// Architecture.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arch: Option<String>,
+    /// Model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Clock in MHz.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_megahertz: Option<f64>,
+    /// CPU flags.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flags: Option<Vec<String>>,
+    /// Number of CPUs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<i64>,
 }
 
 /// The provisioning part of the status.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 pub struct ProvisionStatus {
-    /// The current provisioning state.
+    /// The current provisioning state (a plain string in upstream's schema).
     #[serde(default)]
+    #[schemars(with = "String")]
     pub state: ProvisioningState,
     /// UUID of the Ironic node.
     #[serde(rename = "ID", default)]
@@ -314,6 +746,15 @@ pub struct ProvisionStatus {
     /// Root device hints used for provisioning.
     #[serde(rename = "rootDeviceHints", default, skip_serializing_if = "Option::is_none")]
     pub root_device_hints: Option<RootDeviceHints>,
+    /// RAID layout applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raid: Option<RaidConfig>,
+    /// BIOS settings applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firmware: Option<FirmwareConfig>,
+    /// Custom deploy used.
+    #[serde(rename = "customDeploy", default, skip_serializing_if = "Option::is_none")]
+    pub custom_deploy: Option<CustomDeploy>,
 }
 
 /// Provisioning states, with upstream's names.
@@ -329,6 +770,12 @@ pub enum ProvisioningState {
     /// Creating the Ironic node and checking the BMC credentials.
     #[serde(rename = "registering")]
     Registering,
+    /// Old upstream state between inspecting and preparing; treated as preparing.
+    #[serde(rename = "match profile")]
+    MatchProfile,
+    /// Old upstream name of available; treated as available.
+    #[serde(rename = "ready")]
+    Ready,
     /// Ironic inspects the hardware.
     #[serde(rename = "inspecting")]
     Inspecting,
@@ -365,6 +812,8 @@ impl ProvisioningState {
             ProvisioningState::None => "",
             ProvisioningState::Unmanaged => "unmanaged",
             ProvisioningState::Registering => "registering",
+            ProvisioningState::MatchProfile => "match profile",
+            ProvisioningState::Ready => "ready",
             ProvisioningState::Inspecting => "inspecting",
             ProvisioningState::Preparing => "preparing",
             ProvisioningState::Available => "available",
@@ -488,6 +937,7 @@ pub struct Condition {
     #[serde(rename = "type")]
     pub type_: String,
     /// True, False or Unknown.
+    #[schemars(extend("enum" = ["True", "False", "Unknown"]))]
     pub status: String,
     /// Machine-readable reason.
     pub reason: String,
@@ -496,9 +946,107 @@ pub struct Condition {
     /// When the status last changed (RFC 3339).
     #[serde(default)]
     pub last_transition_time: String,
+    /// The generation of the host the condition was set for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// A bare-metal host: metadata, desired state and observed state.
+#[derive(Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct BareMetalHost {
+    /// Name, namespace, labels, annotations, …
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// Desired state (upstream treats a missing spec as an empty one).
+    #[serde(default)]
+    pub spec: BareMetalHostSpec,
+    /// Observed state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<BareMetalHostStatus>,
+}
+
+impl Serialize for BareMetalHost {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Wire<'a> {
+            #[serde(rename = "apiVersion")]
+            api_version: &'a str,
+            kind: &'a str,
+            metadata: &'a ObjectMeta,
+            spec: &'a BareMetalHostSpec,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            status: &'a Option<BareMetalHostStatus>,
+        }
+        Wire {
+            api_version: API_VERSION,
+            kind: "BareMetalHost",
+            metadata: &self.metadata,
+            spec: &self.spec,
+            status: &self.status,
+        }
+        .serialize(serializer)
+    }
+}
+
+/// `metal3.io/v1alpha1`.
+pub const API_VERSION: &str = "metal3.io/v1alpha1";
+
+impl Resource for BareMetalHost {
+    type DynamicType = ();
+    type Scope = k8s_openapi::NamespaceResourceScope;
+
+    fn kind(_: &()) -> Cow<'_, str> {
+        "BareMetalHost".into()
+    }
+    fn group(_: &()) -> Cow<'_, str> {
+        "metal3.io".into()
+    }
+    fn version(_: &()) -> Cow<'_, str> {
+        "v1alpha1".into()
+    }
+    fn plural(_: &()) -> Cow<'_, str> {
+        "baremetalhosts".into()
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+/// The CustomResourceDefinition of BareMetalHost, generated from the Rust types, shaped like
+/// upstream's: no required `spec`, and apiVersion/kind/metadata listed.
+pub fn crd() -> CustomResourceDefinition {
+    let mut crd = BareMetalHostSchema::crd();
+    for version in &mut crd.spec.versions {
+        let Some(schema) = version.schema.as_mut().and_then(|s| s.open_api_v3_schema.as_mut()) else {
+            continue;
+        };
+        schema.required = schema.required.take().map(|r| r.into_iter().filter(|f| f != "spec").collect());
+        if schema.required.as_ref().is_some_and(Vec::is_empty) {
+            schema.required = None;
+        }
+        let props = schema.properties.get_or_insert_with(Default::default);
+        for (name, ty) in [("apiVersion", "string"), ("kind", "string"), ("metadata", "object")] {
+            props
+                .entry(name.to_string())
+                .or_insert_with(|| JSONSchemaProps { type_: Some(ty.into()), ..Default::default() });
+        }
+    }
+    crd
 }
 
 impl BareMetalHost {
+    /// A host with this name and spec, in no namespace.
+    pub fn new(name: &str, spec: BareMetalHostSpec) -> Self {
+        BareMetalHost {
+            metadata: ObjectMeta { name: Some(name.to_string()), ..Default::default() },
+            spec,
+            status: None,
+        }
+    }
+
     /// `namespace/name` for messages; namespace `default` when unset.
     pub fn qualified_name(&self) -> String {
         format!("{}/{}", self.namespace_or_default(), self.metadata.name.as_deref().unwrap_or(""))

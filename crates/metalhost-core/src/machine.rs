@@ -228,6 +228,7 @@ fn set_ignored_fields_condition(status: &mut BareMetalHostStatus, host: &BareMet
                 reason: "LiveISO".into(),
                 message,
                 last_transition_time: now.into(),
+                observed_generation: host.metadata.generation,
             };
             match existing {
                 Some(i) if status.conditions[i].message == condition.message => {}
@@ -253,6 +254,26 @@ pub fn decide(input: &Input<'_>, previous: &BareMetalHostStatus, observed: &Obse
     }
     let step = Step { input, previous, status };
     let node = observed.node.as_ref();
+
+    // A new host may carry a status to restore (upstream's status annotation), e.g. one moved
+    // from another cluster: its history says what need not be done again (inspection).
+    if previous.provisioning.state == ProvisioningState::None
+        && previous.operation_history == OperationHistory::default()
+        && let Some(raw) = input.host.annotations().get(STATUS_ANNOTATION)
+    {
+        return match serde_json::from_str::<BareMetalHostStatus>(raw) {
+            Ok(mut restored) => {
+                restored.last_updated = Some(input.now.to_string());
+                let mut step = step;
+                step.status = restored;
+                step.ok(Action::None, Requeue::Now)
+            }
+            Err(e) => step.error(
+                ErrorType::Registration,
+                format!("metadata.annotations[{STATUS_ANNOTATION}]: not a valid status: {e}"),
+            ),
+        };
+    }
 
     if input.deleting {
         return delete(step, node);
@@ -309,8 +330,10 @@ pub fn decide(input: &Input<'_>, previous: &BareMetalHostStatus, observed: &Obse
         }
         ProvisioningState::Registering => register(step, node, access, credentials, observed),
         ProvisioningState::Inspecting => inspect(step, node.expect("checked above")),
-        ProvisioningState::Preparing => step.goto(ProvisioningState::Available),
-        ProvisioningState::Available => available(step),
+        ProvisioningState::Preparing | ProvisioningState::MatchProfile => {
+            step.goto(ProvisioningState::Available)
+        }
+        ProvisioningState::Available | ProvisioningState::Ready => available(step),
         ProvisioningState::Provisioning => {
             let desired = plan::node_create_fields(input.host, access, credentials, input.defaults);
             provision(step, node.expect("checked above"), &desired)

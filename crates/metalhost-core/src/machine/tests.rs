@@ -401,3 +401,25 @@ fn backoff_doubles_and_is_capped() {
     assert_eq!(backoff(3), Duration::from_secs(8));
     assert_eq!(backoff(40), Duration::from_secs(300));
 }
+
+#[test]
+fn status_annotation_restores_history_so_inspection_is_skipped() {
+    let mut spec = live_spec();
+    spec.as_object_mut().unwrap().remove("inspectionMode");
+    let mut lab = Lab::new(spec);
+    let restored = json!({"operationalStatus": "OK", "errorMessage": "", "errorCount": 0,
+        "provisioningFailCount": 0, "poweredOn": false, "provisioning": {"state": "", "ID": ""},
+        "operationHistory": {"inspect": {"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T00:05:00Z"}},
+        "hardware": {"ramMebibytes": 4096}});
+    lab.host.metadata.annotations = Some([(STATUS_ANNOTATION.to_string(), restored.to_string())].into());
+    let (mut status, mut n) = (BareMetalHostStatus::default(), None);
+    let states = run(&lab, &mut status, &mut n, false);
+    assert!(!states.contains(&S::Inspecting), "{states:?}");
+    assert_eq!(states.last(), Some(&S::Provisioned));
+    assert_eq!(status.hardware.unwrap().ram_mebibytes, Some(4096));
+
+    lab.host.metadata.annotations = Some([(STATUS_ANNOTATION.to_string(), "{not json".to_string())].into());
+    let d = lab.decide(&BareMetalHostStatus::default(), None);
+    assert_eq!(d.status.error_type, Some(ErrorType::Registration));
+    assert!(d.status.error_message.starts_with("metadata.annotations[baremetalhost.metal3.io/status]"));
+}
