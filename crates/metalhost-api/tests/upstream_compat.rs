@@ -157,8 +157,11 @@ fn a_full_status_round_trips() {
     assert!(added.is_empty(), "{added:?}");
 }
 
+/// A property path of a schema with its type and enum values.
+type SchemaPath = (String, Option<String>, Option<BTreeSet<String>>);
+
 /// Every property path of a schema with its type and enum.
-fn paths(schema: &Value, path: &str, out: &mut Vec<(String, Option<String>, Option<BTreeSet<String>>)>) {
+fn paths(schema: &Value, path: &str, out: &mut Vec<SchemaPath>) {
     let ty = schema.get("type").and_then(Value::as_str).map(str::to_string);
     let en = schema.get("enum").and_then(Value::as_array).map(|e| e.iter().map(|v| v.to_string()).collect());
     out.push((path.to_string(), ty, en));
