@@ -33,6 +33,14 @@ pub enum BmcError {
     },
 }
 
+impl BmcError {
+    /// The reason without the field path (`spec.bmc.address`).
+    pub fn reason(&self) -> String {
+        let text = self.to_string();
+        text.strip_prefix("spec.bmc.address: ").unwrap_or(&text).to_string()
+    }
+}
+
 /// The BMC families metalhost knows, one per address scheme (without `+http`/`+https`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BmcKind {
@@ -94,6 +102,42 @@ impl BmcKind {
             BmcKind::RedfishUefiHttp => "redfish-https",
             _ => "ipxe",
         }
+    }
+
+    /// The BMC type as upstream names it in messages (the scheme without `+http`/`+https`).
+    pub fn type_name(self) -> &'static str {
+        match self {
+            BmcKind::Ipmi => "ipmi",
+            BmcKind::Libvirt => "libvirt",
+            BmcKind::Redfish => "redfish",
+            BmcKind::Ilo5Redfish => "ilo5-redfish",
+            BmcKind::IdracRedfish => "idrac-redfish",
+            BmcKind::RedfishVirtualMedia => "redfish-virtualmedia",
+            BmcKind::Ilo5VirtualMedia => "ilo5-virtualmedia",
+            BmcKind::IdracVirtualMedia => "idrac-virtualmedia",
+            BmcKind::RedfishUefiHttp => "redfish-uefihttp",
+            BmcKind::FakeHardware => "fake-hardware",
+        }
+    }
+
+    /// The Ironic RAID interface (`no-raid`: RAID cannot be configured).
+    pub fn raid_interface(self) -> &'static str {
+        match self {
+            BmcKind::Ipmi | BmcKind::Libvirt => "no-raid",
+            BmcKind::IdracRedfish | BmcKind::IdracVirtualMedia => "idrac-redfish",
+            BmcKind::FakeHardware => "fake",
+            _ => "redfish",
+        }
+    }
+
+    /// Whether the BMC can turn on UEFI secure boot.
+    pub fn supports_secure_boot(self) -> bool {
+        !matches!(self, BmcKind::Ipmi | BmcKind::Libvirt)
+    }
+
+    /// Whether BIOS settings (`spec.firmware`) can be applied through this BMC.
+    pub fn supports_firmware_settings(self) -> bool {
+        self.is_redfish_family() || self == BmcKind::FakeHardware
     }
 
     /// Whether the BMC mounts the ISO as virtual media (so a live ISO boots whole, and a second

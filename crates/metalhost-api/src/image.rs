@@ -15,7 +15,7 @@ pub enum ImageError {
     #[error("spec.image.url: must not be empty")]
     EmptyUrl,
     /// `spec.image.url` is not a URL.
-    #[error("spec.image.url: '{url}' is not a valid URL: {reason}")]
+    #[error("spec.image.url: image URL {url} is invalid: {reason}")]
     MalformedUrl {
         /// The URL as written.
         url: String,
@@ -30,7 +30,7 @@ pub enum ImageError {
     },
     /// A disk image without a checksum.
     #[error(
-        "spec.image.checksum: required for {format} images (only live-iso and oci:// images may omit it)"
+        "spec.image.checksum: checksum is required for normal images (a {format} image; only live-iso and oci:// images may omit it)"
     )]
     MissingChecksum {
         /// The format, or "disk" when unset.
@@ -62,6 +62,24 @@ pub enum DeployImage {
         /// The disk format (`instance_info.image_disk_format`).
         format: Option<ImageFormat>,
     },
+}
+
+impl ImageError {
+    /// The field the error is about, e.g. `spec.image.url`.
+    pub fn field(&self) -> &'static str {
+        match self {
+            ImageError::EmptyUrl | ImageError::MalformedUrl { .. } | ImageError::UnsupportedScheme { .. } => {
+                "spec.image.url"
+            }
+            ImageError::MissingChecksum { .. } | ImageError::ChecksumWithOciLiveIso => "spec.image.checksum",
+        }
+    }
+
+    /// The reason without the field path.
+    pub fn reason(&self) -> String {
+        let text = self.to_string();
+        text.strip_prefix(self.field()).and_then(|t| t.strip_prefix(": ")).unwrap_or(&text).to_string()
+    }
 }
 
 impl DeployImage {
@@ -157,7 +175,10 @@ mod tests {
             let err = DeployImage::from_spec(&image("http://h/disk.img", None, format)).unwrap_err();
             let name = format.map_or("disk", ImageFormat::as_str);
             assert_eq!(err, ImageError::MissingChecksum { format: name.into() });
-            assert!(err.to_string().starts_with("spec.image.checksum: required for"), "{err}");
+            assert!(
+                err.to_string().starts_with("spec.image.checksum: checksum is required for normal images"),
+                "{err}"
+            );
             assert!(DeployImage::from_spec(&image("oci://quay.io/x/disk:1", None, format)).is_ok());
             let blank = DeployImage::from_spec(&image("http://h/disk.img", Some("  "), format));
             assert!(matches!(blank, Err(ImageError::MissingChecksum { .. })));
@@ -195,7 +216,7 @@ mod tests {
     #[test]
     fn malformed_and_empty_urls_name_the_field() {
         let err = DeployImage::from_spec(&image("not a url", None, Some(ImageFormat::LiveIso))).unwrap_err();
-        assert!(err.to_string().starts_with("spec.image.url: 'not a url' is not a valid URL"), "{err}");
+        assert!(err.to_string().starts_with("spec.image.url: image URL not a url is invalid"), "{err}");
         let err = DeployImage::from_spec(&image("http://", None, Some(ImageFormat::LiveIso))).unwrap_err();
         assert!(matches!(err, ImageError::MalformedUrl { .. }), "{err:?}");
         assert_eq!(DeployImage::from_spec(&image(" ", None, None)).unwrap_err(), ImageError::EmptyUrl);

@@ -8,6 +8,7 @@ pub mod bmc;
 pub mod host;
 pub mod image;
 pub mod secret;
+pub mod validation;
 
 pub use bmc::{BmcAccess, BmcKind, Credentials};
 pub use host::*;

@@ -5,3 +5,4 @@ pub mod manifests;
 pub mod progress;
 pub mod runtime;
 pub mod store;
+pub mod validate;

@@ -48,6 +48,15 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Print the BareMetalHost CustomResourceDefinition (YAML), generated from the Rust types.
+    Crd,
+    /// Check manifests against upstream's admission rules: one line per violation (path: reason);
+    /// exits 1 when there is any. A status file beside a manifest adds the update rules.
+    Validate {
+        /// Manifest files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -189,6 +198,14 @@ async fn apply(file: PathBuf, wait: bool, timeout: u64, common: Common) -> anyho
     Ok(code)
 }
 
+fn validate(files: &[PathBuf]) -> ExitCode {
+    let lines = metalhost::validate::check_files(files);
+    for line in &lines {
+        println!("{line}");
+    }
+    if lines.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -202,6 +219,11 @@ async fn main() -> ExitCode {
             init_logging("off");
             apply(file, wait, timeout, common).await
         }
+        Command::Crd => serde_yaml_ng::to_string(&metalhost_api::crd()).map_err(Into::into).map(|yaml| {
+            print!("{yaml}");
+            ExitCode::SUCCESS
+        }),
+        Command::Validate { files } => Ok(validate(&files)),
     };
     match result {
         Ok(code) => code,

@@ -131,12 +131,15 @@ async fn bad_input_is_reported_per_host_and_the_process_keeps_running() {
     let h = wait_status(d, "bad-url", t, errored).await;
     let (state, kind, msg) = error_of(&h);
     assert_eq!((state, kind), (ProvisioningState::Available, Some(ErrorType::Provisioning)));
-    assert!(msg.starts_with("spec.image.url: 'http//not a url' is not a valid URL"), "{msg}");
+    assert!(msg.starts_with("spec.image.url: image URL http//not a url is invalid"), "{msg}");
 
     let h = wait_status(d, "no-checksum", t, errored).await;
     let (_, kind, msg) = error_of(&h);
     assert_eq!(kind, Some(ErrorType::Provisioning));
-    assert!(msg.starts_with("spec.image.checksum: required for qcow2 images"), "{msg}");
+    assert!(
+        msg.starts_with("spec.image.checksum: checksum is required for normal images (a qcow2 image"),
+        "{msg}"
+    );
 
     let h = wait_status(d, "bad-field", t, errored).await;
     let (_, kind, msg) = error_of(&h);

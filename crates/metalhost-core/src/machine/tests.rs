@@ -290,7 +290,9 @@ fn disk_image_without_checksum_is_a_provisioning_error_that_names_the_field() {
     assert_eq!(d.status.provisioning.state, S::Available);
     assert_eq!(d.status.error_type, Some(ErrorType::Provisioning));
     assert!(
-        d.status.error_message.starts_with("spec.image.checksum: required for qcow2"),
+        d.status
+            .error_message
+            .starts_with("spec.image.checksum: checksum is required for normal images (a qcow2 image"),
         "{}",
         d.status.error_message
     );

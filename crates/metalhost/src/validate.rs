@@ -1,0 +1,43 @@
+//! `metalhost validate`: upstream's admission rules applied to manifest files, one line per
+//! violation.
+
+use std::path::{Path, PathBuf};
+
+use metalhost_api::validation::{validate_host, validate_update};
+
+use crate::manifests::Manifests;
+use crate::store;
+
+/// Checks each file; returns one line per violation (`FILE: namespace/name: path: reason`), none
+/// when every host passes. A status file beside a manifest (an earlier `metalhost run`) makes the
+/// update rules apply against it.
+pub fn check_files(files: &[PathBuf]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for file in files {
+        let shown = file.display();
+        if !file.is_file() {
+            lines.push(format!("{shown}: not a readable file"));
+            continue;
+        }
+        let manifests = Manifests::load(std::slice::from_ref(file));
+        lines.extend(manifests.problems.iter().cloned());
+        for bad in &manifests.bad_hosts {
+            lines.push(bad.reason.clone());
+        }
+        let dir = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let (records, _) = store::read_all(dir);
+        for (key, host) in &manifests.hosts {
+            let previous = records.iter().map(|(_, r)| r).find(|r| r.qualified_name() == *key);
+            let violations = match previous {
+                Some(old) => {
+                    let mut new = host.clone();
+                    new.status = old.status.clone();
+                    validate_update(old, &new)
+                }
+                None => validate_host(host),
+            };
+            lines.extend(violations.iter().map(|v| format!("{shown}: {key}: {v}")));
+        }
+    }
+    lines
+}

@@ -1,0 +1,91 @@
+//! The CLI's offline commands: `metalhost validate` and `metalhost crd`.
+
+use std::process::Command;
+
+fn metalhost(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_metalhost")).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn validate_prints_one_line_per_violation_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hosts.yaml");
+    std::fs::write(
+        &file,
+        "kind: BareMetalHost\nmetadata: {name: bad}\nspec:\n  online: false\n  disablePowerOff: true\n  \
+         bmc: {address: 'ipmi://bmc', credentialsName: c}\n  image: {url: 'http://h/d.qcow2', format: qcow2}\n---\n\
+         kind: BareMetalHost\nmetadata: {name: good}\nspec:\n  online: true\n  \
+         bmc: {address: 'redfish-virtualmedia://bmc/redfish/v1/Systems/1', credentialsName: c}\n  \
+         image: {url: 'http://h/a.iso', format: live-iso}\n",
+    )
+    .unwrap();
+    let (code, stdout, _) = metalhost(&["validate", file.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    let f = file.display();
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        [
+            format!("{f}: default/bad: spec.bootMACAddress: BMC driver ipmi requires a BootMACAddress value"),
+            format!(
+                "{f}: default/bad: spec.image.checksum: checksum is required for normal images (a qcow2 image; only live-iso and oci:// images may omit it)"
+            ),
+            format!(
+                "{f}: default/bad: spec.disablePowerOff: node can't simultaneously have online set to false and have power off disabled"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn validate_refuses_what_upstream_refuses_and_passes_a_clean_host() {
+    let shared = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/metal3/examples/example-host.yaml");
+    let (code, stdout, stderr) = metalhost(&["validate", shared]);
+    // upstream's example is an IPMI host without bootMACAddress: upstream's webhook refuses it too
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("spec.bootMACAddress: BMC driver ipmi requires a BootMACAddress value"),
+        "{stdout}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let clean = dir.path().join("clean.yaml");
+    std::fs::write(&clean, "kind: BareMetalHost\nmetadata: {name: ok}\nspec: {online: true, bootMACAddress: '00:11:22:33:44:55', bmc: {address: 'ipmi://bmc', credentialsName: c}}\n").unwrap();
+    let (code, stdout, _) = metalhost(&["validate", clean.to_str().unwrap()]);
+    assert_eq!((code, stdout.as_str()), (0, ""));
+}
+
+#[test]
+fn validate_applies_update_rules_against_the_status_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let status = dir.path().join("h1.status.yaml");
+    std::fs::write(
+        &status,
+        "apiVersion: metal3.io/v1alpha1\nkind: BareMetalHost\nmetadata: {name: h1, namespace: default}\n\
+         spec: {online: true, bootMACAddress: '00:11:22:33:44:55', bmc: {address: 'ipmi://bmc', credentialsName: c}}\n\
+         status: {operationalStatus: OK, errorMessage: '', errorCount: 0, provisioningFailCount: 0, poweredOn: true, provisioning: {state: provisioned, ID: n1}}\n",
+    )
+    .unwrap();
+    let file = dir.path().join("h1.yaml");
+    std::fs::write(&file, "kind: BareMetalHost\nmetadata: {name: h1}\nspec: {online: true, bootMACAddress: '00:11:22:33:44:66', bmc: {address: 'ipmi://bmc2', credentialsName: c}}\n").unwrap();
+    let (code, stdout, _) = metalhost(&["validate", file.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(stdout.contains("spec.bmc.address: BMC address can not be changed"), "{stdout}");
+    assert!(
+        stdout.contains("spec.bootMACAddress: bootMACAddress can not be changed once it is set"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn crd_prints_the_generated_definition() {
+    let (code, stdout, _) = metalhost(&["crd"]);
+    assert_eq!(code, 0);
+    let crd: serde_json::Value = serde_yaml_ng::from_str(&stdout).unwrap();
+    assert_eq!(crd["kind"], "CustomResourceDefinition");
+    assert_eq!(crd["metadata"]["name"], "baremetalhosts.metal3.io");
+    assert_eq!(crd["spec"]["names"]["shortNames"][0], "bmh");
+}
