@@ -79,6 +79,7 @@ pub struct BareMetalHostSpec {
     pub meta_data: Option<SecretReference>,
     /// Whether Ironic erases disks before and after provisioning (`metadata`) or not (`disabled`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = "metadata"))]
     pub automated_cleaning_mode: Option<AutomatedCleaningMode>,
     /// How the host is inspected after registration; `disabled` skips inspection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -244,6 +245,7 @@ pub struct SoftwareRaidVolume {
     pub physical_disks: Option<Vec<RootDeviceHints>>,
     /// Whether this is the root volume.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = false))]
     pub root_volume: Option<bool>,
 }
 

@@ -214,6 +214,32 @@ fn generated_crd_has_every_upstream_property_with_the_same_type_and_enum() {
         }
     }
     assert!(problems.is_empty(), "{} differences:\n{}", problems.len(), problems.join("\n"));
+
+    // and nothing beyond upstream's schema, apart from these deliberate extensions
+    let extensions: [&str; 0] = [];
+    let mut ours_paths = Vec::new();
+    paths(ours, "", &mut ours_paths);
+    let known: BTreeSet<&str> = theirs.iter().map(|(p, _, _)| p.as_str()).collect();
+    let extra: Vec<&str> = ours_paths
+        .iter()
+        .map(|(p, _, _)| p.as_str())
+        .filter(|p| !known.contains(p) && !p.starts_with(".metadata."))
+        .collect();
+    assert_eq!(extra, extensions, "properties upstream does not have");
+}
+
+#[test]
+fn generated_crd_keeps_upstream_defaults() {
+    let upstream = upstream_schema();
+    let crd = our_crd();
+    let ours = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+    let mut theirs = Vec::new();
+    paths(&upstream, "", &mut theirs);
+    for (path, _, _) in theirs {
+        let Some(default) = lookup(&upstream, &path).and_then(|n| n.get("default")) else { continue };
+        let ours = lookup(ours, &path).and_then(|n| n.get("default"));
+        assert_eq!(ours, Some(default), "{path}: default");
+    }
 }
 
 #[test]

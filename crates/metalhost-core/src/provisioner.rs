@@ -53,6 +53,11 @@ impl IronicProvisioner {
         IronicProvisioner { config, client: Arc::new(OnceCell::new()) }
     }
 
+    /// HTTP requests sent to Ironic so far (0 before the first connection).
+    pub fn request_count(&self) -> u64 {
+        self.client.get().map_or(0, Client::request_count)
+    }
+
     /// The connected client, connecting first if needed.
     pub async fn client(&self) -> Result<&Client, ProvisionError> {
         Ok(self.client.get_or_try_init(|| Client::connect(self.config.clone())).await?)
@@ -80,8 +85,9 @@ impl IronicProvisioner {
             let history = client.node_history(&n.uuid).await?;
             n.last_error = history.into_iter().rev().find(|e| e.severity == "ERROR").map(|e| e.event);
         }
+        // ports matter only until the node is enrolled and verified
         let port_macs = match (&node, with_ports) {
-            (Some(n), true) => Some(
+            (Some(n), true) if n.provision_state == state::ENROLL && !n.is_busy() => Some(
                 client
                     .list_ports(&n.uuid)
                     .await?

@@ -26,6 +26,9 @@ pub struct Outcome {
     pub requeue: Requeue,
     /// The host is out of Ironic and its record may be dropped.
     pub forget: bool,
+    /// The states passed through, in order, ending with the new one (several when steps that
+    /// need no Ironic call followed each other).
+    pub states: Vec<ProvisioningState>,
 }
 
 /// Reconciles hosts against one Ironic.
@@ -74,13 +77,24 @@ impl Reconciler {
                         e.to_string(),
                     );
                     warn!(host = %host.qualified_name(), error = %e, "cannot observe Ironic node");
-                    return Outcome { status, action: "observe".into(), requeue, forget: false };
+                    let states = vec![status.provisioning.state];
+                    return Outcome { status, action: "observe".into(), requeue, forget: false, states };
                 }
             }
         } else {
             Default::default()
         };
-        let decision = machine::decide(&input, previous, &observed);
+        let mut decision = machine::decide(&input, previous, &observed);
+        // Steps that only change the status (registering → preparing → available → provisioning)
+        // follow at once on the same observation: no Ironic request between them.
+        let mut base = previous.clone();
+        let mut states = vec![decision.status.provisioning.state];
+        while decision.action == Action::None && decision.requeue == Requeue::Now && states.len() < 8 {
+            let next = machine::decide(&input, &decision.status, &observed);
+            base = std::mem::replace(&mut decision, next).status;
+            states.push(decision.status.provisioning.state);
+        }
+        states.dedup();
         let action_name = decision.action.name();
         debug!(host = %host.qualified_name(), state = %decision.status.provisioning.state, action = %action_name, "decided");
         match self.provisioner.execute(&decision.action, observed.node.as_ref()).await {
@@ -90,14 +104,14 @@ impl Reconciler {
                     status.provisioning.id = node.uuid;
                 }
                 let forget = decision.action == Action::Forget;
-                Outcome { status, action: action_name, requeue: decision.requeue, forget }
+                Outcome { status, action: action_name, requeue: decision.requeue, forget, states }
             }
             Err(e) => {
                 let error_type = error_type_for(decision.status.provisioning.state, &decision.action);
                 let message = format!("{action_name}: {e}");
                 warn!(host = %host.qualified_name(), error = %message, "action failed");
-                let (status, requeue) = machine::failed(previous, &decision.status, error_type, message);
-                Outcome { status, action: action_name, requeue, forget: false }
+                let (status, requeue) = machine::failed(&base, &decision.status, error_type, message);
+                Outcome { status, action: action_name, requeue, forget: false, states }
             }
         }
     }

@@ -86,6 +86,23 @@ impl Lab {
     }
 }
 
+impl Lab {
+    fn lab(&self, command: &str) {
+        let status = Command::new(repo_root().join("scripts/lab")).arg(command).arg(&self.info.dir).status();
+        assert!(status.is_ok_and(|s| s.success()), "scripts/lab {command} failed");
+    }
+
+    /// Kills Ironic (SIGKILL): an outage.
+    pub fn stop_ironic(&self) {
+        self.lab("ironic-stop");
+    }
+
+    /// Starts Ironic again on the same port and database; returns once it serves.
+    pub fn start_ironic(&self) {
+        self.lab("ironic-start");
+    }
+}
+
 impl Drop for Lab {
     fn drop(&mut self) {
         let _ = Command::new(repo_root().join("scripts/lab")).arg("stop").arg(&self.info.dir).status();

@@ -31,6 +31,9 @@ enum Command {
         /// Directory of manifests (BareMetalHosts and the Secrets they name).
         #[arg(long)]
         manifests: PathBuf,
+        /// Keep a JSON file with counters (Ironic requests sent) up to date, for benchmarks.
+        #[arg(long)]
+        stats_file: Option<PathBuf>,
         #[command(flatten)]
         common: Common,
     },
@@ -110,12 +113,13 @@ fn init_logging(default: &str) {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
-async fn run(manifests: PathBuf, common: Common) -> anyhow::Result<ExitCode> {
+async fn run(manifests: PathBuf, stats_file: Option<PathBuf>, common: Common) -> anyhow::Result<ExitCode> {
     if !manifests.is_dir() {
         bail!("--manifests {}: not a directory", manifests.display());
     }
     let mut runtime = Runtime::new(common.config()?, Source::Dir(manifests));
     let mut progress = Progress::new();
+    let mut reported_requests = None;
     loop {
         tokio::select! {
             changes = runtime.step() => {
@@ -124,6 +128,16 @@ async fn run(manifests: PathBuf, common: Common) -> anyhow::Result<ExitCode> {
                 }
             }
             _ = shutdown() => return Ok(ExitCode::SUCCESS),
+        }
+        if let Some(path) = &stats_file {
+            let requests = runtime.ironic_requests();
+            if reported_requests != Some(requests) {
+                let stats =
+                    serde_json::json!({"ironic_requests": requests, "hosts": runtime.statuses().count()});
+                let tmp = path.with_extension("tmp");
+                std::fs::write(&tmp, stats.to_string()).and_then(|()| std::fs::rename(&tmp, path))?;
+                reported_requests = Some(requests);
+            }
         }
         tokio::select! {
             _ = runtime.wait_for_work(Duration::from_secs(2)) => {}
@@ -210,9 +224,9 @@ fn validate(files: &[PathBuf]) -> ExitCode {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { manifests, common } => {
+        Command::Run { manifests, stats_file, common } => {
             init_logging("info");
-            run(manifests, common).await
+            run(manifests, stats_file, common).await
         }
         Command::Apply { file, wait, timeout, common } => {
             // errors are shown by the progress output

@@ -96,7 +96,8 @@ pub struct Runtime {
     config: RuntimeConfig,
     hosts: BTreeMap<String, Tracked>,
     manifests: Manifests,
-    fingerprint: Vec<(PathBuf, Option<SystemTime>, u64)>,
+    /// What the manifest files looked like at the last load (None: never loaded).
+    fingerprint: Option<Vec<(PathBuf, Option<SystemTime>, u64)>>,
     reported: BTreeSet<String>,
 }
 
@@ -126,7 +127,7 @@ impl Runtime {
             config,
             hosts: BTreeMap::new(),
             manifests: Manifests::default(),
-            fingerprint: Vec::new(),
+            fingerprint: None,
             reported: BTreeSet::new(),
         };
         let (records, problems) = store::read_all(rt.source.dir());
@@ -187,10 +188,10 @@ impl Runtime {
                 (f.clone(), meta.as_ref().and_then(|m| m.modified().ok()), meta.map_or(0, |m| m.len()))
             })
             .collect();
-        if fingerprint == self.fingerprint && !self.hosts.is_empty() {
+        if self.fingerprint.as_ref() == Some(&fingerprint) {
             return;
         }
-        self.fingerprint = fingerprint;
+        self.fingerprint = Some(fingerprint);
         let mut manifests = Manifests::load(&files);
         let incomplete = !manifests.problems.is_empty();
         if let Source::File(file) = &self.source {
@@ -313,9 +314,7 @@ impl Runtime {
                     continue;
                 }
             };
-            if let Some(change) = self.apply_outcome(&key, outcome) {
-                changes.push(change);
-            }
+            changes.extend(self.apply_outcome(&key, outcome));
         }
         changes
     }
@@ -348,10 +347,10 @@ impl Runtime {
         }
     }
 
-    fn apply_outcome(&mut self, key: &str, outcome: metalhost_core::Outcome) -> Option<Change> {
+    fn apply_outcome(&mut self, key: &str, outcome: metalhost_core::Outcome) -> Vec<Change> {
         let dir = self.source.dir().to_path_buf();
         let idle = self.config.idle;
-        let t = self.hosts.get_mut(key)?;
+        let Some(t) = self.hosts.get_mut(key) else { return Vec::new() };
         let before = t.status.clone();
         let now = Instant::now();
         t.due = match outcome.requeue {
@@ -379,16 +378,16 @@ impl Runtime {
                 warn!(host = %key, "cannot remove status file: {e}");
             }
             info!(host = %key, "deleted");
-            return Some(Change {
+            return vec![Change {
                 key: key.into(),
                 from: before.provisioning.state,
                 to: ProvisioningState::Deleting,
                 action: outcome.action,
                 error: None,
-            });
+            }];
         }
         if comparable(&outcome.status) == comparable(&before) {
-            return None;
+            return Vec::new();
         }
         t.status = outcome.status;
         let mut record = t.host.clone();
@@ -398,15 +397,33 @@ impl Runtime {
         }
         let error =
             (t.status.operational_status == OperationalStatus::Error).then(|| t.status.error_message.clone());
-        let changed_state = before.provisioning.state != t.status.provisioning.state;
+        let mut changes = Vec::new();
+        let mut from = before.provisioning.state;
+        for &to in outcome.states.iter().filter(|s| **s != before.provisioning.state) {
+            changes.push(Change { key: key.into(), from, to, action: outcome.action.clone(), error: None });
+            from = to;
+        }
         let new_error = error.is_some() && before.error_message != t.status.error_message;
-        (changed_state || new_error).then(|| Change {
-            key: key.into(),
-            from: before.provisioning.state,
-            to: t.status.provisioning.state,
-            action: outcome.action,
-            error,
-        })
+        match changes.last_mut() {
+            Some(last) => last.error = error,
+            None if new_error => {
+                let state = t.status.provisioning.state;
+                changes.push(Change {
+                    key: key.into(),
+                    from: state,
+                    to: state,
+                    action: outcome.action,
+                    error,
+                });
+            }
+            None => {}
+        }
+        changes
+    }
+
+    /// Ironic HTTP requests this runtime has sent.
+    pub fn ironic_requests(&self) -> u64 {
+        self.reconciler.provisioner().request_count()
     }
 
     /// Sleeps until the next host is due (at most `max`, so manifest edits are noticed).

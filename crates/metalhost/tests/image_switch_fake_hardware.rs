@@ -74,4 +74,12 @@ async fn switching_between_live_iso_and_disk_image_rewrites_the_node() {
     settle(&mut rt, Duration::from_secs(120)).await;
     assert_live_iso(&node(&ironic, "fh1").await, &iso2);
     assert_eq!(ironic.list_ports(&n.uuid).await.unwrap().len(), 1, "no duplicate port");
+
+    // removing the manifest deletes the host: deprovisioned, node gone, status file gone
+    std::fs::remove_file(dir.path().join("host.yaml")).unwrap();
+    let gone =
+        rt.run_until(Duration::from_secs(120), |c| eprintln!("{c:?}"), |rt| rt.statuses().count() == 0).await;
+    assert!(gone, "host not deleted: {:?}", rt.statuses().collect::<Vec<_>>());
+    assert!(ironic.get_node("default~fh1").await.unwrap().is_none(), "node left in Ironic");
+    assert!(status_file(dir.path(), "fh1").is_none(), "status file left");
 }
