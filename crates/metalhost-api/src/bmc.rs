@@ -15,6 +15,9 @@ pub enum BmcError {
     /// `spec.bmc.address` is empty.
     #[error("spec.bmc.address: Missing BMC connection detail 'Address'")]
     MissingAddress,
+    /// `spec.bmc.address` is longer than any BMC URL.
+    #[error("spec.bmc.address: {0} characters is over the limit of 2048")]
+    TooLong(usize),
     /// The scheme is not one metalhost knows.
     #[error("spec.bmc.address: Unknown BMC type '{kind}' for address {address}")]
     UnknownType {
@@ -232,6 +235,9 @@ impl BmcAccess {
         let address = address.trim();
         if address.is_empty() {
             return Err(BmcError::MissingAddress);
+        }
+        if address.len() > 2048 {
+            return Err(BmcError::TooLong(address.len()));
         }
         let with_scheme =
             if address.contains("://") { address.to_string() } else { format!("ipmi://{address}") };

@@ -5,6 +5,9 @@ use url::Url;
 
 use crate::host::{ChecksumType, Image, ImageFormat};
 
+/// The longest image URL accepted.
+pub const MAX_URL_LEN: usize = 4096;
+
 /// URL schemes an image may come from.
 pub const IMAGE_URL_SCHEMES: &[&str] = &["http", "https", "ftp", "oci"];
 
@@ -14,6 +17,9 @@ pub enum ImageError {
     /// `spec.image.url` is empty.
     #[error("spec.image.url: must not be empty")]
     EmptyUrl,
+    /// `spec.image.url` is longer than anyone needs.
+    #[error("spec.image.url: {0} characters is over the limit of 4096")]
+    UrlTooLong(usize),
     /// `spec.image.url` is not a URL.
     #[error("spec.image.url: image URL {url} is invalid: {reason}")]
     MalformedUrl {
@@ -68,9 +74,10 @@ impl ImageError {
     /// The field the error is about, e.g. `spec.image.url`.
     pub fn field(&self) -> &'static str {
         match self {
-            ImageError::EmptyUrl | ImageError::MalformedUrl { .. } | ImageError::UnsupportedScheme { .. } => {
-                "spec.image.url"
-            }
+            ImageError::EmptyUrl
+            | ImageError::UrlTooLong(_)
+            | ImageError::MalformedUrl { .. }
+            | ImageError::UnsupportedScheme { .. } => "spec.image.url",
             ImageError::MissingChecksum { .. } | ImageError::ChecksumWithOciLiveIso => "spec.image.checksum",
         }
     }
@@ -88,6 +95,9 @@ impl DeployImage {
         let url = image.url.trim();
         if url.is_empty() {
             return Err(ImageError::EmptyUrl);
+        }
+        if url.len() > MAX_URL_LEN {
+            return Err(ImageError::UrlTooLong(url.len()));
         }
         let parsed = Url::parse(url)
             .map_err(|e| ImageError::MalformedUrl { url: url.to_string(), reason: e.to_string() })?;

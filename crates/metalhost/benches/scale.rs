@@ -228,6 +228,14 @@ fn main() {
 
     let n = a.hosts as f64;
     let ratio = metalhost_wall.as_secs_f64() / direct_wall.as_secs_f64();
+    if a.only_metalhost {
+        println!("hosts: {}  concurrency: {}  (metalhost only)", a.hosts, a.concurrency);
+        println!("wall time to provisioned (s)            {:>10.1}", metalhost_wall.as_secs_f64());
+        println!("Ironic requests per host (provisioning) {:>10.1}", metalhost_requests as f64 / n);
+        println!("metalhost peak RSS (MiB)                {:>10.1}", rss.max(rss_provisioning));
+        println!("metalhost CPU seconds                   {:>10.2}", cpu);
+        return;
+    }
     println!(
         "hosts: {}  concurrency: {}  machine: {} cores",
         a.hosts,

@@ -48,25 +48,32 @@ fn statuses(dir: &Path) -> Vec<BareMetalHost> {
 /// Kills `metalhost run` at random moments, `kills` times.
 fn kill_repeatedly(dir: &Path, lab: &Lab, rng: &mut fastrand::Rng, kills: usize, log: &mut Vec<u64>) {
     for _ in 0..kills {
-        let mut child = spawn(dir, lab);
+        let running = Running(spawn(dir, lab));
         let after = rng.u64(30..1500);
         log.push(after);
         std::thread::sleep(Duration::from_millis(after));
-        child.kill().unwrap();
-        child.wait().unwrap();
+        drop(running); // SIGKILL
+    }
+}
+
+/// Kills the process when dropped, also when an assertion fails.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
 /// Runs uninterrupted until `done` holds for the status files, then stops.
 fn converge(dir: &Path, lab: &Lab, what: &str, seed: u64, done: impl Fn(&[BareMetalHost]) -> bool) {
-    let mut child = spawn(dir, lab);
+    let _running = Running(spawn(dir, lab));
     let deadline = Instant::now() + Duration::from_secs(120);
     while !done(&statuses(dir)) {
         assert!(Instant::now() < deadline, "seed {seed}: {what} did not converge: {:#?}", statuses(dir));
         std::thread::sleep(Duration::from_millis(200));
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
 
 fn in_state(hosts: &[BareMetalHost], state: ProvisioningState) -> bool {
