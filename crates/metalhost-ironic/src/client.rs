@@ -24,7 +24,7 @@ const VERSION_HEADER: &str = "X-OpenStack-Ironic-API-Version";
 const RETRIES: u32 = 4;
 
 /// How to reach Ironic.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientConfig {
     /// Base URL, e.g. `http://127.0.0.1:6385`.
     pub url: String,
@@ -36,6 +36,18 @@ pub struct ClientConfig {
     pub basic_auth: Option<(String, String)>,
     /// Accept any TLS certificate (only when asked for explicitly).
     pub insecure: bool,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("url", &self.url)
+            .field("timeout", &self.timeout)
+            .field("ca_file", &self.ca_file)
+            .field("basic_auth_user", &self.basic_auth.as_ref().map(|(user, _)| user))
+            .field("insecure", &self.insecure)
+            .finish()
+    }
 }
 
 impl ClientConfig {
@@ -385,6 +397,14 @@ mod tests {
         server
     }
 
+    #[test]
+    fn config_debug_never_shows_the_password() {
+        let mut config = ClientConfig::new("https://ironic");
+        config.basic_auth = Some(("admin".into(), "hunter2".into()));
+        let text = format!("{config:?}");
+        assert!(text.contains("admin") && !text.contains("hunter2"), "{text}");
+    }
+
     #[tokio::test]
     async fn negotiates_the_newest_common_version() {
         let s = server("1.93").await;
@@ -443,6 +463,57 @@ mod tests {
             err.to_string().contains("HTTP 400: The requested action \"active\" can not be performed"),
             "{err}"
         );
+    }
+
+    #[tokio::test]
+    async fn retries_a_locked_node_until_it_is_free() {
+        let s = server("1.115").await;
+        Mock::given(method("PUT"))
+            .and(path("/v1/nodes/n1/states/power"))
+            .respond_with(ResponseTemplate::new(409).set_body_json(json!({"error_message":
+                "{\"faultstring\": \"Node n1 is locked by host c1, please retry after the current operation is completed.\"}"})))
+            .up_to_n_times(2)
+            .mount(&s)
+            .await;
+        Mock::given(method("PUT"))
+            .and(path("/v1/nodes/n1/states/power"))
+            .respond_with(ResponseTemplate::new(202))
+            .mount(&s)
+            .await;
+        let c = Client::connect(ClientConfig::new(s.uri())).await.unwrap();
+        c.set_power_state("n1", PowerTarget::On).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_conflict_that_is_not_a_lock_is_not_retried() {
+        let s = server("1.115").await;
+        Mock::given(method("POST"))
+            .and(path("/v1/nodes"))
+            .respond_with(ResponseTemplate::new(409).set_body_json(json!({"error_message":
+                "{\"faultstring\": \"A node with name default~h1 already exists.\"}"})))
+            .expect(1)
+            .mount(&s)
+            .await;
+        let c = Client::connect(ClientConfig::new(s.uri())).await.unwrap();
+        let err = c.create_node(&Map::new()).await.unwrap_err();
+        assert_eq!(err.status(), Some(409));
+        assert!(err.to_string().contains("already exists"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_slow_answer_past_the_timeout_is_a_transient_error() {
+        let s = server("1.115").await;
+        Mock::given(method("GET"))
+            .and(path("/v1/nodes/n1"))
+            .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(3)))
+            .mount(&s)
+            .await;
+        let mut config = ClientConfig::new(s.uri());
+        config.timeout = Duration::from_millis(300);
+        let c = Client::connect(config).await.unwrap();
+        let err = c.get_node("n1").await.unwrap_err();
+        assert!(err.is_transient(), "{err}");
+        assert!(err.to_string().contains("timed out"), "{err}");
     }
 
     #[tokio::test]

@@ -40,6 +40,15 @@ pub struct LabInfo {
     pub deploy_ramdisk_url: String,
     /// The emulated servers.
     pub systems: Vec<System>,
+    /// With `start_secure`: the CA that signed Ironic's certificate.
+    #[serde(default)]
+    pub ironic_ca_file: Option<PathBuf>,
+    /// With `start_secure`: Ironic's HTTP basic auth user.
+    #[serde(default)]
+    pub ironic_user: Option<String>,
+    /// With `start_secure`: its password.
+    #[serde(default)]
+    pub ironic_password: Option<String>,
 }
 
 /// A running lab; dropped, it stops every process it started.
@@ -60,6 +69,15 @@ impl Lab {
     /// Starts a lab with `systems` emulated servers. Panics with the lab's own message when it
     /// cannot start (this is test set-up).
     pub fn start(systems: usize) -> Lab {
+        Self::start_with(systems, false)
+    }
+
+    /// Starts a lab whose Ironic serves HTTPS (a fresh CA) and requires HTTP basic auth.
+    pub fn start_secure(systems: usize) -> Lab {
+        Self::start_with(systems, true)
+    }
+
+    fn start_with(systems: usize, secure: bool) -> Lab {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let dir = std::env::temp_dir().join(format!("metalhost-lab-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -67,6 +85,7 @@ impl Lab {
             .arg("start")
             .arg(&dir)
             .args(["--systems", &systems.to_string()])
+            .args(secure.then_some("--secure"))
             .output()
             .expect("run scripts/lab");
         assert!(

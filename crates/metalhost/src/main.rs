@@ -73,9 +73,13 @@ struct Common {
     /// Accept any certificate from Ironic (testing only).
     #[arg(long)]
     ironic_insecure: bool,
-    /// Ironic HTTP basic auth user (password from METALHOST_IRONIC_PASSWORD).
+    /// Ironic HTTP basic auth user (password from METALHOST_IRONIC_PASSWORD or
+    /// --ironic-password-file).
     #[arg(long, env = "METALHOST_IRONIC_USER")]
     ironic_user: Option<String>,
+    /// File holding the Ironic basic auth password (first line).
+    #[arg(long, env = "METALHOST_IRONIC_PASSWORD_FILE")]
+    ironic_password_file: Option<PathBuf>,
     /// Agent kernel URL set as driver_info.deploy_kernel (needed to write disk images).
     #[arg(long, env = "METALHOST_DEPLOY_KERNEL")]
     deploy_kernel: Option<String>,
@@ -93,8 +97,18 @@ impl Common {
         ironic.ca_file = self.ironic_ca_file.clone();
         ironic.insecure = self.ironic_insecure;
         if let Some(user) = &self.ironic_user {
-            let password = std::env::var("METALHOST_IRONIC_PASSWORD")
-                .context("--ironic-user needs the password in METALHOST_IRONIC_PASSWORD")?;
+            let password = match (&self.ironic_password_file, std::env::var("METALHOST_IRONIC_PASSWORD")) {
+                (Some(file), _) => std::fs::read_to_string(file)
+                    .with_context(|| format!("--ironic-password-file {}", file.display()))?
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_string(),
+                (None, Ok(password)) => password,
+                (None, Err(_)) => bail!(
+                    "--ironic-user needs a password: METALHOST_IRONIC_PASSWORD or --ironic-password-file"
+                ),
+            };
             ironic.basic_auth = Some((user.clone(), password));
         }
         let mut config = RuntimeConfig::new(ironic);
