@@ -5,6 +5,7 @@
 //! Everything here is pure: no I/O, so every rule is unit-tested without servers.
 
 pub mod bmc;
+pub mod extensions;
 pub mod host;
 pub mod image;
 pub mod secret;

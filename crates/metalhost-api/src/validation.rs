@@ -71,6 +71,9 @@ pub fn validate_host(host: &BareMetalHost) -> Vec<Violation> {
         out.push(v(e.field(), e.reason()));
     }
     annotations(host, &mut out);
+    if let Err(e) = crate::extensions::live_iso_options(host) {
+        out.push(v(format!("metadata.annotations[{}]", e.annotation), e.reason));
+    }
     inspection_mode(host, &mut out);
     if spec.disable_power_off && !spec.online {
         out.push(v(

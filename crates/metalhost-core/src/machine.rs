@@ -471,6 +471,10 @@ fn provision(mut step: Step<'_>, node: &Node, desired: &Map<String, Value>) -> D
         Some(Err(e)) => return step.error(ErrorType::Provisioning, e.to_string()),
         Some(Ok(image)) => image,
     };
+    let options = match metalhost_api::extensions::live_iso_options(host) {
+        Ok(o) => o,
+        Err(e) => return step.error(ErrorType::Provisioning, e.to_string()),
+    };
     if host.spec.image != step.status.last_attempted_image {
         step.status.last_attempted_image = host.spec.image.clone();
     }
@@ -495,7 +499,7 @@ fn provision(mut step: Step<'_>, node: &Node, desired: &Map<String, Value>) -> D
         state::AVAILABLE => {
             // driver settings that changed since registration (not secrets) ride along
             let mut patch = plan::registration_patch(node, desired, false);
-            patch.0.extend(plan::deploy_patch(node, &image).0);
+            patch.0.extend(plan::deploy_patch(node, &image, &options).0);
             step.ok(Action::Deploy(patch), Requeue::Poll)
         }
         state::ACTIVE => {

@@ -1,6 +1,7 @@
 //! Ironic patch planning (pure): the node fields a host needs, and the smallest JSON patch that
 //! takes an observed node there. The live-ISO rules of DESIGN.md §2 are here.
 
+use metalhost_api::extensions::{BootPersistence, LiveIsoOptions};
 use metalhost_api::host::{BareMetalHost, BootMode};
 use metalhost_api::{BmcAccess, Credentials, DeployImage};
 use metalhost_ironic::{Node, Patch};
@@ -13,6 +14,9 @@ pub const RAMDISK_DEPLOY: &str = "ramdisk";
 pub const DISK_IMAGE_KEYS: &[&str] =
     &["image_source", "image_checksum", "image_os_hash_algo", "image_os_hash_value", "image_disk_format"];
 
+/// instance_info key telling Ironic where the BMC gets a live ISO.
+pub const DOWNLOAD_SOURCE_KEY: &str = "ramdisk_image_download_source";
+
 /// Operator-wide settings that shape every node.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeDefaults {
@@ -20,6 +24,9 @@ pub struct NodeDefaults {
     pub deploy_kernel: Option<String>,
     /// Agent ramdisk URL for `driver_info.deploy_ramdisk`.
     pub deploy_ramdisk: Option<String>,
+    /// Operator-wide boot-device persistence (`driver_info.force_persistent_boot_device`),
+    /// overridden per host by the `metalhost.io/boot-device-persistence` annotation.
+    pub boot_persistence: Option<BootPersistence>,
 }
 
 /// The Ironic node name of a host: `namespace~name`, as upstream names them.
@@ -65,7 +72,12 @@ pub fn node_create_fields(
     for (key, value) in access.kind.other_interfaces() {
         fields.insert((*key).into(), json!(value));
     }
-    fields.insert("driver_info".into(), Value::Object(driver_info(access, credentials, defaults)));
+    let mut info = driver_info(access, credentials, defaults);
+    let options = metalhost_api::extensions::live_iso_options(host).unwrap_or_default();
+    if let Some(persistence) = options.boot_persistence.or(defaults.boot_persistence) {
+        info.insert("force_persistent_boot_device".into(), json!(persistence.as_str()));
+    }
+    fields.insert("driver_info".into(), Value::Object(info));
     fields.insert("automated_clean".into(), json!(host.automated_cleaning()));
     fields.insert("properties".into(), json!({"capabilities": boot_mode_capability(host.spec.boot_mode)}));
     if host.spec.disable_power_off {
@@ -128,7 +140,7 @@ pub fn registration_patch(node: &Node, desired: &Map<String, Value>, resend_secr
 /// - live ISO: `deploy_interface=ramdisk`, `instance_info.boot_iso=<url>`, and no disk-image keys;
 /// - disk image: no `boot_iso`, `deploy_interface` back to the default (when it was ramdisk), and
 ///   `image_source`, the checksum keys and `image_disk_format` set.
-pub fn deploy_patch(node: &Node, image: &DeployImage) -> Patch {
+pub fn deploy_patch(node: &Node, image: &DeployImage, options: &LiveIsoOptions) -> Patch {
     let mut patch = PatchBuilder::default();
     let has = |key: &str| node.instance_info.contains_key(key);
     match image {
@@ -144,13 +156,25 @@ pub fn deploy_patch(node: &Node, image: &DeployImage) -> Patch {
                     patch.remove(&format!("/instance_info/{key}"));
                 }
             }
+            let source = options.download_source.map(|s| s.as_str());
+            match source {
+                Some(s) if node.instance_str(DOWNLOAD_SOURCE_KEY) != Some(s) => {
+                    patch.set(&format!("/instance_info/{DOWNLOAD_SOURCE_KEY}"), json!(s))
+                }
+                None if has(DOWNLOAD_SOURCE_KEY) => {
+                    patch.remove(&format!("/instance_info/{DOWNLOAD_SOURCE_KEY}"))
+                }
+                _ => {}
+            }
         }
         DeployImage::Disk { url, checksum, checksum_type, format } => {
             if node.deploy_interface.as_deref() == Some(RAMDISK_DEPLOY) {
                 patch.remove("/deploy_interface");
             }
-            if has("boot_iso") {
-                patch.remove("/instance_info/boot_iso");
+            for key in ["boot_iso", DOWNLOAD_SOURCE_KEY] {
+                if has(key) {
+                    patch.remove(&format!("/instance_info/{key}"));
+                }
             }
             let mut want: Vec<(&str, Option<String>)> = vec![("image_source", Some(url.clone()))];
             let explicit = checksum_type.filter(|t| *t != metalhost_api::ChecksumType::Auto);
@@ -188,9 +212,12 @@ pub fn deploy_patch(node: &Node, image: &DeployImage) -> Patch {
     patch.build()
 }
 
-/// Whether the node is set up to deploy exactly `image` (nothing left to patch).
+/// Whether the node is set up to deploy exactly `image` (nothing left to patch; the live-ISO
+/// options are not compared: they apply from the next deploy on).
 pub fn instance_matches(node: &Node, image: &DeployImage) -> bool {
-    deploy_patch(node, image).0.is_empty()
+    let mut node = node.clone();
+    node.instance_info.remove(DOWNLOAD_SOURCE_KEY);
+    deploy_patch(&node, image, &LiveIsoOptions::default()).0.is_empty()
 }
 
 #[cfg(test)]
@@ -205,6 +232,10 @@ mod tests {
             instance_info: instance.as_object().cloned().unwrap_or_default(),
             ..Default::default()
         }
+    }
+
+    fn dp(node: &Node, image: &DeployImage) -> Patch {
+        deploy_patch(node, image, &LiveIsoOptions::default())
     }
 
     fn ops(patch: &Patch) -> Value {
@@ -226,7 +257,7 @@ mod tests {
 
     #[test]
     fn live_iso_sets_ramdisk_deploy_and_boot_iso() {
-        let patch = deploy_patch(&node(Some("direct"), json!({})), &live("http://h/a.iso"));
+        let patch = dp(&node(Some("direct"), json!({})), &live("http://h/a.iso"));
         assert_eq!(
             ops(&patch),
             json!([
@@ -243,7 +274,7 @@ mod tests {
             json!({"image_source": "s", "image_checksum": "c", "image_os_hash_algo": "sha256",
                    "image_os_hash_value": "v", "image_disk_format": "qcow2", "root_gb": 10}),
         );
-        let got = ops(&deploy_patch(&n, &live("http://h/a.iso")));
+        let got = ops(&dp(&n, &live("http://h/a.iso")));
         for key in DISK_IMAGE_KEYS {
             assert!(
                 got.as_array()
@@ -260,14 +291,14 @@ mod tests {
         let n = node(Some("ramdisk"), json!({"boot_iso": "http://h/a.iso"}));
         assert!(instance_matches(&n, &live("http://h/a.iso")));
         assert!(!instance_matches(&n, &live("http://h/b.iso")));
-        assert_eq!(ops(&deploy_patch(&n, &live("http://h/b.iso"))).as_array().unwrap().len(), 1);
+        assert_eq!(ops(&dp(&n, &live("http://h/b.iso"))).as_array().unwrap().len(), 1);
     }
 
     #[test]
     fn disk_image_after_live_iso_drops_boot_iso_and_ramdisk_deploy() {
         let n = node(Some("ramdisk"), json!({"boot_iso": "http://h/a.iso"}));
         assert_eq!(
-            ops(&deploy_patch(&n, &disk(Some(ChecksumType::Sha256)))),
+            ops(&dp(&n, &disk(Some(ChecksumType::Sha256)))),
             json!([
                 {"op": "remove", "path": "/deploy_interface"},
                 {"op": "remove", "path": "/instance_info/boot_iso"},
@@ -283,7 +314,7 @@ mod tests {
     fn disk_image_with_auto_or_no_checksum_type_uses_image_checksum() {
         for kind in [None, Some(ChecksumType::Auto)] {
             let n = node(Some("direct"), json!({"image_os_hash_algo": "md5", "image_os_hash_value": "x"}));
-            let got = ops(&deploy_patch(&n, &disk(kind)));
+            let got = ops(&dp(&n, &disk(kind)));
             let arr = got.as_array().unwrap();
             assert!(
                 arr.contains(&json!({"op": "add", "path": "/instance_info/image_checksum", "value": "abc"}))
@@ -320,7 +351,7 @@ mod tests {
     fn node_fields_carry_name_driver_boot_interface_and_cleaning() {
         let h = host();
         let access = BmcAccess::parse(&h.spec.bmc.as_ref().unwrap().address, false).unwrap();
-        let defaults = NodeDefaults { deploy_kernel: Some("http://k".into()), deploy_ramdisk: None };
+        let defaults = NodeDefaults { deploy_kernel: Some("http://k".into()), ..Default::default() };
         let fields = node_create_fields(&h, &access, &Credentials::new("u", "p"), &defaults);
         assert_eq!(fields["name"], json!("lab~h1"));
         assert_eq!(fields["driver"], json!("redfish"));
@@ -353,5 +384,63 @@ mod tests {
                 {"op": "add", "path": "/automated_clean", "value": false},
             ])
         );
+    }
+}
+
+#[cfg(test)]
+mod option_tests {
+    use super::*;
+    use metalhost_api::extensions::IsoDownloadSource;
+
+    #[test]
+    fn download_source_is_set_for_a_live_iso_and_dropped_for_a_disk_image() {
+        let node = Node { uuid: "n1".into(), deploy_interface: Some("ramdisk".into()), ..Default::default() };
+        let http = LiveIsoOptions { download_source: Some(IsoDownloadSource::Http), ..Default::default() };
+        let live = DeployImage::LiveIso { url: "http://h/a.iso".into() };
+        let got = serde_json::to_value(deploy_patch(&node, &live, &http)).unwrap();
+        assert!(got.as_array().unwrap().contains(
+            &json!({"op": "add", "path": "/instance_info/ramdisk_image_download_source", "value": "http"})
+        ));
+        let mut set = node.clone();
+        set.instance_info.insert("boot_iso".into(), json!("http://h/a.iso"));
+        set.instance_info.insert(DOWNLOAD_SOURCE_KEY.into(), json!("http"));
+        assert!(instance_matches(&set, &live), "options do not make a deployed node stale");
+        let plain = serde_json::to_value(deploy_patch(&set, &live, &LiveIsoOptions::default())).unwrap();
+        assert_eq!(plain, json!([{"op": "remove", "path": "/instance_info/ramdisk_image_download_source"}]));
+        let disk = DeployImage::Disk {
+            url: "http://h/d".into(),
+            checksum: Some("c".into()),
+            checksum_type: None,
+            format: None,
+        };
+        let got = serde_json::to_value(deploy_patch(&set, &disk, &http)).unwrap();
+        assert!(
+            got.as_array()
+                .unwrap()
+                .contains(&json!({"op": "remove", "path": "/instance_info/ramdisk_image_download_source"}))
+        );
+    }
+
+    #[test]
+    fn boot_persistence_comes_from_the_annotation_or_the_operator_default() {
+        let mut host: BareMetalHost = serde_json::from_value(json!({
+            "metadata": {"name": "h1"},
+            "spec": {"online": true, "bmc": {"address": "redfish-virtualmedia://b/x", "credentialsName": "c"}}
+        }))
+        .unwrap();
+        let access = BmcAccess::parse("redfish-virtualmedia://b/x", false).unwrap();
+        let creds = Credentials::new("u", "p");
+        let mut defaults = NodeDefaults::default();
+        let info = |h: &BareMetalHost, d: &NodeDefaults| {
+            node_create_fields(h, &access, &creds, d)["driver_info"].clone()
+        };
+        assert_eq!(info(&host, &defaults).get("force_persistent_boot_device"), None);
+        defaults.boot_persistence = Some(BootPersistence::Always);
+        assert_eq!(info(&host, &defaults)["force_persistent_boot_device"], json!("Always"));
+        host.metadata.annotations = Some(
+            [(metalhost_api::extensions::BOOT_PERSISTENCE_ANNOTATION.to_string(), "Never".to_string())]
+                .into(),
+        );
+        assert_eq!(info(&host, &defaults)["force_persistent_boot_device"], json!("Never"));
     }
 }

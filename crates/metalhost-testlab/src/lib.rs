@@ -34,6 +34,8 @@ pub struct LabInfo {
     pub iso_base_url: String,
     /// Directory served at `iso_base_url`.
     pub iso_dir: PathBuf,
+    /// Ironic's http_root server (where the conductor stages ISOs for BMCs).
+    pub httpboot_url: String,
     /// A stand-in agent kernel URL.
     pub deploy_kernel_url: String,
     /// A stand-in agent ramdisk URL.

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use metalhost::progress::Progress;
 use metalhost::runtime::{Runtime, RuntimeConfig, Source, settled};
 use metalhost_api::OperationalStatus;
+use metalhost_api::extensions::BootPersistence;
 use metalhost_core::plan::NodeDefaults;
 use metalhost_ironic::ClientConfig;
 
@@ -86,6 +87,10 @@ struct Common {
     /// Agent ramdisk URL set as driver_info.deploy_ramdisk.
     #[arg(long, env = "METALHOST_DEPLOY_RAMDISK")]
     deploy_ramdisk: Option<String>,
+    /// Operator-wide boot-device persistence for live ISOs: Default, Always or Never (a host's
+    /// `metalhost.io/boot-device-persistence` annotation wins).
+    #[arg(long, env = "METALHOST_BOOT_DEVICE_PERSISTENCE")]
+    boot_device_persistence: Option<String>,
     /// Hosts reconciled at once.
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
@@ -115,6 +120,17 @@ impl Common {
         config.defaults = NodeDefaults {
             deploy_kernel: self.deploy_kernel.clone(),
             deploy_ramdisk: self.deploy_ramdisk.clone(),
+            boot_persistence: self
+                .boot_device_persistence
+                .as_deref()
+                .map(|v| {
+                    BootPersistence::parse(v).ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "--boot-device-persistence: '{v}' is not one of Default, Always, Never"
+                        )
+                    })
+                })
+                .transpose()?,
         };
         config.concurrency = self.concurrency.max(1);
         Ok(config)

@@ -44,6 +44,7 @@ pub fn config(lab: &Lab) -> RuntimeConfig {
     config.defaults = NodeDefaults {
         deploy_kernel: Some(lab.info.deploy_kernel_url.clone()),
         deploy_ramdisk: Some(lab.info.deploy_ramdisk_url.clone()),
+        ..Default::default()
     };
     config
 }

@@ -1,0 +1,58 @@
+//! Extensions: per-host boot-device persistence and the BMC fetching the ISO itself, on the real
+//! Ironic and the Redfish virtual-media BMC emulator.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use metalhost_testlab::Lab;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boot_persistence_and_direct_iso_download_reach_ironic_and_the_bmc() {
+    let lab = Lab::start(2);
+    let dir = tempfile::tempdir().unwrap();
+    let annotated = |name: &str, i: usize, annotations: &str| {
+        host(name, &lab.bmc_address("redfish-virtualmedia", i), "c", &live_iso(&lab.info.iso_url), "")
+            .replace(
+                &format!("metadata: {{name: {name}}}"),
+                &format!("metadata: {{name: {name}, annotations: {{{annotations}}}}}"),
+            )
+    };
+    write(
+        dir.path(),
+        "hosts.yaml",
+        &[
+            secret("c"),
+            annotated(
+                "appliance",
+                0,
+                "metalhost.io/boot-device-persistence: Always, metalhost.io/iso-download-source: http",
+            ),
+            annotated("installer", 1, "metalhost.io/boot-device-persistence: Never"),
+        ],
+    );
+    let mut rt = runtime(&lab, dir.path());
+    settle(&mut rt, Duration::from_secs(240)).await;
+    let ironic = ironic(&lab).await;
+
+    let appliance = node(&ironic, "appliance").await;
+    assert_eq!(appliance.driver_info["force_persistent_boot_device"], json!("Always"));
+    assert_eq!(appliance.instance_str("ramdisk_image_download_source"), Some("http"));
+    // sushy-tools 2.2.0 always reports BootSourceOverrideEnabled=Continuous whatever it is told,
+    // so persistence is checked where Ironic reads it (driver_info), not on the emulated BMC
+    let (system, cd) =
+        bmc_until(&lab, 0, |s, cd| s["PowerState"] == "On" && cd["Inserted"] == json!(true)).await;
+    assert_eq!(cd["Image"], json!(lab.info.iso_url), "the BMC mounts the ISO from its own URL");
+    assert_eq!(system["Boot"]["BootSourceOverrideTarget"], "Cd");
+
+    let installer = node(&ironic, "installer").await;
+    assert_eq!(installer.driver_info["force_persistent_boot_device"], json!("Never"));
+    assert_eq!(installer.instance_str("ramdisk_image_download_source"), None);
+    let (system, cd) =
+        bmc_until(&lab, 1, |s, cd| s["PowerState"] == "On" && cd["Inserted"] == json!(true)).await;
+    assert_ne!(cd["Image"], json!(lab.info.iso_url), "staged by the conductor: {cd}");
+    assert!(cd["Image"].as_str().unwrap().starts_with(&lab.info.httpboot_url), "{cd}");
+    assert_eq!(system["Boot"]["BootSourceOverrideTarget"], "Cd");
+}
