@@ -11,6 +11,11 @@ pub const BOOT_PERSISTENCE_ANNOTATION: &str = "metalhost.io/boot-device-persiste
 /// `local` (Ironic's default): the conductor downloads it and serves it to the BMC.
 pub const ISO_DOWNLOAD_SOURCE_ANNOTATION: &str = "metalhost.io/iso-download-source";
 
+/// `true`: eject the live ISO's virtual media while the host stays provisioned (and running);
+/// removing the annotation (or `false`) inserts it again. The status condition
+/// `LiveISOMediaInserted` shows what the BMC reports.
+pub const EJECT_MEDIA_ANNOTATION: &str = "metalhost.io/eject-media";
+
 /// Boot-device persistence, with Ironic's names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BootPersistence {
@@ -69,6 +74,8 @@ pub struct LiveIsoOptions {
     pub boot_persistence: Option<BootPersistence>,
     /// Where the BMC gets the ISO (None: Ironic's default).
     pub download_source: Option<IsoDownloadSource>,
+    /// Eject the ISO while the host stays provisioned.
+    pub eject_media: bool,
 }
 
 /// A bad extension annotation: the annotation's path and why.
@@ -102,7 +109,17 @@ pub fn live_iso_options(host: &BareMetalHost) -> Result<LiveIsoOptions, Extensio
             });
         }
     };
-    Ok(LiveIsoOptions { boot_persistence, download_source })
+    let eject_media = match annotations.get(EJECT_MEDIA_ANNOTATION).map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(v) => {
+            return Err(ExtensionError {
+                annotation: EJECT_MEDIA_ANNOTATION,
+                reason: format!("'{v}' is not one of true, false"),
+            });
+        }
+    };
+    Ok(LiveIsoOptions { boot_persistence, download_source, eject_media })
 }
 
 #[cfg(test)]
@@ -123,7 +140,8 @@ mod tests {
             live_iso_options(&h).unwrap(),
             LiveIsoOptions {
                 boot_persistence: Some(BootPersistence::Never),
-                download_source: Some(IsoDownloadSource::Http)
+                download_source: Some(IsoDownloadSource::Http),
+                eject_media: false,
             }
         );
         assert_eq!(live_iso_options(&host(&[])).unwrap(), LiveIsoOptions::default());

@@ -11,6 +11,14 @@ use serde_json::{Map, Value};
 
 use crate::plan::{self, NodeDefaults};
 
+/// Condition type saying whether the live ISO's virtual media is inserted (eject extension).
+pub const MEDIA_INSERTED_CONDITION: &str = "LiveISOMediaInserted";
+
+/// Whether the host's status says its media was ejected on request.
+pub fn media_ejected(status: &BareMetalHostStatus) -> bool {
+    status.conditions.iter().any(|c| c.type_ == MEDIA_INSERTED_CONDITION && c.status == "False")
+}
+
 /// Condition type set on live-ISO hosts whose spec has fields a live ISO does not use.
 pub const IGNORED_FIELDS_CONDITION: &str = "LiveISOIgnoredFields";
 
@@ -36,6 +44,8 @@ pub struct Observed {
     pub node: Option<Node>,
     /// The node's port MACs (lower case), when they were looked up (only while registering).
     pub port_macs: Option<Vec<String>>,
+    /// The node's virtual media, when looked up (only for the eject extension).
+    pub vmedia: Option<Vec<metalhost_ironic::VirtualMedia>>,
 }
 
 /// One step towards the desired state, carried out by the provisioner.
@@ -55,6 +65,15 @@ pub enum Action {
     Deploy(Patch),
     /// Change the power state.
     Power(PowerTarget),
+    /// Eject the virtual CD (the live ISO) while the host stays provisioned.
+    EjectMedia,
+    /// Insert the live ISO as virtual CD again (`download_source`: `local` or `http`).
+    InsertMedia {
+        /// The ISO.
+        url: String,
+        /// Where the BMC gets it.
+        download_source: Option<&'static str>,
+    },
     /// Delete the node.
     DeleteNode,
     /// The host is gone from Ironic and may be forgotten (deletion finished).
@@ -75,6 +94,8 @@ impl Action {
             Action::Power(PowerTarget::Off) => "power off".into(),
             Action::Power(PowerTarget::Reboot) => "reboot".into(),
             Action::DeleteNode => "delete node".into(),
+            Action::EjectMedia => "eject media".into(),
+            Action::InsertMedia { .. } => "insert media".into(),
             Action::Forget => "forget".into(),
         }
     }
@@ -146,6 +167,7 @@ pub fn failed(
 struct Step<'a> {
     input: &'a Input<'a>,
     previous: &'a BareMetalHostStatus,
+    observed: &'a Observed,
     status: BareMetalHostStatus,
 }
 
@@ -252,7 +274,7 @@ pub fn decide(input: &Input<'_>, previous: &BareMetalHostStatus, observed: &Obse
         status.provisioning.id = node.uuid.clone();
         status.powered_on = node.powered_on();
     }
-    let step = Step { input, previous, status };
+    let step = Step { input, previous, observed, status };
     let node = observed.node.as_ref();
 
     // A new host may carry a status to restore (upstream's status annotation), e.g. one moved
@@ -549,6 +571,72 @@ fn manage_power(mut step: Step<'_>, node: &Node) -> Decision {
     step.ok(Action::None, Requeue::Idle)
 }
 
+fn set_condition(
+    status: &mut BareMetalHostStatus,
+    type_: &str,
+    value: bool,
+    reason: &str,
+    message: &str,
+    now: &str,
+) {
+    let state = if value { "True" } else { "False" };
+    match status.conditions.iter_mut().find(|c| c.type_ == type_) {
+        Some(c) if c.status == state => {}
+        Some(c) => {
+            c.status = state.into();
+            c.reason = reason.into();
+            c.message = message.into();
+            c.last_transition_time = now.into();
+        }
+        None => status.conditions.push(Condition {
+            type_: type_.into(),
+            status: state.into(),
+            reason: reason.into(),
+            message: message.into(),
+            last_transition_time: now.into(),
+            observed_generation: None,
+        }),
+    }
+}
+
+/// The eject extension: what the BMC reports, and the action that brings it where the host's
+/// annotation points. None when nothing is to be done.
+fn manage_media(step: &mut Step<'_>, observed: &Observed) -> Option<Action> {
+    let vmedia = observed.vmedia.as_ref()?;
+    let host = step.input.host;
+    let options = metalhost_api::extensions::live_iso_options(host).unwrap_or_default();
+    let cd = vmedia.iter().find(|m| m.media_types.iter().any(|t| t == "CD" || t == "DVD"));
+    let inserted = cd.is_some_and(|m| m.inserted);
+    let now = step.input.now;
+    if inserted {
+        set_condition(
+            &mut step.status,
+            MEDIA_INSERTED_CONDITION,
+            true,
+            "Inserted",
+            "the live ISO is inserted",
+            now,
+        );
+    } else {
+        set_condition(
+            &mut step.status,
+            MEDIA_INSERTED_CONDITION,
+            false,
+            "Ejected",
+            "the live ISO was ejected on request",
+            now,
+        );
+    }
+    match (options.eject_media, inserted) {
+        (true, true) => Some(Action::EjectMedia),
+        (false, false) => Some(Action::InsertMedia {
+            url: host.spec.image.as_ref()?.url.clone(),
+            download_source: options.download_source.map(|s| s.as_str()),
+        }),
+        _ => None,
+    }
+}
+
 fn provisioned(step: Step<'_>, node: &Node) -> Decision {
     let host = step.input.host;
     let changed = match (&host.spec.image, &step.status.provisioning.image) {
@@ -562,6 +650,23 @@ fn provisioned(step: Step<'_>, node: &Node) -> Decision {
     if node.provision_state != state::ACTIVE && !node.is_busy() {
         // someone undeployed it behind our back: deploy again
         return step.goto(ProvisioningState::Provisioning);
+    }
+    let mut step = step;
+    let observed = step.observed;
+    if let Some(action) = manage_media(&mut step, observed) {
+        return step.ok(action, Requeue::Poll);
+    }
+    let vmedia_bmc =
+        matches!(&step.input.bmc, Some(Ok((access, _))) if access.kind.boots_iso_by_virtual_media());
+    let eject = metalhost_api::extensions::live_iso_options(step.input.host).unwrap_or_default().eject_media;
+    if vmedia_bmc && observed.vmedia.is_none() && (eject || media_ejected(&step.status)) {
+        // the media could not be read (the node is locked while Ironic works on it): look again soon
+        return step.wait();
+    }
+    if !metalhost_api::extensions::live_iso_options(step.input.host).unwrap_or_default().eject_media
+        && !media_ejected(&step.status)
+    {
+        step.status.conditions.retain(|c| c.type_ != MEDIA_INSERTED_CONDITION);
     }
     manage_power(step, node)
 }

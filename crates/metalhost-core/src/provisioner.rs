@@ -70,6 +70,7 @@ impl IronicProvisioner {
         host: &BareMetalHost,
         node_id: &str,
         with_ports: bool,
+        with_vmedia: bool,
     ) -> Result<Observed, ProvisionError> {
         let client = self.client().await?;
         let mut node = None;
@@ -97,7 +98,14 @@ impl IronicProvisioner {
             ),
             _ => None,
         };
-        Ok(Observed { node, port_macs })
+        // virtual media can only be read while nobody holds the node's lock
+        let vmedia = match &node {
+            Some(n) if with_vmedia && n.reservation.is_none() && !n.is_busy() && client.supports(1, 93) => {
+                Some(client.get_vmedia(&n.uuid).await?)
+            }
+            _ => None,
+        };
+        Ok(Observed { node, port_macs, vmedia })
     }
 
     /// Carries out one action. Returns the node when the action created or changed it.
@@ -148,6 +156,16 @@ impl IronicProvisioner {
                 }
                 client.set_provision_state(id, ProvisionTarget::Active, None).await?;
                 debug!(node = id, "deploy requested");
+                Ok(None)
+            }
+            Action::EjectMedia => {
+                client.detach_vmedia(id, &["cdrom"]).await?;
+                info!(node = id, "ejected the live ISO");
+                Ok(None)
+            }
+            Action::InsertMedia { url, download_source } => {
+                client.attach_vmedia(id, "cdrom", url, *download_source).await?;
+                info!(node = id, "inserted the live ISO");
                 Ok(None)
             }
             Action::Power(target) => {

@@ -64,7 +64,13 @@ impl Reconciler {
         let observed = if needs_ironic {
             let with_ports = previous.provisioning.state == ProvisioningState::Registering
                 && host.spec.boot_mac_address.is_some();
-            match self.provisioner.observe(host, &previous.provisioning.id, with_ports).await {
+            let with_vmedia = previous.provisioning.state == ProvisioningState::Provisioned
+                && bmc
+                    .as_ref()
+                    .is_some_and(|r| r.as_ref().is_ok_and(|(a, _)| a.kind.boots_iso_by_virtual_media()))
+                && (metalhost_api::extensions::live_iso_options(host).is_ok_and(|o| o.eject_media)
+                    || machine::media_ejected(previous));
+            match self.provisioner.observe(host, &previous.provisioning.id, with_ports, with_vmedia).await {
                 Ok(o) => o,
                 Err(e) => {
                     let mut decided = previous.clone();

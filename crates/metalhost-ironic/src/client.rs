@@ -326,15 +326,32 @@ impl Client {
         .await
     }
 
-    /// `POST /v1/nodes/{ident}/vmedia`: insert an image (API ≥ 1.89).
-    pub async fn attach_vmedia(&self, ident: &str, device_type: &str, image_url: &str) -> Result<(), Error> {
-        let body = json!({"device_type": device_type, "image_url": image_url});
+    /// `POST /v1/nodes/{ident}/vmedia`: insert an image (API ≥ 1.89). `download_source`:
+    /// `local` (the conductor stages it) or `http` (the BMC fetches it).
+    pub async fn attach_vmedia(
+        &self,
+        ident: &str,
+        device_type: &str,
+        image_url: &str,
+        download_source: Option<&str>,
+    ) -> Result<(), Error> {
+        let mut body = json!({"device_type": device_type, "image_url": image_url});
+        if let Some(source) = download_source {
+            body["image_download_source"] = json!(source);
+        }
         self.call_empty(Method::POST, &format!("/v1/nodes/{}/vmedia", encode(ident)), Some(&body)).await
     }
 
-    /// `DELETE /v1/nodes/{ident}/vmedia`: eject all virtual media (API ≥ 1.89).
-    pub async fn detach_vmedia(&self, ident: &str) -> Result<(), Error> {
-        self.call_empty(Method::DELETE, &format!("/v1/nodes/{}/vmedia", encode(ident)), None::<&()>).await
+    /// `DELETE /v1/nodes/{ident}/vmedia`: eject virtual media of these device types (`cdrom`,
+    /// `floppy`, `disk`), or all when none are named (API ≥ 1.89).
+    pub async fn detach_vmedia(&self, ident: &str, device_types: &[&str]) -> Result<(), Error> {
+        let query = if device_types.is_empty() {
+            String::new()
+        } else {
+            format!("?device_types={}", device_types.join(","))
+        };
+        self.call_empty(Method::DELETE, &format!("/v1/nodes/{}/vmedia{query}", encode(ident)), None::<&()>)
+            .await
     }
 
     /// `GET /v1/nodes/{ident}/vmedia` (API ≥ 1.93; fails while the node is locked).

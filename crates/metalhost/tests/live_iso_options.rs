@@ -56,3 +56,44 @@ async fn boot_persistence_and_direct_iso_download_reach_ironic_and_the_bmc() {
     assert!(cd["Image"].as_str().unwrap().starts_with(&lab.info.httpboot_url), "{cd}");
     assert_eq!(system["Boot"]["BootSourceOverrideTarget"], "Cd");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eject_media_on_request_while_the_host_stays_provisioned() {
+    use metalhost_core::machine::media_ejected;
+    let lab = Lab::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = |annotation: &str| {
+        let doc =
+            host("live", &lab.bmc_address("redfish-virtualmedia", 0), "c", &live_iso(&lab.info.iso_url), "");
+        vec![
+            secret("c"),
+            doc.replace("metadata: {name: live}", &format!("metadata: {{name: live{annotation}}}")),
+        ]
+    };
+    write(dir.path(), "host.yaml", &manifest(""));
+    let mut rt = runtime(&lab, dir.path());
+    settle(&mut rt, Duration::from_secs(180)).await;
+    bmc_until(&lab, 0, |_, cd| cd["Inserted"] == json!(true)).await;
+
+    write(dir.path(), "host.yaml", &manifest(", annotations: {metalhost.io/eject-media: \"true\"}"));
+    let ejected = rt
+        .run_until(Duration::from_secs(120), |c| eprintln!("{c:?}"), |rt| media_ejected(status(rt, "live")))
+        .await;
+    assert!(ejected, "{:#?}", status(&rt, "live"));
+    let (system, cd) = bmc_until(&lab, 0, |_, cd| cd["Inserted"] == json!(false)).await;
+    assert_eq!(cd["Inserted"], json!(false), "{cd}");
+    assert_eq!(system["PowerState"], "On", "the host keeps running");
+    let st = status(&rt, "live");
+    assert_eq!(st.provisioning.state, metalhost_api::ProvisioningState::Provisioned);
+    let condition = st.conditions.iter().find(|c| c.type_ == "LiveISOMediaInserted").unwrap();
+    assert_eq!((condition.status.as_str(), condition.reason.as_str()), ("False", "Ejected"));
+    assert_eq!(node(&ironic(&lab).await, "live").await.provision_state, "active");
+
+    write(dir.path(), "host.yaml", &manifest(""));
+    let inserted = rt
+        .run_until(Duration::from_secs(120), |c| eprintln!("{c:?}"), |rt| !media_ejected(status(rt, "live")))
+        .await;
+    assert!(inserted, "{:#?}", status(&rt, "live"));
+    let (_, cd) = bmc_until(&lab, 0, |_, cd| cd["Inserted"] == json!(true)).await;
+    assert_eq!(cd["Inserted"], json!(true), "inserted again: {cd}");
+}

@@ -48,7 +48,7 @@ impl Lab {
             defaults: &self.defaults,
             now: NOW,
         };
-        decide(&input, status, &Observed { node: node.cloned(), port_macs: Some(vec![]) })
+        decide(&input, status, &Observed { node: node.cloned(), port_macs: Some(vec![]), vmedia: None })
     }
 }
 
@@ -74,7 +74,14 @@ fn node(provision_state: &str) -> Node {
 /// A minimal stand-in for Ironic's state changes, to walk the machine through whole journeys in
 /// unit tests (the integration tests use the real Ironic).
 fn apply(action: &Action, node: &mut Option<Node>) {
-    if matches!(action, Action::None | Action::CreatePort(_) | Action::Forget) {
+    if matches!(
+        action,
+        Action::None
+            | Action::CreatePort(_)
+            | Action::Forget
+            | Action::EjectMedia
+            | Action::InsertMedia { .. }
+    ) {
         return;
     }
     let n = node.get_or_insert_with(|| self::node("enroll"));
@@ -112,7 +119,13 @@ fn apply(action: &Action, node: &mut Option<Node>) {
             n.power_state = Some(if *t == PowerTarget::On { "power on" } else { "power off" }.into())
         }
         Action::DeleteNode => *node = None,
-        Action::None | Action::CreatePort(_) | Action::Forget => unreachable!(),
+        Action::None
+        | Action::CreatePort(_)
+        | Action::Forget
+        | Action::EjectMedia
+        | Action::InsertMedia { .. } => {
+            unreachable!()
+        }
     }
 }
 
@@ -424,4 +437,50 @@ fn status_annotation_restores_history_so_inspection_is_skipped() {
     let d = lab.decide(&BareMetalHostStatus::default(), None);
     assert_eq!(d.status.error_type, Some(ErrorType::Registration));
     assert!(d.status.error_message.starts_with("metadata.annotations[baremetalhost.metal3.io/status]"));
+}
+
+#[test]
+fn eject_annotation_ejects_then_reinserts_the_live_iso() {
+    let mut lab = Lab::new(live_spec());
+    let (mut status, mut n) = (BareMetalHostStatus::default(), None);
+    run(&lab, &mut status, &mut n, false);
+    let node = n.unwrap();
+    let media = |inserted: bool| {
+        Some(vec![metalhost_ironic::VirtualMedia {
+            media_types: vec!["CD".into(), "DVD".into()],
+            inserted,
+            image: String::new(),
+        }])
+    };
+    let decide_with_media = |lab: &Lab, status: &BareMetalHostStatus, inserted: bool| {
+        let input = Input {
+            host: &lab.host,
+            bmc: Some(Ok((&lab.access, &lab.creds))),
+            deleting: false,
+            defaults: &lab.defaults,
+            now: NOW,
+        };
+        decide(
+            &input,
+            status,
+            &Observed { node: Some(node.clone()), port_macs: None, vmedia: media(inserted) },
+        )
+    };
+    lab.host.metadata.annotations =
+        Some([(metalhost_api::extensions::EJECT_MEDIA_ANNOTATION.to_string(), "true".to_string())].into());
+    let d = decide_with_media(&lab, &status, true);
+    assert_eq!(d.action, Action::EjectMedia);
+    let d = decide_with_media(&lab, &d.status, false);
+    assert_eq!(d.status.provisioning.state, S::Provisioned);
+    assert!(media_ejected(&d.status), "{:?}", d.status.conditions);
+    assert_eq!(d.action, Action::None);
+    lab.host.metadata.annotations = None;
+    let again = decide_with_media(&lab, &d.status, false);
+    assert_eq!(
+        again.action,
+        Action::InsertMedia { url: "http://127.0.0.1:8081/live.iso".into(), download_source: None }
+    );
+    let back = decide_with_media(&lab, &again.status, true);
+    assert_eq!(back.action, Action::None);
+    assert!(!media_ejected(&back.status));
 }
