@@ -155,6 +155,12 @@ impl BmcKind {
         )
     }
 
+    /// Whether Ironic can attach a config drive next to a live ISO (a second virtual media device;
+    /// the boot interface has `ramdisk_boot_configdrive`).
+    pub fn attaches_config_drive_to_live_iso(self) -> bool {
+        matches!(self.boot_interface(), "redfish-virtual-media" | "idrac-redfish-virtual-media")
+    }
+
     /// Whether the host boots from the network and so needs `bootMACAddress` (a port in Ironic).
     pub fn needs_boot_mac(self) -> bool {
         self.boot_interface() == "ipxe"

@@ -16,6 +16,10 @@ pub const ISO_DOWNLOAD_SOURCE_ANNOTATION: &str = "metalhost.io/iso-download-sour
 /// `LiveISOMediaInserted` shows what the BMC reports.
 pub const EJECT_MEDIA_ANNOTATION: &str = "metalhost.io/eject-media";
 
+/// `true`: attach a config drive built from `spec.userData`, `spec.networkData` and
+/// `spec.metaData` to a live ISO as a second virtual media device (Redfish virtual media BMCs only).
+pub const CONFIG_DRIVE_ANNOTATION: &str = "metalhost.io/live-iso-config-drive";
+
 /// Boot-device persistence, with Ironic's names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BootPersistence {
@@ -76,6 +80,8 @@ pub struct LiveIsoOptions {
     pub download_source: Option<IsoDownloadSource>,
     /// Eject the ISO while the host stays provisioned.
     pub eject_media: bool,
+    /// Attach a config drive with the user data.
+    pub config_drive: bool,
 }
 
 /// A bad extension annotation: the annotation's path and why.
@@ -109,17 +115,60 @@ pub fn live_iso_options(host: &BareMetalHost) -> Result<LiveIsoOptions, Extensio
             });
         }
     };
-    let eject_media = match annotations.get(EJECT_MEDIA_ANNOTATION).map(String::as_str) {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(v) => {
+    let flag = |annotation: &'static str| match annotations.get(annotation).map(String::as_str) {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(v) => Err(ExtensionError { annotation, reason: format!("'{v}' is not one of true, false") }),
+    };
+    let eject_media = flag(EJECT_MEDIA_ANNOTATION)?;
+    let config_drive = flag(CONFIG_DRIVE_ANNOTATION)?;
+    if config_drive {
+        let bmc = host.spec.bmc.as_ref().map(|b| b.address.as_str()).unwrap_or("");
+        let kind = crate::bmc::BmcAccess::parse(bmc, false).map(|a| a.kind).ok();
+        if !kind.is_some_and(|k| k.attaches_config_drive_to_live_iso()) {
             return Err(ExtensionError {
-                annotation: EJECT_MEDIA_ANNOTATION,
-                reason: format!("'{v}' is not one of true, false"),
+                annotation: CONFIG_DRIVE_ANNOTATION,
+                reason: format!(
+                    "BMC driver {} cannot attach a config drive to a live ISO (it needs Redfish virtual media)",
+                    kind.map_or("(none)", |k| k.type_name())
+                ),
             });
         }
-    };
-    Ok(LiveIsoOptions { boot_persistence, download_source, eject_media })
+        if host.spec.user_data.is_none() && host.spec.network_data.is_none() && host.spec.meta_data.is_none()
+        {
+            return Err(ExtensionError {
+                annotation: CONFIG_DRIVE_ANNOTATION,
+                reason: "a config drive needs spec.userData, spec.networkData or spec.metaData".into(),
+            });
+        }
+    }
+    Ok(LiveIsoOptions { boot_persistence, download_source, eject_media, config_drive })
+}
+
+/// The config drive Ironic builds and attaches (`configdrive` of the `active` request, API
+/// ≥ 1.56): user data as text, network data and meta data as JSON. The meta data always names
+/// the host, as upstream's does.
+pub fn config_drive(
+    host: &BareMetalHost,
+    user_data: Option<String>,
+    network_data: Option<serde_json::Value>,
+    meta_data: Option<serde_json::Map<String, serde_json::Value>>,
+) -> serde_json::Value {
+    let name = host.metadata.name.clone().unwrap_or_default();
+    let mut meta = serde_json::Map::new();
+    meta.insert("local-hostname".into(), name.clone().into());
+    meta.insert("name".into(), name.clone().into());
+    meta.insert("metal3-namespace".into(), host.namespace_or_default().into());
+    meta.insert("metal3-name".into(), name.into());
+    meta.extend(meta_data.unwrap_or_default());
+    let mut drive = serde_json::json!({"meta_data": meta});
+    if let Some(user) = user_data {
+        drive["user_data"] = user.into();
+    }
+    if let Some(network) = network_data {
+        drive["network_data"] = network;
+    }
+    drive
 }
 
 #[cfg(test)]
@@ -142,9 +191,43 @@ mod tests {
                 boot_persistence: Some(BootPersistence::Never),
                 download_source: Some(IsoDownloadSource::Http),
                 eject_media: false,
+                config_drive: false,
             }
         );
         assert_eq!(live_iso_options(&host(&[])).unwrap(), LiveIsoOptions::default());
+    }
+
+    #[test]
+    fn config_drive_needs_virtual_media_and_some_data() {
+        let mut h = host(&[(CONFIG_DRIVE_ANNOTATION, "true")]);
+        h.spec.bmc = Some(crate::host::BmcDetails {
+            address: "ipmi://bmc".into(),
+            credentials_name: "c".into(),
+            disable_certificate_verification: false,
+        });
+        h.spec.user_data = Some(crate::host::SecretReference { name: Some("ud".into()), namespace: None });
+        let err = live_iso_options(&h).unwrap_err();
+        assert!(
+            err.to_string().contains("BMC driver ipmi cannot attach a config drive to a live ISO"),
+            "{err}"
+        );
+        h.spec.bmc.as_mut().unwrap().address = "redfish-virtualmedia://bmc/redfish/v1/Systems/1".into();
+        assert!(live_iso_options(&h).unwrap().config_drive);
+        h.spec.user_data = None;
+        let err = live_iso_options(&h).unwrap_err();
+        assert!(err.to_string().contains("needs spec.userData"), "{err}");
+    }
+
+    #[test]
+    fn config_drive_names_the_host_and_carries_the_data() {
+        let h = host(&[]);
+        let meta = serde_json::json!({"role": "installer"}).as_object().cloned();
+        let drive =
+            config_drive(&h, Some("#cloud-config\n".into()), Some(serde_json::json!({"links": []})), meta);
+        assert_eq!(drive["user_data"], "#cloud-config\n");
+        assert_eq!(drive["network_data"], serde_json::json!({"links": []}));
+        assert_eq!(drive["meta_data"]["local-hostname"], "h");
+        assert_eq!(drive["meta_data"]["role"], "installer");
     }
 
     #[test]

@@ -35,6 +35,9 @@ pub struct Input<'a> {
     pub defaults: &'a NodeDefaults,
     /// The current time, RFC 3339.
     pub now: &'a str,
+    /// The config drive built from the host's user/network/meta data Secrets, or why it could not
+    /// be (only when the host asks for one with the config-drive extension).
+    pub config_drive: Option<&'a Result<Value, String>>,
 }
 
 /// What was seen in Ironic for this host.
@@ -61,8 +64,9 @@ pub enum Action {
     Patch(Patch),
     /// Change the provision state.
     Provision(ProvisionTarget),
-    /// Patch the node (if the patch is not empty), validate its boot and deploy settings, then deploy.
-    Deploy(Patch),
+    /// Patch the node (if the patch is not empty), validate its boot and deploy settings, then deploy
+    /// (with a config drive, when there is one).
+    Deploy(Patch, Option<Value>),
     /// Change the power state.
     Power(PowerTarget),
     /// Eject the virtual CD (the live ISO) while the host stays provisioned.
@@ -89,7 +93,7 @@ impl Action {
             Action::CreatePort(_) => "create port".into(),
             Action::Patch(_) => "update node".into(),
             Action::Provision(t) => format!("provision {}", t.as_str()),
-            Action::Deploy(_) => "deploy".into(),
+            Action::Deploy(..) => "deploy".into(),
             Action::Power(PowerTarget::On) => "power on".into(),
             Action::Power(PowerTarget::Off) => "power off".into(),
             Action::Power(PowerTarget::Reboot) => "reboot".into(),
@@ -231,7 +235,8 @@ fn set_ignored_fields_condition(status: &mut BareMetalHostStatus, host: &BareMet
     if live && host.spec.root_device_hints.is_some() {
         ignored.push("rootDeviceHints");
     }
-    if live && host.spec.user_data.is_some() {
+    let drive = metalhost_api::extensions::live_iso_options(host).is_ok_and(|o| o.config_drive);
+    if live && host.spec.user_data.is_some() && !drive {
         ignored.push("userData");
     }
     let existing = status.conditions.iter().position(|c| c.type_ == IGNORED_FIELDS_CONDITION);
@@ -522,7 +527,19 @@ fn provision(mut step: Step<'_>, node: &Node, desired: &Map<String, Value>) -> D
             // driver settings that changed since registration (not secrets) ride along
             let mut patch = plan::registration_patch(node, desired, false);
             patch.0.extend(plan::deploy_patch(node, &image, &options).0);
-            step.ok(Action::Deploy(patch), Requeue::Poll)
+            let drive = if options.config_drive && image.is_live_iso() {
+                match step.input.config_drive {
+                    Some(Ok(drive)) => Some(drive.clone()),
+                    Some(Err(e)) => return step.error(ErrorType::Provisioning, e.clone()),
+                    None => {
+                        return step
+                            .error(ErrorType::Provisioning, "config drive requested but not built".into());
+                    }
+                }
+            } else {
+                None
+            };
+            step.ok(Action::Deploy(patch, drive), Requeue::Poll)
         }
         state::ACTIVE => {
             let now = step.input.now;

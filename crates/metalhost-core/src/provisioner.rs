@@ -135,7 +135,7 @@ impl IronicProvisioner {
                 client.set_provision_state(id, *target, None).await?;
                 Ok(None)
             }
-            Action::Deploy(patch) => {
+            Action::Deploy(patch, configdrive) => {
                 if !patch.0.is_empty() {
                     client.patch_node(id, patch).await?;
                 }
@@ -154,8 +154,8 @@ impl IronicProvisioner {
                 if !failures.is_empty() {
                     return Err(ProvisionError::Validation(failures.join("; ")));
                 }
-                client.set_provision_state(id, ProvisionTarget::Active, None).await?;
-                debug!(node = id, "deploy requested");
+                client.set_provision_state(id, ProvisionTarget::Active, configdrive.as_ref()).await?;
+                debug!(node = id, config_drive = configdrive.is_some(), "deploy requested");
                 Ok(None)
             }
             Action::EjectMedia => {

@@ -57,9 +57,10 @@ impl Reconciler {
         deleting: bool,
         previous: &BareMetalHostStatus,
         now: &str,
+        config_drive: Option<&Result<serde_json::Value, String>>,
     ) -> Outcome {
         let bmc_ref = bmc.as_ref().map(|r| r.as_ref().map(|(a, c)| (a, c)).map_err(Clone::clone));
-        let input = Input { host, bmc: bmc_ref, deleting, defaults: &self.defaults, now };
+        let input = Input { host, bmc: bmc_ref, deleting, defaults: &self.defaults, now, config_drive };
         let needs_ironic = bmc.as_ref().is_some_and(|r| r.is_ok()) || deleting;
         let observed = if needs_ironic {
             let with_ports = previous.provisioning.state == ProvisioningState::Registering

@@ -279,6 +279,50 @@ impl Runtime {
         })())
     }
 
+    /// The config drive of a host that asks for one (config-drive extension), built from its user,
+    /// network and meta data Secrets; None when it does not ask.
+    fn config_drive_input(&self, host: &BareMetalHost) -> Option<Result<serde_json::Value, String>> {
+        let options = metalhost_api::extensions::live_iso_options(host).ok()?;
+        if !options.config_drive {
+            return None;
+        }
+        let read = |field: &str, reference: &Option<metalhost_api::SecretReference>, keys: &[&str]| {
+            let Some(reference) = reference else { return Ok(None) };
+            let name = reference.name.clone().unwrap_or_default();
+            let namespace = reference.namespace.as_deref().unwrap_or(host.namespace_or_default());
+            let secret = self.manifests.secret(namespace, &name).ok_or_else(|| {
+                format!("spec.{field}: secret '{name}' not found in namespace '{namespace}'")
+            })?;
+            let value = keys.iter().find_map(|key| {
+                secret.string_data.as_ref().and_then(|d| d.get(*key).cloned()).or_else(|| {
+                    secret
+                        .data
+                        .as_ref()
+                        .and_then(|d| d.get(*key))
+                        .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+                })
+            });
+            value.map(Some).ok_or_else(|| format!("spec.{field}: secret '{name}' has no key {}", keys[0]))
+        };
+        let parse = |field: &str, text: String| -> Result<serde_json::Value, String> {
+            serde_yaml_ng::from_str(&text).map_err(|e| format!("spec.{field}: not YAML or JSON: {e}"))
+        };
+        Some((|| {
+            let user = read("userData", &host.spec.user_data, &["userData", "value"])?;
+            let network = read("networkData", &host.spec.network_data, &["networkData"])?
+                .map(|t| parse("networkData", t))
+                .transpose()?;
+            let meta = match read("metaData", &host.spec.meta_data, &["metaData"])? {
+                Some(t) => match parse("metaData", t)? {
+                    serde_json::Value::Object(map) => Some(map),
+                    _ => return Err("spec.metaData: must be a mapping".to_string()),
+                },
+                None => None,
+            };
+            Ok(metalhost_api::extensions::config_drive(host, user, network, meta))
+        })())
+    }
+
     /// One pass: reload manifests if they changed, then reconcile every due host once (up to
     /// `concurrency` at a time) and store the statuses that changed.
     pub async fn step(&mut self) -> Vec<Change> {
@@ -300,9 +344,12 @@ impl Runtime {
                 let t = &self.hosts[&key];
                 let (host, status, deleting) = (t.host.clone(), t.status.clone(), t.deleting);
                 let bmc = if deleting { None } else { self.bmc_input(&host) };
+                let drive = if deleting { None } else { self.config_drive_input(&host) };
                 let reconciler = self.reconciler.clone();
                 set.spawn(async move {
-                    let outcome = reconciler.reconcile(&host, &bmc, deleting, &status, &rfc3339_now()).await;
+                    let outcome = reconciler
+                        .reconcile(&host, &bmc, deleting, &status, &rfc3339_now(), drive.as_ref())
+                        .await;
                     (key, outcome)
                 });
             }

@@ -97,3 +97,61 @@ async fn eject_media_on_request_while_the_host_stays_provisioned() {
     let (_, cd) = bmc_until(&lab, 0, |_, cd| cd["Inserted"] == json!(true)).await;
     assert_eq!(cd["Inserted"], json!(true), "inserted again: {cd}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_data_reaches_a_live_iso_as_a_second_virtual_media_device() {
+    let lab = Lab::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let doc = host("cd", &lab.bmc_address("redfish-virtualmedia", 0), "c", &live_iso(&lab.info.iso_url), "")
+        .replace(
+            "metadata: {name: cd}",
+            "metadata: {name: cd, annotations: {metalhost.io/live-iso-config-drive: \"true\"}}",
+        );
+    let doc = format!("{doc}  userData: {{name: cd-user-data}}\n  networkData: {{name: cd-network-data}}\n");
+    write(
+        dir.path(),
+        "host.yaml",
+        &[
+            secret("c"),
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: cd-user-data}\nstringData:\n  userData: |\n    #cloud-config\n    hostname: cd\n".into(),
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: cd-network-data}\nstringData:\n  networkData: '{\"links\": [], \"networks\": [], \"services\": []}'\n".into(),
+            doc,
+        ],
+    );
+    let mut rt = runtime(&lab, dir.path());
+    settle(&mut rt, Duration::from_secs(180)).await;
+    let st = status(&rt, "cd");
+    assert!(
+        st.conditions.iter().all(|c| c.type_ != "LiveISOIgnoredFields"),
+        "userData is used: {:?}",
+        st.conditions
+    );
+    let node = node(&ironic(&lab).await, "cd").await;
+    assert_eq!(node.provision_state, "active");
+    assert!(node.instance_info.contains_key("configdrive"), "{:?}", node.instance_info.keys());
+
+    let uuid = &lab.info.systems[0].uuid;
+    let (_, cd) = bmc_until(&lab, 0, |_, cd| cd["Inserted"] == json!(true)).await;
+    assert_eq!(cd["Inserted"], json!(true));
+    let usb = redfish(&lab, &format!("/redfish/v1/Systems/{uuid}/VirtualMedia/Floppy")).await;
+    assert_eq!(usb["Inserted"], json!(true), "the config drive is the second device: {usb}");
+    assert!(usb["MediaTypes"].as_array().unwrap().contains(&json!("USBStick")), "{usb}");
+}
+
+#[test]
+fn config_drive_is_refused_for_bmcs_that_cannot_attach_it() {
+    let host: metalhost_api::BareMetalHost = serde_yaml_ng::from_str(
+        "kind: BareMetalHost\nmetadata: {name: h, annotations: {metalhost.io/live-iso-config-drive: \"true\"}}\n\
+         spec: {online: true, bootMACAddress: '00:11:22:33:44:55', bmc: {address: 'ipmi://bmc', credentialsName: c},\n\
+         image: {url: 'http://h/a.iso', format: live-iso}, userData: {name: ud}}\n",
+    )
+    .unwrap();
+    let violations: Vec<String> =
+        metalhost_api::validation::validate_host(&host).iter().map(ToString::to_string).collect();
+    assert_eq!(
+        violations,
+        [
+            "metadata.annotations[metalhost.io/live-iso-config-drive]: BMC driver ipmi cannot attach a config drive to a live ISO (it needs Redfish virtual media)"
+        ]
+    );
+}

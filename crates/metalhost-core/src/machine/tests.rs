@@ -47,6 +47,7 @@ impl Lab {
             deleting,
             defaults: &self.defaults,
             now: NOW,
+            config_drive: None,
         };
         decide(&input, status, &Observed { node: node.cloned(), port_macs: Some(vec![]), vmedia: None })
     }
@@ -92,11 +93,11 @@ fn apply(action: &Action, node: &mut Option<Node>) {
             *n = serde_json::from_value(Value::Object(raw)).unwrap();
             n.provision_state = "enroll".into();
         }
-        Action::Patch(patch) | Action::Deploy(patch) => {
+        Action::Patch(patch) | Action::Deploy(patch, _) => {
             let mut v = serde_json::to_value(&*n).unwrap();
             json_patch::patch(&mut v, patch).unwrap();
             *n = serde_json::from_value(v).unwrap();
-            if matches!(action, Action::Deploy(_)) {
+            if matches!(action, Action::Deploy(..)) {
                 n.provision_state = "active".into();
                 n.power_state = Some("power on".into());
             }
@@ -271,7 +272,14 @@ fn deletion_of_a_powered_on_available_host_powers_it_off_first() {
 fn missing_bmc_is_unmanaged_and_bad_bmc_is_a_registration_error_without_a_node() {
     let mut lab = Lab::new(live_spec());
     lab.host.spec.bmc = None;
-    let input = Input { host: &lab.host, bmc: None, deleting: false, defaults: &lab.defaults, now: NOW };
+    let input = Input {
+        host: &lab.host,
+        bmc: None,
+        deleting: false,
+        defaults: &lab.defaults,
+        now: NOW,
+        config_drive: None,
+    };
     let d = decide(&input, &BareMetalHostStatus::default(), &Observed::default());
     assert_eq!((d.status.provisioning.state, d.action), (S::Unmanaged, Action::None));
 
@@ -281,6 +289,7 @@ fn missing_bmc_is_unmanaged_and_bad_bmc_is_a_registration_error_without_a_node()
         deleting: false,
         defaults: &lab.defaults,
         now: NOW,
+        config_drive: None,
     };
     let d = decide(&input, &BareMetalHostStatus::default(), &Observed::default());
     assert_eq!(d.action, Action::None);
@@ -348,7 +357,7 @@ fn deploy_failure_is_recorded_with_ironic_last_error_then_retried() {
     let mut again = n.clone();
     again.provision_state = "available".into();
     let redeploy = lab.decide(&retry.status, Some(&again));
-    assert!(matches!(redeploy.action, Action::Deploy(_)));
+    assert!(matches!(redeploy.action, Action::Deploy(..)));
     assert_eq!(redeploy.status.error_type, None);
     let second = lab.decide(&redeploy.status, Some(&n));
     assert_eq!(second.status.error_count, 2);
@@ -459,6 +468,7 @@ fn eject_annotation_ejects_then_reinserts_the_live_iso() {
             deleting: false,
             defaults: &lab.defaults,
             now: NOW,
+            config_drive: None,
         };
         decide(
             &input,
