@@ -20,6 +20,26 @@ pub const EJECT_MEDIA_ANNOTATION: &str = "metalhost.io/eject-media";
 /// `spec.metaData` to a live ISO as a second virtual media device (Redfish virtual media BMCs only).
 pub const CONFIG_DRIVE_ANNOTATION: &str = "metalhost.io/live-iso-config-drive";
 
+/// Any new value re-provisions a live-ISO host from fresh content at the same URL: the host is
+/// deprovisioned and provisioned again, and Ironic is given the URL with
+/// `metalhost-reprovision=<value>` added to its query, which it has never cached.
+pub const REPROVISION_ANNOTATION: &str = "metalhost.io/reprovision";
+
+/// The query parameter that carries the reprovision token.
+pub const REPROVISION_QUERY: &str = "metalhost-reprovision";
+
+/// The URL Ironic gets for a live ISO: `url`, or with the reprovision token of the host.
+pub fn live_iso_url(host: &BareMetalHost, url: &str) -> String {
+    match host.annotations().get(REPROVISION_ANNOTATION).map(|t| t.trim()).filter(|t| !t.is_empty()) {
+        None => url.to_string(),
+        Some(token) => {
+            let token: String = url::form_urlencoded::byte_serialize(token.as_bytes()).collect();
+            let sep = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{sep}{REPROVISION_QUERY}={token}")
+        }
+    }
+}
+
 /// Boot-device persistence, with Ironic's names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BootPersistence {
@@ -228,6 +248,17 @@ mod tests {
         assert_eq!(drive["network_data"], serde_json::json!({"links": []}));
         assert_eq!(drive["meta_data"]["local-hostname"], "h");
         assert_eq!(drive["meta_data"]["role"], "installer");
+    }
+
+    #[test]
+    fn reprovision_token_goes_into_the_query() {
+        assert_eq!(live_iso_url(&host(&[]), "http://h/a.iso"), "http://h/a.iso");
+        let h = host(&[(REPROVISION_ANNOTATION, "2026-11-24 v2")]);
+        assert_eq!(live_iso_url(&h, "http://h/a.iso"), "http://h/a.iso?metalhost-reprovision=2026-11-24+v2");
+        assert_eq!(
+            live_iso_url(&h, "http://h/a.iso?x=1"),
+            "http://h/a.iso?x=1&metalhost-reprovision=2026-11-24+v2"
+        );
     }
 
     #[test]

@@ -220,8 +220,16 @@ impl Step<'_> {
     }
 }
 
+/// The image to deploy; a live ISO's URL carries the host's reprovision token, if any.
 fn image_wanted(host: &BareMetalHost) -> Option<Result<DeployImage, metalhost_api::ImageError>> {
-    host.spec.image.as_ref().map(DeployImage::from_spec)
+    host.spec.image.as_ref().map(|spec| {
+        DeployImage::from_spec(spec).map(|image| match image {
+            DeployImage::LiveIso { url } => {
+                DeployImage::LiveIso { url: metalhost_api::extensions::live_iso_url(host, &url) }
+            }
+            disk => disk,
+        })
+    })
 }
 
 /// Whether two images deploy the same thing (URL, format and checksum).
@@ -662,6 +670,14 @@ fn provisioned(step: Step<'_>, node: &Node) -> Decision {
         (Some(_), None) => false,
     };
     if changed {
+        return start_deprovisioning(step);
+    }
+    // a new reprovision token: boot fresh content from the same URL
+    if let Some(Ok(DeployImage::LiveIso { url })) = image_wanted(host)
+        && node.provision_state == state::ACTIVE
+        && !node.is_busy()
+        && node.instance_str("boot_iso").is_some_and(|have| have != url)
+    {
         return start_deprovisioning(step);
     }
     if node.provision_state != state::ACTIVE && !node.is_busy() {

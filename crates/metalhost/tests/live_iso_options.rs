@@ -155,3 +155,40 @@ fn config_drive_is_refused_for_bmcs_that_cannot_attach_it() {
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reprovision_token_boots_new_content_from_the_same_url() {
+    let lab = Lab::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = |annotation: &str| {
+        let doc =
+            host("fresh", &lab.bmc_address("redfish-virtualmedia", 0), "c", &live_iso(&lab.info.iso_url), "");
+        vec![
+            secret("c"),
+            doc.replace("metadata: {name: fresh}", &format!("metadata: {{name: fresh{annotation}}}")),
+        ]
+    };
+    write(dir.path(), "host.yaml", &manifest(""));
+    let mut rt = runtime(&lab, dir.path());
+    settle(&mut rt, Duration::from_secs(180)).await;
+    let uuid = node(&ironic(&lab).await, "fresh").await.uuid;
+    // what the conductor staged for the BMC
+    let staged = lab.info.dir.join(format!("httpboot/redfish/boot-{uuid}.iso"));
+    let first = std::fs::read(&staged).unwrap();
+    assert_eq!(first, std::fs::read(lab.info.iso_dir.join("live.iso")).unwrap());
+
+    // new content at the same URL (an ISO with more data at its end), and a new token
+    let iso = lab.info.iso_dir.join("live.iso");
+    let mut content = std::fs::read(&iso).unwrap();
+    content.extend(std::iter::repeat_n(b'M', 4096));
+    std::fs::write(&iso, &content).unwrap();
+    write(dir.path(), "host.yaml", &manifest(", annotations: {metalhost.io/reprovision: \"v2\"}"));
+    settle(&mut rt, Duration::from_secs(240)).await;
+    let n = node(&ironic(&lab).await, "fresh").await;
+    assert_eq!(
+        n.instance_str("boot_iso"),
+        Some(format!("{}?metalhost-reprovision=v2", lab.info.iso_url).as_str())
+    );
+    assert_eq!(std::fs::read(&staged).unwrap(), content, "the BMC gets the new content");
+    assert!(status(&rt, "fresh").operation_history.deprovision.end.is_some());
+}

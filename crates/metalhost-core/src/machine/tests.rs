@@ -494,3 +494,21 @@ fn eject_annotation_ejects_then_reinserts_the_live_iso() {
     assert_eq!(back.action, Action::None);
     assert!(!media_ejected(&back.status));
 }
+
+#[test]
+fn a_new_reprovision_token_boots_fresh_content_from_the_same_url() {
+    let mut lab = Lab::new(live_spec());
+    let (mut status, mut n) = (BareMetalHostStatus::default(), None);
+    run(&lab, &mut status, &mut n, false);
+    lab.host.metadata.annotations =
+        Some([(metalhost_api::extensions::REPROVISION_ANNOTATION.to_string(), "v2".to_string())].into());
+    let states = run(&lab, &mut status, &mut n, false);
+    assert_eq!(states, [S::Provisioned, S::Deprovisioning, S::Available, S::Provisioning, S::Provisioned]);
+    assert_eq!(
+        n.as_ref().unwrap().instance_str("boot_iso"),
+        Some("http://127.0.0.1:8081/live.iso?metalhost-reprovision=v2")
+    );
+    // the same token again: nothing to do
+    let d = lab.decide(&status, n.as_ref());
+    assert_eq!((d.action, d.status.provisioning.state), (Action::None, S::Provisioned));
+}
