@@ -25,6 +25,11 @@ pub const CONFIG_DRIVE_ANNOTATION: &str = "metalhost.io/live-iso-config-drive";
 /// `metalhost-reprovision=<value>` added to its query, which it has never cached.
 pub const REPROVISION_ANNOTATION: &str = "metalhost.io/reprovision";
 
+/// With `spec.image.format: live-kernel`: the initramfs booted with the kernel at `spec.image.url`.
+pub const INITRAMFS_ANNOTATION: &str = "metalhost.io/initramfs-url";
+/// With `spec.image.format: live-kernel`: the kernel command line.
+pub const KERNEL_ARGUMENTS_ANNOTATION: &str = "metalhost.io/kernel-arguments";
+
 /// The query parameter that carries the reprovision token.
 pub const REPROVISION_QUERY: &str = "metalhost-reprovision";
 

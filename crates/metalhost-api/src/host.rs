@@ -378,6 +378,9 @@ pub enum ImageFormat {
     Vmdk,
     /// A bootable ISO booted in place (Ironic ramdisk deploy), never written to disk.
     LiveIso,
+    /// metalhost extension: a kernel (`url`) and an initramfs (annotation
+    /// `metalhost.io/initramfs-url`) booted in place through the ramdisk deploy interface.
+    LiveKernel,
 }
 
 impl ImageFormat {
@@ -389,6 +392,7 @@ impl ImageFormat {
             ImageFormat::Vdi => "vdi",
             ImageFormat::Vmdk => "vmdk",
             ImageFormat::LiveIso => "live-iso",
+            ImageFormat::LiveKernel => "live-kernel",
         }
     }
 }

@@ -42,6 +42,19 @@ pub enum ImageError {
         /// The format, or "disk" when unset.
         format: String,
     },
+    /// A live kernel without its initramfs.
+    #[error(
+        "metadata.annotations[metalhost.io/initramfs-url]: required with format live-kernel (the initramfs to boot with the kernel at spec.image.url)"
+    )]
+    MissingInitramfs,
+    /// The initramfs URL is not a URL Ironic can fetch.
+    #[error("metadata.annotations[metalhost.io/initramfs-url]: image URL {url} is invalid: {reason}")]
+    MalformedInitramfs {
+        /// The URL as written.
+        url: String,
+        /// Why.
+        reason: String,
+    },
     /// A live ISO from an OCI registry with a checksum: the registry's digest is the checksum.
     #[error(
         "spec.image.checksum: must be empty for a live-iso image from an oci:// URL (the digest in the URL is the checksum)"
@@ -56,6 +69,16 @@ pub enum DeployImage {
     LiveIso {
         /// Where the ISO is.
         url: String,
+    },
+    /// Boot a kernel and initramfs in place through Ironic's ramdisk deploy
+    /// (`instance_info.kernel`, `ramdisk`, `ramdisk_kernel_arguments`).
+    LiveKernel {
+        /// The kernel.
+        kernel: String,
+        /// The initramfs.
+        initramfs: String,
+        /// Kernel command line.
+        kernel_arguments: Option<String>,
     },
     /// Write the image to the root disk (Ironic's default deploy interface).
     Disk {
@@ -79,6 +102,9 @@ impl ImageError {
             | ImageError::MalformedUrl { .. }
             | ImageError::UnsupportedScheme { .. } => "spec.image.url",
             ImageError::MissingChecksum { .. } | ImageError::ChecksumWithOciLiveIso => "spec.image.checksum",
+            ImageError::MissingInitramfs | ImageError::MalformedInitramfs { .. } => {
+                "metadata.annotations[metalhost.io/initramfs-url]"
+            }
         }
     }
 
@@ -115,6 +141,14 @@ impl DeployImage {
             }
             return Ok(DeployImage::LiveIso { url: url.to_string() });
         }
+        if image.format == Some(ImageFormat::LiveKernel) {
+            // the initramfs and arguments come from the host's annotations: see `for_host`
+            return Ok(DeployImage::LiveKernel {
+                kernel: url.to_string(),
+                initramfs: String::new(),
+                kernel_arguments: None,
+            });
+        }
         if checksum.is_none() && !oci {
             let format = image.format.map_or("disk", ImageFormat::as_str).to_string();
             return Err(ImageError::MissingChecksum { format });
@@ -127,16 +161,65 @@ impl DeployImage {
         })
     }
 
-    /// The image URL.
+    /// What a host deploys: `spec.image` under the image rules, with the host's extensions
+    /// applied (a live ISO's reprovision token; a live kernel's initramfs and arguments). None when
+    /// the host has no image.
+    pub fn for_host(host: &crate::BareMetalHost) -> Option<Result<Self, ImageError>> {
+        let image = host.spec.image.as_ref()?;
+        Some(Self::from_spec(image).and_then(|deploy| match deploy {
+            DeployImage::LiveIso { url } => {
+                Ok(DeployImage::LiveIso { url: crate::extensions::live_iso_url(host, &url) })
+            }
+            DeployImage::LiveKernel { kernel, .. } => {
+                let annotations = host.annotations();
+                let initramfs = annotations
+                    .get(crate::extensions::INITRAMFS_ANNOTATION)
+                    .map(|u| u.trim().to_string())
+                    .filter(|u| !u.is_empty())
+                    .ok_or(ImageError::MissingInitramfs)?;
+                match Url::parse(&initramfs) {
+                    Ok(u)
+                        if IMAGE_URL_SCHEMES.contains(&u.scheme())
+                            && u.host_str().is_some_and(|h| !h.is_empty()) => {}
+                    Ok(u) => {
+                        return Err(ImageError::MalformedInitramfs {
+                            url: initramfs.clone(),
+                            reason: format!("scheme '{}' or host not usable", u.scheme()),
+                        });
+                    }
+                    Err(e) => {
+                        return Err(ImageError::MalformedInitramfs {
+                            url: initramfs.clone(),
+                            reason: e.to_string(),
+                        });
+                    }
+                }
+                let kernel_arguments = annotations
+                    .get(crate::extensions::KERNEL_ARGUMENTS_ANNOTATION)
+                    .map(|a| a.trim().to_string())
+                    .filter(|a| !a.is_empty());
+                Ok(DeployImage::LiveKernel { kernel, initramfs, kernel_arguments })
+            }
+            disk => Ok(disk),
+        }))
+    }
+
+    /// The image URL (the kernel's, for a live kernel).
     pub fn url(&self) -> &str {
         match self {
             DeployImage::LiveIso { url } | DeployImage::Disk { url, .. } => url,
+            DeployImage::LiveKernel { kernel, .. } => kernel,
         }
     }
 
     /// Whether this is a live ISO.
     pub fn is_live_iso(&self) -> bool {
         matches!(self, DeployImage::LiveIso { .. })
+    }
+
+    /// Whether the image boots in place (live ISO or live kernel): no checksum, no disk writes.
+    pub fn is_live(&self) -> bool {
+        !matches!(self, DeployImage::Disk { .. })
     }
 }
 
@@ -210,6 +293,41 @@ mod tests {
             }
         );
         assert!(!got.is_live_iso());
+    }
+
+    #[test]
+    fn live_kernel_needs_no_checksum_but_an_initramfs() {
+        let spec = image("http://h/vmlinuz", None, Some(ImageFormat::LiveKernel));
+        let mut host = crate::BareMetalHost::new("h", Default::default());
+        host.spec.image = Some(spec);
+        assert_eq!(DeployImage::for_host(&host).unwrap().unwrap_err(), ImageError::MissingInitramfs);
+        host.metadata.annotations = Some(
+            [
+                (crate::extensions::INITRAMFS_ANNOTATION.to_string(), "http://h/initrd.img".to_string()),
+                (crate::extensions::KERNEL_ARGUMENTS_ANNOTATION.to_string(), "console=ttyS0".to_string()),
+            ]
+            .into(),
+        );
+        let got = DeployImage::for_host(&host).unwrap().unwrap();
+        assert_eq!(
+            got,
+            DeployImage::LiveKernel {
+                kernel: "http://h/vmlinuz".into(),
+                initramfs: "http://h/initrd.img".into(),
+                kernel_arguments: Some("console=ttyS0".into()),
+            }
+        );
+        assert!(got.is_live() && !got.is_live_iso());
+        host.metadata.annotations = Some(
+            [(crate::extensions::INITRAMFS_ANNOTATION.to_string(), "file:///initrd".to_string())].into(),
+        );
+        let err = DeployImage::for_host(&host).unwrap().unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "metadata.annotations[metalhost.io/initramfs-url]: image URL file:///initrd is invalid"
+            ),
+            "{err}"
+        );
     }
 
     #[test]

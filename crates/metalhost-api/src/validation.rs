@@ -65,9 +65,7 @@ pub fn validate_host(host: &BareMetalHost) -> Vec<Violation> {
     }
     name(host.metadata.name.as_deref().unwrap_or(""), &mut out);
     root_device_hints(spec.root_device_hints.as_ref(), &mut out);
-    if let Some(image) = &spec.image
-        && let Err(e) = DeployImage::from_spec(image)
-    {
+    if let Some(Err(e)) = DeployImage::for_host(host) {
         out.push(v(e.field(), e.reason()));
     }
     annotations(host, &mut out);

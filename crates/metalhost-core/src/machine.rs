@@ -220,16 +220,9 @@ impl Step<'_> {
     }
 }
 
-/// The image to deploy; a live ISO's URL carries the host's reprovision token, if any.
+/// The image to deploy, with the host's extensions applied.
 fn image_wanted(host: &BareMetalHost) -> Option<Result<DeployImage, metalhost_api::ImageError>> {
-    host.spec.image.as_ref().map(|spec| {
-        DeployImage::from_spec(spec).map(|image| match image {
-            DeployImage::LiveIso { url } => {
-                DeployImage::LiveIso { url: metalhost_api::extensions::live_iso_url(host, &url) }
-            }
-            disk => disk,
-        })
-    })
+    DeployImage::for_host(host)
 }
 
 /// Whether two images deploy the same thing (URL, format and checksum).
@@ -238,7 +231,11 @@ fn same_image(a: &Image, b: &Image) -> bool {
 }
 
 fn set_ignored_fields_condition(status: &mut BareMetalHostStatus, host: &BareMetalHost, now: &str) {
-    let live = host.spec.image.as_ref().is_some_and(|i| i.format == Some(ImageFormat::LiveIso));
+    let live = host
+        .spec
+        .image
+        .as_ref()
+        .is_some_and(|i| matches!(i.format, Some(ImageFormat::LiveIso | ImageFormat::LiveKernel)));
     let mut ignored = Vec::new();
     if live && host.spec.root_device_hints.is_some() {
         ignored.push("rootDeviceHints");

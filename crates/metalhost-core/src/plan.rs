@@ -14,6 +14,9 @@ pub const RAMDISK_DEPLOY: &str = "ramdisk";
 pub const DISK_IMAGE_KEYS: &[&str] =
     &["image_source", "image_checksum", "image_os_hash_algo", "image_os_hash_value", "image_disk_format"];
 
+/// instance_info keys of a live kernel; other images must not carry them.
+pub const LIVE_KERNEL_KEYS: &[&str] = &["kernel", "ramdisk", "ramdisk_kernel_arguments"];
+
 /// instance_info key telling Ironic where the BMC gets a live ISO.
 pub const DOWNLOAD_SOURCE_KEY: &str = "ramdisk_image_download_source";
 
@@ -151,7 +154,7 @@ pub fn deploy_patch(node: &Node, image: &DeployImage, options: &LiveIsoOptions) 
             if node.instance_str("boot_iso") != Some(url) {
                 patch.set("/instance_info/boot_iso", json!(url));
             }
-            for key in DISK_IMAGE_KEYS {
+            for key in DISK_IMAGE_KEYS.iter().chain(LIVE_KERNEL_KEYS) {
                 if has(key) {
                     patch.remove(&format!("/instance_info/{key}"));
                 }
@@ -167,11 +170,35 @@ pub fn deploy_patch(node: &Node, image: &DeployImage, options: &LiveIsoOptions) 
                 _ => {}
             }
         }
+        DeployImage::LiveKernel { kernel, initramfs, kernel_arguments } => {
+            if node.deploy_interface.as_deref() != Some(RAMDISK_DEPLOY) {
+                patch.set("/deploy_interface", json!(RAMDISK_DEPLOY));
+            }
+            for key in ["boot_iso", DOWNLOAD_SOURCE_KEY].iter().chain(DISK_IMAGE_KEYS) {
+                if has(key) {
+                    patch.remove(&format!("/instance_info/{key}"));
+                }
+            }
+            let want = [
+                ("kernel", Some(kernel.as_str())),
+                ("ramdisk", Some(initramfs.as_str())),
+                ("ramdisk_kernel_arguments", kernel_arguments.as_deref()),
+            ];
+            for (key, value) in want {
+                match value {
+                    Some(v) if node.instance_str(key) != Some(v) => {
+                        patch.set(&format!("/instance_info/{key}"), json!(v))
+                    }
+                    None if has(key) => patch.remove(&format!("/instance_info/{key}")),
+                    _ => {}
+                }
+            }
+        }
         DeployImage::Disk { url, checksum, checksum_type, format } => {
             if node.deploy_interface.as_deref() == Some(RAMDISK_DEPLOY) {
                 patch.remove("/deploy_interface");
             }
-            for key in ["boot_iso", DOWNLOAD_SOURCE_KEY] {
+            for key in ["boot_iso", DOWNLOAD_SOURCE_KEY].iter().chain(LIVE_KERNEL_KEYS) {
                 if has(key) {
                     patch.remove(&format!("/instance_info/{key}"));
                 }
@@ -442,5 +469,71 @@ mod option_tests {
                 .into(),
         );
         assert_eq!(info(&host, &defaults)["force_persistent_boot_device"], json!("Never"));
+    }
+}
+
+#[cfg(test)]
+mod live_kernel_tests {
+    use super::*;
+
+    fn kernel(args: Option<&str>) -> DeployImage {
+        DeployImage::LiveKernel {
+            kernel: "http://h/vmlinuz".into(),
+            initramfs: "http://h/initrd".into(),
+            kernel_arguments: args.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn live_kernel_sets_ramdisk_deploy_kernel_ramdisk_and_arguments_and_drops_the_iso() {
+        let node = Node {
+            uuid: "n1".into(),
+            deploy_interface: Some("ramdisk".into()),
+            instance_info: json!({"boot_iso": "http://h/a.iso"}).as_object().cloned().unwrap(),
+            ..Default::default()
+        };
+        let got = serde_json::to_value(deploy_patch(
+            &node,
+            &kernel(Some("console=ttyS0")),
+            &LiveIsoOptions::default(),
+        ))
+        .unwrap();
+        assert_eq!(
+            got,
+            json!([
+                {"op": "remove", "path": "/instance_info/boot_iso"},
+                {"op": "add", "path": "/instance_info/kernel", "value": "http://h/vmlinuz"},
+                {"op": "add", "path": "/instance_info/ramdisk", "value": "http://h/initrd"},
+                {"op": "add", "path": "/instance_info/ramdisk_kernel_arguments", "value": "console=ttyS0"},
+            ])
+        );
+    }
+
+    #[test]
+    fn a_live_iso_after_a_live_kernel_drops_the_kernel_keys() {
+        let node = Node {
+            uuid: "n1".into(),
+            deploy_interface: Some("ramdisk".into()),
+            instance_info: json!({"kernel": "k", "ramdisk": "r", "ramdisk_kernel_arguments": "a"})
+                .as_object()
+                .cloned()
+                .unwrap(),
+            ..Default::default()
+        };
+        let live = DeployImage::LiveIso { url: "http://h/a.iso".into() };
+        let got = serde_json::to_value(deploy_patch(&node, &live, &LiveIsoOptions::default())).unwrap();
+        for key in LIVE_KERNEL_KEYS {
+            assert!(
+                got.as_array()
+                    .unwrap()
+                    .contains(&json!({"op": "remove", "path": format!("/instance_info/{key}")})),
+                "{key}: {got}"
+            );
+        }
+        let mut done = node.clone();
+        done.instance_info.clear();
+        done.instance_info.insert("kernel".into(), json!("http://h/vmlinuz"));
+        done.instance_info.insert("ramdisk".into(), json!("http://h/initrd"));
+        assert!(instance_matches(&done, &kernel(None)));
     }
 }

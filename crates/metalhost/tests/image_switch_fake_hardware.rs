@@ -83,3 +83,57 @@ async fn switching_between_live_iso_and_disk_image_rewrites_the_node() {
     assert!(ironic.get_node("default~fh1").await.unwrap().is_none(), "node left in Ironic");
     assert!(status_file(dir.path(), "fh1").is_none(), "status file left");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_kernel_boots_in_place_and_switches_with_a_live_iso() {
+    let lab = Lab::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let base = lab.info.iso_base_url.clone();
+    let kernel_host = |annotations: &str| {
+        host(
+            "lk",
+            "fake-hardware://lk",
+            "c",
+            &format!("{{url: \"{base}/agent.kernel\", format: live-kernel}}"),
+            "  bootMACAddress: \"52:54:00:aa:bb:02\"\n",
+        )
+        .replace("metadata: {name: lk}", &format!("metadata: {{name: lk, annotations: {{{annotations}}}}}"))
+    };
+    let annotations = format!(
+        "metalhost.io/initramfs-url: \"{base}/agent.initramfs\", metalhost.io/kernel-arguments: \"console=ttyS0 coreos.live.rootfs_url=x\""
+    );
+    write(dir.path(), "host.yaml", &[secret("c"), kernel_host(&annotations)]);
+    let mut rt = runtime(&lab, dir.path());
+    settle(&mut rt, Duration::from_secs(120)).await;
+    let ironic = ironic(&lab).await;
+    let n = node(&ironic, "lk").await;
+    assert_eq!(n.provision_state, "active");
+    assert_eq!(n.deploy_interface.as_deref(), Some("ramdisk"));
+    assert_eq!(n.instance_str("kernel"), Some(format!("{base}/agent.kernel").as_str()));
+    assert_eq!(n.instance_str("ramdisk"), Some(format!("{base}/agent.initramfs").as_str()));
+    assert_eq!(n.instance_str("ramdisk_kernel_arguments"), Some("console=ttyS0 coreos.live.rootfs_url=x"));
+    assert!(!n.instance_info.contains_key("boot_iso"));
+
+    // the same host switches to a live ISO: the kernel keys go
+    let iso = lab.info.iso_url.clone();
+    let doc = kernel_host(&annotations)
+        .replace(&format!("{{url: \"{base}/agent.kernel\", format: live-kernel}}"), &live_iso(&iso));
+    write(dir.path(), "host.yaml", &[secret("c"), doc]);
+    settle(&mut rt, Duration::from_secs(120)).await;
+    let n = node(&ironic, "lk").await;
+    assert_live_iso(&n, &iso);
+    for key in ["kernel", "ramdisk", "ramdisk_kernel_arguments"] {
+        assert!(!n.instance_info.contains_key(key), "{key} left: {:?}", n.instance_info);
+    }
+
+    // and a live kernel without its initramfs is refused, naming the annotation
+    write(dir.path(), "host.yaml", &[secret("c"), kernel_host("")]);
+    let refused =
+        rt.run_until(Duration::from_secs(60), |_| {}, |rt| !status(rt, "lk").error_message.is_empty()).await;
+    assert!(refused);
+    assert!(
+        status(&rt, "lk").error_message.starts_with(
+            "metadata.annotations[metalhost.io/initramfs-url]: required with format live-kernel"
+        )
+    );
+}

@@ -140,6 +140,13 @@ fn admission_rules_table() {
             ],
         ),
         row(
+            "live kernel without its initramfs",
+            &with("  image: {url: 'http://h/vmlinuz', format: live-kernel}\n"),
+            vec![
+                "metadata.annotations[metalhost.io/initramfs-url]: required with format live-kernel (the initramfs to boot with the kernel at spec.image.url)",
+            ],
+        ),
+        row(
             "cross-namespace user data",
             &with("  userData: {name: ud, namespace: other}\n  networkData: {name: nd, namespace: lab}\n"),
             vec!["spec.userData.namespace: userData: cross-namespace Secret references are not allowed"],
