@@ -34,19 +34,26 @@ pub enum CredentialsError {
     },
 }
 
+/// The text under `key` in a Secret (`stringData` wins over `data`, as in Kubernetes); None when
+/// the key is absent.
+pub fn secret_text(secret: &Secret, key: &str) -> Result<Option<String>, CredentialsError> {
+    if let Some(v) = secret.string_data.as_ref().and_then(|d| d.get(key)) {
+        return Ok(Some(v.clone()));
+    }
+    match secret.data.as_ref().and_then(|d| d.get(key)) {
+        Some(bytes) => String::from_utf8(bytes.0.clone()).map(Some).map_err(|_| CredentialsError::NotText {
+            name: secret.metadata.name.clone().unwrap_or_default(),
+            key: key.into(),
+        }),
+        None => Ok(None),
+    }
+}
+
 /// Reads `username` and `password` from a Secret; `stringData` wins over `data` as in Kubernetes.
 pub fn credentials_from_secret(secret: &Secret) -> Result<Credentials, CredentialsError> {
     let name = secret.metadata.name.clone().unwrap_or_default();
     let get = |key: &str| -> Result<String, CredentialsError> {
-        if let Some(v) = secret.string_data.as_ref().and_then(|d| d.get(key)) {
-            return Ok(v.trim().to_string());
-        }
-        match secret.data.as_ref().and_then(|d| d.get(key)) {
-            Some(bytes) => String::from_utf8(bytes.0.clone())
-                .map(|s| s.trim().to_string())
-                .map_err(|_| CredentialsError::NotText { name: name.clone(), key: key.into() }),
-            None => Ok(String::new()),
-        }
+        Ok(secret_text(secret, key)?.map(|v| v.trim().to_string()).unwrap_or_default())
     };
     let username = get("username")?;
     if username.is_empty() {

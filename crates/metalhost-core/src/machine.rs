@@ -220,11 +220,6 @@ impl Step<'_> {
     }
 }
 
-/// The image to deploy, with the host's extensions applied.
-fn image_wanted(host: &BareMetalHost) -> Option<Result<DeployImage, metalhost_api::ImageError>> {
-    DeployImage::for_host(host)
-}
-
 /// Whether two images deploy the same thing (URL, format and checksum).
 fn same_image(a: &Image, b: &Image) -> bool {
     a.url == b.url && a.format == b.format && a.checksum == b.checksum && a.checksum_type == b.checksum_type
@@ -425,7 +420,7 @@ fn register(
             } else if node.provision_state == state::ACTIVE {
                 // already deployed (e.g. the status was lost): take it back as provisioned
                 // only if it runs what the spec asks for, else undo it
-                match image_wanted(host) {
+                match DeployImage::for_host(host) {
                     Some(Ok(image)) if plan::instance_matches(node, &image) => {
                         step.status.provisioning.image = host.spec.image.clone();
                         ProvisioningState::Provisioned
@@ -484,7 +479,7 @@ fn available(mut step: Step<'_>) -> Decision {
     if host.spec.externally_provisioned {
         return step.goto(ProvisioningState::ExternallyProvisioned);
     }
-    match image_wanted(host) {
+    match DeployImage::for_host(host) {
         None => step.ok(Action::None, Requeue::Idle),
         Some(Err(e)) => step.error(ErrorType::Provisioning, e.to_string()),
         Some(Ok(_)) => {
@@ -498,7 +493,7 @@ fn available(mut step: Step<'_>) -> Decision {
 
 fn provision(mut step: Step<'_>, node: &Node, desired: &Map<String, Value>) -> Decision {
     let host = step.input.host;
-    let image = match image_wanted(host) {
+    let image = match DeployImage::for_host(host) {
         None => return start_deprovisioning(step),
         Some(Err(e)) => return step.error(ErrorType::Provisioning, e.to_string()),
         Some(Ok(image)) => image,
@@ -670,7 +665,7 @@ fn provisioned(step: Step<'_>, node: &Node) -> Decision {
         return start_deprovisioning(step);
     }
     // a new reprovision token: boot fresh content from the same URL
-    if let Some(Ok(DeployImage::LiveIso { url })) = image_wanted(host)
+    if let Some(Ok(DeployImage::LiveIso { url })) = DeployImage::for_host(host)
         && node.provision_state == state::ACTIVE
         && !node.is_busy()
         && node.instance_str("boot_iso").is_some_and(|have| have != url)

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use metalhost_api::secret::{CredentialsError, credentials_from_secret};
+use metalhost_api::secret::{CredentialsError, credentials_from_secret, secret_text};
 use metalhost_api::{
     BareMetalHost, BareMetalHostStatus, BmcAccess, ErrorType, OperationalStatus, ProvisioningState,
 };
@@ -293,16 +293,12 @@ impl Runtime {
             let secret = self.manifests.secret(namespace, &name).ok_or_else(|| {
                 format!("spec.{field}: secret '{name}' not found in namespace '{namespace}'")
             })?;
-            let value = keys.iter().find_map(|key| {
-                secret.string_data.as_ref().and_then(|d| d.get(*key).cloned()).or_else(|| {
-                    secret
-                        .data
-                        .as_ref()
-                        .and_then(|d| d.get(*key))
-                        .map(|b| String::from_utf8_lossy(&b.0).into_owned())
-                })
-            });
-            value.map(Some).ok_or_else(|| format!("spec.{field}: secret '{name}' has no key {}", keys[0]))
+            for key in keys {
+                if let Some(text) = secret_text(secret, key).map_err(|e| e.to_string())? {
+                    return Ok(Some(text));
+                }
+            }
+            Err(format!("spec.{field}: secret '{name}' has no key {}", keys[0]))
         };
         let parse = |field: &str, text: String| -> Result<serde_json::Value, String> {
             serde_yaml_ng::from_str(&text).map_err(|e| format!("spec.{field}: not YAML or JSON: {e}"))
