@@ -247,6 +247,10 @@ impl Runtime {
             entry.bad = Some(bad.reason.clone());
             entry.deleting = false;
         }
+        // one file: its hosts only, whatever other status files lie beside it
+        if matches!(self.source, Source::File(_)) {
+            self.hosts.retain(|key, _| present.contains(key));
+        }
         // a manifest that is gone means: delete the host. Not when some file could not be read:
         // its hosts would look gone.
         if matches!(self.source, Source::Dir(_)) && !incomplete {
@@ -512,5 +516,46 @@ pub fn settled(host: &BareMetalHost, status: &BareMetalHostStatus) -> bool {
         S::ExternallyProvisioned => host.spec.externally_provisioned,
         S::Unmanaged => host.spec.bmc.is_none(),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> RuntimeConfig {
+        // nobody listens on port 9: Ironic is unreachable, which these tests do not need
+        RuntimeConfig::new(ClientConfig::new("http://127.0.0.1:9"))
+    }
+
+    const HOST: &str = "kind: BareMetalHost\nmetadata: {name: NAME}\nspec: {online: true}\n";
+
+    #[tokio::test]
+    async fn one_file_means_its_hosts_only() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.yaml"), HOST.replace("NAME", "a")).unwrap();
+        let mut other = BareMetalHost::new("b", Default::default());
+        other.status = Some(BareMetalHostStatus::default());
+        store::write(dir.path(), &other).unwrap();
+        let mut rt = Runtime::new(config(), Source::File(dir.path().join("a.yaml")));
+        rt.step().await;
+        assert_eq!(rt.statuses().map(|(k, _)| k.to_string()).collect::<Vec<_>>(), ["default/a"]);
+        assert!(dir.path().join("b.status.yaml").exists(), "another host's status is left alone");
+    }
+
+    #[tokio::test]
+    async fn a_directory_with_an_unreadable_manifest_deletes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.yaml"), HOST.replace("NAME", "a")).unwrap();
+        let mut rt = Runtime::new(config(), Source::Dir(dir.path().to_path_buf()));
+        rt.step().await;
+        // the file breaks: its host must not be taken for deleted
+        std::fs::write(dir.path().join("a.yaml"), "kind: [unclosed\n").unwrap();
+        rt.step().await;
+        assert_eq!(rt.present().count(), 1, "host a is not being deleted");
+        // the file goes: now the host is deleted
+        std::fs::remove_file(dir.path().join("a.yaml")).unwrap();
+        rt.step().await;
+        assert_eq!(rt.present().count(), 0);
     }
 }
