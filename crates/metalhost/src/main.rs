@@ -30,8 +30,14 @@ enum Command {
     /// written beside the manifests; removing a host's manifest deletes the host.
     Run {
         /// Directory of manifests (BareMetalHosts and the Secrets they name).
+        #[arg(long, required_unless_present = "kube", conflicts_with = "kube")]
+        manifests: Option<PathBuf>,
+        /// Reconcile the BareMetalHosts of a Kubernetes cluster instead (kubeconfig or in-cluster).
         #[arg(long)]
-        manifests: PathBuf,
+        kube: bool,
+        /// With --kube: only this namespace (default: all).
+        #[arg(long, requires = "kube")]
+        namespace: Option<String>,
         /// Keep a JSON file with counters (Ironic requests sent) up to date, for benchmarks.
         #[arg(long)]
         stats_file: Option<PathBuf>,
@@ -176,6 +182,17 @@ async fn run(manifests: PathBuf, stats_file: Option<PathBuf>, common: Common) ->
     }
 }
 
+async fn run_kube(namespace: Option<String>, common: Common) -> anyhow::Result<ExitCode> {
+    let config = common.config()?;
+    let client = kube::Client::try_default().await.context("connecting to Kubernetes")?;
+    let provisioner = metalhost_core::IronicProvisioner::connect_lazily(config.ironic.clone());
+    let reconciler = metalhost_core::Reconciler::new(provisioner, config.defaults.clone());
+    let ctx = metalhost::k8s::Context::new(client, reconciler);
+    let concurrency = u16::try_from(config.concurrency).unwrap_or(u16::MAX);
+    metalhost::k8s::run(ctx, namespace, concurrency).await;
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn shutdown() {
     let mut term =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
@@ -254,9 +271,13 @@ fn validate(files: &[PathBuf]) -> ExitCode {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { manifests, stats_file, common } => {
+        Command::Run { manifests, kube, namespace, stats_file, common } => {
             init_logging("info");
-            run(manifests, stats_file, common).await
+            match (kube, manifests) {
+                (true, _) => run_kube(namespace, common).await,
+                (false, Some(dir)) => run(dir, stats_file, common).await,
+                (false, None) => Err(anyhow::anyhow!("--manifests DIR or --kube is needed")),
+            }
         }
         Command::Apply { file, wait, timeout, common } => {
             // errors are shown by the progress output

@@ -1,0 +1,192 @@
+//! The Kubernetes runtime: BareMetalHosts reconciled by a kube-rs controller, with the finalizer
+//! `baremetalhost.metal3.io`, status through the status subresource, Events for state changes and
+//! errors, and BMC credentials from the Secret named by `spec.bmc.credentialsName`.
+//!
+//! The same state machine and provisioner as the standalone runtime; only storage, credentials
+//! and timing differ.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, Patch, PatchParams};
+use kube::core::Resource;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use metalhost_api::secret::{CredentialsError, credentials_from_secret};
+use metalhost_api::{
+    BareMetalHost, BareMetalHostStatus, BmcAccess, DETACHED_ANNOTATION, FINALIZER, OperationalStatus,
+    PAUSED_ANNOTATION,
+};
+use metalhost_core::{BmcInput, Reconciler, Requeue};
+use serde_json::json;
+use tracing::info;
+
+/// What the controller's reconcile needs.
+pub struct Context {
+    /// The Kubernetes client.
+    pub client: kube::Client,
+    /// The Ironic side.
+    pub reconciler: Reconciler,
+    /// Publishes Events.
+    pub recorder: Recorder,
+    /// How long a host with nothing to do waits.
+    pub idle: Duration,
+}
+
+impl Context {
+    /// A context with the reporter `metalhost`.
+    pub fn new(client: kube::Client, reconciler: Reconciler) -> Self {
+        let reporter = Reporter { controller: "metalhost".into(), instance: std::env::var("POD_NAME").ok() };
+        let recorder = Recorder::new(client.clone(), reporter);
+        Context { client, reconciler, recorder, idle: Duration::from_secs(120) }
+    }
+}
+
+/// Errors of the Kubernetes runtime (the API server refused or could not be reached).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A Kubernetes API call failed.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+fn comparable(status: &BareMetalHostStatus) -> BareMetalHostStatus {
+    let mut s = status.clone();
+    s.last_updated = None;
+    s
+}
+
+async fn bmc_input(ctx: &Context, host: &BareMetalHost) -> Result<BmcInput, Error> {
+    let Some(bmc) = host.spec.bmc.as_ref() else { return Ok(None) };
+    let access = match BmcAccess::parse(&bmc.address, bmc.disable_certificate_verification) {
+        Ok(a) => a,
+        Err(e) => return Ok(Some(Err(e.to_string()))),
+    };
+    if bmc.credentials_name.trim().is_empty() {
+        return Ok(Some(Err(CredentialsError::MissingName.to_string())));
+    }
+    let namespace = host.namespace_or_default();
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    let Some(secret) = secrets.get_opt(&bmc.credentials_name).await? else {
+        let missing =
+            CredentialsError::NotFound { name: bmc.credentials_name.clone(), namespace: namespace.into() };
+        return Ok(Some(Err(missing.to_string())));
+    };
+    Ok(Some(credentials_from_secret(&secret).map(|c| (access, c)).map_err(|e| e.to_string())))
+}
+
+async fn publish(
+    ctx: &Context,
+    host: &BareMetalHost,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) -> Result<(), Error> {
+    let event =
+        Event { type_, reason: reason.into(), note: Some(note), action: reason.into(), secondary: None };
+    ctx.recorder.publish(&event, &host.object_ref(&())).await?;
+    Ok(())
+}
+
+/// One reconcile of one host.
+pub async fn reconcile(host: Arc<BareMetalHost>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let name = host.metadata.name.clone().unwrap_or_default();
+    let api: Api<BareMetalHost> = Api::namespaced(ctx.client.clone(), host.namespace_or_default());
+    let annotations = host.annotations();
+    if annotations.contains_key(PAUSED_ANNOTATION) {
+        return Ok(Action::await_change());
+    }
+    let deleting = host.metadata.deletion_timestamp.is_some();
+    let finalizers = host.metadata.finalizers.clone().unwrap_or_default();
+    let has_finalizer = finalizers.iter().any(|f| f == FINALIZER);
+    if !deleting && !has_finalizer {
+        let mut with = finalizers.clone();
+        with.push(FINALIZER.to_string());
+        api.patch(&name, &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": with}})))
+            .await?;
+        return Ok(Action::await_change());
+    }
+    if deleting && !has_finalizer {
+        return Ok(Action::await_change());
+    }
+    let previous = host.status.clone().unwrap_or_default();
+    if annotations.contains_key(DETACHED_ANNOTATION) && !deleting {
+        if previous.operational_status != OperationalStatus::Detached {
+            let mut status = previous.clone();
+            status.operational_status = OperationalStatus::Detached;
+            api.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": status})))
+                .await?;
+            publish(&ctx, &host, EventType::Normal, "Detached", "detached from Ironic by annotation".into())
+                .await?;
+        }
+        return Ok(Action::await_change());
+    }
+    let bmc = if deleting { None } else { bmc_input(&ctx, &host).await? };
+    let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let outcome = ctx.reconciler.reconcile(&host, &bmc, deleting, &previous, &now, None).await;
+    if outcome.forget {
+        let without: Vec<String> = finalizers.into_iter().filter(|f| f != FINALIZER).collect();
+        api.patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": without}})),
+        )
+        .await?;
+        info!(host = %host.qualified_name(), "deleted from Ironic; finalizer removed");
+        return Ok(Action::await_change());
+    }
+    if comparable(&outcome.status) != comparable(&previous) {
+        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": outcome.status})))
+            .await?;
+    }
+    let (from, to) = (previous.provisioning.state, outcome.status.provisioning.state);
+    if from != to {
+        publish(&ctx, &host, EventType::Normal, "ProvisioningStateChanged", format!("{from} → {to}")).await?;
+    }
+    if outcome.status.operational_status == OperationalStatus::Error
+        && outcome.status.error_message != previous.error_message
+    {
+        let reason = outcome.status.error_type.map_or("Error", |t| t.as_str());
+        publish(
+            &ctx,
+            &host,
+            EventType::Warning,
+            &reason.replace(' ', "-"),
+            outcome.status.error_message.clone(),
+        )
+        .await?;
+    }
+    Ok(match outcome.requeue {
+        Requeue::Now => Action::requeue(Duration::from_millis(10)),
+        Requeue::Poll => Action::requeue(Duration::from_secs(1)),
+        Requeue::Backoff(d) => Action::requeue(d),
+        Requeue::Idle => Action::requeue(ctx.idle),
+        Requeue::Never => Action::await_change(),
+    })
+}
+
+/// What the controller does when `reconcile` fails (the API server refused a write).
+pub fn error_policy(_host: Arc<BareMetalHost>, _error: &Error, _ctx: Arc<Context>) -> Action {
+    Action::requeue(Duration::from_secs(5))
+}
+
+/// Runs the controller over every BareMetalHost (of one namespace, or all) until stopped.
+pub async fn run(ctx: Context, namespace: Option<String>, concurrency: u16) {
+    use futures::StreamExt;
+    use kube::runtime::{Controller, watcher};
+    let api: Api<BareMetalHost> = match &namespace {
+        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+        None => Api::all(ctx.client.clone()),
+    };
+    Controller::new(api, watcher::Config::default())
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, Arc::new(ctx))
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::warn!("reconcile failed: {e}");
+            }
+        })
+        .await;
+}

@@ -1,0 +1,311 @@
+//! The Kubernetes runtime against kube-rs's mock service (tower-test): the exact API calls of the
+//! controller's reconcile. Ironic is a wiremock server here (no real Ironic needed for these
+//! calls); the real-Ironic paths are covered by the standalone runtime's end-to-end tests.
+
+use std::sync::Arc;
+
+use http::{Request, Response, StatusCode};
+use kube::client::Body;
+use kube::runtime::controller::Action;
+use metalhost::k8s::{Context, reconcile};
+use metalhost_core::plan::NodeDefaults;
+use metalhost_core::{IronicProvisioner, Reconciler};
+use metalhost_ironic::ClientConfig;
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+const HOSTS: &str = "/apis/metal3.io/v1alpha1/namespaces/default/baremetalhosts/h1";
+const PASSWORD: &str = "k8s-secret-password";
+
+async fn ironic() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"default_version": {"version": "1.115"}})),
+        )
+        .mount(&server)
+        .await;
+    server
+}
+
+fn context(ironic: &MockServer) -> (Arc<Context>, Handle) {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(service, "default");
+    let provisioner = IronicProvisioner::connect_lazily(ClientConfig::new(ironic.uri()));
+    let reconciler = Reconciler::new(provisioner, NodeDefaults::default());
+    (Arc::new(Context::new(client, reconciler)), handle)
+}
+
+fn host(extra_metadata: Value, spec: Value, status: Value) -> Arc<metalhost_api::BareMetalHost> {
+    let mut metadata = json!({"name": "h1", "namespace": "default", "uid": "u1", "resourceVersion": "1"});
+    metadata.as_object_mut().unwrap().extend(extra_metadata.as_object().unwrap().clone());
+    let mut doc = json!({"apiVersion": "metal3.io/v1alpha1", "kind": "BareMetalHost", "metadata": metadata, "spec": spec});
+    if !status.is_null() {
+        doc["status"] = status;
+    }
+    Arc::new(serde_json::from_value(doc).unwrap())
+}
+
+fn redfish_spec(credentials: &str) -> Value {
+    json!({"online": true, "inspectionMode": "disabled", "automatedCleaningMode": "disabled",
+           "bmc": {"address": "redfish-virtualmedia://bmc.example/redfish/v1/Systems/1", "credentialsName": credentials}})
+}
+
+/// Takes the next API request, checks its method and path, answers `reply`; returns its body.
+async fn expect(
+    handle: &mut Handle,
+    want_method: &str,
+    want_path: &str,
+    status: StatusCode,
+    reply: Value,
+) -> Value {
+    let (request, send) =
+        handle.next_request().await.unwrap_or_else(|| panic!("no request; wanted {want_method} {want_path}"));
+    assert_eq!((request.method().as_str(), request.uri().path()), (want_method, want_path));
+    let bytes = request.into_body().collect_bytes().await.unwrap();
+    let body: Value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
+    let reply = if reply == json!("echo") { body.clone() } else { reply };
+    send.send_response(
+        Response::builder().status(status).body(Body::from(serde_json::to_vec(&reply).unwrap())).unwrap(),
+    );
+    body
+}
+
+/// Asserts the controller made no further API call.
+async fn no_more(ctx: Arc<Context>, mut handle: Handle) {
+    drop(ctx);
+    if let Some((request, _)) = handle.next_request().await {
+        panic!("unexpected {} {}", request.method(), request.uri().path());
+    }
+}
+
+fn secret() -> Value {
+    json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "bmc", "namespace": "default"},
+           "stringData": {"username": "admin", "password": PASSWORD}})
+}
+
+fn not_found(what: &str) -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": format!("{what} not found")})
+}
+
+#[tokio::test]
+async fn first_reconcile_adds_the_finalizer_and_nothing_else() {
+    let ironic = ironic().await;
+    let (ctx, mut handle) = context(&ironic);
+    let h = host(json!({}), redfish_spec("bmc"), Value::Null);
+    let server = tokio::spawn(async move {
+        let body = expect(&mut handle, "PATCH", HOSTS, StatusCode::OK, json!("echo")).await;
+        assert_eq!(body, json!({"metadata": {"finalizers": ["baremetalhost.metal3.io"]}}));
+        handle
+    });
+    assert_eq!(reconcile(h, ctx.clone()).await.unwrap(), Action::await_change());
+    no_more(ctx, server.await.unwrap()).await;
+    assert!(ironic.received_requests().await.unwrap().is_empty(), "Ironic untouched");
+}
+
+#[tokio::test]
+async fn paused_host_gets_no_writes() {
+    let ironic = ironic().await;
+    let (ctx, handle) = context(&ironic);
+    let h = host(
+        json!({"annotations": {"baremetalhost.metal3.io/paused": ""}}),
+        redfish_spec("bmc"),
+        Value::Null,
+    );
+    assert_eq!(reconcile(h, ctx.clone()).await.unwrap(), Action::await_change());
+    no_more(ctx, handle).await;
+    assert!(ironic.received_requests().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn missing_credentials_secret_is_an_error_status_and_no_node() {
+    let ironic = ironic().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/nodes"))
+        .respond_with(ResponseTemplate::new(201))
+        .expect(0)
+        .mount(&ironic)
+        .await;
+    let (ctx, mut handle) = context(&ironic);
+    let h = host(json!({"finalizers": ["baremetalhost.metal3.io"]}), redfish_spec("missing"), Value::Null);
+    let server = tokio::spawn(async move {
+        expect(
+            &mut handle,
+            "GET",
+            "/api/v1/namespaces/default/secrets/missing",
+            StatusCode::NOT_FOUND,
+            not_found("secrets \"missing\""),
+        )
+        .await;
+        let patch =
+            expect(&mut handle, "PATCH", &format!("{HOSTS}/status"), StatusCode::OK, json!("echo")).await;
+        let status = &patch["status"];
+        assert_eq!(status["errorType"], "registration error");
+        assert_eq!(status["operationalStatus"], "error");
+        assert_eq!(
+            status["errorMessage"],
+            "spec.bmc.credentialsName: secret 'missing' not found in namespace 'default'"
+        );
+        assert_eq!(status["provisioning"]["state"], "registering");
+        let changed = expect(
+            &mut handle,
+            "POST",
+            "/apis/events.k8s.io/v1/namespaces/default/events",
+            StatusCode::CREATED,
+            json!("echo"),
+        )
+        .await;
+        assert_eq!(changed["reason"], "ProvisioningStateChanged");
+        let warning = expect(
+            &mut handle,
+            "POST",
+            "/apis/events.k8s.io/v1/namespaces/default/events",
+            StatusCode::CREATED,
+            json!("echo"),
+        )
+        .await;
+        assert_eq!(
+            (warning["type"].as_str(), warning["reason"].as_str()),
+            (Some("Warning"), Some("registration-error"))
+        );
+        assert!(warning["note"].as_str().unwrap().contains("secret 'missing' not found"));
+        handle
+    });
+    let action = reconcile(h, ctx.clone()).await.unwrap();
+    assert_eq!(action, Action::requeue(std::time::Duration::from_secs(2)));
+    no_more(ctx, server.await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn a_state_change_patches_the_status_and_publishes_an_event() {
+    let ironic = ironic().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/nodes/default~h1"))
+        .respond_with(ResponseTemplate::new(404))
+        .mount(&ironic)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/nodes"))
+        .respond_with(
+            ResponseTemplate::new(201)
+                .set_body_json(json!({"uuid": "n1", "name": "default~h1", "provision_state": "enroll"})),
+        )
+        .expect(1)
+        .mount(&ironic)
+        .await;
+    let (ctx, mut handle) = context(&ironic);
+    let h = host(json!({"finalizers": ["baremetalhost.metal3.io"]}), redfish_spec("bmc"), Value::Null);
+    let server = tokio::spawn(async move {
+        expect(&mut handle, "GET", "/api/v1/namespaces/default/secrets/bmc", StatusCode::OK, secret()).await;
+        let patch =
+            expect(&mut handle, "PATCH", &format!("{HOSTS}/status"), StatusCode::OK, json!("echo")).await;
+        assert_eq!(patch["status"]["provisioning"]["state"], "registering");
+        assert_eq!(patch["status"]["provisioning"]["ID"], "n1");
+        assert_eq!(patch["status"]["operationalStatus"], "OK");
+        assert!(!patch.to_string().contains(PASSWORD), "no password in the status");
+        let event = expect(
+            &mut handle,
+            "POST",
+            "/apis/events.k8s.io/v1/namespaces/default/events",
+            StatusCode::CREATED,
+            json!("echo"),
+        )
+        .await;
+        assert_eq!(event["reason"], "ProvisioningStateChanged");
+        assert_eq!(event["note"], "(new) → registering");
+        assert_eq!(event["regarding"]["name"], "h1");
+        assert!(!event.to_string().contains(PASSWORD), "no password in the event");
+        handle
+    });
+    reconcile(h, ctx.clone()).await.unwrap();
+    no_more(ctx, server.await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn deletion_removes_the_finalizer_only_once_the_node_is_gone() {
+    let ironic = ironic().await;
+    let node = json!({"uuid": "n1", "name": "default~h1", "provision_state": "available", "power_state": "power off"});
+    Mock::given(method("GET"))
+        .and(path("/v1/nodes/n1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(node))
+        .up_to_n_times(1)
+        .mount(&ironic)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/nodes/n1"))
+        .respond_with(ResponseTemplate::new(404))
+        .mount(&ironic)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/nodes/default~h1"))
+        .respond_with(ResponseTemplate::new(404))
+        .mount(&ironic)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path("/v1/nodes/n1"))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&ironic)
+        .await;
+    let (ctx, mut handle) = context(&ironic);
+    let status = json!({"operationalStatus": "OK", "errorMessage": "", "errorCount": 0, "provisioningFailCount": 0,
+                        "poweredOn": false, "provisioning": {"state": "available", "ID": "n1"}});
+    let deleting = json!({"finalizers": ["other.example/keep", "baremetalhost.metal3.io"], "deletionTimestamp": "2026-11-24T10:00:00Z"});
+    let h = host(deleting.clone(), redfish_spec("bmc"), status);
+    let server = tokio::spawn(async move {
+        // first pass: the node is deleted from Ironic; the finalizer stays
+        let patch =
+            expect(&mut handle, "PATCH", &format!("{HOSTS}/status"), StatusCode::OK, json!("echo")).await;
+        assert_eq!(patch["status"]["provisioning"]["state"], "deleting");
+        expect(
+            &mut handle,
+            "POST",
+            "/apis/events.k8s.io/v1/namespaces/default/events",
+            StatusCode::CREATED,
+            json!("echo"),
+        )
+        .await;
+        // second pass: the node is gone; now the finalizer goes, and only ours
+        let patch = expect(&mut handle, "PATCH", HOSTS, StatusCode::OK, json!("echo")).await;
+        assert_eq!(patch, json!({"metadata": {"finalizers": ["other.example/keep"]}}));
+        handle
+    });
+    reconcile(h.clone(), ctx.clone()).await.unwrap();
+    let mut second = (*h).clone();
+    second.status.as_mut().unwrap().provisioning.state = metalhost_api::ProvisioningState::Deleting;
+    assert_eq!(reconcile(Arc::new(second), ctx.clone()).await.unwrap(), Action::await_change());
+    no_more(ctx, server.await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn detached_host_reports_detached_and_leaves_ironic_alone() {
+    let ironic = ironic().await;
+    let (ctx, mut handle) = context(&ironic);
+    let h = host(
+        json!({"finalizers": ["baremetalhost.metal3.io"], "annotations": {"baremetalhost.metal3.io/detached": ""}}),
+        redfish_spec("bmc"),
+        Value::Null,
+    );
+    let server = tokio::spawn(async move {
+        let patch =
+            expect(&mut handle, "PATCH", &format!("{HOSTS}/status"), StatusCode::OK, json!("echo")).await;
+        assert_eq!(patch["status"]["operationalStatus"], "detached");
+        let event = expect(
+            &mut handle,
+            "POST",
+            "/apis/events.k8s.io/v1/namespaces/default/events",
+            StatusCode::CREATED,
+            json!("echo"),
+        )
+        .await;
+        assert_eq!(event["reason"], "Detached");
+        handle
+    });
+    assert_eq!(reconcile(h, ctx.clone()).await.unwrap(), Action::await_change());
+    no_more(ctx, server.await.unwrap()).await;
+    assert!(ironic.received_requests().await.unwrap().is_empty(), "Ironic untouched");
+}
