@@ -7,3 +7,4 @@ pub mod progress;
 pub mod runtime;
 pub mod store;
 pub mod validate;
+pub mod webhook;

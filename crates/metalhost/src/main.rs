@@ -60,6 +60,18 @@ enum Command {
     },
     /// Print the BareMetalHost CustomResourceDefinition (YAML), generated from the Rust types.
     Crd,
+    /// Serve the validating admission webhook (HTTPS) with upstream's BareMetalHost rules.
+    Webhook {
+        /// Address to listen on.
+        #[arg(long, default_value = "0.0.0.0:9443")]
+        listen: std::net::SocketAddr,
+        /// PEM certificate.
+        #[arg(long, default_value = "/tmp/k8s-webhook-server/serving-certs/tls.crt")]
+        cert: PathBuf,
+        /// PEM private key.
+        #[arg(long, default_value = "/tmp/k8s-webhook-server/serving-certs/tls.key")]
+        key: PathBuf,
+    },
     /// Check manifests against upstream's admission rules: one line per violation (path: reason);
     /// exits 1 when there is any. A status file beside a manifest adds the update rules.
     Validate {
@@ -289,6 +301,13 @@ async fn main() -> ExitCode {
             ExitCode::SUCCESS
         }),
         Command::Validate { files } => Ok(validate(&files)),
+        Command::Webhook { listen, cert, key } => {
+            init_logging("info");
+            metalhost::webhook::serve(listen, &cert, &key)
+                .await
+                .with_context(|| format!("webhook on {listen}"))
+                .map(|()| ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,99 @@
+//! The admission webhook over real HTTPS: AdmissionReview JSON in, allow or deny with upstream's
+//! messages out.
+
+use std::time::Duration;
+
+use metalhost::webhook::{VALIDATE_PATH, serve};
+use serde_json::{Value, json};
+
+fn review(operation: &str, object: Value, old: Value) -> Value {
+    json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
+            "kind": {"group": "metal3.io", "version": "v1alpha1", "kind": "BareMetalHost"},
+            "resource": {"group": "metal3.io", "version": "v1alpha1", "resource": "baremetalhosts"},
+            "name": "h1",
+            "namespace": "default",
+            "operation": operation,
+            "userInfo": {"username": "admin"},
+            "object": object,
+            "oldObject": old,
+            "dryRun": false
+        }
+    })
+}
+
+fn host(spec: Value) -> Value {
+    json!({"apiVersion": "metal3.io/v1alpha1", "kind": "BareMetalHost",
+           "metadata": {"name": "h1", "namespace": "default"}, "spec": spec})
+}
+
+#[tokio::test]
+async fn admission_reviews_over_https() {
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_path, key_path) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let (c, k) = (cert_path.clone(), key_path.clone());
+    tokio::spawn(async move { serve(addr, &c, &k).await.unwrap() });
+
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let url = format!("https://127.0.0.1:{port}{VALIDATE_PATH}");
+    let send = |body: Value| {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            for _ in 0..50 {
+                if let Ok(r) = client.post(&url).json(&body).send().await {
+                    return r.json::<Value>().await.unwrap();
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("webhook not answering");
+        }
+    };
+
+    let good = host(json!({"online": true, "bootMACAddress": "00:11:22:33:44:55",
+                           "bmc": {"address": "ipmi://bmc", "credentialsName": "c"}}));
+    let answer = send(review("CREATE", good.clone(), Value::Null)).await;
+    assert_eq!(answer["kind"], "AdmissionReview");
+    assert_eq!(answer["response"]["uid"], "705ab4f5-6393-11e8-b7cc-42010a800002");
+    assert_eq!(answer["response"]["allowed"], true);
+
+    let bad = host(json!({"online": false, "disablePowerOff": true,
+                          "bmc": {"address": "foo://bmc", "credentialsName": "c"},
+                          "image": {"url": "http://h/d.qcow2", "format": "qcow2"}}));
+    let answer = send(review("CREATE", bad, Value::Null)).await;
+    assert_eq!(answer["response"]["allowed"], false);
+    assert_eq!(
+        answer["response"]["status"]["message"],
+        "spec.bmc.address: Unknown BMC type 'foo' for address foo://bmc; \
+         spec.image.checksum: checksum is required for normal images (a qcow2 image; only live-iso and oci:// images may omit it); \
+         spec.disablePowerOff: node can't simultaneously have online set to false and have power off disabled"
+    );
+
+    let mut moved = good.clone();
+    moved["spec"]["bootMACAddress"] = json!("00:11:22:33:44:66");
+    moved["status"] = json!({"operationalStatus": "OK", "errorMessage": "", "errorCount": 0,
+        "provisioningFailCount": 0, "poweredOn": true, "provisioning": {"state": "provisioned", "ID": "n1"}});
+    let answer = send(review("UPDATE", moved, good)).await;
+    assert_eq!(answer["response"]["allowed"], false);
+    assert_eq!(
+        answer["response"]["status"]["message"],
+        "spec.bootMACAddress: bootMACAddress can not be changed once it is set"
+    );
+
+    // plain HTTP is not served, and health answers over HTTPS
+    let plain = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await;
+    assert!(!plain.is_ok_and(|r| r.status().is_success()), "no plain HTTP");
+    let health = client.get(format!("https://127.0.0.1:{port}/healthz")).send().await.unwrap();
+    assert!(health.status().is_success());
+}
