@@ -23,6 +23,23 @@ pub const MAX_API_VERSION: (u32, u32) = (1, 115);
 const VERSION_HEADER: &str = "X-OpenStack-Ironic-API-Version";
 const RETRIES: u32 = 4;
 
+/// Called after every HTTP exchange with Ironic: method, endpoint (the path with node and port
+/// identifiers replaced by `{id}`, no query) and status code (0 when there was no answer). For
+/// metrics.
+pub type RequestObserver = Arc<dyn Fn(&str, &str, u16) + Send + Sync>;
+
+/// The endpoint of a path for metrics: `/v1/nodes/abc/states/power?x=1` → `/v1/nodes/{id}/states/power`.
+pub fn endpoint(path: &str) -> String {
+    let path = path.split('?').next().unwrap_or("");
+    let mut out = Vec::new();
+    let mut previous = "";
+    for segment in path.split('/') {
+        out.push(if matches!(previous, "nodes" | "ports") && !segment.is_empty() { "{id}" } else { segment });
+        previous = segment;
+    }
+    out.join("/")
+}
+
 /// How to reach Ironic.
 #[derive(Clone)]
 pub struct ClientConfig {
@@ -36,6 +53,8 @@ pub struct ClientConfig {
     pub basic_auth: Option<(String, String)>,
     /// Accept any TLS certificate (only when asked for explicitly).
     pub insecure: bool,
+    /// Told of every request (metrics).
+    pub observer: Option<RequestObserver>,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -59,6 +78,7 @@ impl ClientConfig {
             ca_file: None,
             basic_auth: None,
             insecure: false,
+            observer: None,
         }
     }
 }
@@ -71,6 +91,7 @@ pub struct Client {
     version: String,
     basic_auth: Option<(String, String)>,
     requests: Arc<AtomicU64>,
+    observer: Option<RequestObserver>,
 }
 
 impl std::fmt::Debug for Client {
@@ -112,6 +133,7 @@ impl Client {
             version: String::new(),
             basic_auth: config.basic_auth,
             requests: Arc::new(AtomicU64::new(0)),
+            observer: config.observer,
         };
         let root: Value = client.call(Method::GET, "/", None::<&()>).await?;
         let max = root.pointer("/default_version/version").and_then(Value::as_str).ok_or_else(|| {
@@ -173,11 +195,17 @@ impl Client {
                 req = req.json(body);
             }
             self.requests.fetch_add(1, Ordering::Relaxed);
-            let resp = req
-                .send()
-                .await
-                .map_err(|e| Error::Unreachable { url: url.clone(), reason: describe(&e) })?;
+            let observe = |code: u16| {
+                if let Some(observer) = &self.observer {
+                    observer(method.as_str(), &endpoint(path), code);
+                }
+            };
+            let resp = req.send().await.map_err(|e| {
+                observe(0);
+                Error::Unreachable { url: url.clone(), reason: describe(&e) }
+            })?;
             let status = resp.status();
+            observe(status.as_u16());
             let text = resp
                 .text()
                 .await
@@ -412,6 +440,15 @@ mod tests {
             .mount(&server)
             .await;
         server
+    }
+
+    #[test]
+    fn endpoints_hide_identifiers_and_queries() {
+        assert_eq!(endpoint("/v1/nodes/abc/states/power"), "/v1/nodes/{id}/states/power");
+        assert_eq!(endpoint("/v1/nodes/default~h1"), "/v1/nodes/{id}");
+        assert_eq!(endpoint("/v1/nodes?fields=uuid"), "/v1/nodes");
+        assert_eq!(endpoint("/v1/ports?node_uuid=x"), "/v1/ports");
+        assert_eq!(endpoint("/"), "/");
     }
 
     #[test]

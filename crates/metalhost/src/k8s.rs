@@ -32,6 +32,10 @@ pub struct Context {
     pub recorder: Recorder,
     /// How long a host with nothing to do waits.
     pub idle: Duration,
+    /// Where to record metrics, if anywhere.
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// The last state of every host seen, for the hosts-per-state metric.
+    states: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
 }
 
 impl Context {
@@ -39,7 +43,14 @@ impl Context {
     pub fn new(client: kube::Client, reconciler: Reconciler) -> Self {
         let reporter = Reporter { controller: "metalhost".into(), instance: std::env::var("POD_NAME").ok() };
         let recorder = Recorder::new(client.clone(), reporter);
-        Context { client, reconciler, recorder, idle: Duration::from_secs(120) }
+        Context {
+            client,
+            reconciler,
+            recorder,
+            idle: Duration::from_secs(120),
+            metrics: None,
+            states: Default::default(),
+        }
     }
 }
 
@@ -89,8 +100,31 @@ async fn publish(
     Ok(())
 }
 
-/// One reconcile of one host.
+/// One reconcile of one host, recorded in the metrics.
 pub async fn reconcile(host: Arc<BareMetalHost>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
+    let result = reconcile_host(Arc::clone(&host), Arc::clone(&ctx)).await;
+    if let Some(metrics) = &ctx.metrics {
+        metrics.reconciled(started.elapsed(), result.is_err());
+    }
+    result
+}
+
+fn record_state(ctx: &Context, host: &BareMetalHost, state: Option<&str>) {
+    let Some(metrics) = &ctx.metrics else { return };
+    let mut states = ctx.states.lock().expect("states");
+    match state {
+        Some(s) => states.insert(host.qualified_name(), s.to_string()),
+        None => states.remove(&host.qualified_name()),
+    };
+    let mut counts = std::collections::BTreeMap::new();
+    for s in states.values() {
+        *counts.entry(s.clone()).or_insert(0) += 1;
+    }
+    metrics.set_hosts(&counts);
+}
+
+async fn reconcile_host(host: Arc<BareMetalHost>, ctx: Arc<Context>) -> Result<Action, Error> {
     let name = host.metadata.name.clone().unwrap_or_default();
     let api: Api<BareMetalHost> = Api::namespaced(ctx.client.clone(), host.namespace_or_default());
     let annotations = host.annotations();
@@ -134,8 +168,10 @@ pub async fn reconcile(host: Arc<BareMetalHost>, ctx: Arc<Context>) -> Result<Ac
         )
         .await?;
         info!(host = %host.qualified_name(), "deleted from Ironic; finalizer removed");
+        record_state(&ctx, &host, None);
         return Ok(Action::await_change());
     }
+    record_state(&ctx, &host, Some(outcome.status.provisioning.state.as_str()));
     if comparable(&outcome.status) != comparable(&previous) {
         api.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": outcome.status})))
             .await?;

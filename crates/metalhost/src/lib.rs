@@ -3,6 +3,7 @@
 
 pub mod k8s;
 pub mod manifests;
+pub mod metrics;
 pub mod progress;
 pub mod runtime;
 pub mod store;

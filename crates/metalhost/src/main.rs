@@ -112,6 +112,9 @@ struct Common {
     /// Hosts reconciled at once.
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
+    /// Serve Prometheus metrics, /healthz and /readyz (plain HTTP) on this address.
+    #[arg(long, env = "METALHOST_METRICS_LISTEN")]
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl Common {
@@ -151,6 +154,15 @@ impl Common {
                 .transpose()?,
         };
         config.concurrency = self.concurrency.max(1);
+        if let Some(addr) = self.metrics_listen {
+            let metrics = metalhost::metrics::Metrics::new();
+            config.metrics = Some(metrics.clone());
+            tokio::spawn(async move {
+                if let Err(e) = metrics.serve(addr).await {
+                    tracing::error!("metrics on {addr}: {e}");
+                }
+            });
+        }
         Ok(config)
     }
 }
@@ -197,9 +209,14 @@ async fn run(manifests: PathBuf, stats_file: Option<PathBuf>, common: Common) ->
 async fn run_kube(namespace: Option<String>, common: Common) -> anyhow::Result<ExitCode> {
     let config = common.config()?;
     let client = kube::Client::try_default().await.context("connecting to Kubernetes")?;
-    let provisioner = metalhost_core::IronicProvisioner::connect_lazily(config.ironic.clone());
+    let mut ironic = config.ironic.clone();
+    if let Some(metrics) = &config.metrics {
+        ironic.observer = Some(metrics.ironic_observer());
+    }
+    let provisioner = metalhost_core::IronicProvisioner::connect_lazily(ironic);
     let reconciler = metalhost_core::Reconciler::new(provisioner, config.defaults.clone());
-    let ctx = metalhost::k8s::Context::new(client, reconciler);
+    let mut ctx = metalhost::k8s::Context::new(client, reconciler);
+    ctx.metrics = config.metrics.clone();
     let concurrency = u16::try_from(config.concurrency).unwrap_or(u16::MAX);
     metalhost::k8s::run(ctx, namespace, concurrency).await;
     Ok(ExitCode::SUCCESS)

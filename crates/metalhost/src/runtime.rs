@@ -17,7 +17,10 @@ use metalhost_ironic::ClientConfig;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
+use std::sync::Arc;
+
 use crate::manifests::{Manifests, manifest_files};
+use crate::metrics::Metrics;
 use crate::store;
 
 /// Settings of the runtime.
@@ -31,6 +34,8 @@ pub struct RuntimeConfig {
     pub concurrency: usize,
     /// How long a host with nothing to do waits before it is looked at again.
     pub idle: Duration,
+    /// Where to record metrics, if anywhere.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 impl RuntimeConfig {
@@ -41,6 +46,7 @@ impl RuntimeConfig {
             defaults: NodeDefaults::default(),
             concurrency: 32,
             idle: Duration::from_secs(120),
+            metrics: None,
         }
     }
 }
@@ -119,7 +125,11 @@ fn comparable(status: &BareMetalHostStatus) -> BareMetalHostStatus {
 impl Runtime {
     /// A runtime over `source`; status files already beside the manifests are picked up.
     pub fn new(config: RuntimeConfig, source: Source) -> Self {
-        let provisioner = IronicProvisioner::connect_lazily(config.ironic.clone());
+        let mut ironic = config.ironic.clone();
+        if let Some(metrics) = &config.metrics {
+            ironic.observer = Some(metrics.ironic_observer());
+        }
+        let provisioner = IronicProvisioner::connect_lazily(ironic);
         let reconciler = Reconciler::new(provisioner, config.defaults.clone());
         let mut rt = Runtime {
             source,
@@ -346,10 +356,18 @@ impl Runtime {
                 let bmc = if deleting { None } else { self.bmc_input(&host) };
                 let drive = if deleting { None } else { self.config_drive_input(&host) };
                 let reconciler = self.reconciler.clone();
+                let metrics = self.config.metrics.clone();
                 set.spawn(async move {
+                    let started = Instant::now();
                     let outcome = reconciler
                         .reconcile(&host, &bmc, deleting, &status, &rfc3339_now(), drive.as_ref())
                         .await;
+                    if let Some(m) = metrics {
+                        m.reconciled(
+                            started.elapsed(),
+                            outcome.status.operational_status == OperationalStatus::Error,
+                        );
+                    }
                     (key, outcome)
                 });
             }
@@ -362,6 +380,13 @@ impl Runtime {
                 }
             };
             changes.extend(self.apply_outcome(&key, outcome));
+        }
+        if let Some(metrics) = &self.config.metrics {
+            let mut counts = BTreeMap::new();
+            for t in self.hosts.values() {
+                *counts.entry(t.status.provisioning.state.as_str().to_string()).or_insert(0) += 1;
+            }
+            metrics.set_hosts(&counts);
         }
         changes
     }

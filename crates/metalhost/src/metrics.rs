@@ -1,0 +1,137 @@
+//! Prometheus metrics of both runtimes: hosts per provisioning state, reconciles (count, duration,
+//! errors), and Ironic requests by method, endpoint and status code; served with `/healthz` and
+//! `/readyz`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::header::CONTENT_TYPE;
+use axum::routing::get;
+use metalhost_ironic::RequestObserver;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct IronicLabels {
+    method: String,
+    endpoint: String,
+    code: String,
+}
+
+/// The metrics registry and its series.
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    hosts: Family<StateLabels, Gauge>,
+    reconciles: Family<ResultLabels, Counter>,
+    reconcile_seconds: Histogram,
+    ironic_requests: Family<IronicLabels, Counter>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Metrics {
+    /// Registers every series under the prefix `metalhost`.
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::with_prefix("metalhost");
+        let hosts = Family::<StateLabels, Gauge>::default();
+        registry.register("hosts", "BareMetalHosts per provisioning state", hosts.clone());
+        let reconciles = Family::<ResultLabels, Counter>::default();
+        registry.register("reconciles", "Reconciles by result (ok, error)", reconciles.clone());
+        let reconcile_seconds = Histogram::new(exponential_buckets(0.001, 4.0, 9));
+        registry.register("reconcile_duration_seconds", "Time one reconcile took", reconcile_seconds.clone());
+        let ironic_requests = Family::<IronicLabels, Counter>::default();
+        registry.register(
+            "ironic_requests",
+            "Ironic HTTP requests by method, endpoint and status code",
+            ironic_requests.clone(),
+        );
+        Arc::new(Metrics {
+            registry: Mutex::new(registry),
+            hosts,
+            reconciles,
+            reconcile_seconds,
+            ironic_requests,
+        })
+    }
+
+    /// Records one reconcile.
+    pub fn reconciled(&self, took: Duration, error: bool) {
+        let result = if error { "error" } else { "ok" };
+        self.reconciles.get_or_create(&ResultLabels { result: result.into() }).inc();
+        self.reconcile_seconds.observe(took.as_secs_f64());
+    }
+
+    /// Sets the number of hosts per state (states not named go to 0).
+    pub fn set_hosts(&self, counts: &BTreeMap<String, i64>) {
+        self.hosts.clear();
+        for (state, n) in counts {
+            let state = if state.is_empty() { "new".to_string() } else { state.clone() };
+            self.hosts.get_or_create(&StateLabels { state }).set(*n);
+        }
+    }
+
+    /// An observer for the Ironic client that counts its requests here.
+    pub fn ironic_observer(self: &Arc<Self>) -> RequestObserver {
+        let me = Arc::clone(self);
+        Arc::new(move |method: &str, endpoint: &str, code: u16| {
+            let labels =
+                IronicLabels { method: method.into(), endpoint: endpoint.into(), code: code.to_string() };
+            me.ironic_requests.get_or_create(&labels).inc();
+        })
+    }
+
+    /// The exposition text.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let registry = self.registry.lock().expect("metrics registry");
+        prometheus_client::encoding::text::encode(&mut out, &registry).expect("writing to a String");
+        out
+    }
+
+    /// `/metrics`, `/healthz` and `/readyz`.
+    pub fn router(self: &Arc<Self>) -> Router {
+        let me = Arc::clone(self);
+        Router::new()
+            .route(
+                "/metrics",
+                get(move || {
+                    let me = Arc::clone(&me);
+                    async move {
+                        (
+                            [(CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+                            me.render(),
+                        )
+                    }
+                }),
+            )
+            .route("/healthz", get(|| async { "ok" }))
+            .route("/readyz", get(|| async { "ok" }))
+    }
+
+    /// Serves the router on `addr` (plain HTTP) until the process ends.
+    pub async fn serve(self: Arc<Self>, addr: SocketAddr) -> std::io::Result<()> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        axum::serve(listener, self.router()).await
+    }
+}
