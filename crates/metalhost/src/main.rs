@@ -38,6 +38,12 @@ enum Command {
         /// With --kube: only this namespace (default: all).
         #[arg(long, requires = "kube")]
         namespace: Option<String>,
+        /// With --kube: elect a leader through a Lease so that only one replica reconciles.
+        #[arg(long, requires = "kube")]
+        leader_elect: bool,
+        /// Namespace of the leader Lease (default: $POD_NAMESPACE, else `default`).
+        #[arg(long, env = "POD_NAMESPACE", requires = "leader_elect")]
+        lease_namespace: Option<String>,
         /// Keep a JSON file with counters (Ironic requests sent) up to date, for benchmarks.
         #[arg(long)]
         stats_file: Option<PathBuf>,
@@ -206,9 +212,32 @@ async fn run(manifests: PathBuf, stats_file: Option<PathBuf>, common: Common) ->
     }
 }
 
-async fn run_kube(namespace: Option<String>, common: Common) -> anyhow::Result<ExitCode> {
+async fn run_kube(
+    namespace: Option<String>,
+    lease: Option<String>,
+    common: Common,
+) -> anyhow::Result<ExitCode> {
     let config = common.config()?;
     let client = kube::Client::try_default().await.context("connecting to Kubernetes")?;
+    // with leader election: wait to lead; stop (and let the pod restart) when leadership is lost
+    let mut leadership = None;
+    if let Some(lease_namespace) = lease {
+        let identity =
+            std::env::var("POD_NAME").unwrap_or_else(|_| format!("metalhost-{}", std::process::id()));
+        let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), "metalhost-leader")
+            .with_namespace(lease_namespace)
+            .with_identity(identity)
+            .build()
+            .await
+            .context("leader election")?;
+        let (mut leader, task) = manager.watch().await;
+        tracing::info!("waiting to become the leader");
+        while !*leader.borrow_and_update() {
+            leader.changed().await.context("leader election stopped")?;
+        }
+        tracing::info!("leading");
+        leadership = Some((leader, task));
+    }
     let mut ironic = config.ironic.clone();
     if let Some(metrics) = &config.metrics {
         ironic.observer = Some(metrics.ironic_observer());
@@ -218,7 +247,17 @@ async fn run_kube(namespace: Option<String>, common: Common) -> anyhow::Result<E
     let mut ctx = metalhost::k8s::Context::new(client, reconciler);
     ctx.metrics = config.metrics.clone();
     let concurrency = u16::try_from(config.concurrency).unwrap_or(u16::MAX);
-    metalhost::k8s::run(ctx, namespace, concurrency).await;
+    match leadership {
+        None => metalhost::k8s::run(ctx, namespace, concurrency).await,
+        Some((mut leader, _task)) => {
+            tokio::select! {
+                () = metalhost::k8s::run(ctx, namespace, concurrency) => {}
+                _ = async { while leader.changed().await.is_ok() && *leader.borrow() {} } => {
+                    bail!("lost leadership");
+                }
+            }
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -300,10 +339,13 @@ fn validate(files: &[PathBuf]) -> ExitCode {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { manifests, kube, namespace, stats_file, common } => {
+        Command::Run { manifests, kube, namespace, leader_elect, lease_namespace, stats_file, common } => {
             init_logging("info");
             match (kube, manifests) {
-                (true, _) => run_kube(namespace, common).await,
+                (true, _) => {
+                    let lease = leader_elect.then(|| lease_namespace.unwrap_or_else(|| "default".into()));
+                    run_kube(namespace, lease, common).await
+                }
                 (false, Some(dir)) => run(dir, stats_file, common).await,
                 (false, None) => Err(anyhow::anyhow!("--manifests DIR or --kube is needed")),
             }

@@ -309,3 +309,86 @@ async fn detached_host_reports_detached_and_leaves_ironic_alone() {
     no_more(ctx, server.await.unwrap()).await;
     assert!(ironic.received_requests().await.unwrap().is_empty(), "Ironic untouched");
 }
+
+/// Collects everything logged while a test runs.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn no_password_in_logs_status_or_events() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let ironic = ironic().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/nodes/default~h1"))
+        .respond_with(ResponseTemplate::new(404))
+        .mount(&ironic)
+        .await;
+    // Ironic refuses the node: the error message travels to the status and an event
+    Mock::given(method("POST"))
+        .and(path("/v1/nodes"))
+        .respond_with(
+            ResponseTemplate::new(400)
+                .set_body_json(json!({"error_message": "{\"faultstring\": \"bad driver_info\"}"})),
+        )
+        .mount(&ironic)
+        .await;
+    let (ctx, mut handle) = context(&ironic);
+    let h = host(json!({"finalizers": ["baremetalhost.metal3.io"]}), redfish_spec("bmc"), Value::Null);
+    let server = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        expect(&mut handle, "GET", "/api/v1/namespaces/default/secrets/bmc", StatusCode::OK, secret()).await;
+        seen.push(
+            expect(&mut handle, "PATCH", &format!("{HOSTS}/status"), StatusCode::OK, json!("echo")).await,
+        );
+        seen.push(
+            expect(
+                &mut handle,
+                "POST",
+                "/apis/events.k8s.io/v1/namespaces/default/events",
+                StatusCode::CREATED,
+                json!("echo"),
+            )
+            .await,
+        );
+        seen.push(
+            expect(
+                &mut handle,
+                "POST",
+                "/apis/events.k8s.io/v1/namespaces/default/events",
+                StatusCode::CREATED,
+                json!("echo"),
+            )
+            .await,
+        );
+        (handle, seen)
+    });
+    reconcile(h, ctx.clone()).await.unwrap();
+    let (handle, seen) = server.await.unwrap();
+    no_more(ctx, handle).await;
+    let written: String = seen.iter().map(ToString::to_string).collect();
+    assert!(written.contains("bad driver_info"), "the error reached status and events: {written}");
+    assert!(!written.contains(PASSWORD), "password in a status or event");
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("action failed"), "logs were captured: {logs}");
+    assert!(!logs.contains(PASSWORD), "password in the logs");
+    // the password did go to Ironic, and only there
+    let requests = ironic.received_requests().await.unwrap();
+    assert!(requests.iter().any(|r| String::from_utf8_lossy(&r.body).contains(PASSWORD)));
+}
