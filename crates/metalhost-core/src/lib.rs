@@ -11,4 +11,4 @@ pub mod reconcile;
 
 pub use machine::{Action, Decision, Input, Observed, Requeue};
 pub use provisioner::{IronicProvisioner, ProvisionError};
-pub use reconcile::{BmcInput, Outcome, Reconciler};
+pub use reconcile::{BmcInput, Outcome, Reconciler, Request};

@@ -38,6 +38,9 @@ pub struct Input<'a> {
     /// The config drive built from the host's user/network/meta data Secrets, or why it could not
     /// be (only when the host asks for one with the config-drive extension).
     pub config_drive: Option<&'a Result<Value, String>>,
+    /// The credentials Secret changed since the credentials last worked: send them to Ironic
+    /// again (registration runs again; a provisioned host stays provisioned).
+    pub credentials_changed: bool,
 }
 
 /// What was seen in Ironic for this host.
@@ -334,6 +337,30 @@ pub fn decide(input: &Input<'_>, previous: &BareMetalHostStatus, observed: &Obse
         }
         Some(Ok(pair)) => *pair,
     };
+
+    if input.credentials_changed
+        && !matches!(
+            previous.provisioning.state,
+            ProvisioningState::None
+                | ProvisioningState::Unmanaged
+                | ProvisioningState::Registering
+                | ProvisioningState::Deleting
+                | ProvisioningState::PoweringOffBeforeDelete
+        )
+    {
+        // send the new credentials with the move back to registering: once there, registration
+        // completes as usual and the runtime records the credentials as good
+        let mut step = step;
+        step.status.provisioning.state = ProvisioningState::Registering;
+        let action = match node {
+            Some(node) => {
+                let desired = plan::node_create_fields(input.host, access, credentials, input.defaults);
+                Action::Patch(plan::registration_patch(node, &desired, true))
+            }
+            None => Action::None,
+        };
+        return step.ok(action, Requeue::Now);
+    }
 
     // A node that vanished from Ironic (deleted by hand, Ironic database reset) is registered again.
     if node.is_none()

@@ -15,6 +15,25 @@ use crate::provisioner::IronicProvisioner;
 /// or why they are not usable (None: the host has no `spec.bmc`).
 pub type BmcInput = Option<Result<(BmcAccess, Credentials), String>>;
 
+/// What one reconcile needs to know about a host, as the runtime sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// The host.
+    pub host: &'a BareMetalHost,
+    /// Its BMC and credentials.
+    pub bmc: &'a BmcInput,
+    /// It is being deleted.
+    pub deleting: bool,
+    /// Its last status.
+    pub previous: &'a BareMetalHostStatus,
+    /// The current time, RFC 3339.
+    pub now: &'a str,
+    /// Its config drive, when it asks for one.
+    pub config_drive: Option<&'a Result<serde_json::Value, String>>,
+    /// Its credentials Secret changed since they last worked.
+    pub credentials_changed: bool,
+}
+
 /// What one reconcile did.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -50,17 +69,18 @@ impl Reconciler {
     }
 
     /// One step for one host. Never fails: every failure ends up in the returned status.
-    pub async fn reconcile(
-        &self,
-        host: &BareMetalHost,
-        bmc: &BmcInput,
-        deleting: bool,
-        previous: &BareMetalHostStatus,
-        now: &str,
-        config_drive: Option<&Result<serde_json::Value, String>>,
-    ) -> Outcome {
+    pub async fn reconcile(&self, request: Request<'_>) -> Outcome {
+        let Request { host, bmc, deleting, previous, now, config_drive, credentials_changed } = request;
         let bmc_ref = bmc.as_ref().map(|r| r.as_ref().map(|(a, c)| (a, c)).map_err(Clone::clone));
-        let input = Input { host, bmc: bmc_ref, deleting, defaults: &self.defaults, now, config_drive };
+        let input = Input {
+            host,
+            bmc: bmc_ref,
+            deleting,
+            defaults: &self.defaults,
+            now,
+            config_drive,
+            credentials_changed,
+        };
         let needs_ironic = bmc.as_ref().is_some_and(|r| r.is_ok()) || deleting;
         let observed = if needs_ironic {
             let with_ports = previous.provisioning.state == ProvisioningState::Registering

@@ -15,8 +15,8 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use metalhost_api::secret::{CredentialsError, credentials_from_secret};
 use metalhost_api::{
-    BareMetalHost, BareMetalHostStatus, BmcAccess, DETACHED_ANNOTATION, FINALIZER, OperationalStatus,
-    PAUSED_ANNOTATION,
+    BareMetalHost, BareMetalHostStatus, BmcAccess, CredentialsStatus, DETACHED_ANNOTATION, FINALIZER,
+    OperationalStatus, PAUSED_ANNOTATION, ProvisioningState, SecretReference,
 };
 use metalhost_core::{BmcInput, Reconciler, Requeue};
 use serde_json::json;
@@ -68,23 +68,36 @@ fn comparable(status: &BareMetalHostStatus) -> BareMetalHostStatus {
     s
 }
 
-async fn bmc_input(ctx: &Context, host: &BareMetalHost) -> Result<BmcInput, Error> {
-    let Some(bmc) = host.spec.bmc.as_ref() else { return Ok(None) };
+/// The host's BMC with the credentials from its Secret, and which Secret version was read (for
+/// `triedCredentials`/`goodCredentials`, as upstream keeps them).
+async fn bmc_input(
+    ctx: &Context,
+    host: &BareMetalHost,
+) -> Result<(BmcInput, Option<CredentialsStatus>), Error> {
+    let Some(bmc) = host.spec.bmc.as_ref() else { return Ok((None, None)) };
     let access = match BmcAccess::parse(&bmc.address, bmc.disable_certificate_verification) {
         Ok(a) => a,
-        Err(e) => return Ok(Some(Err(e.to_string()))),
+        Err(e) => return Ok((Some(Err(e.to_string())), None)),
     };
     if bmc.credentials_name.trim().is_empty() {
-        return Ok(Some(Err(CredentialsError::MissingName.to_string())));
+        return Ok((Some(Err(CredentialsError::MissingName.to_string())), None));
     }
     let namespace = host.namespace_or_default();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
     let Some(secret) = secrets.get_opt(&bmc.credentials_name).await? else {
         let missing =
             CredentialsError::NotFound { name: bmc.credentials_name.clone(), namespace: namespace.into() };
-        return Ok(Some(Err(missing.to_string())));
+        return Ok((Some(Err(missing.to_string())), None));
     };
-    Ok(Some(credentials_from_secret(&secret).map(|c| (access, c)).map_err(|e| e.to_string())))
+    let tried = CredentialsStatus {
+        credentials: Some(SecretReference {
+            name: Some(bmc.credentials_name.clone()),
+            namespace: Some(namespace.to_string()),
+        }),
+        credentials_version: secret.metadata.resource_version.clone(),
+    };
+    let input = credentials_from_secret(&secret).map(|c| (access, c)).map_err(|e| e.to_string());
+    Ok((Some(input), Some(tried)))
 }
 
 async fn publish(
@@ -156,9 +169,31 @@ async fn reconcile_host(host: Arc<BareMetalHost>, ctx: Arc<Context>) -> Result<A
         }
         return Ok(Action::await_change());
     }
-    let bmc = if deleting { None } else { bmc_input(&ctx, &host).await? };
+    let (bmc, tried) = if deleting { (None, None) } else { bmc_input(&ctx, &host).await? };
+    // credentials that worked before and whose Secret changed since: registration runs again
+    let credentials_changed =
+        previous.good_credentials.is_some() && tried.is_some() && previous.good_credentials != tried;
     let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-    let outcome = ctx.reconciler.reconcile(&host, &bmc, deleting, &previous, &now, None).await;
+    let request = metalhost_core::Request {
+        host: &host,
+        bmc: &bmc,
+        deleting,
+        previous: &previous,
+        now: &now,
+        config_drive: None,
+        credentials_changed,
+    };
+    let mut outcome = ctx.reconciler.reconcile(request).await;
+    if let Some(tried) = tried {
+        let registered = !matches!(
+            outcome.status.provisioning.state,
+            ProvisioningState::None | ProvisioningState::Unmanaged | ProvisioningState::Registering
+        );
+        if registered && outcome.status.operational_status != OperationalStatus::Error {
+            outcome.status.good_credentials = Some(tried.clone());
+        }
+        outcome.status.tried_credentials = Some(tried);
+    }
     if outcome.forget {
         let without: Vec<String> = finalizers.into_iter().filter(|f| f != FINALIZER).collect();
         api.patch(

@@ -359,9 +359,16 @@ impl Runtime {
                 let metrics = self.config.metrics.clone();
                 set.spawn(async move {
                     let started = Instant::now();
-                    let outcome = reconciler
-                        .reconcile(&host, &bmc, deleting, &status, &rfc3339_now(), drive.as_ref())
-                        .await;
+                    let request = metalhost_core::Request {
+                        host: &host,
+                        bmc: &bmc,
+                        deleting,
+                        previous: &status,
+                        now: &rfc3339_now(),
+                        config_drive: drive.as_ref(),
+                        credentials_changed: false,
+                    };
+                    let outcome = reconciler.reconcile(request).await;
                     if let Some(m) = metrics {
                         m.reconciled(
                             started.elapsed(),

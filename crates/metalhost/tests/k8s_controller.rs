@@ -84,7 +84,7 @@ async fn no_more(ctx: Arc<Context>, mut handle: Handle) {
 }
 
 fn secret() -> Value {
-    json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "bmc", "namespace": "default"},
+    json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "bmc", "namespace": "default", "resourceVersion": "7"},
            "stringData": {"username": "admin", "password": PASSWORD}})
 }
 
@@ -206,6 +206,11 @@ async fn a_state_change_patches_the_status_and_publishes_an_event() {
         assert_eq!(patch["status"]["provisioning"]["state"], "registering");
         assert_eq!(patch["status"]["provisioning"]["ID"], "n1");
         assert_eq!(patch["status"]["operationalStatus"], "OK");
+        assert_eq!(
+            patch["status"]["triedCredentials"],
+            json!({"credentials": {"name": "bmc", "namespace": "default"}, "credentialsVersion": "7"})
+        );
+        assert_eq!(patch["status"].get("goodCredentials"), None, "not verified by Ironic yet");
         assert!(!patch.to_string().contains(PASSWORD), "no password in the status");
         let event = expect(
             &mut handle,

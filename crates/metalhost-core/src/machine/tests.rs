@@ -48,6 +48,7 @@ impl Lab {
             defaults: &self.defaults,
             now: NOW,
             config_drive: None,
+            credentials_changed: false,
         };
         decide(&input, status, &Observed { node: node.cloned(), port_macs: Some(vec![]), vmedia: None })
     }
@@ -279,6 +280,7 @@ fn missing_bmc_is_unmanaged_and_bad_bmc_is_a_registration_error_without_a_node()
         defaults: &lab.defaults,
         now: NOW,
         config_drive: None,
+        credentials_changed: false,
     };
     let d = decide(&input, &BareMetalHostStatus::default(), &Observed::default());
     assert_eq!((d.status.provisioning.state, d.action), (S::Unmanaged, Action::None));
@@ -290,6 +292,7 @@ fn missing_bmc_is_unmanaged_and_bad_bmc_is_a_registration_error_without_a_node()
         defaults: &lab.defaults,
         now: NOW,
         config_drive: None,
+        credentials_changed: false,
     };
     let d = decide(&input, &BareMetalHostStatus::default(), &Observed::default());
     assert_eq!(d.action, Action::None);
@@ -469,6 +472,7 @@ fn eject_annotation_ejects_then_reinserts_the_live_iso() {
             defaults: &lab.defaults,
             now: NOW,
             config_drive: None,
+            credentials_changed: false,
         };
         decide(
             &input,
@@ -511,4 +515,33 @@ fn a_new_reprovision_token_boots_fresh_content_from_the_same_url() {
     // the same token again: nothing to do
     let d = lab.decide(&status, n.as_ref());
     assert_eq!((d.action, d.status.provisioning.state), (Action::None, S::Provisioned));
+}
+
+#[test]
+fn changed_credentials_are_sent_again_and_a_provisioned_host_stays_provisioned() {
+    let lab = Lab::new(live_spec());
+    let (mut status, mut n) = (BareMetalHostStatus::default(), None);
+    run(&lab, &mut status, &mut n, false);
+    let node = n.clone().unwrap();
+    let input = Input {
+        host: &lab.host,
+        bmc: Some(Ok((&lab.access, &lab.creds))),
+        deleting: false,
+        defaults: &lab.defaults,
+        now: NOW,
+        config_drive: None,
+        credentials_changed: true,
+    };
+    let observed = Observed { node: Some(node.clone()), port_macs: None, vmedia: None };
+    let d = decide(&input, &status, &observed);
+    assert_eq!(d.status.provisioning.state, S::Registering);
+    match &d.action {
+        Action::Patch(p) => assert!(serde_json::to_string(p).unwrap().contains("redfish_password")),
+        other => panic!("expected the credentials sent again, got {other:?}"),
+    }
+    // still "changed" until the runtime records them as good, but sent only once: registration
+    // completes and the host is provisioned again, with no second patch
+    let d = decide(&input, &d.status, &observed);
+    assert_eq!(d.status.provisioning.state, S::Provisioned);
+    assert_eq!(d.action, Action::None);
 }
