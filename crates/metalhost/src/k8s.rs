@@ -173,6 +173,18 @@ async fn reconcile_host(host: Arc<BareMetalHost>, ctx: Arc<Context>) -> Result<A
     // credentials that worked before and whose Secret changed since: registration runs again
     let credentials_changed =
         previous.good_credentials.is_some() && tried.is_some() && previous.good_credentials != tried;
+    // the config drive extension: fetch the Secrets it names, then build it as the standalone runtime does
+    let mut drive_secrets = std::collections::BTreeMap::new();
+    if !deleting {
+        for (namespace, secret_name) in crate::config_drive::secrets_needed(&host) {
+            let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+            if let Some(secret) = api.get_opt(&secret_name).await? {
+                drive_secrets.insert((namespace, secret_name), secret);
+            }
+        }
+    }
+    let drive =
+        crate::config_drive::build(&host, |ns, name| drive_secrets.get(&(ns.to_string(), name.to_string())));
     let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let request = metalhost_core::Request {
         host: &host,
@@ -180,7 +192,7 @@ async fn reconcile_host(host: Arc<BareMetalHost>, ctx: Arc<Context>) -> Result<A
         deleting,
         previous: &previous,
         now: &now,
-        config_drive: None,
+        config_drive: drive.as_ref(),
         credentials_changed,
     };
     let mut outcome = ctx.reconciler.reconcile(request).await;

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use metalhost_api::secret::{CredentialsError, credentials_from_secret, secret_text};
+use metalhost_api::secret::{CredentialsError, credentials_from_secret};
 use metalhost_api::{
     BareMetalHost, BareMetalHostStatus, BmcAccess, ErrorType, OperationalStatus, ProvisioningState,
 };
@@ -296,41 +296,7 @@ impl Runtime {
     /// The config drive of a host that asks for one (config-drive extension), built from its user,
     /// network and meta data Secrets; None when it does not ask.
     fn config_drive_input(&self, host: &BareMetalHost) -> Option<Result<serde_json::Value, String>> {
-        let options = metalhost_api::extensions::live_iso_options(host).ok()?;
-        if !options.config_drive {
-            return None;
-        }
-        let read = |field: &str, reference: &Option<metalhost_api::SecretReference>, keys: &[&str]| {
-            let Some(reference) = reference else { return Ok(None) };
-            let name = reference.name.clone().unwrap_or_default();
-            let namespace = reference.namespace.as_deref().unwrap_or(host.namespace_or_default());
-            let secret = self.manifests.secret(namespace, &name).ok_or_else(|| {
-                format!("spec.{field}: secret '{name}' not found in namespace '{namespace}'")
-            })?;
-            for key in keys {
-                if let Some(text) = secret_text(secret, key).map_err(|e| e.to_string())? {
-                    return Ok(Some(text));
-                }
-            }
-            Err(format!("spec.{field}: secret '{name}' has no key {}", keys[0]))
-        };
-        let parse = |field: &str, text: String| -> Result<serde_json::Value, String> {
-            serde_yaml_ng::from_str(&text).map_err(|e| format!("spec.{field}: not YAML or JSON: {e}"))
-        };
-        Some((|| {
-            let user = read("userData", &host.spec.user_data, &["userData", "value"])?;
-            let network = read("networkData", &host.spec.network_data, &["networkData"])?
-                .map(|t| parse("networkData", t))
-                .transpose()?;
-            let meta = match read("metaData", &host.spec.meta_data, &["metaData"])? {
-                Some(t) => match parse("metaData", t)? {
-                    serde_json::Value::Object(map) => Some(map),
-                    _ => return Err("spec.metaData: must be a mapping".to_string()),
-                },
-                None => None,
-            };
-            Ok(metalhost_api::extensions::config_drive(host, user, network, meta))
-        })())
+        crate::config_drive::build(host, |namespace, name| self.manifests.secret(namespace, name))
     }
 
     /// One pass: reload manifests if they changed, then reconcile every due host once (up to

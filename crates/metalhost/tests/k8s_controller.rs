@@ -397,3 +397,67 @@ async fn no_password_in_logs_status_or_events() {
     let requests = ironic.received_requests().await.unwrap();
     assert!(requests.iter().any(|r| String::from_utf8_lossy(&r.body).contains(PASSWORD)));
 }
+
+#[tokio::test]
+async fn config_drive_secrets_are_read_and_sent_with_the_deploy() {
+    let ironic = ironic().await;
+    let node = json!({"uuid": "n1", "name": "default~h1", "provision_state": "available", "power_state": "power off",
+        "driver": "redfish", "boot_interface": "redfish-virtual-media", "deploy_interface": "ramdisk", "automated_clean": false,
+        "driver_info": {"redfish_address": "https://bmc.example", "redfish_system_id": "/redfish/v1/Systems/1",
+                        "redfish_username": "admin", "redfish_password": "******"},
+        "instance_info": {"boot_iso": "http://h/a.iso"}});
+    Mock::given(method("GET"))
+        .and(path("/v1/nodes/n1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(node))
+        .mount(&ironic)
+        .await;
+    Mock::given(method("PATCH"))
+        .and(path("/v1/nodes/n1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"uuid": "n1"})))
+        .mount(&ironic)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/nodes/n1/validate"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"boot": {"result": true}, "deploy": {"result": true}})),
+        )
+        .mount(&ironic)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path("/v1/nodes/n1/states/provision"))
+        .respond_with(ResponseTemplate::new(202))
+        .expect(1)
+        .mount(&ironic)
+        .await;
+    let (ctx, mut handle) = context(&ironic);
+    let mut spec = redfish_spec("bmc");
+    spec["image"] = json!({"url": "http://h/a.iso", "format": "live-iso"});
+    spec["userData"] = json!({"name": "ud"});
+    let status = json!({"operationalStatus": "OK", "errorMessage": "", "errorCount": 0, "provisioningFailCount": 0,
+        "poweredOn": false, "provisioning": {"state": "provisioning", "ID": "n1"},
+        "lastAttemptedImage": {"url": "http://h/a.iso", "format": "live-iso"},
+        "triedCredentials": {"credentials": {"name": "bmc", "namespace": "default"}, "credentialsVersion": "7"},
+        "goodCredentials": {"credentials": {"name": "bmc", "namespace": "default"}, "credentialsVersion": "7"}});
+    let h = host(
+        json!({"finalizers": ["baremetalhost.metal3.io"], "annotations": {"metalhost.io/live-iso-config-drive": "true"}}),
+        spec,
+        status,
+    );
+    let server = tokio::spawn(async move {
+        expect(&mut handle, "GET", "/api/v1/namespaces/default/secrets/bmc", StatusCode::OK, secret()).await;
+        let user_data = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "ud", "namespace": "default"},
+                               "stringData": {"userData": "#cloud-config\nhostname: h1\n"}});
+        expect(&mut handle, "GET", "/api/v1/namespaces/default/secrets/ud", StatusCode::OK, user_data).await;
+        handle
+    });
+    reconcile(h, ctx.clone()).await.unwrap();
+    no_more(ctx, server.await.unwrap()).await;
+    let requests = ironic.received_requests().await.unwrap();
+    let deploy =
+        requests.iter().find(|r| r.url.path() == "/v1/nodes/n1/states/provision").expect("deploy requested");
+    let body: Value = serde_json::from_slice(&deploy.body).unwrap();
+    assert_eq!(body["target"], "active");
+    assert_eq!(body["configdrive"]["user_data"], "#cloud-config\nhostname: h1\n");
+    assert_eq!(body["configdrive"]["meta_data"]["local-hostname"], "h1");
+}
