@@ -75,6 +75,23 @@ async fn expect(
     body
 }
 
+/// Takes the next request, which must publish an Event; returns the Event.
+async fn expect_event(handle: &mut Handle) -> Value {
+    expect(
+        handle,
+        "POST",
+        "/apis/events.k8s.io/v1/namespaces/default/events",
+        StatusCode::CREATED,
+        json!("echo"),
+    )
+    .await
+}
+
+/// Takes the next request, which must patch the host's status; returns the patch.
+async fn expect_status_patch(handle: &mut Handle) -> Value {
+    expect(handle, "PATCH", &format!("{HOSTS}/status"), StatusCode::OK, json!("echo")).await
+}
+
 /// Asserts the controller made no further API call.
 async fn no_more(ctx: Arc<Context>, mut handle: Handle) {
     drop(ctx);
@@ -141,8 +158,7 @@ async fn missing_credentials_secret_is_an_error_status_and_no_node() {
             not_found("secrets \"missing\""),
         )
         .await;
-        let patch =
-            expect(&mut handle, "PATCH", &format!("{HOSTS}/status"), StatusCode::OK, json!("echo")).await;
+        let patch = expect_status_patch(&mut handle).await;
         let status = &patch["status"];
         assert_eq!(status["errorType"], "registration error");
         assert_eq!(status["operationalStatus"], "error");
@@ -151,23 +167,9 @@ async fn missing_credentials_secret_is_an_error_status_and_no_node() {
             "spec.bmc.credentialsName: secret 'missing' not found in namespace 'default'"
         );
         assert_eq!(status["provisioning"]["state"], "registering");
-        let changed = expect(
-            &mut handle,
-            "POST",
-            "/apis/events.k8s.io/v1/namespaces/default/events",
-            StatusCode::CREATED,
-            json!("echo"),
-        )
-        .await;
+        let changed = expect_event(&mut handle).await;
         assert_eq!(changed["reason"], "ProvisioningStateChanged");
-        let warning = expect(
-            &mut handle,
-            "POST",
-            "/apis/events.k8s.io/v1/namespaces/default/events",
-            StatusCode::CREATED,
-            json!("echo"),
-        )
-        .await;
+        let warning = expect_event(&mut handle).await;
         assert_eq!(
             (warning["type"].as_str(), warning["reason"].as_str()),
             (Some("Warning"), Some("registration-error"))
@@ -201,8 +203,7 @@ async fn a_state_change_patches_the_status_and_publishes_an_event() {
     let h = host(json!({"finalizers": ["baremetalhost.metal3.io"]}), redfish_spec("bmc"), Value::Null);
     let server = tokio::spawn(async move {
         expect(&mut handle, "GET", "/api/v1/namespaces/default/secrets/bmc", StatusCode::OK, secret()).await;
-        let patch =
-            expect(&mut handle, "PATCH", &format!("{HOSTS}/status"), StatusCode::OK, json!("echo")).await;
+        let patch = expect_status_patch(&mut handle).await;
         assert_eq!(patch["status"]["provisioning"]["state"], "registering");
         assert_eq!(patch["status"]["provisioning"]["ID"], "n1");
         assert_eq!(patch["status"]["operationalStatus"], "OK");
@@ -212,14 +213,7 @@ async fn a_state_change_patches_the_status_and_publishes_an_event() {
         );
         assert_eq!(patch["status"].get("goodCredentials"), None, "not verified by Ironic yet");
         assert!(!patch.to_string().contains(PASSWORD), "no password in the status");
-        let event = expect(
-            &mut handle,
-            "POST",
-            "/apis/events.k8s.io/v1/namespaces/default/events",
-            StatusCode::CREATED,
-            json!("echo"),
-        )
-        .await;
+        let event = expect_event(&mut handle).await;
         assert_eq!(event["reason"], "ProvisioningStateChanged");
         assert_eq!(event["note"], "(new) → registering");
         assert_eq!(event["regarding"]["name"], "h1");
@@ -263,17 +257,9 @@ async fn deletion_removes_the_finalizer_only_once_the_node_is_gone() {
     let h = host(deleting.clone(), redfish_spec("bmc"), status);
     let server = tokio::spawn(async move {
         // first pass: the node is deleted from Ironic; the finalizer stays
-        let patch =
-            expect(&mut handle, "PATCH", &format!("{HOSTS}/status"), StatusCode::OK, json!("echo")).await;
+        let patch = expect_status_patch(&mut handle).await;
         assert_eq!(patch["status"]["provisioning"]["state"], "deleting");
-        expect(
-            &mut handle,
-            "POST",
-            "/apis/events.k8s.io/v1/namespaces/default/events",
-            StatusCode::CREATED,
-            json!("echo"),
-        )
-        .await;
+        expect_event(&mut handle).await;
         // second pass: the node is gone; now the finalizer goes, and only ours
         let patch = expect(&mut handle, "PATCH", HOSTS, StatusCode::OK, json!("echo")).await;
         assert_eq!(patch, json!({"metadata": {"finalizers": ["other.example/keep"]}}));
@@ -296,17 +282,9 @@ async fn detached_host_reports_detached_and_leaves_ironic_alone() {
         Value::Null,
     );
     let server = tokio::spawn(async move {
-        let patch =
-            expect(&mut handle, "PATCH", &format!("{HOSTS}/status"), StatusCode::OK, json!("echo")).await;
+        let patch = expect_status_patch(&mut handle).await;
         assert_eq!(patch["status"]["operationalStatus"], "detached");
-        let event = expect(
-            &mut handle,
-            "POST",
-            "/apis/events.k8s.io/v1/namespaces/default/events",
-            StatusCode::CREATED,
-            json!("echo"),
-        )
-        .await;
+        let event = expect_event(&mut handle).await;
         assert_eq!(event["reason"], "Detached");
         handle
     });
@@ -359,29 +337,9 @@ async fn no_password_in_logs_status_or_events() {
     let server = tokio::spawn(async move {
         let mut seen = Vec::new();
         expect(&mut handle, "GET", "/api/v1/namespaces/default/secrets/bmc", StatusCode::OK, secret()).await;
-        seen.push(
-            expect(&mut handle, "PATCH", &format!("{HOSTS}/status"), StatusCode::OK, json!("echo")).await,
-        );
-        seen.push(
-            expect(
-                &mut handle,
-                "POST",
-                "/apis/events.k8s.io/v1/namespaces/default/events",
-                StatusCode::CREATED,
-                json!("echo"),
-            )
-            .await,
-        );
-        seen.push(
-            expect(
-                &mut handle,
-                "POST",
-                "/apis/events.k8s.io/v1/namespaces/default/events",
-                StatusCode::CREATED,
-                json!("echo"),
-            )
-            .await,
-        );
+        seen.push(expect_status_patch(&mut handle).await);
+        seen.push(expect_event(&mut handle).await);
+        seen.push(expect_event(&mut handle).await);
         (handle, seen)
     });
     reconcile(h, ctx.clone()).await.unwrap();
