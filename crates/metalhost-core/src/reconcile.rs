@@ -144,6 +144,13 @@ impl Reconciler {
     }
 }
 
+/// Whether a status changed in anything but its `lastUpdated` time: only then is it worth writing.
+pub fn status_changed(before: &BareMetalHostStatus, after: &BareMetalHostStatus) -> bool {
+    let mut a = before.clone();
+    a.last_updated.clone_from(&after.last_updated);
+    a != *after
+}
+
 /// How long to wait before polling a busy node again: quick at first, slower the longer the
 /// operation runs (`waited` is how long this host has been polling).
 pub fn poll_interval(waited: Duration) -> Duration {
@@ -152,5 +159,19 @@ pub fn poll_interval(waited: Duration) -> Duration {
         3..=10 => Duration::from_secs(1),
         11..=60 => Duration::from_secs(2),
         _ => Duration::from_secs(5),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_timestamp_changing_is_no_change() {
+        let before = BareMetalHostStatus { last_updated: Some("t1".into()), ..Default::default() };
+        let mut after = BareMetalHostStatus { last_updated: Some("t2".into()), ..Default::default() };
+        assert!(!status_changed(&before, &after));
+        after.error_count = 1;
+        assert!(status_changed(&before, &after));
     }
 }

@@ -13,11 +13,11 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::core::Resource;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use metalhost_api::secret::{CredentialsError, credentials_from_secret};
 use metalhost_api::{
-    BareMetalHost, BareMetalHostStatus, BmcAccess, CredentialsStatus, DETACHED_ANNOTATION, FINALIZER,
-    OperationalStatus, PAUSED_ANNOTATION, ProvisioningState, SecretReference,
+    BareMetalHost, CredentialsStatus, DETACHED_ANNOTATION, FINALIZER, OperationalStatus, PAUSED_ANNOTATION,
+    ProvisioningState, SecretReference,
 };
+use metalhost_core::reconcile::status_changed;
 use metalhost_core::{BmcInput, Reconciler, Requeue};
 use serde_json::json;
 use tracing::info;
@@ -62,42 +62,26 @@ pub enum Error {
     Kube(#[from] kube::Error),
 }
 
-fn comparable(status: &BareMetalHostStatus) -> BareMetalHostStatus {
-    let mut s = status.clone();
-    s.last_updated = None;
-    s
-}
-
 /// The host's BMC with the credentials from its Secret, and which Secret version was read (for
 /// `triedCredentials`/`goodCredentials`, as upstream keeps them).
 async fn bmc_input(
     ctx: &Context,
     host: &BareMetalHost,
 ) -> Result<(BmcInput, Option<CredentialsStatus>), Error> {
-    let Some(bmc) = host.spec.bmc.as_ref() else { return Ok((None, None)) };
-    let access = match BmcAccess::parse(&bmc.address, bmc.disable_certificate_verification) {
-        Ok(a) => a,
-        Err(e) => return Ok((Some(Err(e.to_string())), None)),
-    };
-    if bmc.credentials_name.trim().is_empty() {
-        return Ok((Some(Err(CredentialsError::MissingName.to_string())), None));
-    }
     let namespace = host.namespace_or_default();
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
-    let Some(secret) = secrets.get_opt(&bmc.credentials_name).await? else {
-        let missing =
-            CredentialsError::NotFound { name: bmc.credentials_name.clone(), namespace: namespace.into() };
-        return Ok((Some(Err(missing.to_string())), None));
+    let name = crate::bmc::credentials_secret_name(host);
+    let secret = match name {
+        Some(name) => Api::<Secret>::namespaced(ctx.client.clone(), namespace).get_opt(name).await?,
+        None => None,
     };
-    let tried = CredentialsStatus {
+    let tried = secret.as_ref().map(|secret| CredentialsStatus {
         credentials: Some(SecretReference {
-            name: Some(bmc.credentials_name.clone()),
+            name: name.map(str::to_string),
             namespace: Some(namespace.to_string()),
         }),
         credentials_version: secret.metadata.resource_version.clone(),
-    };
-    let input = credentials_from_secret(&secret).map(|c| (access, c)).map_err(|e| e.to_string());
-    Ok((Some(input), Some(tried)))
+    });
+    Ok((crate::bmc::bmc_input(host, secret.as_ref()), tried))
 }
 
 async fn publish(
@@ -130,11 +114,7 @@ fn record_state(ctx: &Context, host: &BareMetalHost, state: Option<&str>) {
         Some(s) => states.insert(host.qualified_name(), s.to_string()),
         None => states.remove(&host.qualified_name()),
     };
-    let mut counts = std::collections::BTreeMap::new();
-    for s in states.values() {
-        *counts.entry(s.clone()).or_insert(0) += 1;
-    }
-    metrics.set_hosts(&counts);
+    metrics.set_hosts(states.values().map(String::as_str));
 }
 
 async fn reconcile_host(host: Arc<BareMetalHost>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -219,7 +199,7 @@ async fn reconcile_host(host: Arc<BareMetalHost>, ctx: Arc<Context>) -> Result<A
         return Ok(Action::await_change());
     }
     record_state(&ctx, &host, Some(outcome.status.provisioning.state.as_str()));
-    if comparable(&outcome.status) != comparable(&previous) {
+    if status_changed(&previous, &outcome.status) {
         api.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": outcome.status})))
             .await?;
     }

@@ -82,12 +82,15 @@ impl Metrics {
         self.reconcile_seconds.observe(took.as_secs_f64());
     }
 
-    /// Sets the number of hosts per state (states not named go to 0).
-    pub fn set_hosts(&self, counts: &BTreeMap<String, i64>) {
+    /// Sets the number of hosts per state from every host's state (states no host is in go).
+    pub fn set_hosts<'a>(&self, states: impl IntoIterator<Item = &'a str>) {
+        let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
+        for state in states {
+            *counts.entry(if state.is_empty() { "new" } else { state }).or_insert(0) += 1;
+        }
         self.hosts.clear();
         for (state, n) in counts {
-            let state = if state.is_empty() { "new".to_string() } else { state.clone() };
-            self.hosts.get_or_create(&StateLabels { state }).set(*n);
+            self.hosts.get_or_create(&StateLabels { state: state.to_string() }).set(n);
         }
     }
 

@@ -6,12 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use metalhost_api::secret::{CredentialsError, credentials_from_secret};
-use metalhost_api::{
-    BareMetalHost, BareMetalHostStatus, BmcAccess, ErrorType, OperationalStatus, ProvisioningState,
-};
+use metalhost_api::{BareMetalHost, BareMetalHostStatus, ErrorType, OperationalStatus, ProvisioningState};
 use metalhost_core::plan::NodeDefaults;
-use metalhost_core::reconcile::poll_interval;
+use metalhost_core::reconcile::{poll_interval, status_changed};
 use metalhost_core::{BmcInput, IronicProvisioner, Reconciler, Requeue};
 use metalhost_ironic::ClientConfig;
 use tokio::task::JoinSet;
@@ -113,13 +110,6 @@ fn rfc3339_now() -> String {
 
 fn jitter(d: Duration) -> Duration {
     d.mul_f64(1.0 + fastrand::f64() * 0.25)
-}
-
-/// Without timestamps, to tell whether a status really changed.
-fn comparable(status: &BareMetalHostStatus) -> BareMetalHostStatus {
-    let mut s = status.clone();
-    s.last_updated = None;
-    s
 }
 
 impl Runtime {
@@ -276,21 +266,9 @@ impl Runtime {
     }
 
     fn bmc_input(&self, host: &BareMetalHost) -> BmcInput {
-        let bmc = host.spec.bmc.as_ref()?;
-        Some((|| {
-            let access = BmcAccess::parse(&bmc.address, bmc.disable_certificate_verification)
-                .map_err(|e| e.to_string())?;
-            if bmc.credentials_name.trim().is_empty() {
-                return Err(CredentialsError::MissingName.to_string());
-            }
-            let namespace = host.namespace_or_default();
-            let secret = self.manifests.secret(namespace, &bmc.credentials_name).ok_or_else(|| {
-                CredentialsError::NotFound { name: bmc.credentials_name.clone(), namespace: namespace.into() }
-                    .to_string()
-            })?;
-            let credentials = credentials_from_secret(secret).map_err(|e| e.to_string())?;
-            Ok((access, credentials))
-        })())
+        let secret = crate::bmc::credentials_secret_name(host)
+            .and_then(|name| self.manifests.secret(host.namespace_or_default(), name));
+        crate::bmc::bmc_input(host, secret)
     }
 
     /// The config drive of a host that asks for one (config-drive extension), built from its user,
@@ -355,11 +333,7 @@ impl Runtime {
             changes.extend(self.apply_outcome(&key, outcome));
         }
         if let Some(metrics) = &self.config.metrics {
-            let mut counts = BTreeMap::new();
-            for t in self.hosts.values() {
-                *counts.entry(t.status.provisioning.state.as_str().to_string()).or_insert(0) += 1;
-            }
-            metrics.set_hosts(&counts);
+            metrics.set_hosts(self.hosts.values().map(|t| t.status.provisioning.state.as_str()));
         }
         changes
     }
@@ -431,7 +405,7 @@ impl Runtime {
                 error: None,
             }];
         }
-        if comparable(&outcome.status) == comparable(&before) {
+        if !status_changed(&before, &outcome.status) {
             return Vec::new();
         }
         t.status = outcome.status;
