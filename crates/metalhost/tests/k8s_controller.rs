@@ -32,6 +32,11 @@ async fn ironic() -> MockServer {
     server
 }
 
+/// Ironic answers `verb at` with `reply`, as often as asked.
+async fn answer(ironic: &MockServer, verb: &str, at: &str, reply: ResponseTemplate) {
+    Mock::given(method(verb)).and(path(at)).respond_with(reply).mount(ironic).await;
+}
+
 fn context(ironic: &MockServer) -> (Arc<Context>, Handle) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = kube::Client::new(service, "default");
@@ -185,11 +190,7 @@ async fn missing_credentials_secret_is_an_error_status_and_no_node() {
 #[tokio::test]
 async fn a_state_change_patches_the_status_and_publishes_an_event() {
     let ironic = ironic().await;
-    Mock::given(method("GET"))
-        .and(path("/v1/nodes/default~h1"))
-        .respond_with(ResponseTemplate::new(404))
-        .mount(&ironic)
-        .await;
+    answer(&ironic, "GET", "/v1/nodes/default~h1", ResponseTemplate::new(404)).await;
     Mock::given(method("POST"))
         .and(path("/v1/nodes"))
         .respond_with(
@@ -234,16 +235,8 @@ async fn deletion_removes_the_finalizer_only_once_the_node_is_gone() {
         .up_to_n_times(1)
         .mount(&ironic)
         .await;
-    Mock::given(method("GET"))
-        .and(path("/v1/nodes/n1"))
-        .respond_with(ResponseTemplate::new(404))
-        .mount(&ironic)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/v1/nodes/default~h1"))
-        .respond_with(ResponseTemplate::new(404))
-        .mount(&ironic)
-        .await;
+    answer(&ironic, "GET", "/v1/nodes/n1", ResponseTemplate::new(404)).await;
+    answer(&ironic, "GET", "/v1/nodes/default~h1", ResponseTemplate::new(404)).await;
     Mock::given(method("DELETE"))
         .and(path("/v1/nodes/n1"))
         .respond_with(ResponseTemplate::new(204))
@@ -318,20 +311,16 @@ async fn no_password_in_logs_status_or_events() {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let ironic = ironic().await;
-    Mock::given(method("GET"))
-        .and(path("/v1/nodes/default~h1"))
-        .respond_with(ResponseTemplate::new(404))
-        .mount(&ironic)
-        .await;
+    answer(&ironic, "GET", "/v1/nodes/default~h1", ResponseTemplate::new(404)).await;
     // Ironic refuses the node: the error message travels to the status and an event
-    Mock::given(method("POST"))
-        .and(path("/v1/nodes"))
-        .respond_with(
-            ResponseTemplate::new(400)
-                .set_body_json(json!({"error_message": "{\"faultstring\": \"bad driver_info\"}"})),
-        )
-        .mount(&ironic)
-        .await;
+    answer(
+        &ironic,
+        "POST",
+        "/v1/nodes",
+        ResponseTemplate::new(400)
+            .set_body_json(json!({"error_message": "{\"faultstring\": \"bad driver_info\"}"})),
+    )
+    .await;
     let (ctx, mut handle) = context(&ironic);
     let h = host(json!({"finalizers": ["baremetalhost.metal3.io"]}), redfish_spec("bmc"), Value::Null);
     let server = tokio::spawn(async move {
@@ -364,24 +353,17 @@ async fn config_drive_secrets_are_read_and_sent_with_the_deploy() {
         "driver_info": {"redfish_address": "https://bmc.example", "redfish_system_id": "/redfish/v1/Systems/1",
                         "redfish_username": "admin", "redfish_password": "******"},
         "instance_info": {"boot_iso": "http://h/a.iso"}});
-    Mock::given(method("GET"))
-        .and(path("/v1/nodes/n1"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(node))
-        .mount(&ironic)
+    answer(&ironic, "GET", "/v1/nodes/n1", ResponseTemplate::new(200).set_body_json(node)).await;
+    answer(&ironic, "PATCH", "/v1/nodes/n1", ResponseTemplate::new(200).set_body_json(json!({"uuid": "n1"})))
         .await;
-    Mock::given(method("PATCH"))
-        .and(path("/v1/nodes/n1"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"uuid": "n1"})))
-        .mount(&ironic)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/v1/nodes/n1/validate"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"boot": {"result": true}, "deploy": {"result": true}})),
-        )
-        .mount(&ironic)
-        .await;
+    answer(
+        &ironic,
+        "GET",
+        "/v1/nodes/n1/validate",
+        ResponseTemplate::new(200)
+            .set_body_json(json!({"boot": {"result": true}, "deploy": {"result": true}})),
+    )
+    .await;
     Mock::given(method("PUT"))
         .and(path("/v1/nodes/n1/states/provision"))
         .respond_with(ResponseTemplate::new(202))
