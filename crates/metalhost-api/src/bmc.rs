@@ -1,6 +1,6 @@
 //! BMC addresses: which Ironic driver, interfaces and `driver_info` a host's `spec.bmc.address` means.
 //!
-//! The table (DESIGN.md §3) is upstream's: the URL scheme picks the driver and the boot interface,
+//! The table (docs/architecture.md §3, README) is upstream's: the URL scheme picks the driver and the boot interface,
 //! the rest of the URL becomes the driver's address fields.
 
 use std::fmt;

@@ -1,4 +1,4 @@
-//! The image rules (DESIGN.md §2): which images need a checksum, which URL schemes are accepted,
+//! The image rules (docs/architecture.md §4): which images need a checksum, which URL schemes are accepted,
 //! and whether the host boots the image as a live ISO or gets it written to disk.
 
 use url::Url;

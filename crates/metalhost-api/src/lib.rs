@@ -14,14 +14,3 @@ pub mod validation;
 pub use bmc::{BmcAccess, BmcKind, Credentials};
 pub use host::*;
 pub use image::{DeployImage, ImageError};
-
-/// The single error type of this crate: every variant names the field it is about and why.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Error {
-    /// The BMC address could not be turned into Ironic driver settings.
-    #[error(transparent)]
-    Bmc(#[from] bmc::BmcError),
-    /// The image section breaks one of the image rules.
-    #[error(transparent)]
-    Image(#[from] ImageError),
-}

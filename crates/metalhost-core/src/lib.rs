@@ -1,14 +1,25 @@
-//! The host state machine and its Ironic provisioner.
+//! The core of metalhost: it owns host policy. Runtimes hand it one resolved [`HostInput`] per
+//! reconcile and store what comes out ([`Outcome`]); everything between is here and, but for the
+//! provisioner's Ironic calls, pure. See docs/architecture.md.
 //!
-//! Data flows one way: a validated `BareMetalHost` and the observed Ironic node go into the pure
-//! [`machine::decide`], which returns the new status and one [`machine::Action`]; the
-//! [`provisioner`] turns the action into Ironic calls. [`reconcile`] glues the two for runtimes.
+//! - [`input`]: the one input record, resolved once from the manifest and its Secrets;
+//! - [`policy`]: paused, detached, credentials, what to observe, when to look again, events;
+//! - [`machine`]: the state machine (pure): status + node → new status + one action;
+//! - [`plan`]: the Ironic node fields and patches (pure; the live-ISO rules);
+//! - [`provisioner`]: observes the node and carries out actions (the only I/O);
+//! - [`reconcile`]: glues them into one step.
 
+pub mod error;
+pub mod input;
 pub mod machine;
 pub mod plan;
+pub mod policy;
 pub mod provisioner;
 pub mod reconcile;
 
-pub use machine::{Action, Decision, Input, Observed, Requeue};
+pub use error::{DecideError, HostError};
+pub use input::{Bmc, BmcProblem, ConfigDriveError, HostInput, SecretSource, SecretUse, secrets_needed};
+pub use machine::{Action, ActionKind, Decision, Input, Observed, Requeue};
+pub use policy::{EventKind, HostEvent, Schedule};
 pub use provisioner::{IronicProvisioner, ProvisionError};
-pub use reconcile::{BmcInput, Outcome, Reconciler, Request};
+pub use reconcile::{Outcome, Reconciler};

@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use metalhost_api::host::*;
 use metalhost_api::{BmcAccess, Credentials, DeployImage};
+
+use crate::error::DecideError;
+use crate::input::{Bmc, HostInput};
 use metalhost_ironic::{Node, Patch, PowerTarget, ProvisionTarget, state};
 use serde_json::{Map, Value};
 
@@ -23,24 +26,32 @@ pub fn media_ejected(status: &BareMetalHostStatus) -> bool {
 pub const IGNORED_FIELDS_CONDITION: &str = "LiveISOIgnoredFields";
 
 /// What the decision needs besides the status and the node.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct Input<'a> {
-    /// The host as the user wrote it.
+    /// The host's resolved input (image, options, BMC, config drive, deletion).
+    pub record: &'a HostInput,
+    /// The host as the user wrote it (`record.host`).
     pub host: &'a BareMetalHost,
-    /// The parsed BMC address with credentials, or why there are none usable (None: no `spec.bmc`).
-    pub bmc: Option<Result<(&'a BmcAccess, &'a Credentials), String>>,
-    /// The host is being deleted: take it out of Ironic.
-    pub deleting: bool,
     /// Operator-wide node settings.
     pub defaults: &'a NodeDefaults,
     /// The current time, RFC 3339.
     pub now: &'a str,
-    /// The config drive built from the host's user/network/meta data Secrets, or why it could not
-    /// be (only when the host asks for one with the config-drive extension).
-    pub config_drive: Option<&'a Result<Value, String>>,
     /// The credentials Secret changed since the credentials last worked: send them to Ironic
-    /// again (registration runs again; a provisioned host stays provisioned).
+    /// again (registration runs again; a provisioned host stays provisioned). See
+    /// [`crate::policy::credentials_changed`].
     pub credentials_changed: bool,
+}
+
+impl<'a> Input<'a> {
+    /// The decision input for a resolved host.
+    pub fn new(
+        record: &'a HostInput,
+        defaults: &'a NodeDefaults,
+        now: &'a str,
+        credentials_changed: bool,
+    ) -> Self {
+        Input { record, host: &record.host, defaults, now, credentials_changed }
+    }
 }
 
 /// What was seen in Ironic for this host.
@@ -87,24 +98,87 @@ pub enum Action {
     Forget,
 }
 
+/// What an [`Action`] does, without its payload: for logs, progress lines, metrics and typed
+/// outcomes (a payload may carry credentials).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionKind {
+    /// Nothing.
+    None,
+    /// Create the node.
+    CreateNode,
+    /// Create a port.
+    CreatePort,
+    /// Patch the node.
+    UpdateNode,
+    /// Change the provision state.
+    Provision(ProvisionTarget),
+    /// Validate and deploy.
+    Deploy,
+    /// Change the power state.
+    Power(PowerTarget),
+    /// Eject the virtual CD.
+    EjectMedia,
+    /// Insert the virtual CD.
+    InsertMedia,
+    /// Delete the node.
+    DeleteNode,
+    /// Forget the host.
+    Forget,
+}
+
+impl std::fmt::Display for ActionKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ActionKind::None => f.write_str("none"),
+            ActionKind::CreateNode => f.write_str("create node"),
+            ActionKind::CreatePort => f.write_str("create port"),
+            ActionKind::UpdateNode => f.write_str("update node"),
+            ActionKind::Provision(t) => write!(f, "provision {}", t.as_str()),
+            ActionKind::Deploy => f.write_str("deploy"),
+            ActionKind::Power(PowerTarget::On) => f.write_str("power on"),
+            ActionKind::Power(PowerTarget::Off) => f.write_str("power off"),
+            ActionKind::Power(PowerTarget::Reboot) => f.write_str("reboot"),
+            ActionKind::EjectMedia => f.write_str("eject media"),
+            ActionKind::InsertMedia => f.write_str("insert media"),
+            ActionKind::DeleteNode => f.write_str("delete node"),
+            ActionKind::Forget => f.write_str("forget"),
+        }
+    }
+}
+
 impl Action {
+    /// What the action does, without its payload.
+    pub fn kind(&self) -> ActionKind {
+        match self {
+            Action::None => ActionKind::None,
+            Action::CreateNode(_) => ActionKind::CreateNode,
+            Action::CreatePort(_) => ActionKind::CreatePort,
+            Action::Patch(_) => ActionKind::UpdateNode,
+            Action::Provision(t) => ActionKind::Provision(*t),
+            Action::Deploy(..) => ActionKind::Deploy,
+            Action::Power(t) => ActionKind::Power(*t),
+            Action::EjectMedia => ActionKind::EjectMedia,
+            Action::InsertMedia { .. } => ActionKind::InsertMedia,
+            Action::DeleteNode => ActionKind::DeleteNode,
+            Action::Forget => ActionKind::Forget,
+        }
+    }
+
     /// A short name for logs and progress lines.
     pub fn name(&self) -> String {
-        match self {
-            Action::None => "none".into(),
-            Action::CreateNode(_) => "create node".into(),
-            Action::CreatePort(_) => "create port".into(),
-            Action::Patch(_) => "update node".into(),
-            Action::Provision(t) => format!("provision {}", t.as_str()),
-            Action::Deploy(..) => "deploy".into(),
-            Action::Power(PowerTarget::On) => "power on".into(),
-            Action::Power(PowerTarget::Off) => "power off".into(),
-            Action::Power(PowerTarget::Reboot) => "reboot".into(),
-            Action::DeleteNode => "delete node".into(),
-            Action::EjectMedia => "eject media".into(),
-            Action::InsertMedia { .. } => "insert media".into(),
-            Action::Forget => "forget".into(),
-        }
+        self.kind().to_string()
+    }
+
+    /// Whether the action changes or removes an existing node (its identity is checked first).
+    pub fn is_destructive(&self) -> bool {
+        matches!(
+            self,
+            Action::Provision(_)
+                | Action::Power(_)
+                | Action::DeleteNode
+                | Action::Deploy(..)
+                | Action::Patch(_)
+        )
     }
 }
 
@@ -132,6 +206,8 @@ pub struct Decision {
     pub action: Action,
     /// When to look again.
     pub requeue: Requeue,
+    /// Why the host cannot go on, when it cannot (also recorded in the status).
+    pub error: Option<DecideError>,
 }
 
 /// Back-off after the n-th consecutive error: 2^n seconds, at most 5 minutes.
@@ -185,7 +261,7 @@ impl Step<'_> {
         self.status.operational_status = OperationalStatus::Ok;
         self.status.error_type = None;
         self.status.error_message.clear();
-        Decision { status: self.status, action, requeue }
+        Decision { status: self.status, action, requeue, error: None }
     }
 
     fn goto(mut self, state: ProvisioningState) -> Decision {
@@ -201,9 +277,10 @@ impl Step<'_> {
     }
 
     /// Records an error Ironic or the input reported, without acting; the next look retries.
-    fn error(self, error_type: ErrorType, message: String) -> Decision {
-        let (status, requeue) = failed(self.previous, &self.status, error_type, message);
-        Decision { status, action: Action::None, requeue }
+    fn error(self, error_type: ErrorType, error: impl Into<DecideError>) -> Decision {
+        let error = error.into();
+        let (status, requeue) = failed(self.previous, &self.status, error_type, error.to_string());
+        Decision { status, action: Action::None, requeue, error: Some(error) }
     }
 
     /// First sight of a failed Ironic operation: record it. Once recorded (and backed off): retry.
@@ -214,12 +291,12 @@ impl Step<'_> {
             if error_type == ErrorType::Provisioning && what.starts_with("provisioning") {
                 step.status.provisioning_fail_count = step.status.provisioning_fail_count.saturating_add(1);
             }
-            return step.error(error_type, format!("{what} failed: {reason}"));
+            return step.error(error_type, DecideError::OperationFailed { operation: what.into(), reason });
         }
         // keep showing the error while the retry runs; the count keeps growing if it fails again
         let mut status = self.status;
         status.error_count = self.previous.error_count;
-        Decision { status, action: retry, requeue: Requeue::Poll }
+        Decision { status, action: retry, requeue: Requeue::Poll, error: None }
     }
 }
 
@@ -228,7 +305,8 @@ fn same_image(a: &Image, b: &Image) -> bool {
     a.url == b.url && a.format == b.format && a.checksum == b.checksum && a.checksum_type == b.checksum_type
 }
 
-fn set_ignored_fields_condition(status: &mut BareMetalHostStatus, host: &BareMetalHost, now: &str) {
+fn set_ignored_fields_condition(status: &mut BareMetalHostStatus, input: &Input<'_>) {
+    let (host, now) = (input.host, input.now);
     let live = host
         .spec
         .image
@@ -238,7 +316,7 @@ fn set_ignored_fields_condition(status: &mut BareMetalHostStatus, host: &BareMet
     if live && host.spec.root_device_hints.is_some() {
         ignored.push("rootDeviceHints");
     }
-    let drive = metalhost_api::extensions::live_iso_options(host).is_ok_and(|o| o.config_drive);
+    let drive = input.record.options.as_ref().is_ok_and(|o| o.config_drive);
     if live && host.spec.user_data.is_some() && !drive {
         ignored.push("userData");
     }
@@ -277,7 +355,7 @@ pub fn decide(input: &Input<'_>, previous: &BareMetalHostStatus, observed: &Obse
         status.operational_status = OperationalStatus::Ok;
     }
     status.last_updated = Some(input.now.to_string());
-    set_ignored_fields_condition(&mut status, input.host, input.now);
+    set_ignored_fields_condition(&mut status, input);
     if let Some(node) = &observed.node {
         status.provisioning.id = node.uuid.clone();
         status.powered_on = node.powered_on();
@@ -298,29 +376,25 @@ pub fn decide(input: &Input<'_>, previous: &BareMetalHostStatus, observed: &Obse
                 step.status = restored;
                 step.ok(Action::None, Requeue::Now)
             }
-            Err(e) => step.error(
-                ErrorType::Registration,
-                format!("metadata.annotations[{STATUS_ANNOTATION}]: not a valid status: {e}"),
-            ),
+            Err(e) => step.error(ErrorType::Registration, DecideError::StatusAnnotation(e.to_string())),
         };
     }
 
-    if input.deleting {
+    if input.record.deleting {
         return delete(step, node);
     }
 
-    let (access, credentials) = match &input.bmc {
-        None => {
+    let (access, credentials) = match &input.record.bmc {
+        Bmc::Absent => {
             if matches!(previous.provisioning.state, ProvisioningState::None | ProvisioningState::Unmanaged) {
                 let mut step = step;
                 step.status.provisioning.state = ProvisioningState::Unmanaged;
                 return step.ok(Action::None, Requeue::Idle);
             }
             let state = previous.provisioning.state;
-            return step
-                .error(error_type_for(state, &Action::None), "spec.bmc: required to manage the host".into());
+            return step.error(error_type_for(state, &Action::None), DecideError::BmcRequired);
         }
-        Some(Err(reason)) => {
+        Bmc::Unusable(problem) => {
             let mut step = step;
             let state = previous.provisioning.state;
             let error_type = match state {
@@ -333,9 +407,9 @@ pub fn decide(input: &Input<'_>, previous: &BareMetalHostStatus, observed: &Obse
                 }
                 _ => ErrorType::Registration,
             };
-            return step.error(error_type, reason.clone());
+            return step.error(error_type, problem.clone());
         }
-        Some(Ok(pair)) => *pair,
+        Bmc::Ready { access, credentials, .. } => (access, credentials),
     };
 
     if input.credentials_changed
@@ -354,7 +428,13 @@ pub fn decide(input: &Input<'_>, previous: &BareMetalHostStatus, observed: &Obse
         step.status.provisioning.state = ProvisioningState::Registering;
         let action = match node {
             Some(node) => {
-                let desired = plan::node_create_fields(input.host, access, credentials, input.defaults);
+                let desired = plan::node_create_fields(
+                    input.host,
+                    &input.record.options_or_default(),
+                    access,
+                    credentials,
+                    input.defaults,
+                );
                 Action::Patch(plan::registration_patch(node, &desired, true))
             }
             None => Action::None,
@@ -389,7 +469,13 @@ pub fn decide(input: &Input<'_>, previous: &BareMetalHostStatus, observed: &Obse
         }
         ProvisioningState::Available | ProvisioningState::Ready => available(step),
         ProvisioningState::Provisioning => {
-            let desired = plan::node_create_fields(input.host, access, credentials, input.defaults);
+            let desired = plan::node_create_fields(
+                input.host,
+                &input.record.options_or_default(),
+                access,
+                credentials,
+                input.defaults,
+            );
             provision(step, node.expect("checked above"), &desired)
         }
         ProvisioningState::Provisioned => provisioned(step, node.expect("checked above")),
@@ -412,7 +498,13 @@ fn register(
     observed: &Observed,
 ) -> Decision {
     let input = step.input;
-    let desired = plan::node_create_fields(input.host, access, credentials, input.defaults);
+    let desired = plan::node_create_fields(
+        input.host,
+        &input.record.options_or_default(),
+        access,
+        credentials,
+        input.defaults,
+    );
     let Some(node) = node else {
         if step.status.operation_history.register.start.is_none() {
             step.status.operation_history.register.start = Some(input.now.into());
@@ -431,7 +523,7 @@ fn register(
     let verify_failed = node.provision_state == state::ENROLL && node.last_error.is_some();
     if verify_failed && step.previous.error_type.is_none() {
         let reason = node.last_error.clone().unwrap_or_default();
-        return step.error(ErrorType::Registration, format!("Failed to manage the node: {reason}"));
+        return step.error(ErrorType::Registration, DecideError::ManageFailed(reason));
     }
     let patch = plan::registration_patch(node, &desired, verify_failed);
     if !patch.0.is_empty() {
@@ -447,8 +539,8 @@ fn register(
             } else if node.provision_state == state::ACTIVE {
                 // already deployed (e.g. the status was lost): take it back as provisioned
                 // only if it runs what the spec asks for, else undo it
-                match DeployImage::for_host(host) {
-                    Some(Ok(image)) if plan::instance_matches(node, &image) => {
+                match &input.record.image {
+                    Some(Ok(image)) if plan::instance_matches(node, image) => {
                         step.status.provisioning.image = host.spec.image.clone();
                         ProvisioningState::Provisioned
                     }
@@ -506,9 +598,9 @@ fn available(mut step: Step<'_>) -> Decision {
     if host.spec.externally_provisioned {
         return step.goto(ProvisioningState::ExternallyProvisioned);
     }
-    match DeployImage::for_host(host) {
+    match &step.input.record.image {
         None => step.ok(Action::None, Requeue::Idle),
-        Some(Err(e)) => step.error(ErrorType::Provisioning, e.to_string()),
+        Some(Err(e)) => step.error(ErrorType::Provisioning, e.clone()),
         Some(Ok(_)) => {
             let now = step.input.now;
             step.status.operation_history.provision = OperationMetric { start: Some(now.into()), end: None };
@@ -520,19 +612,19 @@ fn available(mut step: Step<'_>) -> Decision {
 
 fn provision(mut step: Step<'_>, node: &Node, desired: &Map<String, Value>) -> Decision {
     let host = step.input.host;
-    let image = match DeployImage::for_host(host) {
+    let image = match &step.input.record.image {
         None => return start_deprovisioning(step),
-        Some(Err(e)) => return step.error(ErrorType::Provisioning, e.to_string()),
+        Some(Err(e)) => return step.error(ErrorType::Provisioning, e.clone()),
         Some(Ok(image)) => image,
     };
-    let options = match metalhost_api::extensions::live_iso_options(host) {
-        Ok(o) => o,
-        Err(e) => return step.error(ErrorType::Provisioning, e.to_string()),
+    let options = match &step.input.record.options {
+        Ok(o) => *o,
+        Err(e) => return step.error(ErrorType::Provisioning, e.clone()),
     };
     if host.spec.image != step.status.last_attempted_image {
         step.status.last_attempted_image = host.spec.image.clone();
     }
-    let matches = plan::instance_matches(node, &image);
+    let matches = plan::instance_matches(node, image);
     match node.provision_state.as_str() {
         state::DEPLOYING | state::DEPLOY_WAIT | state::ACTIVE if !matches && !node.is_busy() => {
             // the spec changed while deploying: undo, then deploy the new image
@@ -553,14 +645,13 @@ fn provision(mut step: Step<'_>, node: &Node, desired: &Map<String, Value>) -> D
         state::AVAILABLE => {
             // driver settings that changed since registration (not secrets) ride along
             let mut patch = plan::registration_patch(node, desired, false);
-            patch.0.extend(plan::deploy_patch(node, &image, &options).0);
+            patch.0.extend(plan::deploy_patch(node, image, &options).0);
             let drive = if options.config_drive && image.is_live_iso() {
-                match step.input.config_drive {
+                match &step.input.record.config_drive {
                     Some(Ok(drive)) => Some(drive.clone()),
                     Some(Err(e)) => return step.error(ErrorType::Provisioning, e.clone()),
                     None => {
-                        return step
-                            .error(ErrorType::Provisioning, "config drive requested but not built".into());
+                        return step.error(ErrorType::Provisioning, DecideError::ConfigDriveMissing);
                     }
                 }
             } else {
@@ -648,7 +739,7 @@ fn set_condition(
 fn manage_media(step: &mut Step<'_>, observed: &Observed) -> Option<Action> {
     let vmedia = observed.vmedia.as_ref()?;
     let host = step.input.host;
-    let options = metalhost_api::extensions::live_iso_options(host).unwrap_or_default();
+    let options = step.input.record.options_or_default();
     let cd = vmedia.iter().find(|m| m.media_types.iter().any(|t| t == "CD" || t == "DVD"));
     let inserted = cd.is_some_and(|m| m.inserted);
     let now = step.input.now;
@@ -692,10 +783,10 @@ fn provisioned(step: Step<'_>, node: &Node) -> Decision {
         return start_deprovisioning(step);
     }
     // a new reprovision token: boot fresh content from the same URL
-    if let Some(Ok(DeployImage::LiveIso { url })) = DeployImage::for_host(host)
+    if let Some(Ok(DeployImage::LiveIso { url })) = &step.input.record.image
         && node.provision_state == state::ACTIVE
         && !node.is_busy()
-        && node.instance_str("boot_iso").is_some_and(|have| have != url)
+        && node.instance_str("boot_iso").is_some_and(|have| have != url.as_str())
     {
         return start_deprovisioning(step);
     }
@@ -708,16 +799,13 @@ fn provisioned(step: Step<'_>, node: &Node) -> Decision {
     if let Some(action) = manage_media(&mut step, observed) {
         return step.ok(action, Requeue::Poll);
     }
-    let vmedia_bmc =
-        matches!(&step.input.bmc, Some(Ok((access, _))) if access.kind.boots_iso_by_virtual_media());
-    let eject = metalhost_api::extensions::live_iso_options(step.input.host).unwrap_or_default().eject_media;
+    let vmedia_bmc = step.input.record.bmc.has_virtual_media();
+    let eject = step.input.record.options_or_default().eject_media;
     if vmedia_bmc && observed.vmedia.is_none() && (eject || media_ejected(&step.status)) {
         // the media could not be read (the node is locked while Ironic works on it): look again soon
         return step.wait();
     }
-    if !metalhost_api::extensions::live_iso_options(step.input.host).unwrap_or_default().eject_media
-        && !media_ejected(&step.status)
-    {
+    if !eject && !media_ejected(&step.status) {
         step.status.conditions.retain(|c| c.type_ != MEDIA_INSERTED_CONDITION);
     }
     manage_power(step, node)

@@ -1,5 +1,5 @@
 //! Ironic patch planning (pure): the node fields a host needs, and the smallest JSON patch that
-//! takes an observed node there. The live-ISO rules of DESIGN.md §2 are here.
+//! takes an observed node there. The live-ISO rules (docs/architecture.md §4) are here.
 
 use metalhost_api::extensions::{BootPersistence, LiveIsoOptions};
 use metalhost_api::host::{BareMetalHost, BootMode};
@@ -64,6 +64,7 @@ pub fn driver_info(
 /// The fields of `POST /v1/nodes` that register a host.
 pub fn node_create_fields(
     host: &BareMetalHost,
+    options: &LiveIsoOptions,
     access: &BmcAccess,
     credentials: &Credentials,
     defaults: &NodeDefaults,
@@ -76,7 +77,6 @@ pub fn node_create_fields(
         fields.insert((*key).into(), json!(value));
     }
     let mut info = driver_info(access, credentials, defaults);
-    let options = metalhost_api::extensions::live_iso_options(host).unwrap_or_default();
     if let Some(persistence) = options.boot_persistence.or(defaults.boot_persistence) {
         info.insert("force_persistent_boot_device".into(), json!(persistence.as_str()));
     }
@@ -379,7 +379,13 @@ mod tests {
         let h = host();
         let access = BmcAccess::parse(&h.spec.bmc.as_ref().unwrap().address, false).unwrap();
         let defaults = NodeDefaults { deploy_kernel: Some("http://k".into()), ..Default::default() };
-        let fields = node_create_fields(&h, &access, &Credentials::new("u", "p"), &defaults);
+        let fields = node_create_fields(
+            &h,
+            &LiveIsoOptions::default(),
+            &access,
+            &Credentials::new("u", "p"),
+            &defaults,
+        );
         assert_eq!(fields["name"], json!("lab~h1"));
         assert_eq!(fields["driver"], json!("redfish"));
         assert_eq!(fields["boot_interface"], json!("redfish-virtual-media"));
@@ -393,7 +399,13 @@ mod tests {
     fn registration_patch_sends_secrets_only_when_asked() {
         let h = host();
         let access = BmcAccess::parse(&h.spec.bmc.as_ref().unwrap().address, false).unwrap();
-        let fields = node_create_fields(&h, &access, &Credentials::new("u", "p"), &NodeDefaults::default());
+        let fields = node_create_fields(
+            &h,
+            &LiveIsoOptions::default(),
+            &access,
+            &Credentials::new("u", "p"),
+            &NodeDefaults::default(),
+        );
         let mut raw = fields.clone();
         raw.insert("uuid".into(), json!("n1"));
         let mut n: Node = serde_json::from_value(Value::Object(raw)).unwrap();
@@ -459,7 +471,8 @@ mod option_tests {
         let creds = Credentials::new("u", "p");
         let mut defaults = NodeDefaults::default();
         let info = |h: &BareMetalHost, d: &NodeDefaults| {
-            node_create_fields(h, &access, &creds, d)["driver_info"].clone()
+            let options = metalhost_api::extensions::live_iso_options(h).unwrap();
+            node_create_fields(h, &options, &access, &creds, d)["driver_info"].clone()
         };
         assert_eq!(info(&host, &defaults).get("force_persistent_boot_device"), None);
         defaults.boot_persistence = Some(BootPersistence::Always);

@@ -7,10 +7,11 @@ use metalhost_api::BareMetalHost;
 use metalhost_ironic::{Client, ClientConfig, Node, ProvisionTarget, state};
 use serde_json::Value;
 use tokio::sync::OnceCell;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::machine::{Action, Observed};
 use crate::plan;
+use crate::policy::Wants;
 
 /// Why an action or an observation failed. The message is what the host's status shows.
 #[derive(Debug, thiserror::Error)]
@@ -64,21 +65,30 @@ impl IronicProvisioner {
     }
 
     /// Looks up the host's node (by the UUID in its status, else by name) and, when asked, its
-    /// ports.
+    /// ports and virtual media. A node found by UUID is the host's only if its name is the host's
+    /// `namespace~name`: a stale or edited status naming another node never makes metalhost act
+    /// on that node (it is reported and left alone; the host's own node is looked up by name).
     pub async fn observe(
         &self,
         host: &BareMetalHost,
         node_id: &str,
-        with_ports: bool,
-        with_vmedia: bool,
+        wants: Wants,
     ) -> Result<Observed, ProvisionError> {
         let client = self.client().await?;
+        let expected = plan::node_name(host);
         let mut node = None;
         if !node_id.is_empty() {
             node = client.get_node(node_id).await?;
+            if let Some(n) = node.as_ref().filter(|n| n.name.as_deref() != Some(expected.as_str())) {
+                warn!(
+                    host = %host.qualified_name(), node = %n.uuid, name = ?n.name,
+                    "the status names an Ironic node of another name; leaving it alone"
+                );
+                node = None;
+            }
         }
         if node.is_none() {
-            node = client.get_node(&plan::node_name(host)).await?;
+            node = client.get_node(&expected).await?;
         }
         // Ironic clears last_error on the next successful power action (its power sync does that
         // too), so a failure can lose its reason: recover it from the node's history.
@@ -87,7 +97,7 @@ impl IronicProvisioner {
             n.last_error = history.into_iter().rev().find(|e| e.severity == "ERROR").map(|e| e.event);
         }
         // ports matter only until the node is enrolled and verified
-        let port_macs = match (&node, with_ports) {
+        let port_macs = match (&node, wants.ports) {
             (Some(n), true) if n.provision_state == state::ENROLL && !n.is_busy() => Some(
                 client
                     .list_ports(&n.uuid)
@@ -100,7 +110,7 @@ impl IronicProvisioner {
         };
         // virtual media can only be read while nobody holds the node's lock
         let vmedia = match &node {
-            Some(n) if with_vmedia && n.reservation.is_none() && !n.is_busy() && client.supports(1, 93) => {
+            Some(n) if wants.vmedia && n.reservation.is_none() && !n.is_busy() && client.supports(1, 93) => {
                 Some(client.get_vmedia(&n.uuid).await?)
             }
             _ => None,

@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use metalhost_core::reconcile::poll_interval;
+use metalhost_core::policy::poll_interval;
 use metalhost_ironic::{Client, ClientConfig, Patch, ProvisionTarget};
 use metalhost_testlab::Lab;
 use serde_json::{Value, json};

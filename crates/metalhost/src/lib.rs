@@ -1,13 +1,11 @@
-//! The `metalhost` runtimes and CLI pieces. The standalone runtime reconciles a directory of
-//! manifests against Ironic and writes each host's status beside it.
+//! The `metalhost` runtimes and CLI pieces. Both runtimes are storage adapters around the core
+//! (docs/architecture.md): [`standalone`] keeps hosts in a directory of manifests with status files
+//! beside them, [`kube`] in a Kubernetes cluster. Shared: metrics, the webhook, validation, progress
+//! output.
 
-pub mod bmc;
-pub mod config_drive;
-pub mod k8s;
-pub mod manifests;
+pub mod kube;
 pub mod metrics;
 pub mod progress;
-pub mod runtime;
-pub mod store;
+pub mod standalone;
 pub mod validate;
 pub mod webhook;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use metalhost::progress::Progress;
-use metalhost::runtime::{Runtime, RuntimeConfig, Source, settled};
+use metalhost::standalone::{Runtime, RuntimeConfig, Source, settled};
 use metalhost_api::OperationalStatus;
 use metalhost_api::extensions::BootPersistence;
 use metalhost_core::plan::NodeDefaults;
@@ -41,8 +41,9 @@ enum Command {
         /// With --kube: elect a leader through a Lease so that only one replica reconciles.
         #[arg(long, requires = "kube")]
         leader_elect: bool,
-        /// Namespace of the leader Lease (default: $POD_NAMESPACE, else `default`).
-        #[arg(long, env = "POD_NAMESPACE", requires = "leader_elect")]
+        /// Namespace of the leader Lease (default: $POD_NAMESPACE, else `default`). Used only with
+        /// --leader-elect (a pod that sets POD_NAMESPACE without it runs as usual).
+        #[arg(long, env = "POD_NAMESPACE")]
         lease_namespace: Option<String>,
         /// Keep a JSON file with counters (Ironic requests sent) up to date, for benchmarks.
         #[arg(long)]
@@ -212,6 +213,45 @@ async fn run(manifests: PathBuf, stats_file: Option<PathBuf>, common: Common) ->
     }
 }
 
+/// How long a lease lasts, and how long a leader may go without confirming it before it stops
+/// reconciling on its own (well before another replica may take over).
+const LEASE_SECONDS: u64 = 30;
+const RENEW_DEADLINE: Duration = Duration::from_secs(20);
+
+/// Confirms, every few seconds, that this replica still holds the Lease (holder and a renewal
+/// within the deadline). Returns when it cannot confirm it within `RENEW_DEADLINE`: a leader whose
+/// renewals fail must stop before another replica may take over.
+async fn leadership_lost(client: kube::Client, namespace: String, identity: String) {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let api: kube::Api<Lease> = kube::Api::namespaced(client, &namespace);
+    let mut confirmed = std::time::Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let holds = match api.get_opt(LEASE_NAME).await {
+            Ok(Some(lease)) => lease.spec.as_ref().is_some_and(|spec| {
+                spec.holder_identity.as_deref() == Some(identity.as_str())
+                    && spec.renew_time.as_ref().is_some_and(|t| {
+                        let age = k8s_openapi::jiff::Timestamp::now().duration_since(t.0);
+                        age.as_secs() < i64::try_from(RENEW_DEADLINE.as_secs()).unwrap_or(i64::MAX)
+                    })
+            }),
+            Ok(None) => false,
+            Err(e) => {
+                tracing::warn!("cannot read the leader Lease: {e}");
+                false
+            }
+        };
+        if holds {
+            confirmed = std::time::Instant::now();
+        } else if confirmed.elapsed() >= RENEW_DEADLINE {
+            return;
+        }
+    }
+}
+
+/// The leader Lease's name.
+const LEASE_NAME: &str = "metalhost-leader";
+
 async fn run_kube(
     namespace: Option<String>,
     lease: Option<String>,
@@ -219,24 +259,33 @@ async fn run_kube(
 ) -> anyhow::Result<ExitCode> {
     let config = common.config()?;
     let client = kube::Client::try_default().await.context("connecting to Kubernetes")?;
-    // with leader election: wait to lead; stop (and let the pod restart) when leadership is lost
+    // with leader election: wait to lead (or to be stopped); stop when leadership is lost
     let mut leadership = None;
     if let Some(lease_namespace) = lease {
         let identity =
             std::env::var("POD_NAME").unwrap_or_else(|_| format!("metalhost-{}", std::process::id()));
-        let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), "metalhost-leader")
-            .with_namespace(lease_namespace)
-            .with_identity(identity)
+        let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), LEASE_NAME)
+            .with_namespace(lease_namespace.clone())
+            .with_identity(identity.clone())
+            .with_duration(LEASE_SECONDS)
+            .with_grace(5)
             .build()
             .await
             .context("leader election")?;
         let (mut leader, task) = manager.watch().await;
         tracing::info!("waiting to become the leader");
         while !*leader.borrow_and_update() {
-            leader.changed().await.context("leader election stopped")?;
+            tokio::select! {
+                changed = leader.changed() => changed.context("leader election stopped")?,
+                () = shutdown() => {
+                    drop(leader);
+                    let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
         }
         tracing::info!("leading");
-        leadership = Some((leader, task));
+        leadership = Some((leader, task, lease_namespace, identity));
     }
     let mut ironic = config.ironic.clone();
     if let Some(metrics) = &config.metrics {
@@ -244,21 +293,41 @@ async fn run_kube(
     }
     let provisioner = metalhost_core::IronicProvisioner::connect_lazily(ironic);
     let reconciler = metalhost_core::Reconciler::new(provisioner, config.defaults.clone());
-    let mut ctx = metalhost::k8s::Context::new(client, reconciler);
+    let mut ctx = metalhost::kube::Context::new(client.clone(), reconciler);
     ctx.metrics = config.metrics.clone();
+    ctx.idle = config.idle;
     let concurrency = u16::try_from(config.concurrency).unwrap_or(u16::MAX);
-    match leadership {
-        None => metalhost::k8s::run(ctx, namespace, concurrency).await,
-        Some((mut leader, _task)) => {
-            tokio::select! {
-                () = metalhost::k8s::run(ctx, namespace, concurrency) => {}
-                _ = async { while leader.changed().await.is_ok() && *leader.borrow() {} } => {
-                    bail!("lost leadership");
-                }
-            }
-        }
+    let Some((mut leader, task, lease_namespace, identity)) = leadership else {
+        metalhost::kube::run(ctx, namespace, concurrency, shutdown()).await;
+        return Ok(ExitCode::SUCCESS);
+    };
+    // stop reconciling on SIGTERM, when the Lease is lost, or when its renewal cannot be confirmed
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<&'static str>();
+    let watchdog = tokio::spawn(async move {
+        let why = tokio::select! {
+            () = shutdown() => "shutdown",
+            _ = async { while leader.changed().await.is_ok() && *leader.borrow() {} } => "lost leadership",
+            () = leadership_lost(client, lease_namespace, identity) => "lease renewal not confirmed",
+        };
+        let _ = stop_tx.send(why);
+        leader
+    });
+    let (why_tx, why_rx) = tokio::sync::oneshot::channel();
+    let stop = async move {
+        let why = stop_rx.await.unwrap_or("shutdown");
+        let _ = why_tx.send(why);
+    };
+    metalhost::kube::run(ctx, namespace, concurrency, stop).await;
+    let why = why_rx.await.unwrap_or("shutdown");
+    // give the Lease back at once so that another replica leads without waiting for it to expire
+    if let Ok(leader) = watchdog.await {
+        drop(leader);
     }
-    Ok(ExitCode::SUCCESS)
+    match tokio::time::timeout(Duration::from_secs(5), task).await {
+        Ok(Ok(Ok(_))) => tracing::info!("leader Lease released"),
+        _ => tracing::warn!("could not release the leader Lease; it expires on its own"),
+    }
+    if why == "shutdown" { Ok(ExitCode::SUCCESS) } else { bail!("{why}") }
 }
 
 async fn shutdown() {

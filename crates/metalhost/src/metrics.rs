@@ -42,6 +42,8 @@ pub struct Metrics {
     reconciles: Family<ResultLabels, Counter>,
     reconcile_seconds: Histogram,
     ironic_requests: Family<IronicLabels, Counter>,
+    /// The state of every host, by `namespace/name`: the one count of hosts per state.
+    states: Mutex<BTreeMap<String, String>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -67,6 +69,7 @@ impl Metrics {
             ironic_requests.clone(),
         );
         Arc::new(Metrics {
+            states: Mutex::new(BTreeMap::new()),
             registry: Mutex::new(registry),
             hosts,
             reconciles,
@@ -82,11 +85,19 @@ impl Metrics {
         self.reconcile_seconds.observe(took.as_secs_f64());
     }
 
-    /// Sets the number of hosts per state from every host's state (states no host is in go).
-    pub fn set_hosts<'a>(&self, states: impl IntoIterator<Item = &'a str>) {
+    /// Records the state of one host (`None`: the host is gone), and with it the number of hosts
+    /// per state (states no host is in go). Both runtimes call this after each reconcile.
+    pub fn host_state(&self, key: &str, state: Option<&str>) {
+        let mut states = self.states.lock().expect("metrics states");
+        match state {
+            Some(s) => {
+                states.insert(key.to_string(), if s.is_empty() { "new".into() } else { s.to_string() })
+            }
+            None => states.remove(key),
+        };
         let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
-        for state in states {
-            *counts.entry(if state.is_empty() { "new" } else { state }).or_insert(0) += 1;
+        for state in states.values() {
+            *counts.entry(state.as_str()).or_insert(0) += 1;
         }
         self.hosts.clear();
         for (state, n) in counts {

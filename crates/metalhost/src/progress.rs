@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-use crate::runtime::Change;
+use crate::standalone::Change;
 
 /// Shows hosts' progress on the terminal (spinners) or as plain lines when output is not one.
 pub struct Progress {

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use metalhost_api::validation::{validate_host, validate_update};
 
-use crate::manifests::Manifests;
-use crate::store;
+use crate::standalone::manifests::Manifests;
+use crate::standalone::store;
 
 /// Checks each file; returns one line per violation (`FILE: namespace/name: path: reason`), none
 /// when every host passes. A status file beside a manifest (an earlier `metalhost run`) makes the

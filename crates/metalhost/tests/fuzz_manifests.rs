@@ -1,7 +1,7 @@
 //! Hostile manifests (proptest): arbitrary text, arbitrary YAML shapes and oversized files never
 //! panic the manifest reader; every problem is reported with its file.
 
-use metalhost::manifests::{MAX_MANIFEST_BYTES, Manifests};
+use metalhost::standalone::manifests::{MAX_MANIFEST_BYTES, Manifests};
 use proptest::prelude::*;
 
 fn load(text: &str) -> Manifests {

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use metalhost::runtime::{Runtime, Source};
+use metalhost::standalone::{Runtime, Source};
 use metalhost_api::ProvisioningState;
 use metalhost_ironic::{Client, ClientConfig, Error};
 use metalhost_testlab::Lab;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use http::{Request, Response, StatusCode};
 use kube::client::Body;
 use kube::runtime::controller::Action;
-use metalhost::k8s::{Context, reconcile};
+use metalhost::kube::{Context, reconcile};
 use metalhost_core::plan::NodeDefaults;
 use metalhost_core::{IronicProvisioner, Reconciler};
 use metalhost_ironic::ClientConfig;
@@ -97,6 +97,14 @@ async fn expect_status_patch(handle: &mut Handle) -> Value {
     expect(handle, "PATCH", &format!("{HOSTS}/status"), StatusCode::OK, json!("echo")).await
 }
 
+/// The delay of a requeue (kube-rs keeps it private; its Debug form shows it).
+fn requeue_seconds(action: &Action) -> Option<f64> {
+    let text = format!("{action:?}");
+    let inner = text.split("Some(").nth(1)?.split(')').next()?;
+    let d = humantime::parse_duration(&inner.replace("µs", "us")).ok()?;
+    Some(d.as_secs_f64())
+}
+
 /// Asserts the controller made no further API call.
 async fn no_more(ctx: Arc<Context>, mut handle: Handle) {
     drop(ctx);
@@ -105,9 +113,34 @@ async fn no_more(ctx: Arc<Context>, mut handle: Handle) {
     }
 }
 
+/// The credentials Secret as the API server serves it: `data`, base64 (never `stringData`).
 fn secret() -> Value {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
     json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "bmc", "namespace": "default", "resourceVersion": "7"},
-           "stringData": {"username": "admin", "password": PASSWORD}})
+           "data": {"username": b64("admin"), "password": b64(PASSWORD)}})
+}
+
+/// Takes the next request, which must label the Secret `name` and make the host its owner, with
+/// the Secret's resourceVersion as precondition; returns the patch.
+async fn expect_secret_adopted(handle: &mut Handle, name: &str, version: &str) -> Value {
+    let patch = expect(
+        handle,
+        "PATCH",
+        &format!("/api/v1/namespaces/default/secrets/{name}"),
+        StatusCode::OK,
+        json!({}),
+    )
+    .await;
+    assert_eq!(patch["metadata"]["labels"], json!({"environment.metal3.io": "baremetal"}));
+    assert_eq!(patch["metadata"]["resourceVersion"], version);
+    let owner = &patch["metadata"]["ownerReferences"][0];
+    assert_eq!(
+        (owner["kind"].as_str(), owner["name"].as_str(), owner["uid"].as_str()),
+        (Some("BareMetalHost"), Some("h1"), Some("u1"))
+    );
+    assert!(!patch.to_string().contains(PASSWORD), "no password in the label patch");
+    patch
 }
 
 fn not_found(what: &str) -> Value {
@@ -120,8 +153,13 @@ async fn first_reconcile_adds_the_finalizer_and_nothing_else() {
     let (ctx, mut handle) = context(&ironic);
     let h = host(json!({}), redfish_spec("bmc"), Value::Null);
     let server = tokio::spawn(async move {
-        let body = expect(&mut handle, "PATCH", HOSTS, StatusCode::OK, json!("echo")).await;
-        assert_eq!(body, json!({"metadata": {"finalizers": ["baremetalhost.metal3.io"]}}));
+        // a JSON patch that fails if the list changed meanwhile: no other finalizer can be lost
+        let body = expect(&mut handle, "PATCH", HOSTS, StatusCode::OK, json!({})).await;
+        assert_eq!(
+            body,
+            json!([{"op": "test", "path": "/metadata/finalizers", "value": null},
+                   {"op": "add", "path": "/metadata/finalizers", "value": ["baremetalhost.metal3.io"]}])
+        );
         handle
     });
     assert_eq!(reconcile(h, ctx.clone()).await.unwrap(), Action::await_change());
@@ -177,13 +215,15 @@ async fn missing_credentials_secret_is_an_error_status_and_no_node() {
         let warning = expect_event(&mut handle).await;
         assert_eq!(
             (warning["type"].as_str(), warning["reason"].as_str()),
-            (Some("Warning"), Some("registration-error"))
+            (Some("Warning"), Some("RegistrationError"))
         );
         assert!(warning["note"].as_str().unwrap().contains("secret 'missing' not found"));
         handle
     });
     let action = reconcile(h, ctx.clone()).await.unwrap();
-    assert_eq!(action, Action::requeue(std::time::Duration::from_secs(2)));
+    // the first back-off step (2 s), stretched by at most a quarter of jitter
+    let delay = requeue_seconds(&action).expect("requeued");
+    assert!((2.0..=2.5).contains(&delay), "{action:?}");
     no_more(ctx, server.await.unwrap()).await;
 }
 
@@ -204,6 +244,7 @@ async fn a_state_change_patches_the_status_and_publishes_an_event() {
     let h = host(json!({"finalizers": ["baremetalhost.metal3.io"]}), redfish_spec("bmc"), Value::Null);
     let server = tokio::spawn(async move {
         expect(&mut handle, "GET", "/api/v1/namespaces/default/secrets/bmc", StatusCode::OK, secret()).await;
+        expect_secret_adopted(&mut handle, "bmc", "7").await;
         let patch = expect_status_patch(&mut handle).await;
         assert_eq!(patch["status"]["provisioning"]["state"], "registering");
         assert_eq!(patch["status"]["provisioning"]["ID"], "n1");
@@ -254,8 +295,12 @@ async fn deletion_removes_the_finalizer_only_once_the_node_is_gone() {
         assert_eq!(patch["status"]["provisioning"]["state"], "deleting");
         expect_event(&mut handle).await;
         // second pass: the node is gone; now the finalizer goes, and only ours
-        let patch = expect(&mut handle, "PATCH", HOSTS, StatusCode::OK, json!("echo")).await;
-        assert_eq!(patch, json!({"metadata": {"finalizers": ["other.example/keep"]}}));
+        let patch = expect(&mut handle, "PATCH", HOSTS, StatusCode::OK, json!({})).await;
+        assert_eq!(
+            patch,
+            json!([{"op": "test", "path": "/metadata/finalizers/1", "value": "baremetalhost.metal3.io"},
+                   {"op": "remove", "path": "/metadata/finalizers/1"}])
+        );
         handle
     });
     reconcile(h.clone(), ctx.clone()).await.unwrap();
@@ -326,6 +371,7 @@ async fn no_password_in_logs_status_or_events() {
     let server = tokio::spawn(async move {
         let mut seen = Vec::new();
         expect(&mut handle, "GET", "/api/v1/namespaces/default/secrets/bmc", StatusCode::OK, secret()).await;
+        seen.push(expect_secret_adopted(&mut handle, "bmc", "7").await);
         seen.push(expect_status_patch(&mut handle).await);
         seen.push(expect_event(&mut handle).await);
         seen.push(expect_event(&mut handle).await);
@@ -386,9 +432,13 @@ async fn config_drive_secrets_are_read_and_sent_with_the_deploy() {
     );
     let server = tokio::spawn(async move {
         expect(&mut handle, "GET", "/api/v1/namespaces/default/secrets/bmc", StatusCode::OK, secret()).await;
-        let user_data = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "ud", "namespace": "default"},
-                               "stringData": {"userData": "#cloud-config\nhostname: h1\n"}});
+        expect_secret_adopted(&mut handle, "bmc", "7").await;
+        use base64::Engine;
+        let text = base64::engine::general_purpose::STANDARD.encode("#cloud-config\nhostname: h1\n");
+        let user_data = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "ud", "namespace": "default", "resourceVersion": "9"},
+                               "data": {"userData": text}});
         expect(&mut handle, "GET", "/api/v1/namespaces/default/secrets/ud", StatusCode::OK, user_data).await;
+        expect_secret_adopted(&mut handle, "ud", "9").await;
         handle
     });
     reconcile(h, ctx.clone()).await.unwrap();
@@ -400,4 +450,67 @@ async fn config_drive_secrets_are_read_and_sent_with_the_deploy() {
     assert_eq!(body["target"], "active");
     assert_eq!(body["configdrive"]["user_data"], "#cloud-config\nhostname: h1\n");
     assert_eq!(body["configdrive"]["meta_data"]["local-hostname"], "h1");
+}
+
+/// A busy node is polled on the core's adaptive schedule (quick at first, every 5 s after a
+/// minute), not every second: over a 10-minute deploy that is ~150 node reads instead of 600.
+#[tokio::test]
+async fn a_long_deploy_is_polled_on_the_adaptive_schedule() {
+    let ironic = ironic().await;
+    let node = json!({"uuid": "n1", "name": "default~h1", "provision_state": "deploying", "target_provision_state": "active",
+        "power_state": "power on", "driver": "redfish", "boot_interface": "redfish-virtual-media",
+        "instance_info": {"boot_iso": "http://h/a.iso"}});
+    answer(&ironic, "GET", "/v1/nodes/n1", ResponseTemplate::new(200).set_body_json(node)).await;
+    let (ctx, mut handle) = context(&ironic);
+    // a clock the test moves forward by each requeue delay
+    let elapsed = Arc::new(std::sync::Mutex::new(std::time::Duration::ZERO));
+    let start = std::time::Instant::now();
+    let mut ctx = Arc::into_inner(ctx).unwrap();
+    let clock = elapsed.clone();
+    ctx.clock = Arc::new(move || start + *clock.lock().unwrap());
+    let ctx = Arc::new(ctx);
+    let mut spec = redfish_spec("bmc");
+    spec["image"] = json!({"url": "http://h/a.iso", "format": "live-iso"});
+    let version = json!({"credentials": {"name": "bmc", "namespace": "default"}, "credentialsVersion": "7"});
+    let status = json!({"operationalStatus": "OK", "errorMessage": "", "errorCount": 0, "provisioningFailCount": 0,
+        "poweredOn": true, "provisioning": {"state": "provisioning", "ID": "n1"},
+        "lastAttemptedImage": {"url": "http://h/a.iso", "format": "live-iso"},
+        "operationHistory": {"provision": {"start": "2026-11-24T10:00:00Z"}},
+        "triedCredentials": version, "goodCredentials": version});
+    let h = host(json!({"finalizers": ["baremetalhost.metal3.io"]}), spec, status);
+    // the API server: the Secret is already labelled and owned, so reading it is all
+    let server = tokio::spawn(async move {
+        let mut labelled = secret();
+        labelled["metadata"]["labels"] = json!({"environment.metal3.io": "baremetal"});
+        labelled["metadata"]["ownerReferences"] =
+            json!([{"apiVersion": "metal3.io/v1alpha1", "kind": "BareMetalHost", "name": "h1", "uid": "u1"}]);
+        while let Some((request, send)) = handle.next_request().await {
+            assert_eq!(
+                request.uri().path(),
+                "/api/v1/namespaces/default/secrets/bmc",
+                "only the Secret is read"
+            );
+            send.send_response(
+                Response::builder().body(Body::from(labelled.to_string().into_bytes())).unwrap(),
+            );
+        }
+    });
+    let mut delays = Vec::new();
+    let deploy = std::time::Duration::from_secs(600);
+    while *elapsed.lock().unwrap() < deploy {
+        let action = reconcile(h.clone(), ctx.clone()).await.unwrap();
+        let delay = std::time::Duration::from_secs_f64(requeue_seconds(&action).expect("polling"));
+        delays.push(delay);
+        *elapsed.lock().unwrap() += delay;
+    }
+    drop(ctx);
+    server.await.unwrap();
+    let reads =
+        ironic.received_requests().await.unwrap().iter().filter(|r| r.url.path() == "/v1/nodes/n1").count();
+    assert_eq!(reads, delays.len(), "one node read per look");
+    assert_eq!(delays[0], std::time::Duration::from_millis(250), "quick at first");
+    assert_eq!(*delays.last().unwrap(), std::time::Duration::from_secs(5), "slow after a minute");
+    assert!(delays.windows(2).all(|w| w[0] <= w[1]), "never faster again: {delays:?}");
+    // a fixed 1 s poll would read the node 600 times
+    assert!((120..=170).contains(&reads), "{reads} node reads over 10 minutes");
 }

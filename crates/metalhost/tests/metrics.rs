@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use metalhost::metrics::Metrics;
-use metalhost::runtime::{Runtime, RuntimeConfig, Source};
+use metalhost::standalone::{Runtime, RuntimeConfig, Source};
 use metalhost_ironic::ClientConfig;
 use serde_json::json;
 use wiremock::matchers::{method, path};

@@ -40,16 +40,32 @@ impl Lab {
         self.decide_with(status, node, false)
     }
 
-    fn decide_with(&self, status: &BareMetalHostStatus, node: Option<&Node>, deleting: bool) -> Decision {
-        let input = Input {
-            host: &self.host,
-            bmc: Some(Ok((&self.access, &self.creds))),
+    /// The resolved input of the lab's host with this BMC.
+    fn record_with(&self, bmc: Bmc, deleting: bool) -> HostInput {
+        HostInput {
+            host: self.host.clone(),
+            image: DeployImage::for_host(&self.host),
+            options: metalhost_api::extensions::live_iso_options(&self.host),
+            bmc,
+            paused: false,
+            detached: false,
             deleting,
-            defaults: &self.defaults,
-            now: NOW,
             config_drive: None,
-            credentials_changed: false,
+        }
+    }
+
+    fn record(&self, deleting: bool) -> HostInput {
+        let bmc = Bmc::Ready {
+            access: self.access.clone(),
+            credentials: self.creds.clone(),
+            version: Default::default(),
         };
+        self.record_with(bmc, deleting)
+    }
+
+    fn decide_with(&self, status: &BareMetalHostStatus, node: Option<&Node>, deleting: bool) -> Decision {
+        let record = self.record(deleting);
+        let input = Input::new(&record, &self.defaults, NOW, false);
         decide(&input, status, &Observed { node: node.cloned(), port_macs: Some(vec![]), vmedia: None })
     }
 }
@@ -273,27 +289,14 @@ fn deletion_of_a_powered_on_available_host_powers_it_off_first() {
 fn missing_bmc_is_unmanaged_and_bad_bmc_is_a_registration_error_without_a_node() {
     let mut lab = Lab::new(live_spec());
     lab.host.spec.bmc = None;
-    let input = Input {
-        host: &lab.host,
-        bmc: None,
-        deleting: false,
-        defaults: &lab.defaults,
-        now: NOW,
-        config_drive: None,
-        credentials_changed: false,
-    };
+    let record = lab.record_with(Bmc::Absent, false);
+    let input = Input::new(&record, &lab.defaults, NOW, false);
     let d = decide(&input, &BareMetalHostStatus::default(), &Observed::default());
     assert_eq!((d.status.provisioning.state, d.action), (S::Unmanaged, Action::None));
 
-    let input = Input {
-        host: &lab.host,
-        bmc: Some(Err("spec.bmc.address: Unknown BMC type 'foo' for address foo://x".into())),
-        deleting: false,
-        defaults: &lab.defaults,
-        now: NOW,
-        config_drive: None,
-        credentials_changed: false,
-    };
+    let problem = metalhost_api::BmcAccess::parse("foo://x", false).unwrap_err();
+    let record = lab.record_with(Bmc::Unusable(problem.into()), false);
+    let input = Input::new(&record, &lab.defaults, NOW, false);
     let d = decide(&input, &BareMetalHostStatus::default(), &Observed::default());
     assert_eq!(d.action, Action::None);
     assert_eq!(d.status.provisioning.state, S::Registering);
@@ -465,15 +468,8 @@ fn eject_annotation_ejects_then_reinserts_the_live_iso() {
         }])
     };
     let decide_with_media = |lab: &Lab, status: &BareMetalHostStatus, inserted: bool| {
-        let input = Input {
-            host: &lab.host,
-            bmc: Some(Ok((&lab.access, &lab.creds))),
-            deleting: false,
-            defaults: &lab.defaults,
-            now: NOW,
-            config_drive: None,
-            credentials_changed: false,
-        };
+        let record = lab.record(false);
+        let input = Input::new(&record, &lab.defaults, NOW, false);
         decide(
             &input,
             status,
@@ -523,15 +519,8 @@ fn changed_credentials_are_sent_again_and_a_provisioned_host_stays_provisioned()
     let (mut status, mut n) = (BareMetalHostStatus::default(), None);
     run(&lab, &mut status, &mut n, false);
     let node = n.clone().unwrap();
-    let input = Input {
-        host: &lab.host,
-        bmc: Some(Ok((&lab.access, &lab.creds))),
-        deleting: false,
-        defaults: &lab.defaults,
-        now: NOW,
-        config_drive: None,
-        credentials_changed: true,
-    };
+    let record = lab.record(false);
+    let input = Input::new(&record, &lab.defaults, NOW, true);
     let observed = Observed { node: Some(node.clone()), port_macs: None, vmedia: None };
     let d = decide(&input, &status, &observed);
     assert_eq!(d.status.provisioning.state, S::Registering);

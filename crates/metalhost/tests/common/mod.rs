@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use metalhost::runtime::{Runtime, RuntimeConfig, Source, settled};
+use metalhost::standalone::{Runtime, RuntimeConfig, Source, settled};
 use metalhost_api::{BareMetalHost, BareMetalHostStatus};
 use metalhost_core::plan::NodeDefaults;
 use metalhost_ironic::{Client, ClientConfig, Node};

@@ -1,6 +1,13 @@
 //! The standalone runtime: reconciles every BareMetalHost of a manifest directory (or one file)
 //! against Ironic, with BMC credentials from Secret manifests beside them, and writes each host's
 //! status to a file beside it. A host whose manifest disappears is taken out of Ironic.
+//!
+//! A storage adapter only (docs/architecture.md): it reads manifests and Secrets, hands the core one
+//! resolved [`HostInput`] per reconcile, and stores the status that comes back. Host policy
+//! (paused, detached, credentials, timing) is the core's.
+
+pub mod manifests;
+pub mod store;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -8,17 +15,15 @@ use std::time::{Duration, Instant, SystemTime};
 
 use metalhost_api::{BareMetalHost, BareMetalHostStatus, ErrorType, OperationalStatus, ProvisioningState};
 use metalhost_core::plan::NodeDefaults;
-use metalhost_core::reconcile::{poll_interval, status_changed};
-use metalhost_core::{BmcInput, IronicProvisioner, Reconciler, Requeue};
+use metalhost_core::{HostInput, IronicProvisioner, Reconciler, Schedule};
 use metalhost_ironic::ClientConfig;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 use std::sync::Arc;
 
-use crate::manifests::{Manifests, manifest_files};
 use crate::metrics::Metrics;
-use crate::store;
+use manifests::{Manifests, manifest_files};
 
 /// Settings of the runtime.
 #[derive(Debug, Clone)]
@@ -89,7 +94,7 @@ struct Tracked {
     /// The manifest is unusable: report, do nothing to the host.
     bad: Option<String>,
     due: Instant,
-    polling_since: Option<Instant>,
+    schedule: Schedule,
 }
 
 /// The standalone runtime's state.
@@ -106,10 +111,6 @@ pub struct Runtime {
 
 fn rfc3339_now() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
-}
-
-fn jitter(d: Duration) -> Duration {
-    d.mul_f64(1.0 + fastrand::f64() * 0.25)
 }
 
 impl Runtime {
@@ -140,7 +141,14 @@ impl Runtime {
             let status = record.status.clone().unwrap_or_default();
             rt.hosts.insert(
                 key,
-                Tracked { host: record, status, deleting: false, bad: None, due: now, polling_since: None },
+                Tracked {
+                    host: record,
+                    status,
+                    deleting: false,
+                    bad: None,
+                    due: now,
+                    schedule: Schedule::default(),
+                },
             );
         }
         rt
@@ -193,6 +201,7 @@ impl Runtime {
         }
         self.fingerprint = Some(fingerprint);
         let mut manifests = Manifests::load(&files);
+        manifests.keep_versions_of_unchanged_secrets(&self.manifests);
         let incomplete = !manifests.problems.is_empty();
         if let Source::File(file) = &self.source {
             let only = Manifests::load(std::slice::from_ref(file));
@@ -212,7 +221,7 @@ impl Runtime {
                 deleting: false,
                 bad: None,
                 due: now,
-                polling_since: None,
+                schedule: Schedule::default(),
             });
             if entry.host.spec != host.spec
                 || entry.host.metadata.annotations != host.metadata.annotations
@@ -241,7 +250,7 @@ impl Runtime {
                     deleting: false,
                     bad: None,
                     due: now,
-                    polling_since: None,
+                    schedule: Schedule::default(),
                 }
             });
             entry.bad = Some(bad.reason.clone());
@@ -265,18 +274,6 @@ impl Runtime {
         self.manifests = manifests;
     }
 
-    fn bmc_input(&self, host: &BareMetalHost) -> BmcInput {
-        let secret = crate::bmc::credentials_secret_name(host)
-            .and_then(|name| self.manifests.secret(host.namespace_or_default(), name));
-        crate::bmc::bmc_input(host, secret)
-    }
-
-    /// The config drive of a host that asks for one (config-drive extension), built from its user,
-    /// network and meta data Secrets; None when it does not ask.
-    fn config_drive_input(&self, host: &BareMetalHost) -> Option<Result<serde_json::Value, String>> {
-        crate::config_drive::build(host, |namespace, name| self.manifests.secret(namespace, name))
-    }
-
     /// One pass: reload manifests if they changed, then reconcile every due host once (up to
     /// `concurrency` at a time) and store the statuses that changed.
     pub async fn step(&mut self) -> Vec<Change> {
@@ -296,23 +293,13 @@ impl Runtime {
             while set.len() < self.config.concurrency.max(1) {
                 let Some(key) = queue.next() else { break };
                 let t = &self.hosts[&key];
-                let (host, status, deleting) = (t.host.clone(), t.status.clone(), t.deleting);
-                let bmc = if deleting { None } else { self.bmc_input(&host) };
-                let drive = if deleting { None } else { self.config_drive_input(&host) };
+                let input = HostInput::resolve(t.host.clone(), t.deleting, &self.manifests);
+                let status = t.status.clone();
                 let reconciler = self.reconciler.clone();
                 let metrics = self.config.metrics.clone();
                 set.spawn(async move {
                     let started = Instant::now();
-                    let request = metalhost_core::Request {
-                        host: &host,
-                        bmc: &bmc,
-                        deleting,
-                        previous: &status,
-                        now: &rfc3339_now(),
-                        config_drive: drive.as_ref(),
-                        credentials_changed: false,
-                    };
-                    let outcome = reconciler.reconcile(request).await;
+                    let outcome = reconciler.reconcile(&input, &status, &rfc3339_now()).await;
                     if let Some(m) = metrics {
                         m.reconciled(
                             started.elapsed(),
@@ -331,9 +318,6 @@ impl Runtime {
                 }
             };
             changes.extend(self.apply_outcome(&key, outcome));
-        }
-        if let Some(metrics) = &self.config.metrics {
-            metrics.set_hosts(self.hosts.values().map(|t| t.status.provisioning.state.as_str()));
         }
         changes
     }
@@ -369,26 +353,17 @@ impl Runtime {
     fn apply_outcome(&mut self, key: &str, outcome: metalhost_core::Outcome) -> Vec<Change> {
         let dir = self.source.dir().to_path_buf();
         let idle = self.config.idle;
+        if let Some(metrics) = &self.config.metrics {
+            let state = (!outcome.forget).then(|| outcome.status.provisioning.state.as_str());
+            metrics.host_state(key, state);
+        }
         let Some(t) = self.hosts.get_mut(key) else { return Vec::new() };
         let before = t.status.clone();
         let now = Instant::now();
-        t.due = match outcome.requeue {
-            Requeue::Now => {
-                t.polling_since = None;
-                now
-            }
-            Requeue::Poll => {
-                let since = *t.polling_since.get_or_insert(now);
-                now + poll_interval(now - since)
-            }
-            Requeue::Backoff(d) => {
-                t.polling_since = None;
-                now + jitter(d)
-            }
-            Requeue::Idle | Requeue::Never => {
-                t.polling_since = None;
-                now + jitter(idle)
-            }
+        t.due = match t.schedule.next(outcome.requeue, now, fastrand::f64(), idle) {
+            Some(delay) => now + delay,
+            // gone from Ironic; kept only until forgotten below
+            None => now + idle,
         };
         if outcome.forget {
             let host = t.host.clone();
@@ -401,11 +376,11 @@ impl Runtime {
                 key: key.into(),
                 from: before.provisioning.state,
                 to: ProvisioningState::Deleting,
-                action: outcome.action,
+                action: outcome.action.to_string(),
                 error: None,
             }];
         }
-        if !status_changed(&before, &outcome.status) {
+        if !outcome.changed {
             return Vec::new();
         }
         t.status = outcome.status;
@@ -419,7 +394,13 @@ impl Runtime {
         let mut changes = Vec::new();
         let mut from = before.provisioning.state;
         for &to in outcome.states.iter().filter(|s| **s != before.provisioning.state) {
-            changes.push(Change { key: key.into(), from, to, action: outcome.action.clone(), error: None });
+            changes.push(Change {
+                key: key.into(),
+                from,
+                to,
+                action: outcome.action.to_string(),
+                error: None,
+            });
             from = to;
         }
         let new_error = error.is_some() && before.error_message != t.status.error_message;
@@ -431,7 +412,7 @@ impl Runtime {
                     key: key.into(),
                     from: state,
                     to: state,
-                    action: outcome.action,
+                    action: outcome.action.to_string(),
                     error,
                 });
             }

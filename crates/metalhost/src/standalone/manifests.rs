@@ -61,9 +61,39 @@ impl Manifests {
     pub fn load(files: &[PathBuf]) -> Self {
         let mut m = Manifests::default();
         for file in files {
+            let before: std::collections::BTreeSet<String> = m.secrets.keys().cloned().collect();
             m.read_file(file);
+            m.version_secrets(file, &before);
         }
         m
+    }
+
+    /// Gives the Secrets just read from `file` (those not in `before`) a version when their
+    /// manifest has none: the file's modification time. The core compares versions to notice
+    /// changed credentials (`goodCredentials`), as it compares resourceVersions in Kubernetes;
+    /// nothing derived from a Secret's content is ever stored.
+    fn version_secrets(&mut self, file: &Path, before: &std::collections::BTreeSet<String>) {
+        let modified = std::fs::metadata(file).and_then(|m| m.modified()).ok();
+        let stamp = modified
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or_else(|| "unknown".to_string(), |d| format!("file-{}", d.as_nanos()));
+        for (key, secret) in &mut self.secrets {
+            if !before.contains(key) && secret.metadata.resource_version.is_none() {
+                secret.metadata.resource_version = Some(stamp.clone());
+            }
+        }
+    }
+
+    /// Keeps the version a Secret had in the previous load when its content did not change: a
+    /// rewritten file (another host edited beside it) is not a credentials change, as an update
+    /// that changes nothing keeps a resourceVersion in Kubernetes.
+    pub fn keep_versions_of_unchanged_secrets(&mut self, previous: &Manifests) {
+        for (key, secret) in &mut self.secrets {
+            let Some(old) = previous.secrets.get(key) else { continue };
+            if old.data == secret.data && old.string_data == secret.string_data {
+                secret.metadata.resource_version.clone_from(&old.metadata.resource_version);
+            }
+        }
     }
 
     fn read_file(&mut self, file: &Path) {
@@ -146,6 +176,12 @@ impl Manifests {
     /// The Secret `name` in `namespace`.
     pub fn secret(&self, namespace: &str, name: &str) -> Option<&Secret> {
         self.secrets.get(&key_of(Some(namespace), name))
+    }
+}
+
+impl metalhost_core::SecretSource for Manifests {
+    fn secret(&self, namespace: &str, name: &str) -> Option<&Secret> {
+        Manifests::secret(self, namespace, name)
     }
 }
 

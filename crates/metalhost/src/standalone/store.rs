@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use metalhost_api::BareMetalHost;
 
-use crate::manifests::STATUS_SUFFIX;
+use super::manifests::STATUS_SUFFIX;
 
 /// The status file of a host: `<name>.status.yaml`, or `<namespace>~<name>.status.yaml` outside
 /// the default namespace.

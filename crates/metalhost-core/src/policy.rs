@@ -1,0 +1,388 @@
+//! Host policy shared by both runtimes (pure): whether a reconcile may touch Ironic at all (paused,
+//! detached), whether changed credentials must be re-sent, what to observe in Ironic, when to look
+//! again, and which events a step produces. See docs/architecture.md ("Policy").
+
+use std::time::{Duration, Instant};
+
+use metalhost_api::{BareMetalHostStatus, CredentialsStatus, OperationalStatus, ProvisioningState};
+
+use crate::input::{Bmc, HostInput};
+use crate::machine::{self, Requeue};
+
+/// What a reconcile may do with a host before anything else.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Gate {
+    /// Paused: no Ironic call, no status write; wait for a change of the host.
+    Paused,
+    /// Detached: Ironic is left alone; the status says `detached` (Some: write this status).
+    Detached(Option<Box<BareMetalHostStatus>>),
+    /// Reconcile as usual.
+    Proceed,
+}
+
+/// Decides the gate for a host given its last status. Deletion overrides detachment (a detached
+/// host that is deleted is taken out of Ironic, as upstream does after the annotation goes; here
+/// the runtime's finalizer decides), but not pausing.
+pub fn gate(input: &HostInput, previous: &BareMetalHostStatus) -> Gate {
+    if input.paused {
+        return Gate::Paused;
+    }
+    if input.detached && !input.deleting {
+        if previous.operational_status == OperationalStatus::Detached {
+            return Gate::Detached(None);
+        }
+        let mut status = previous.clone();
+        status.operational_status = OperationalStatus::Detached;
+        return Gate::Detached(Some(Box::new(status)));
+    }
+    Gate::Proceed
+}
+
+/// Whether the credentials Secret changed since the credentials last worked: then they are sent to
+/// Ironic once more (registration runs again; a provisioned host stays provisioned).
+pub fn credentials_changed(bmc: &Bmc, previous: &BareMetalHostStatus) -> bool {
+    match (bmc, &previous.good_credentials) {
+        (Bmc::Ready { version, .. }, Some(good)) => good != version,
+        _ => false,
+    }
+}
+
+/// Records which credentials were tried, and that they are good once the host is registered
+/// without error (upstream's `triedCredentials`/`goodCredentials`).
+pub fn record_credentials(bmc: &Bmc, status: &mut BareMetalHostStatus) {
+    let Bmc::Ready { version, .. } = bmc else { return };
+    let registered = !matches!(
+        status.provisioning.state,
+        ProvisioningState::None | ProvisioningState::Unmanaged | ProvisioningState::Registering
+    );
+    if registered && status.operational_status != OperationalStatus::Error {
+        status.good_credentials = Some(version.clone());
+    }
+    status.tried_credentials = Some(version.clone());
+}
+
+/// The credentials recorded as good, for callers that only compare versions.
+pub fn good_credentials(status: &BareMetalHostStatus) -> Option<&CredentialsStatus> {
+    status.good_credentials.as_ref()
+}
+
+/// What to read from Ironic for one reconcile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Wants {
+    /// The node (by the UUID in the status, else by name).
+    pub node: bool,
+    /// Its ports (only while registering with a boot MAC).
+    pub ports: bool,
+    /// Its virtual media (only for a provisioned host using the eject extension).
+    pub vmedia: bool,
+}
+
+/// What a reconcile must observe in Ironic, given the input and the last status.
+pub fn wants(input: &HostInput, previous: &BareMetalHostStatus) -> Wants {
+    let usable = matches!(input.bmc, Bmc::Ready { .. });
+    let node = usable || input.deleting;
+    let ports = node
+        && previous.provisioning.state == ProvisioningState::Registering
+        && input.host.spec.boot_mac_address.is_some();
+    let vmedia = node
+        && previous.provisioning.state == ProvisioningState::Provisioned
+        && input.bmc.has_virtual_media()
+        && (input.options.as_ref().is_ok_and(|o| o.eject_media) || machine::media_ejected(previous));
+    Wants { node, ports, vmedia }
+}
+
+/// How long to wait before polling a busy node again: quick at first, slower the longer the
+/// operation runs (`waited`: how long this host has been polling without a pause).
+pub fn poll_interval(waited: Duration) -> Duration {
+    match waited.as_secs() {
+        0..=2 => Duration::from_millis(250),
+        3..=10 => Duration::from_secs(1),
+        11..=60 => Duration::from_secs(2),
+        _ => Duration::from_secs(5),
+    }
+}
+
+/// The most a back-off or idle wait is stretched by jitter (a quarter), so that hosts started
+/// together spread out.
+pub const JITTER: f64 = 0.25;
+
+/// When to look at a host again, per host: remembers since when the host has been polling so that
+/// polls slow down over a long operation. Both runtimes keep one per host; the clock and the random
+/// jitter come from the runtime, so the schedule itself is pure.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Schedule {
+    polling_since: Option<Instant>,
+}
+
+impl Schedule {
+    /// The delay before the next look (None: never again, the host is gone). `now` is the time of
+    /// the decision; `jitter` a number in [0, 1) stretching back-off and idle waits by up to
+    /// [`JITTER`]; `idle` the long wait of a host with nothing to do.
+    pub fn next(&mut self, requeue: Requeue, now: Instant, jitter: f64, idle: Duration) -> Option<Duration> {
+        let stretch = |d: Duration| d.mul_f64(1.0 + jitter.clamp(0.0, 1.0) * JITTER);
+        if requeue != Requeue::Poll {
+            self.polling_since = None;
+        }
+        match requeue {
+            Requeue::Now => Some(Duration::ZERO),
+            Requeue::Poll => {
+                let since = *self.polling_since.get_or_insert(now);
+                Some(poll_interval(now.saturating_duration_since(since)))
+            }
+            Requeue::Backoff(d) => Some(stretch(d)),
+            Requeue::Idle => Some(stretch(idle)),
+            Requeue::Never => None,
+        }
+    }
+}
+
+/// Whether a status changed in anything but its `lastUpdated` time: only then is it worth writing.
+pub fn status_changed(before: &BareMetalHostStatus, after: &BareMetalHostStatus) -> bool {
+    let mut a = before.clone();
+    a.last_updated.clone_from(&after.last_updated);
+    a != *after
+}
+
+/// Normal or warning, as Kubernetes Events have it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// Something went as planned.
+    Normal,
+    /// Something went wrong.
+    Warning,
+}
+
+/// Something that happened to a host, worth telling its user (Kubernetes Events; the standalone
+/// event log).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostEvent {
+    /// Normal or warning.
+    pub kind: EventKind,
+    /// A CamelCase reason (upstream's where it has one).
+    pub reason: String,
+    /// What happened.
+    pub note: String,
+}
+
+/// The events of one step from `before` to `after` (passing through `states`).
+pub fn events(
+    before: &BareMetalHostStatus,
+    after: &BareMetalHostStatus,
+    states: &[ProvisioningState],
+) -> Vec<HostEvent> {
+    let mut out = Vec::new();
+    let mut from = before.provisioning.state;
+    for &to in states.iter().filter(|s| **s != before.provisioning.state) {
+        if to != from {
+            out.push(HostEvent {
+                kind: EventKind::Normal,
+                reason: "ProvisioningStateChanged".into(),
+                note: format!("{from} → {to}"),
+            });
+            from = to;
+        }
+    }
+    if after.operational_status == OperationalStatus::Error && after.error_message != before.error_message {
+        let reason = after.error_type.map_or("Error", |t| t.as_str());
+        out.push(HostEvent {
+            kind: EventKind::Warning,
+            reason: camel_case(reason),
+            note: after.error_message.clone(),
+        });
+    }
+    if after.operational_status == OperationalStatus::Detached
+        && before.operational_status != OperationalStatus::Detached
+    {
+        out.push(HostEvent {
+            kind: EventKind::Normal,
+            reason: "Detached".into(),
+            note: "detached from Ironic by annotation".into(),
+        });
+    }
+    out
+}
+
+/// `provisioning error` → `ProvisioningError`: Event reasons are CamelCase.
+fn camel_case(words: &str) -> String {
+    words
+        .split([' ', '-', '_'])
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut c = w.chars();
+            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use metalhost_api::{BareMetalHost, SecretReference};
+    use std::collections::BTreeMap;
+
+    fn input(annotations: &[(&str, &str)], secret_version: Option<&str>) -> HostInput {
+        let mut host: BareMetalHost = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "h1", "namespace": "lab"},
+            "spec": {"online": true, "bmc": {"address": "redfish-virtualmedia://bmc/x", "credentialsName": "c"}},
+        }))
+        .unwrap();
+        host.metadata.annotations =
+            Some(annotations.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+        let mut secrets = BTreeMap::new();
+        if let Some(v) = secret_version {
+            let s = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "c", "namespace": "lab", "resourceVersion": v},
+                "stringData": {"username": "u", "password": "p"},
+            }))
+            .unwrap();
+            secrets.insert(("lab".to_string(), "c".to_string()), s);
+        }
+        HostInput::resolve(host, false, &secrets)
+    }
+
+    fn provisioned() -> BareMetalHostStatus {
+        let mut s = BareMetalHostStatus::default();
+        s.provisioning.state = ProvisioningState::Provisioned;
+        s.operational_status = OperationalStatus::Ok;
+        s
+    }
+
+    #[test]
+    fn paused_hosts_are_not_touched() {
+        let i = input(&[("baremetalhost.metal3.io/paused", "")], Some("1"));
+        assert_eq!(gate(&i, &provisioned()), Gate::Paused);
+        // paused wins over detached and deletion
+        let mut i = input(
+            &[("baremetalhost.metal3.io/paused", ""), ("baremetalhost.metal3.io/detached", "")],
+            Some("1"),
+        );
+        i.deleting = true;
+        assert_eq!(gate(&i, &provisioned()), Gate::Paused);
+    }
+
+    #[test]
+    fn detached_hosts_say_so_once_and_leave_ironic_alone() {
+        let i = input(&[("baremetalhost.metal3.io/detached", "")], Some("1"));
+        let Gate::Detached(Some(status)) = gate(&i, &provisioned()) else { panic!() };
+        assert_eq!(status.operational_status, OperationalStatus::Detached);
+        assert_eq!(status.provisioning.state, ProvisioningState::Provisioned);
+        assert_eq!(gate(&i, &status), Gate::Detached(None), "no second write");
+        assert_eq!(events(&provisioned(), &status, &[ProvisioningState::Provisioned]).len(), 1);
+        let mut deleting = i.clone();
+        deleting.deleting = true;
+        assert_eq!(gate(&deleting, &status), Gate::Proceed, "a deleted detached host is cleaned up");
+        assert_eq!(gate(&input(&[], Some("1")), &provisioned()), Gate::Proceed);
+    }
+
+    #[test]
+    fn changed_credentials_are_resent_once() {
+        let i = input(&[], Some("1"));
+        let mut status = provisioned();
+        assert!(!credentials_changed(&i.bmc, &status), "never worked: nothing to re-send");
+        record_credentials(&i.bmc, &mut status);
+        assert_eq!(
+            status.good_credentials.as_ref().and_then(|g| g.credentials_version.as_deref()),
+            Some("1")
+        );
+        assert!(!credentials_changed(&i.bmc, &status));
+        let changed = input(&[], Some("2"));
+        assert!(credentials_changed(&changed.bmc, &status));
+        // while registering again the new version is only tried...
+        let mut registering = status.clone();
+        registering.provisioning.state = ProvisioningState::Registering;
+        record_credentials(&changed.bmc, &mut registering);
+        assert_eq!(registering.tried_credentials.as_ref().unwrap().credentials_version.as_deref(), Some("2"));
+        assert!(credentials_changed(&changed.bmc, &registering), "still to be confirmed");
+        // ...and once registered it is good: not sent again
+        registering.provisioning.state = ProvisioningState::Provisioned;
+        record_credentials(&changed.bmc, &mut registering);
+        assert!(!credentials_changed(&changed.bmc, &registering));
+        // a failing step does not confirm them
+        let mut failing = provisioned();
+        failing.operational_status = OperationalStatus::Error;
+        failing.good_credentials = Some(CredentialsStatus {
+            credentials: Some(SecretReference { name: Some("c".into()), namespace: Some("lab".into()) }),
+            credentials_version: Some("1".into()),
+        });
+        record_credentials(&changed.bmc, &mut failing);
+        assert!(credentials_changed(&changed.bmc, &failing));
+    }
+
+    #[test]
+    fn only_what_is_needed_is_observed() {
+        let none = input(&[], None);
+        assert_eq!(wants(&none, &provisioned()), Wants::default(), "unusable BMC: no Ironic call");
+        let plain = input(&[], Some("1"));
+        assert_eq!(wants(&plain, &provisioned()), Wants { node: true, ports: false, vmedia: false });
+        let eject = input(&[("metalhost.io/eject-media", "true")], Some("1"));
+        assert_eq!(wants(&eject, &provisioned()), Wants { node: true, ports: false, vmedia: true });
+        let mut deleting = none.clone();
+        deleting.deleting = true;
+        assert!(wants(&deleting, &provisioned()).node);
+    }
+
+    #[test]
+    fn the_schedule_adapts_polls_and_stretches_waits() {
+        let idle = Duration::from_secs(120);
+        let t0 = Instant::now();
+        let mut s = Schedule::default();
+        let at = |secs: u64| t0 + Duration::from_secs(secs);
+        assert_eq!(s.next(Requeue::Poll, at(0), 0.5, idle), Some(Duration::from_millis(250)));
+        assert_eq!(s.next(Requeue::Poll, at(2), 0.5, idle), Some(Duration::from_millis(250)));
+        assert_eq!(s.next(Requeue::Poll, at(5), 0.5, idle), Some(Duration::from_secs(1)));
+        assert_eq!(s.next(Requeue::Poll, at(30), 0.5, idle), Some(Duration::from_secs(2)));
+        assert_eq!(s.next(Requeue::Poll, at(61), 0.5, idle), Some(Duration::from_secs(5)));
+        assert_eq!(s.next(Requeue::Poll, at(3600), 0.5, idle), Some(Duration::from_secs(5)));
+        // any other outcome ends the poll: the next poll starts quick again
+        assert_eq!(s.next(Requeue::Now, at(3601), 0.5, idle), Some(Duration::ZERO));
+        assert_eq!(s.next(Requeue::Poll, at(3602), 0.5, idle), Some(Duration::from_millis(250)));
+        // back-off and idle are stretched by up to a quarter
+        assert_eq!(
+            s.next(Requeue::Backoff(Duration::from_secs(8)), at(0), 0.0, idle),
+            Some(Duration::from_secs(8))
+        );
+        assert_eq!(
+            s.next(Requeue::Backoff(Duration::from_secs(8)), at(0), 0.5, idle),
+            Some(Duration::from_secs(9))
+        );
+        assert_eq!(s.next(Requeue::Idle, at(0), 0.0, idle), Some(idle));
+        assert_eq!(s.next(Requeue::Idle, at(0), 1.0, idle), Some(Duration::from_secs(150)));
+        assert_eq!(s.next(Requeue::Never, at(0), 0.0, idle), None);
+    }
+
+    #[test]
+    fn error_back_off_doubles() {
+        let delays: Vec<u64> = (1..=10).map(|n| machine::backoff(n).as_secs()).collect();
+        assert_eq!(delays, [2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+    }
+
+    #[test]
+    fn only_the_timestamp_changing_is_no_change() {
+        let before = BareMetalHostStatus { last_updated: Some("t1".into()), ..Default::default() };
+        let mut after = BareMetalHostStatus { last_updated: Some("t2".into()), ..Default::default() };
+        assert!(!status_changed(&before, &after));
+        after.error_count = 1;
+        assert!(status_changed(&before, &after));
+    }
+
+    #[test]
+    fn events_name_state_changes_and_new_errors() {
+        let before = provisioned();
+        let mut after = before.clone();
+        after.provisioning.state = ProvisioningState::Available;
+        let e = events(&before, &after, &[ProvisioningState::Deprovisioning, ProvisioningState::Available]);
+        assert_eq!(
+            e.iter().map(|e| e.note.as_str()).collect::<Vec<_>>(),
+            ["provisioned → deprovisioning", "deprovisioning → available"]
+        );
+        after.operational_status = OperationalStatus::Error;
+        after.error_type = Some(metalhost_api::ErrorType::Provisioning);
+        after.error_message = "boom".into();
+        let e = events(&before, &after, &[]);
+        assert_eq!(
+            (e[0].kind, e[0].reason.as_str(), e[0].note.as_str()),
+            (EventKind::Warning, "ProvisioningError", "boom")
+        );
+        assert!(events(&after, &after, &[]).is_empty(), "the same error is not told twice");
+    }
+}

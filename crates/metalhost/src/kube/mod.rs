@@ -1,0 +1,170 @@
+//! The Kubernetes runtime: BareMetalHosts reconciled by a kube-rs controller, with the finalizer
+//! `baremetalhost.metal3.io`, status through the status subresource, Events for state changes and
+//! errors, and BMC credentials from the Secret named by `spec.bmc.credentialsName`.
+//!
+//! A storage adapter only (docs/architecture.md): it reads hosts and Secrets from the API server,
+//! hands the core one resolved input per reconcile, and stores the status that comes back. Its
+//! own status writes do not wake it: the watch is filtered to changes of the spec (generation),
+//! annotations, labels, finalizers and deletion.
+
+mod events;
+mod reconcile;
+mod secrets;
+pub mod status;
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{Controller, Predicate, WatchStreamExt, predicates, watcher};
+use metalhost_api::{BareMetalHost, BareMetalHostStatus};
+use metalhost_core::{Reconciler, Schedule};
+
+pub use events::{MAX_NOTE_BYTES, truncate};
+pub use reconcile::reconcile;
+pub use secrets::SECRET_LABEL;
+
+/// The status this replica last wrote for a host, to bridge the moment before its own write
+/// comes back through the watch (the cache may still hold the object as it was before).
+#[derive(Debug, Clone)]
+struct Written {
+    /// resourceVersions of the object from before the write: a cached object at one of these
+    /// does not show the write yet.
+    stale: Vec<String>,
+    /// The resourceVersion the write produced.
+    after: Option<String>,
+    /// The status written.
+    status: BareMetalHostStatus,
+}
+
+/// What the controller's reconcile needs.
+pub struct Context {
+    /// The Kubernetes client.
+    pub client: kube::Client,
+    /// The Ironic side.
+    pub reconciler: Reconciler,
+    /// Publishes Events.
+    pub recorder: Recorder,
+    /// How long a host with nothing to do waits.
+    pub idle: Duration,
+    /// Where to record metrics, if anywhere.
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// The clock the schedule reads (tests replace it to walk through a long operation).
+    pub clock: Arc<dyn Fn() -> std::time::Instant + Send + Sync>,
+    /// When each host is looked at again (adaptive polls, jittered waits), by uid.
+    schedules: Mutex<HashMap<String, Schedule>>,
+    /// The last status written for each host, by uid.
+    written: Mutex<HashMap<String, Written>>,
+}
+
+impl Context {
+    /// A context with the reporter `metalhost`.
+    pub fn new(client: kube::Client, reconciler: Reconciler) -> Self {
+        let reporter = Reporter { controller: "metalhost".into(), instance: std::env::var("POD_NAME").ok() };
+        let recorder = Recorder::new(client.clone(), reporter);
+        Context {
+            client,
+            reconciler,
+            recorder,
+            idle: Duration::from_secs(120),
+            metrics: None,
+            clock: Arc::new(std::time::Instant::now),
+            schedules: Default::default(),
+            written: Default::default(),
+        }
+    }
+
+    fn record_state(&self, host: &BareMetalHost, state: Option<&str>) {
+        if let Some(metrics) = &self.metrics {
+            metrics.host_state(&host.qualified_name(), state);
+        }
+    }
+}
+
+/// Errors of the Kubernetes runtime (the API server refused or could not be reached).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A Kubernetes API call failed.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// A patch could not be built.
+    #[error("building a patch: {0}")]
+    Patch(#[from] serde_json::Error),
+}
+
+/// What the controller does when `reconcile` fails (the API server refused a write): try again
+/// in a while.
+pub fn error_policy(_host: Arc<BareMetalHost>, _error: &Error, _ctx: Arc<Context>) -> Action {
+    Action::requeue(Duration::from_secs(5))
+}
+
+/// Hashes whether the host is being deleted: a deletion must wake the controller even where the
+/// API server does not bump the generation.
+fn deletion<K: kube::Resource>(obj: &K) -> Option<u64> {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    obj.meta().deletion_timestamp.is_some().hash(&mut hasher);
+    Some(hasher.finish())
+}
+
+/// The hosts that name a Secret (credentials or config-drive data), for the Secret watch.
+fn hosts_naming(hosts: &reflector::Store<BareMetalHost>, secret: &Secret) -> Vec<ObjectRef<BareMetalHost>> {
+    let (Some(namespace), Some(name)) =
+        (secret.metadata.namespace.as_deref(), secret.metadata.name.as_deref())
+    else {
+        return Vec::new();
+    };
+    hosts
+        .state()
+        .iter()
+        .filter(|h| h.namespace_or_default() == namespace)
+        .filter(|h| metalhost_core::secrets_needed(h, false).iter().any(|(_, n, _)| n == name))
+        .map(|h| ObjectRef::from_obj(h.as_ref()))
+        .collect()
+}
+
+/// Runs the controller over every BareMetalHost (of one namespace, or all) until `stop` resolves.
+pub async fn run(
+    ctx: Context,
+    namespace: Option<String>,
+    concurrency: u16,
+    stop: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let (hosts, secrets): (Api<BareMetalHost>, Api<Secret>) = match &namespace {
+        Some(ns) => (Api::namespaced(ctx.client.clone(), ns), Api::namespaced(ctx.client.clone(), ns)),
+        None => (Api::all(ctx.client.clone()), Api::all(ctx.client.clone())),
+    };
+    let (reader, writer) = reflector::store();
+    let changes = predicates::generation
+        .combine(predicates::annotations)
+        .combine(predicates::labels)
+        .combine(predicates::finalizers)
+        .combine(deletion);
+    let trigger = watcher(hosts, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(changes, Default::default());
+    let store = reader.clone();
+    Controller::for_stream(trigger, reader)
+        .watches(
+            secrets,
+            watcher::Config::default().labels(&format!("{SECRET_LABEL}=baremetal")),
+            move |secret| hosts_naming(&store, &secret),
+        )
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+        .graceful_shutdown_on(stop)
+        .run(reconcile, error_policy, Arc::new(ctx))
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::warn!("reconcile failed: {e}");
+            }
+        })
+        .await;
+}

@@ -1,0 +1,140 @@
+//! One reconcile of one BareMetalHost in Kubernetes: the finalizer, the Secrets, the core's step,
+//! then the status write (only when changed, clearing what was cleared), the Events and the next
+//! look.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use metalhost_api::{BareMetalHost, BareMetalHostStatus, FINALIZER};
+use metalhost_core::HostInput;
+use serde_json::json;
+use tracing::info;
+
+use super::status::merge_patch;
+use super::{Context, Error, events, secrets};
+
+/// One reconcile of one host, recorded in the metrics.
+pub async fn reconcile(host: Arc<BareMetalHost>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let result = reconcile_host(&host, &ctx).await;
+    if let Some(metrics) = &ctx.metrics {
+        metrics.reconciled(started.elapsed(), result.is_err());
+    }
+    result
+}
+
+/// The JSON patch that adds our finalizer, failing if someone changed the list meanwhile.
+fn add_finalizer(host: &BareMetalHost) -> Result<json_patch::Patch, Error> {
+    let finalizers = host.metadata.finalizers.clone().unwrap_or_default();
+    let ops = if finalizers.is_empty() {
+        json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": null},
+            {"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]},
+        ])
+    } else {
+        json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": finalizers},
+            {"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER},
+        ])
+    };
+    Ok(serde_json::from_value(ops)?)
+}
+
+/// The JSON patch that removes our finalizer (and only it), failing if it moved meanwhile.
+fn remove_finalizer(host: &BareMetalHost, index: usize) -> Result<json_patch::Patch, Error> {
+    let path = format!("/metadata/finalizers/{index}");
+    Ok(serde_json::from_value(json!([
+        {"op": "test", "path": path, "value": FINALIZER},
+        {"op": "remove", "path": path},
+    ]))?)
+    .inspect(|_| tracing::debug!(host = %host.qualified_name(), "removing finalizer"))
+}
+
+/// The host's last status: the cached object's, unless this replica wrote a newer one that the
+/// cache has not caught up with yet.
+fn previous_status(ctx: &Context, host: &BareMetalHost, uid: &str) -> BareMetalHostStatus {
+    let mut written = ctx.written.lock().expect("written lock");
+    let seen = host.metadata.resource_version.as_ref();
+    match written.get(uid) {
+        Some(w) if seen.is_some_and(|rv| w.stale.contains(rv)) => w.status.clone(),
+        Some(_) => {
+            // the cache shows our write or something newer: it is the truth again
+            written.remove(uid);
+            host.status.clone().unwrap_or_default()
+        }
+        None => host.status.clone().unwrap_or_default(),
+    }
+}
+
+/// Remembers a status write: until the cache shows `after`, objects at the older versions are
+/// read with this status.
+fn remember_write(
+    ctx: &Context,
+    uid: &str,
+    host: &BareMetalHost,
+    after: Option<String>,
+    status: BareMetalHostStatus,
+) {
+    let mut written = ctx.written.lock().expect("written lock");
+    let mut stale = written
+        .remove(uid)
+        .map(|w| {
+            let mut stale = w.stale;
+            stale.extend(w.after);
+            stale
+        })
+        .unwrap_or_default();
+    stale.extend(host.metadata.resource_version.clone());
+    written.insert(uid.to_string(), super::Written { stale, after, status });
+}
+
+async fn reconcile_host(host: &BareMetalHost, ctx: &Context) -> Result<Action, Error> {
+    let name = host.metadata.name.clone().unwrap_or_default();
+    let uid = host.metadata.uid.clone().unwrap_or_else(|| host.qualified_name());
+    let api: Api<BareMetalHost> = Api::namespaced(ctx.client.clone(), host.namespace_or_default());
+    let deleting = host.metadata.deletion_timestamp.is_some();
+    let finalizers = host.metadata.finalizers.clone().unwrap_or_default();
+    let ours = finalizers.iter().position(|f| f == FINALIZER);
+    let paused = host.annotations().contains_key(metalhost_api::PAUSED_ANNOTATION);
+    if paused || (deleting && ours.is_none()) {
+        return Ok(Action::await_change());
+    }
+    if !deleting && ours.is_none() {
+        api.patch(&name, &PatchParams::default(), &Patch::<()>::Json(add_finalizer(host)?)).await?;
+        return Ok(Action::await_change());
+    }
+    let secrets = secrets::fetch(ctx, host, deleting).await?;
+    let input = HostInput::resolve(host.clone(), deleting, &secrets);
+    let previous = previous_status(ctx, host, &uid);
+    let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let outcome = ctx.reconciler.reconcile(&input, &previous, &now).await;
+    if outcome.forget {
+        let index = ours.expect("checked above");
+        api.patch(&name, &PatchParams::default(), &Patch::<()>::Json(remove_finalizer(host, index)?)).await?;
+        info!(host = %host.qualified_name(), "deleted from Ironic; finalizer removed");
+        ctx.record_state(host, None);
+        ctx.schedules.lock().expect("schedules lock").remove(&uid);
+        ctx.written.lock().expect("written lock").remove(&uid);
+        return Ok(Action::await_change());
+    }
+    ctx.record_state(host, Some(outcome.status.provisioning.state.as_str()));
+    if outcome.changed {
+        let patch = merge_patch(&serde_json::to_value(&previous)?, &serde_json::to_value(&outcome.status)?);
+        let written =
+            api.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": patch}))).await?;
+        remember_write(ctx, &uid, host, written.metadata.resource_version, outcome.status.clone());
+    }
+    events::publish(&ctx.recorder, host, &outcome.events).await;
+    let delay = ctx.schedules.lock().expect("schedules lock").entry(uid).or_default().next(
+        outcome.requeue,
+        (ctx.clock)(),
+        fastrand::f64(),
+        ctx.idle,
+    );
+    Ok(match delay {
+        Some(d) => Action::requeue(d.max(std::time::Duration::from_millis(10))),
+        None => Action::await_change(),
+    })
+}

@@ -1,0 +1,70 @@
+//! The Secrets a host names, read from the API server for one reconcile. Like upstream, metalhost
+//! labels them (`environment.metal3.io: baremetal`, so that its Secret watch sees changes at once)
+//! and adds an owner reference to the host.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, Patch, PatchParams};
+use kube::core::Resource;
+use metalhost_api::BareMetalHost;
+use serde_json::json;
+use tracing::warn;
+
+use super::{Context, Error};
+
+/// The label upstream puts on the Secrets of BareMetalHosts; the Secret watch selects on it.
+pub const SECRET_LABEL: &str = "environment.metal3.io";
+
+/// Reads the Secrets the host names (by (namespace, name)), labelling and owning those that are
+/// not yet. Secrets that do not exist are simply absent.
+pub async fn fetch(
+    ctx: &Context,
+    host: &BareMetalHost,
+    deleting: bool,
+) -> Result<BTreeMap<(String, String), Secret>, Error> {
+    let mut found = BTreeMap::new();
+    for (namespace, name, _) in metalhost_core::secrets_needed(host, deleting) {
+        if found.contains_key(&(namespace.clone(), name.clone())) {
+            continue;
+        }
+        let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+        let Some(secret) = api.get_opt(&name).await? else { continue };
+        adopt(&api, host, &secret).await;
+        found.insert((namespace, name), secret);
+    }
+    Ok(found)
+}
+
+/// Labels the Secret and adds the host as an owner, if not done yet. The patch carries the
+/// Secret's resourceVersion, so a concurrent change is not overwritten (the next reconcile
+/// tries again). Failures are logged: the credentials can be used anyway.
+async fn adopt(api: &Api<Secret>, host: &BareMetalHost, secret: &Secret) {
+    let labelled =
+        secret.metadata.labels.as_ref().and_then(|l| l.get(SECRET_LABEL)).is_some_and(|v| v == "baremetal");
+    let uid = host.metadata.uid.clone().unwrap_or_default();
+    let owners = secret.metadata.owner_references.clone().unwrap_or_default();
+    let owned = owners.iter().any(|o| o.uid == uid);
+    if labelled && (owned || uid.is_empty()) {
+        return;
+    }
+    let mut owners = owners;
+    if !owned && !uid.is_empty() {
+        owners.push(k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+            api_version: BareMetalHost::api_version(&()).into_owned(),
+            kind: BareMetalHost::kind(&()).into_owned(),
+            name: host.metadata.name.clone().unwrap_or_default(),
+            uid,
+            ..Default::default()
+        });
+    }
+    let patch = json!({"metadata": {
+        "resourceVersion": secret.metadata.resource_version,
+        "labels": {SECRET_LABEL: "baremetal"},
+        "ownerReferences": owners,
+    }});
+    let name = secret.metadata.name.as_deref().unwrap_or_default();
+    if let Err(e) = api.patch(name, &PatchParams::default(), &Patch::Merge(patch)).await {
+        warn!(host = %host.qualified_name(), secret = name, "cannot label the Secret: {e}");
+    }
+}
