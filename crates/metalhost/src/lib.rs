@@ -8,6 +8,7 @@ pub mod manifests;
 pub mod metrics;
 pub mod progress;
 pub mod runtime;
+pub mod settings;
 pub mod store;
 pub mod validate;
 pub mod webhook;
