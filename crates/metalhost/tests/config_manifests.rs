@@ -384,3 +384,23 @@ fn provided_tls_overlay_serves_your_certificate_and_bundles_your_ca() {
         "no cert-manager objects"
     );
 }
+
+#[test]
+fn the_dockerfile_builds_the_image_the_manifests_run() {
+    let root = config().join("..");
+    let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
+    let image = format!("quay.io/metalhost/metalhost:{}", env!("CARGO_PKG_VERSION"));
+    assert!(
+        dockerfile.contains(&format!("docker build -t {image} .")),
+        "the Dockerfile documents building {image}"
+    );
+    let runtime = dockerfile.lines().rfind(|l| l.starts_with("FROM ")).unwrap();
+    assert!(runtime.contains("distroless/cc") && runtime.contains("nonroot"), "{runtime}");
+    assert!(dockerfile.contains("USER 65532:65532"));
+    assert!(dockerfile.contains("cargo build --release --locked -p metalhost --bin metalhost"));
+    // the build context holds what the build needs
+    let ignore = std::fs::read_to_string(root.join(".dockerignore")).unwrap();
+    for needed in ["!Cargo.toml", "!Cargo.lock", "!crates/"] {
+        assert!(ignore.lines().any(|l| l == needed), ".dockerignore must keep {needed}");
+    }
+}
