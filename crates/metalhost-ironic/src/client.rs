@@ -40,6 +40,14 @@ pub fn endpoint(path: &str) -> String {
     out.join("/")
 }
 
+/// The base URL requests are built on: `url` without trailing slashes and without a trailing API
+/// version segment, so that baremetal-operator's `IRONIC_ENDPOINT` (`http://ironic:6385/v1/`)
+/// reaches `/v1/nodes`, never `/v1/v1/nodes`.
+pub fn base_url(url: &str) -> &str {
+    let url = url.trim_end_matches('/');
+    url.strip_suffix("/v1").map_or(url, |u| u.trim_end_matches('/'))
+}
+
 /// How to reach Ironic.
 #[derive(Clone)]
 pub struct ClientConfig {
@@ -120,7 +128,7 @@ impl Client {
             builder = builder.danger_accept_invalid_certs(true);
         }
         let http = builder.build().map_err(|e| Error::Config(e.to_string()))?;
-        let base = config.url.trim_end_matches('/').to_string();
+        let base = base_url(&config.url).to_string();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(Error::Config(format!(
                 "Ironic URL '{}' must start with http:// or https://",
@@ -440,6 +448,35 @@ mod tests {
             .mount(&server)
             .await;
         server
+    }
+
+    #[test]
+    fn base_url_drops_a_trailing_api_version() {
+        for url in [
+            "http://i:6385",
+            "http://i:6385/",
+            "http://i:6385/v1",
+            "http://i:6385/v1/",
+            "http://i:6385//v1//",
+        ] {
+            assert_eq!(base_url(url), "http://i:6385", "{url}");
+        }
+        assert_eq!(base_url("https://h/baremetal/v1/"), "https://h/baremetal");
+        assert_eq!(base_url("https://h/baremetal"), "https://h/baremetal");
+        assert_eq!(base_url("https://h/v10"), "https://h/v10");
+    }
+
+    #[tokio::test]
+    async fn an_endpoint_ending_in_v1_reaches_v1_nodes() {
+        let server = server("1.99").await;
+        Mock::given(method("GET"))
+            .and(path("/v1/nodes"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"nodes": []})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let client = Client::connect(ClientConfig::new(format!("{}/v1/", server.uri()))).await.unwrap();
+        assert!(client.list_nodes().await.unwrap().is_empty());
     }
 
     #[test]

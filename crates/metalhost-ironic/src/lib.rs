@@ -8,7 +8,9 @@ mod client;
 mod error;
 mod types;
 
-pub use client::{Client, ClientConfig, MAX_API_VERSION, MIN_API_VERSION, RequestObserver, endpoint};
+pub use client::{
+    Client, ClientConfig, MAX_API_VERSION, MIN_API_VERSION, RequestObserver, base_url, endpoint,
+};
 pub use error::Error;
 pub use json_patch::Patch;
 pub use types::*;

@@ -7,11 +7,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use metalhost::progress::Progress;
+use metalhost::settings;
 use metalhost::standalone::{Runtime, RuntimeConfig, Source, settled};
 use metalhost_api::OperationalStatus;
-use metalhost_api::extensions::BootPersistence;
-use metalhost_core::plan::NodeDefaults;
-use metalhost_ironic::ClientConfig;
 
 #[derive(Parser)]
 #[command(
@@ -78,6 +76,9 @@ enum Command {
         /// PEM private key.
         #[arg(long, default_value = "/tmp/k8s-webhook-server/serving-certs/tls.key")]
         key: PathBuf,
+        /// Print the address, path and files it would serve with, and exit.
+        #[arg(long)]
+        check_config: bool,
     },
     /// Check manifests against upstream's admission rules: one line per violation (path: reason);
     /// exits 1 when there is any. A status file beside a manifest adds the update rules.
@@ -90,77 +91,81 @@ enum Command {
 
 #[derive(Args)]
 struct Common {
-    /// Ironic API URL.
-    #[arg(long, env = "METALHOST_IRONIC_URL", default_value = "http://127.0.0.1:6385")]
-    ironic: String,
-    /// PEM file of the CA that signed Ironic's certificate.
+    /// Ironic API URL [default: $IRONIC_ENDPOINT as baremetal-operator reads it, else
+    /// http://127.0.0.1:6385]. A trailing /v1 is dropped.
+    #[arg(long, env = "METALHOST_IRONIC_URL")]
+    ironic: Option<String>,
+    /// PEM file of the CA that signed Ironic's certificate [default: $IRONIC_CACERT_FILE, else
+    /// /opt/metal3/certs/ca/tls.crt if it exists].
     #[arg(long, env = "METALHOST_IRONIC_CA_FILE")]
     ironic_ca_file: Option<PathBuf>,
-    /// Accept any certificate from Ironic (testing only).
+    /// Accept any certificate from Ironic (testing only; also IRONIC_INSECURE=true).
     #[arg(long)]
     ironic_insecure: bool,
     /// Ironic HTTP basic auth user (password from METALHOST_IRONIC_PASSWORD or
-    /// --ironic-password-file).
+    /// --ironic-password-file) [default: the files username and password in
+    /// /opt/metal3/auth/ironic, as baremetal-operator reads them, else no auth].
     #[arg(long, env = "METALHOST_IRONIC_USER")]
     ironic_user: Option<String>,
     /// File holding the Ironic basic auth password (first line).
     #[arg(long, env = "METALHOST_IRONIC_PASSWORD_FILE")]
     ironic_password_file: Option<PathBuf>,
-    /// Agent kernel URL set as driver_info.deploy_kernel (needed to write disk images).
+    /// Agent kernel URL set as driver_info.deploy_kernel (needed to write disk images)
+    /// [default: $DEPLOY_KERNEL_URL].
     #[arg(long, env = "METALHOST_DEPLOY_KERNEL")]
     deploy_kernel: Option<String>,
-    /// Agent ramdisk URL set as driver_info.deploy_ramdisk.
+    /// Agent ramdisk URL set as driver_info.deploy_ramdisk [default: $DEPLOY_RAMDISK_URL].
     #[arg(long, env = "METALHOST_DEPLOY_RAMDISK")]
     deploy_ramdisk: Option<String>,
     /// Operator-wide boot-device persistence for live ISOs: Default, Always or Never (a host's
-    /// `metalhost.io/boot-device-persistence` annotation wins).
+    /// `metalhost.io/boot-device-persistence` annotation wins)
+    /// [default: $LIVE_ISO_FORCE_PERSISTENT_BOOT_DEVICE].
     #[arg(long, env = "METALHOST_BOOT_DEVICE_PERSISTENCE")]
     boot_device_persistence: Option<String>,
-    /// Hosts reconciled at once.
-    #[arg(long, default_value_t = 32)]
-    concurrency: usize,
+    /// Hosts reconciled at once [default: $BMO_CONCURRENCY, else 32].
+    #[arg(long, env = "METALHOST_CONCURRENCY")]
+    concurrency: Option<usize>,
     /// Serve Prometheus metrics, /healthz and /readyz (plain HTTP) on this address.
     #[arg(long, env = "METALHOST_METRICS_LISTEN")]
     metrics_listen: Option<std::net::SocketAddr>,
+    /// Print the settings resolved from the flags, METALHOST_* and baremetal-operator's variables
+    /// and files (never a password), and exit without connecting to anything.
+    #[arg(long)]
+    check_config: bool,
 }
 
 impl Common {
     fn config(&self) -> anyhow::Result<RuntimeConfig> {
-        let mut ironic = ClientConfig::new(self.ironic.clone());
-        ironic.ca_file = self.ironic_ca_file.clone();
-        ironic.insecure = self.ironic_insecure;
-        if let Some(user) = &self.ironic_user {
-            let password = match (&self.ironic_password_file, std::env::var("METALHOST_IRONIC_PASSWORD")) {
-                (Some(file), _) => std::fs::read_to_string(file)
-                    .with_context(|| format!("--ironic-password-file {}", file.display()))?
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-                    .to_string(),
-                (None, Ok(password)) => password,
-                (None, Err(_)) => bail!(
-                    "--ironic-user needs a password: METALHOST_IRONIC_PASSWORD or --ironic-password-file"
-                ),
-            };
-            ironic.basic_auth = Some((user.clone(), password));
-        }
-        let mut config = RuntimeConfig::new(ironic);
-        config.defaults = NodeDefaults {
+        let flags = settings::Flags {
+            ironic_url: self.ironic.clone(),
+            ironic_ca_file: self.ironic_ca_file.clone(),
+            ironic_insecure: self.ironic_insecure,
+            ironic_user: self.ironic_user.clone(),
+            ironic_password_file: self.ironic_password_file.clone(),
             deploy_kernel: self.deploy_kernel.clone(),
             deploy_ramdisk: self.deploy_ramdisk.clone(),
-            boot_persistence: self
-                .boot_device_persistence
-                .as_deref()
-                .map(|v| {
-                    BootPersistence::parse(v).ok_or_else(|| {
-                        anyhow::anyhow!(
-                            "--boot-device-persistence: '{v}' is not one of Default, Always, Never"
-                        )
-                    })
-                })
-                .transpose()?,
+            boot_device_persistence: self.boot_device_persistence.clone(),
+            concurrency: self.concurrency,
         };
-        config.concurrency = self.concurrency.max(1);
+        let env = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect();
+        let settings = settings::resolve(&flags, &env, &settings::read_file)?;
+        if self.check_config {
+            for line in settings.describe() {
+                println!("{line}");
+            }
+            if let Some(addr) = self.metrics_listen {
+                println!("metrics, /healthz, /readyz: {addr}");
+            }
+            std::process::exit(0);
+        }
+        for warning in &settings.warnings {
+            tracing::warn!("{warning}");
+        }
+        let mut config = RuntimeConfig::new(settings.ironic);
+        config.defaults = settings.defaults;
+        config.concurrency = settings.concurrency;
         if let Some(addr) = self.metrics_listen {
             let metrics = metalhost::metrics::Metrics::new();
             config.metrics = Some(metrics.clone());
@@ -429,7 +434,14 @@ async fn main() -> ExitCode {
             ExitCode::SUCCESS
         }),
         Command::Validate { files } => Ok(validate(&files)),
-        Command::Webhook { listen, cert, key } => {
+        Command::Webhook { listen, cert, key, check_config: true } => {
+            println!("listen: {listen}");
+            println!("path: {}", metalhost::webhook::VALIDATE_PATH);
+            println!("cert: {}", cert.display());
+            println!("key: {}", key.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Webhook { listen, cert, key, check_config: false } => {
             init_logging("info");
             metalhost::webhook::serve(listen, &cert, &key)
                 .await

@@ -97,3 +97,73 @@ async fn admission_reviews_over_https() {
     let health = client.get(format!("https://127.0.0.1:{port}/healthz")).send().await.unwrap();
     assert!(health.status().is_success());
 }
+
+/// A self-signed certificate for 127.0.0.1: (certificate PEM, key PEM).
+fn self_signed() -> (String, String) {
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+    (cert.cert.pem(), cert.signing_key.serialize_pem())
+}
+
+/// Publishes a certificate the way kubelet updates a mounted Secret: the files in a new
+/// timestamped directory, then the `..data` symlink swapped atomically (`tls.crt` and `tls.key`
+/// are links through `..data`).
+fn publish(dir: &std::path::Path, version: &str, cert: &str, key: &str) {
+    let versioned = dir.join(format!("..{version}"));
+    std::fs::create_dir(&versioned).unwrap();
+    std::fs::write(versioned.join("tls.crt"), cert).unwrap();
+    std::fs::write(versioned.join("tls.key"), key).unwrap();
+    let tmp = dir.join("..data_tmp");
+    std::os::unix::fs::symlink(format!("..{version}"), &tmp).unwrap();
+    std::fs::rename(&tmp, dir.join("..data")).unwrap();
+    for file in ["tls.crt", "tls.key"] {
+        if std::fs::symlink_metadata(dir.join(file)).is_err() {
+            std::os::unix::fs::symlink(format!("..data/{file}"), dir.join(file)).unwrap();
+        }
+    }
+}
+
+/// Whether a new connection trusting only `ca` gets an answer from /healthz.
+async fn trusted_by(port: u16, ca: &str) -> bool {
+    let client = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    client
+        .get(format!("https://127.0.0.1:{port}/healthz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+}
+
+#[tokio::test]
+async fn a_renewed_certificate_is_served_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a_cert, a_key) = self_signed();
+    let (b_cert, b_key) = self_signed();
+    publish(dir.path(), "2026_01_01", &a_cert, &a_key);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let (c, k) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    tokio::spawn(async move { serve(addr, &c, &k).await.unwrap() });
+    let mut up = false;
+    for _ in 0..50 {
+        if trusted_by(port, &a_cert).await {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(up, "webhook not answering with certificate A");
+    assert!(!trusted_by(port, &b_cert).await, "B is not served yet");
+
+    // a half-written renewal (a key that does not match) keeps A in service
+    publish(dir.path(), "2026_02_01", &b_cert, &a_key);
+    assert!(trusted_by(port, &a_cert).await, "A stays while the new pair is inconsistent");
+
+    // the renewal complete: the next connection gets B
+    publish(dir.path(), "2026_02_02", &b_cert, &b_key);
+    assert!(trusted_by(port, &b_cert).await, "B is served after the swap");
+    assert!(!trusted_by(port, &a_cert).await, "A is no longer served");
+}

@@ -1,0 +1,572 @@
+//! The controller's settings from its flags, its `METALHOST_*` variables and, failing those,
+//! baremetal-operator's environment and files, with BMO's meanings — so that a BMO Deployment
+//! (its `ironic` ConfigMap, its credentials mounted under `/opt/metal3/auth/ironic`) runs
+//! metalhost by changing the image alone. Pure: the environment is a map and files come through a
+//! reader, so every rule is tested without a process.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use metalhost_api::extensions::BootPersistence;
+use metalhost_core::plan::NodeDefaults;
+use metalhost_ironic::ClientConfig;
+
+/// Ironic's URL when neither `--ironic`, `METALHOST_IRONIC_URL` nor `IRONIC_ENDPOINT` says.
+pub const DEFAULT_IRONIC_URL: &str = "http://127.0.0.1:6385";
+/// Hosts reconciled at once when neither `--concurrency` nor `BMO_CONCURRENCY` says.
+pub const DEFAULT_CONCURRENCY: usize = 32;
+/// BMO's root of credential directories (`METAL3_AUTH_ROOT_DIR` overrides it); Ironic's basic-auth
+/// `username` and `password` files are in its `ironic` subdirectory.
+pub const BMO_AUTH_ROOT: &str = "/opt/metal3/auth";
+/// BMO's Ironic CA file when `IRONIC_CACERT_FILE` is not set (used only if it exists).
+pub const BMO_CA_FILE: &str = "/opt/metal3/certs/ca/tls.crt";
+/// BMO's client certificate for Ironic (mTLS), which metalhost does not support.
+pub const BMO_CLIENT_CERT_FILE: &str = "/opt/metal3/certs/client/tls.crt";
+
+/// What the command line (and clap's `METALHOST_*` variables) said; these win over BMO's
+/// variables.
+#[derive(Debug, Default, Clone)]
+pub struct Flags {
+    /// `--ironic` / `METALHOST_IRONIC_URL`.
+    pub ironic_url: Option<String>,
+    /// `--ironic-ca-file` / `METALHOST_IRONIC_CA_FILE`.
+    pub ironic_ca_file: Option<PathBuf>,
+    /// `--ironic-insecure`.
+    pub ironic_insecure: bool,
+    /// `--ironic-user` / `METALHOST_IRONIC_USER` (password from `METALHOST_IRONIC_PASSWORD` or
+    /// the password file).
+    pub ironic_user: Option<String>,
+    /// `--ironic-password-file` / `METALHOST_IRONIC_PASSWORD_FILE`.
+    pub ironic_password_file: Option<PathBuf>,
+    /// `--deploy-kernel` / `METALHOST_DEPLOY_KERNEL`.
+    pub deploy_kernel: Option<String>,
+    /// `--deploy-ramdisk` / `METALHOST_DEPLOY_RAMDISK`.
+    pub deploy_ramdisk: Option<String>,
+    /// `--boot-device-persistence` / `METALHOST_BOOT_DEVICE_PERSISTENCE`.
+    pub boot_device_persistence: Option<String>,
+    /// `--concurrency` / `METALHOST_CONCURRENCY`.
+    pub concurrency: Option<usize>,
+}
+
+/// The resolved settings of a controller.
+#[derive(Debug)]
+pub struct Settings {
+    /// How to reach Ironic (URL, CA, basic auth, insecure).
+    pub ironic: ClientConfig,
+    /// Deploy kernel and ramdisk, boot-device persistence.
+    pub defaults: NodeDefaults,
+    /// Hosts reconciled at once.
+    pub concurrency: usize,
+    /// `PROVISIONING_LIMIT`: accepted and shown, not yet enforced.
+    pub provisioning_limit: Option<usize>,
+    /// `DEPLOY_ISO_URL`: accepted and shown, not yet used (metalhost boots the agent from the
+    /// kernel and ramdisk).
+    pub deploy_iso: Option<String>,
+    /// Where each setting came from: `(setting, source)`, e.g. `("ironic", "IRONIC_ENDPOINT")`.
+    pub sources: Vec<(&'static str, &'static str)>,
+    /// Things the operator should know (ignored or unsupported settings); never secrets.
+    pub warnings: Vec<String>,
+}
+
+/// A setting that cannot be used; names the variable or file, never a secret's value.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SettingsError {
+    /// A variable's value is not of the expected form.
+    #[error("{var}='{value}': {expected}")]
+    Invalid {
+        /// The variable or flag.
+        var: &'static str,
+        /// Its value (never a secret).
+        value: String,
+        /// What was expected.
+        expected: &'static str,
+    },
+    /// A file could not be read, or was empty.
+    #[error("{path}: {reason}")]
+    File {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// Settings that do not go together.
+    #[error("{0}")]
+    Conflict(String),
+}
+
+/// Reads a file: `Ok(None)` when it does not exist.
+pub type FileReader<'a> = &'a dyn Fn(&Path) -> std::io::Result<Option<String>>;
+
+/// The real file system, for [`resolve`].
+pub fn read_file(path: &Path) -> std::io::Result<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn var<'a>(env: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
+    env.get(name).map(String::as_str).filter(|v| !v.is_empty())
+}
+
+fn read(files: FileReader<'_>, path: &Path) -> Result<Option<String>, SettingsError> {
+    files(path).map_err(|e| SettingsError::File { path: path.display().to_string(), reason: e.to_string() })
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Splits `user:password@` out of a URL (as BMO accepts in `IRONIC_ENDPOINT`): the URL without it,
+/// and the credentials if there were any.
+pub fn split_userinfo(url: &str) -> (String, Option<(String, String)>) {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else { return (url.to_string(), None) };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else { return (url.to_string(), None) };
+    let userinfo = &rest[..at];
+    let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+    let stripped = format!("{}{}", &url[..scheme_end], &rest[at + 1..]);
+    (stripped, Some((percent_decode(user), percent_decode(password))))
+}
+
+/// Resolves the settings: flags first, then BMO's variables and files, then metalhost's defaults.
+///
+/// BMO's meanings: `IRONIC_ENDPOINT` is Ironic's URL (a trailing `/v1/` is dropped by the client);
+/// the files `username` and `password` in `$METAL3_AUTH_ROOT_DIR/ironic` (default
+/// `/opt/metal3/auth/ironic`) give HTTP basic auth, and no such files means no auth;
+/// `IRONIC_CACERT_FILE` (default `/opt/metal3/certs/ca/tls.crt`) is trusted if it exists;
+/// `IRONIC_INSECURE=true` (any case) skips certificate checks; `DEPLOY_KERNEL_URL` and
+/// `DEPLOY_RAMDISK_URL` (only together) are the agent's kernel and ramdisk;
+/// `LIVE_ISO_FORCE_PERSISTENT_BOOT_DEVICE` is `Default`, `Always` or `Never`; `BMO_CONCURRENCY` is
+/// the number of hosts reconciled at once (0 or less: the default); `PROVISIONING_LIMIT` and
+/// `DEPLOY_ISO_URL` are accepted and checked but not used yet.
+pub fn resolve(
+    flags: &Flags,
+    env: &HashMap<String, String>,
+    files: FileReader<'_>,
+) -> Result<Settings, SettingsError> {
+    let mut sources = Vec::new();
+    let mut warnings = Vec::new();
+
+    // Ironic's URL; credentials in it become basic auth and leave the URL
+    let (raw_url, source) = match (&flags.ironic_url, var(env, "IRONIC_ENDPOINT")) {
+        (Some(url), _) => (url.clone(), "--ironic/METALHOST_IRONIC_URL"),
+        (None, Some(url)) => (url.to_string(), "IRONIC_ENDPOINT"),
+        (None, None) => (DEFAULT_IRONIC_URL.to_string(), "default"),
+    };
+    sources.push(("ironic", source));
+    let (url, url_auth) = split_userinfo(&raw_url);
+    let mut ironic = ClientConfig::new(url);
+
+    // basic auth: --ironic-user, else the URL's userinfo, else BMO's files
+    let auth_dir = Path::new(var(env, "METAL3_AUTH_ROOT_DIR").unwrap_or(BMO_AUTH_ROOT)).join("ironic");
+    ironic.basic_auth = if let Some(user) = &flags.ironic_user {
+        let password = match (&flags.ironic_password_file, var(env, "METALHOST_IRONIC_PASSWORD")) {
+            (Some(file), _) => read(files, file)?
+                .ok_or_else(|| SettingsError::File {
+                    path: file.display().to_string(),
+                    reason: "no such file (--ironic-password-file)".into(),
+                })?
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string(),
+            (None, Some(password)) => password.to_string(),
+            (None, None) => {
+                return Err(SettingsError::Conflict(
+                    "--ironic-user needs a password: METALHOST_IRONIC_PASSWORD or --ironic-password-file"
+                        .into(),
+                ));
+            }
+        };
+        sources.push(("ironic auth", "--ironic-user/METALHOST_IRONIC_USER"));
+        Some((user.clone(), password))
+    } else if let Some((user, password)) = url_auth {
+        if password.is_empty() {
+            return Err(SettingsError::Conflict(
+                "no password supplied for HTTP Basic Auth in the Ironic URL".into(),
+            ));
+        }
+        sources.push(("ironic auth", "URL userinfo"));
+        Some((user, password))
+    } else {
+        let (user_file, password_file) = (auth_dir.join("username"), auth_dir.join("password"));
+        match (read(files, &user_file)?, read(files, &password_file)?) {
+            (None, None) => None,
+            (Some(user), Some(password)) => {
+                let (user, password) = (user.trim().to_string(), password.trim().to_string());
+                if user.is_empty() {
+                    return Err(SettingsError::File {
+                        path: user_file.display().to_string(),
+                        reason: "empty HTTP Basic Auth username".into(),
+                    });
+                }
+                if password.is_empty() {
+                    return Err(SettingsError::File {
+                        path: password_file.display().to_string(),
+                        reason: "empty HTTP Basic Auth password".into(),
+                    });
+                }
+                sources.push(("ironic auth", "auth files (BMO)"));
+                Some((user, password))
+            }
+            (None, Some(_)) => {
+                return Err(SettingsError::File {
+                    path: user_file.display().to_string(),
+                    reason: "missing while the password file is there".into(),
+                });
+            }
+            (Some(_), None) => {
+                return Err(SettingsError::File {
+                    path: password_file.display().to_string(),
+                    reason: "missing while the username file is there".into(),
+                });
+            }
+        }
+    };
+
+    // CA: the flag; else IRONIC_CACERT_FILE or BMO's default path, if the file exists
+    if let Some(ca) = &flags.ironic_ca_file {
+        ironic.ca_file = Some(ca.clone());
+        sources.push(("ironic CA", "--ironic-ca-file/METALHOST_IRONIC_CA_FILE"));
+    } else {
+        let (ca, source) = match var(env, "IRONIC_CACERT_FILE") {
+            Some(path) => (PathBuf::from(path), "IRONIC_CACERT_FILE"),
+            None => (PathBuf::from(BMO_CA_FILE), "default CA path (BMO)"),
+        };
+        if read(files, &ca)?.is_some() {
+            ironic.ca_file = Some(ca);
+            sources.push(("ironic CA", source));
+        } else if source == "IRONIC_CACERT_FILE" {
+            warnings
+                .push(format!("IRONIC_CACERT_FILE {}: no such file, ignored (as BMO does)", ca.display()));
+        }
+    }
+    ironic.insecure =
+        flags.ironic_insecure || var(env, "IRONIC_INSECURE").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    if ironic.insecure {
+        warnings.push("Ironic's certificate is not checked (--ironic-insecure or IRONIC_INSECURE)".into());
+    }
+    let client_cert = var(env, "IRONIC_CLIENT_CERT_FILE").unwrap_or(BMO_CLIENT_CERT_FILE);
+    if read(files, Path::new(client_cert))?.is_some() {
+        warnings
+            .push(format!("{client_cert}: client certificates (mTLS) to Ironic are not supported, ignored"));
+    }
+
+    // the agent's kernel and ramdisk: flags, else BMO's pair
+    let (deploy_kernel, deploy_ramdisk) = if flags.deploy_kernel.is_some() || flags.deploy_ramdisk.is_some() {
+        sources.push(("deploy kernel/ramdisk", "--deploy-kernel/--deploy-ramdisk"));
+        (flags.deploy_kernel.clone(), flags.deploy_ramdisk.clone())
+    } else {
+        let kernel = var(env, "DEPLOY_KERNEL_URL").map(str::to_string);
+        let ramdisk = var(env, "DEPLOY_RAMDISK_URL").map(str::to_string);
+        if kernel.is_some() != ramdisk.is_some() {
+            return Err(SettingsError::Conflict(
+                "DEPLOY_KERNEL_URL and DEPLOY_RAMDISK_URL can only be set together".into(),
+            ));
+        }
+        if kernel.is_some() {
+            sources.push(("deploy kernel/ramdisk", "DEPLOY_KERNEL_URL/DEPLOY_RAMDISK_URL"));
+        }
+        (kernel, ramdisk)
+    };
+    let deploy_iso = var(env, "DEPLOY_ISO_URL").map(str::to_string);
+    if deploy_iso.is_some() {
+        warnings.push(
+            "DEPLOY_ISO_URL is accepted but not used: metalhost boots the agent from DEPLOY_KERNEL_URL and DEPLOY_RAMDISK_URL"
+                .into(),
+        );
+    }
+
+    let persistence =
+        match (&flags.boot_device_persistence, var(env, "LIVE_ISO_FORCE_PERSISTENT_BOOT_DEVICE")) {
+            (Some(v), _) => Some((v.as_str(), "--boot-device-persistence")),
+            (None, Some(v)) => Some((v, "LIVE_ISO_FORCE_PERSISTENT_BOOT_DEVICE")),
+            (None, None) => None,
+        };
+    let boot_persistence = match persistence {
+        None => None,
+        Some((value, name)) => {
+            sources.push(("boot-device persistence", name));
+            Some(BootPersistence::parse(value).ok_or_else(|| SettingsError::Invalid {
+                var: name,
+                value: value.to_string(),
+                expected: "one of Default, Always, Never",
+            })?)
+        }
+    };
+
+    let concurrency = match (flags.concurrency, var(env, "BMO_CONCURRENCY")) {
+        (Some(n), _) => {
+            sources.push(("concurrency", "--concurrency/METALHOST_CONCURRENCY"));
+            n.max(1)
+        }
+        (None, Some(v)) => {
+            let n: i64 = v.trim().parse().map_err(|_| SettingsError::Invalid {
+                var: "BMO_CONCURRENCY",
+                value: v.to_string(),
+                expected: "an integer",
+            })?;
+            if n > 0 {
+                sources.push(("concurrency", "BMO_CONCURRENCY"));
+                usize::try_from(n).unwrap_or(usize::MAX)
+            } else {
+                warnings.push(format!(
+                    "BMO_CONCURRENCY={n}: not positive, the default {DEFAULT_CONCURRENCY} is used"
+                ));
+                DEFAULT_CONCURRENCY
+            }
+        }
+        (None, None) => DEFAULT_CONCURRENCY,
+    };
+
+    let provisioning_limit = match var(env, "PROVISIONING_LIMIT") {
+        None => None,
+        Some(v) => {
+            let n: usize = v.trim().parse().map_err(|_| SettingsError::Invalid {
+                var: "PROVISIONING_LIMIT",
+                value: v.to_string(),
+                expected: "a non-negative integer",
+            })?;
+            warnings.push(format!("PROVISIONING_LIMIT={n} is accepted but not enforced yet"));
+            Some(n)
+        }
+    };
+
+    Ok(Settings {
+        ironic,
+        defaults: NodeDefaults { deploy_kernel, deploy_ramdisk, boot_persistence },
+        concurrency,
+        provisioning_limit,
+        deploy_iso,
+        sources,
+        warnings,
+    })
+}
+
+impl Settings {
+    /// One `name: value` line per setting, for `--check-config`; the password is never shown.
+    pub fn describe(&self) -> Vec<String> {
+        let none = || "-".to_string();
+        let mut lines = vec![
+            format!("ironic: {}", metalhost_ironic::base_url(&self.ironic.url)),
+            format!(
+                "ironic auth: {}",
+                self.ironic
+                    .basic_auth
+                    .as_ref()
+                    .map_or("none".to_string(), |(user, _)| format!("basic, user {user}"))
+            ),
+            format!(
+                "ironic CA: {}",
+                self.ironic.ca_file.as_ref().map_or_else(none, |p| p.display().to_string())
+            ),
+            format!("ironic insecure: {}", self.ironic.insecure),
+            format!("deploy kernel: {}", self.defaults.deploy_kernel.clone().unwrap_or_else(none)),
+            format!("deploy ramdisk: {}", self.defaults.deploy_ramdisk.clone().unwrap_or_else(none)),
+            format!("deploy ISO: {}", self.deploy_iso.clone().unwrap_or_else(none)),
+            format!(
+                "boot-device persistence: {}",
+                self.defaults.boot_persistence.map_or("-", BootPersistence::as_str)
+            ),
+            format!("concurrency: {}", self.concurrency),
+            format!("provisioning limit: {}", self.provisioning_limit.map_or_else(none, |n| n.to_string())),
+        ];
+        lines.extend(self.sources.iter().map(|(what, from)| format!("source of {what}: {from}")));
+        lines.extend(self.warnings.iter().map(|w| format!("warning: {w}")));
+        lines
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn files(pairs: &[(&str, &str)]) -> impl Fn(&Path) -> std::io::Result<Option<String>> {
+        let map: HashMap<PathBuf, String> =
+            pairs.iter().map(|(k, v)| (PathBuf::from(k), v.to_string())).collect();
+        move |p: &Path| Ok(map.get(p).cloned())
+    }
+
+    fn bmo_env() -> HashMap<String, String> {
+        env(&[
+            ("IRONIC_ENDPOINT", "https://172.22.0.2:6385/v1/"),
+            ("DEPLOY_KERNEL_URL", "http://172.22.0.2:6180/images/ironic-python-agent.kernel"),
+            ("DEPLOY_RAMDISK_URL", "http://172.22.0.2:6180/images/ironic-python-agent.initramfs"),
+            ("LIVE_ISO_FORCE_PERSISTENT_BOOT_DEVICE", "Never"),
+            ("BMO_CONCURRENCY", "4"),
+            ("PROVISIONING_LIMIT", "10"),
+        ])
+    }
+
+    fn bmo_files() -> impl Fn(&Path) -> std::io::Result<Option<String>> {
+        files(&[
+            ("/opt/metal3/auth/ironic/username", "admin\n"),
+            ("/opt/metal3/auth/ironic/password", "s3cret\n"),
+            ("/opt/metal3/certs/ca/tls.crt", "-----BEGIN CERTIFICATE-----"),
+        ])
+    }
+
+    #[test]
+    fn a_bmo_environment_configures_everything() {
+        let s = resolve(&Flags::default(), &bmo_env(), &bmo_files()).unwrap();
+        assert_eq!(s.ironic.url, "https://172.22.0.2:6385/v1/");
+        assert_eq!(s.ironic.basic_auth, Some(("admin".into(), "s3cret".into())));
+        assert_eq!(s.ironic.ca_file.as_deref(), Some(Path::new(BMO_CA_FILE)));
+        assert!(!s.ironic.insecure);
+        assert_eq!(
+            s.defaults.deploy_kernel.as_deref(),
+            Some("http://172.22.0.2:6180/images/ironic-python-agent.kernel")
+        );
+        assert_eq!(
+            s.defaults.deploy_ramdisk.as_deref(),
+            Some("http://172.22.0.2:6180/images/ironic-python-agent.initramfs")
+        );
+        assert_eq!(s.defaults.boot_persistence, Some(BootPersistence::Never));
+        assert_eq!(s.concurrency, 4);
+        assert_eq!(s.provisioning_limit, Some(10));
+        let shown = s.describe().join("\n");
+        assert!(shown.contains("ironic: https://172.22.0.2:6385\n"), "{shown}");
+        assert!(shown.contains("ironic auth: basic, user admin"), "{shown}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+    }
+
+    #[test]
+    fn without_bmo_files_there_is_no_auth_and_no_ca() {
+        let s = resolve(&Flags::default(), &env(&[("IRONIC_ENDPOINT", "http://ironic:6385")]), &files(&[]))
+            .unwrap();
+        assert_eq!(s.ironic.url, "http://ironic:6385");
+        assert_eq!(s.ironic.basic_auth, None);
+        assert_eq!(s.ironic.ca_file, None);
+        assert_eq!(s.concurrency, DEFAULT_CONCURRENCY);
+        assert_eq!(s.defaults.deploy_kernel, None);
+        let s = resolve(&Flags::default(), &env(&[]), &files(&[])).unwrap();
+        assert_eq!(s.ironic.url, DEFAULT_IRONIC_URL);
+    }
+
+    #[test]
+    fn flags_and_metalhost_variables_win() {
+        let flags = Flags {
+            ironic_url: Some("https://mine:6385".into()),
+            ironic_ca_file: Some("/etc/mine/ca.crt".into()),
+            ironic_user: Some("me".into()),
+            deploy_kernel: Some("http://k".into()),
+            deploy_ramdisk: Some("http://r".into()),
+            boot_device_persistence: Some("Always".into()),
+            concurrency: Some(7),
+            ..Flags::default()
+        };
+        let mut e = bmo_env();
+        e.insert("METALHOST_IRONIC_PASSWORD".into(), "pw".into());
+        let s = resolve(&flags, &e, &bmo_files()).unwrap();
+        assert_eq!(s.ironic.url, "https://mine:6385");
+        assert_eq!(s.ironic.basic_auth, Some(("me".into(), "pw".into())));
+        assert_eq!(s.ironic.ca_file.as_deref(), Some(Path::new("/etc/mine/ca.crt")));
+        assert_eq!(s.defaults.deploy_kernel.as_deref(), Some("http://k"));
+        assert_eq!(s.defaults.boot_persistence, Some(BootPersistence::Always));
+        assert_eq!(s.concurrency, 7);
+        // the password file wins over the variable
+        let flags = Flags { ironic_password_file: Some("/p".into()), ..flags };
+        let s = resolve(&flags, &e, &files(&[("/p", "from-file\nignored")])).unwrap();
+        assert_eq!(s.ironic.basic_auth, Some(("me".into(), "from-file".into())));
+        let flags = Flags { ironic_password_file: None, ..flags };
+        let err = resolve(&flags, &env(&[]), &files(&[])).unwrap_err();
+        assert!(err.to_string().contains("needs a password"), "{err}");
+    }
+
+    #[test]
+    fn bmo_auth_root_ca_file_and_insecure() {
+        let e = env(&[
+            ("METAL3_AUTH_ROOT_DIR", "/auth"),
+            ("IRONIC_CACERT_FILE", "/certs/ca.pem"),
+            ("IRONIC_INSECURE", "TRUE"),
+        ]);
+        let f =
+            files(&[("/auth/ironic/username", "u"), ("/auth/ironic/password", "p"), ("/certs/ca.pem", "x")]);
+        let s = resolve(&Flags::default(), &e, &f).unwrap();
+        assert_eq!(s.ironic.basic_auth, Some(("u".into(), "p".into())));
+        assert_eq!(s.ironic.ca_file.as_deref(), Some(Path::new("/certs/ca.pem")));
+        assert!(s.ironic.insecure);
+        // a CA file that is not there is ignored, as BMO does, with a warning
+        let s = resolve(&Flags::default(), &e, &files(&[])).unwrap();
+        assert_eq!(s.ironic.ca_file, None);
+        assert!(s.warnings.iter().any(|w| w.contains("/certs/ca.pem")), "{:?}", s.warnings);
+        let s = resolve(&Flags::default(), &env(&[("IRONIC_INSECURE", "false")]), &files(&[])).unwrap();
+        assert!(!s.ironic.insecure);
+    }
+
+    #[test]
+    fn half_a_credential_or_an_empty_one_is_refused() {
+        let e = env(&[]);
+        let err =
+            resolve(&Flags::default(), &e, &files(&[("/opt/metal3/auth/ironic/username", "u")])).unwrap_err();
+        assert!(err.to_string().contains("/opt/metal3/auth/ironic/password"), "{err}");
+        let f =
+            files(&[("/opt/metal3/auth/ironic/username", "u"), ("/opt/metal3/auth/ironic/password", " \n")]);
+        let err = resolve(&Flags::default(), &e, &f).unwrap_err();
+        assert!(err.to_string().contains("empty HTTP Basic Auth password"), "{err}");
+    }
+
+    #[test]
+    fn credentials_in_the_endpoint_move_to_basic_auth() {
+        let e = env(&[("IRONIC_ENDPOINT", "https://us%40r:p%3Ass@ironic:6385/v1/")]);
+        let s = resolve(&Flags::default(), &e, &files(&[])).unwrap();
+        assert_eq!(s.ironic.url, "https://ironic:6385/v1/");
+        assert_eq!(s.ironic.basic_auth, Some(("us@r".into(), "p:ss".into())));
+        assert!(!s.describe().join("\n").contains("p:ss"));
+        assert_eq!(split_userinfo("http://h:1/a@b"), ("http://h:1/a@b".to_string(), None));
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        let cases = [
+            ("BMO_CONCURRENCY", "many"),
+            ("PROVISIONING_LIMIT", "-1"),
+            ("LIVE_ISO_FORCE_PERSISTENT_BOOT_DEVICE", "always"),
+        ];
+        for (name, value) in cases {
+            let err = resolve(&Flags::default(), &env(&[(name, value)]), &files(&[])).unwrap_err();
+            assert!(err.to_string().starts_with(&format!("{name}='{value}'")), "{err}");
+        }
+        let err =
+            resolve(&Flags::default(), &env(&[("DEPLOY_RAMDISK_URL", "http://r")]), &files(&[])).unwrap_err();
+        assert!(err.to_string().contains("only be set together"), "{err}");
+        // BMO: a concurrency of 0 or less means the default
+        let s = resolve(&Flags::default(), &env(&[("BMO_CONCURRENCY", "0")]), &files(&[])).unwrap();
+        assert_eq!(s.concurrency, DEFAULT_CONCURRENCY);
+    }
+
+    #[test]
+    fn unused_bmo_settings_are_reported() {
+        let e = env(&[("DEPLOY_ISO_URL", "http://i/agent.iso"), ("PROVISIONING_LIMIT", "5")]);
+        let f = files(&[(BMO_CLIENT_CERT_FILE, "x")]);
+        let s = resolve(&Flags::default(), &e, &f).unwrap();
+        assert_eq!(s.deploy_iso.as_deref(), Some("http://i/agent.iso"));
+        let warnings = s.warnings.join("\n");
+        for word in ["DEPLOY_ISO_URL", "PROVISIONING_LIMIT=5", "mTLS"] {
+            assert!(warnings.contains(word), "{word}: {warnings}");
+        }
+    }
+}
