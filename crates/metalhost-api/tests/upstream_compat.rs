@@ -1,4 +1,5 @@
-//! Compatibility with upstream metal3: every manifest under `../shared/metal3/` round-trips through
+//! Compatibility with upstream metal3: every manifest of the pinned upstream copy
+//! (`tests/data/upstream/`, see its SOURCES.md) round-trips through
 //! the Rust types with no field lost, and the CRD generated from the Rust types has every property
 //! of upstream's CRD with the same type and enum values.
 
@@ -9,8 +10,9 @@ use metalhost_api::BareMetalHost;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+/// The pinned copy of upstream's CRD, sample and examples (never `../shared`).
 fn shared() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/metal3")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/upstream")
 }
 
 fn yaml_docs(path: &PathBuf) -> Vec<Value> {

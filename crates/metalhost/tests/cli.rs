@@ -43,7 +43,7 @@ fn validate_prints_one_line_per_violation_and_fails() {
 
 #[test]
 fn validate_refuses_what_upstream_refuses_and_passes_a_clean_host() {
-    let shared = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/metal3/examples/example-host.yaml");
+    let shared = concat!(env!("CARGO_MANIFEST_DIR"), "/../metalhost-api/tests/data/upstream/examples/example-host.yaml");
     let (code, stdout, stderr) = metalhost(&["validate", shared]);
     // upstream's example is an IPMI host without bootMACAddress: upstream's webhook refuses it too
     assert_eq!(code, 1, "{stdout}{stderr}");
