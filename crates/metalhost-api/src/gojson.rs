@@ -309,8 +309,8 @@ fn walk(value: &Value, schema: &Value, root: &str, path: &str) -> Result<(), Str
             match schema.get("properties").and_then(Value::as_object) {
                 Some(props) => {
                     for (k, v) in map {
-                        match props.get(k) {
-                            Some(sub) => walk(v, sub, root, &join(k))?,
+                        match field(props, k) {
+                            Some((name, sub)) => walk(v, sub, root, &join(name))?,
                             None => return Err(format!("json: unknown field \"{k}\"")),
                         }
                     }
@@ -337,4 +337,22 @@ fn walk(value: &Value, schema: &Value, root: &str, path: &str) -> Result<(), Str
         _ => {}
     }
     Ok(())
+}
+
+/// The schema property a JSON key sets: as Go matches keys to struct fields, the exact name first,
+/// else one that differs only in case.
+pub(crate) fn field<'a>(
+    props: &'a serde_json::Map<String, Value>,
+    key: &str,
+) -> Option<(&'a str, &'a Value)> {
+    props
+        .get_key_value(key)
+        .or_else(|| props.iter().find(|(name, _)| name.eq_ignore_ascii_case(key)))
+        .map(|(name, value)| (name.as_str(), value))
+}
+
+/// The value of `name` in a decoded object, with Go's case-insensitive key matching.
+pub(crate) fn get<'a>(object: &'a Value, name: &str) -> Option<&'a Value> {
+    let map = object.as_object()?;
+    map.get(name).or_else(|| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))
 }

@@ -368,7 +368,7 @@ fn status_annotation(value: &str) -> Result<(), String> {
     for (field, allowed) in
         [("operationalStatus", STATUS_OPERATIONAL_ALLOWED), ("errorType", STATUS_ERROR_TYPE_ALLOWED)]
     {
-        let got = status.get(field).and_then(Value::as_str).unwrap_or("");
+        let got = crate::gojson::get(&status, field).and_then(Value::as_str).unwrap_or("");
         if !allowed.contains(&got) {
             return Err(format!("invalid {field} '{got}' in the {STATUS_ANNOTATION} annotation"));
         }
@@ -387,14 +387,14 @@ fn reboot_annotation(value: &str) -> Result<(), String> {
     let known: serde_json::Map<String, Value> = match &args {
         Value::Object(map) => map
             .iter()
-            .filter(|(k, _)| ["mode", "force"].contains(&k.as_str()))
+            .filter(|(k, _)| ["mode", "force"].iter().any(|f| f.eq_ignore_ascii_case(k)))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         _ => serde_json::Map::new(),
     };
     let checked = if args.is_object() { Value::Object(known) } else { args.clone() };
     crate::gojson::check_fields(&checked, &schema, "RebootAnnotationArguments").map_err(fail)?;
-    let mode = args.get("mode").and_then(Value::as_str).unwrap_or("");
+    let mode = crate::gojson::get(&args, "mode").and_then(Value::as_str).unwrap_or("");
     if !["hard", "soft", ""].contains(&mode) {
         return Err(format!(
             "invalid mode in the {REBOOT_ANNOTATION} annotation, allowed are \"hard\", \"soft\" or \"\""

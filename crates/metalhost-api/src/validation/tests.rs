@@ -455,6 +455,16 @@ fn annotation_rules() {
         ),
         annotated("empty reboot annotation", "  annotations: {reboot.metal3.io: ''}\n", vec![]),
         annotated(
+            "reboot annotation keys match in any case, as Go's",
+            "  annotations: {reboot.metal3.io: '{\"Mode\": \"later\"}'}\n",
+            vec!["metadata.annotations[reboot.metal3.io]: invalid mode in the reboot.metal3.io annotation, allowed are \"hard\", \"soft\" or \"\""],
+        ),
+        annotated(
+            "status annotation keys match in any case, as Go's",
+            "  annotations: {baremetalhost.metal3.io/status: '{\"OperationalStatus\": \"OK\", \"poweredon\": true}'}\n",
+            vec![],
+        ),
+        annotated(
             "reboot annotation with a bad mode",
             "  annotations: {reboot.metal3.io: '{\"mode\": \"gentle\"}'}\n",
             vec![
