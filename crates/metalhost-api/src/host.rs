@@ -1022,7 +1022,8 @@ impl Resource for BareMetalHost {
 }
 
 /// The CustomResourceDefinition of BareMetalHost, generated from the Rust types, shaped like
-/// upstream's: no required `spec`, and apiVersion/kind/metadata listed.
+/// upstream's: no required `spec`, apiVersion/kind/metadata listed, and the schema keywords
+/// upstream's kubebuilder markers give (see [`upstream_keywords`]).
 pub fn crd() -> CustomResourceDefinition {
     let mut crd = BareMetalHostSchema::crd();
     for version in &mut crd.spec.versions {
@@ -1039,8 +1040,149 @@ pub fn crd() -> CustomResourceDefinition {
                 .entry(name.to_string())
                 .or_insert_with(|| JSONSchemaProps { type_: Some(ty.into()), ..Default::default() });
         }
+        let mut value = serde_json::to_value(&*schema).expect("a schema serializes");
+        upstream_keywords(&mut value);
+        *schema = serde_json::from_value(value).expect("the reshaped schema is a schema");
     }
     crd
+}
+
+/// Keywords the generator adds that upstream's schema does not have: `nullable` on every
+/// optional field, formats and minimums of Rust integer types, defaults from `#[serde(default)]`.
+const GENERATED_KEYWORDS: &[&str] = &["nullable", "default", "format", "minimum", "maximum", "title"];
+
+/// Paths (`.spec.raid` style, `[]` for list items) of the RAID layout, which upstream has twice.
+const RAID_AT: &[&str] = &[".spec.raid", ".status.provisioning.raid"];
+
+/// The schema keywords of upstream's kubebuilder markers and Kubernetes types, by path.
+fn upstream_keyword_table() -> Vec<(String, &'static str, serde_json::Value)> {
+    use serde_json::json;
+    const MAC: &str = "[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}";
+    const MAC_ANCHORED: &str = "^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$";
+    let mut table: Vec<(String, &'static str, serde_json::Value)> = vec![
+        (".spec".into(), "required", json!(["online"])),
+        (".spec.automatedCleaningMode".into(), "default", json!("metadata")),
+        (".spec.bootMACAddress".into(), "pattern", json!(MAC)),
+        (".spec.networkInterfaces[].macAddress".into(), "pattern", json!(MAC_ANCHORED)),
+        (".spec.networkInterfaces[].name".into(), "pattern", json!("^[a-zA-Z0-9._-]+$")),
+        (".spec.networkInterfaces[].switchPort.switchID".into(), "pattern", json!(MAC_ANCHORED)),
+        (".spec.rootDeviceHints.minSizeGigabytes".into(), "minimum", json!(0)),
+        (".status.provisioning.rootDeviceHints.minSizeGigabytes".into(), "minimum", json!(0)),
+        (".spec.taints[].timeAdded".into(), "format", json!("date-time")),
+        (
+            ".status".into(),
+            "required",
+            json!([
+                "errorCount",
+                "errorMessage",
+                "operationalStatus",
+                "poweredOn",
+                "provisioning",
+                "provisioningFailCount"
+            ]),
+        ),
+        (".status.errorCount".into(), "default", json!(0)),
+        (".status.provisioningFailCount".into(), "default", json!(0)),
+        (".status.provisioning".into(), "required", json!(["ID", "state"])),
+        (".status.lastUpdated".into(), "format", json!("date-time")),
+        (".status.conditions".into(), "x-kubernetes-list-type", json!("map")),
+        (".status.conditions".into(), "x-kubernetes-list-map-keys", json!(["type"])),
+        (".status.conditions".into(), "maxItems", json!(32)),
+        (
+            ".status.conditions[]".into(),
+            "required",
+            json!(["lastTransitionTime", "message", "reason", "status", "type"]),
+        ),
+        (".status.conditions[].lastTransitionTime".into(), "format", json!("date-time")),
+        (".status.conditions[].message".into(), "maxLength", json!(32768)),
+        (".status.conditions[].observedGeneration".into(), "format", json!("int64")),
+        (".status.conditions[].observedGeneration".into(), "minimum", json!(0)),
+        (".status.conditions[].reason".into(), "pattern", json!("^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")),
+        (".status.conditions[].reason".into(), "maxLength", json!(1024)),
+        (".status.conditions[].reason".into(), "minLength", json!(1)),
+        (
+            ".status.conditions[].type".into(),
+            "pattern",
+            json!(
+                r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$"
+            ),
+        ),
+        (".status.conditions[].type".into(), "maxLength", json!(316)),
+        (".status.hardware.cpu.clockMegahertz".into(), "format", json!("double")),
+        (".status.hardware.nics[].mac".into(), "pattern", json!(MAC)),
+        (".status.hardware.storage[].sizeBytes".into(), "format", json!("int64")),
+    ];
+    for path in [".status.hardware.nics[].vlanId", ".status.hardware.nics[].vlans[].id"] {
+        table.push((path.into(), "format", json!("int32")));
+        table.push((path.into(), "minimum", json!(0)));
+        table.push((path.into(), "maximum", json!(4094)));
+    }
+    for path in [".spec.userData", ".spec.networkData", ".spec.metaData", ".spec.consumerRef"]
+        .into_iter()
+        .chain([".status.goodCredentials.credentials", ".status.triedCredentials.credentials"])
+    {
+        table.push((path.into(), "x-kubernetes-map-type", json!("atomic")));
+    }
+    for operation in ["register", "inspect", "provision", "deprovision"] {
+        for end in ["start", "end"] {
+            let path = format!(".status.operationHistory.{operation}.{end}");
+            table.push((path.clone(), "format", json!("date-time")));
+            table.push((path, "nullable", json!(true)));
+        }
+    }
+    for raid in RAID_AT {
+        table.push((format!("{raid}.hardwareRAIDVolumes"), "nullable", json!(true)));
+        table.push((format!("{raid}.softwareRAIDVolumes"), "nullable", json!(true)));
+        table.push((format!("{raid}.softwareRAIDVolumes"), "maxItems", json!(2)));
+        table.push((format!("{raid}.softwareRAIDVolumes[].physicalDisks"), "minItems", json!(2)));
+        table.push((
+            format!("{raid}.softwareRAIDVolumes[].physicalDisks[].minSizeGigabytes"),
+            "minimum",
+            json!(0),
+        ));
+        table.push((format!("{raid}.softwareRAIDVolumes[].rootVolume"), "default", json!(false)));
+        table.push((format!("{raid}.softwareRAIDVolumes[].sizeGibibytes"), "minimum", json!(0)));
+        table.push((format!("{raid}.hardwareRAIDVolumes[].sizeGibibytes"), "minimum", json!(0)));
+        table.push((format!("{raid}.hardwareRAIDVolumes[].numberOfPhysicalDisks"), "minimum", json!(1)));
+    }
+    table
+}
+
+/// Reshapes the generated schema into upstream's: drops [`GENERATED_KEYWORDS`] everywhere, then
+/// sets the keywords of [`upstream_keyword_table`].
+fn upstream_keywords(schema: &mut serde_json::Value) {
+    fn strip(node: &mut serde_json::Value) {
+        let Some(map) = node.as_object_mut() else { return };
+        for key in GENERATED_KEYWORDS {
+            map.remove(*key);
+        }
+        if let Some(serde_json::Value::Object(props)) = map.get_mut("properties") {
+            props.values_mut().for_each(strip);
+        }
+        if let Some(items) = map.get_mut("items") {
+            strip(items);
+        }
+    }
+    fn at<'a>(node: &'a mut serde_json::Value, path: &str) -> &'a mut serde_json::Value {
+        let mut node = node;
+        for part in path.split('.').skip(1) {
+            let (name, lists) = (part.trim_end_matches("[]"), part.matches("[]").count());
+            node = node
+                .get_mut("properties")
+                .and_then(|p| p.get_mut(name))
+                .unwrap_or_else(|| panic!("upstream keyword path {path}: no {name}"));
+            for _ in 0..lists {
+                node = node
+                    .get_mut("items")
+                    .unwrap_or_else(|| panic!("upstream keyword path {path}: not a list"));
+            }
+        }
+        node
+    }
+    strip(schema);
+    for (path, key, value) in upstream_keyword_table() {
+        at(schema, &path)[key] = value;
+    }
 }
 
 impl BareMetalHost {

@@ -6,6 +6,8 @@
 
 pub mod bmc;
 pub mod extensions;
+mod gojson;
+mod gourl;
 pub mod host;
 pub mod image;
 pub mod secret;

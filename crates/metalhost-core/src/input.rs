@@ -41,6 +41,8 @@ pub enum BmcProblem {
 }
 
 /// A host's BMC as resolved for one reconcile.
+// One value per host and reconcile, never stored in bulk: boxing `Ready` would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Bmc {
     /// The host has no `spec.bmc`: it stays unmanaged.

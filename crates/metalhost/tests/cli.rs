@@ -18,7 +18,7 @@ fn validate_prints_one_line_per_violation_and_fails() {
     std::fs::write(
         &file,
         "kind: BareMetalHost\nmetadata: {name: bad}\nspec:\n  online: false\n  disablePowerOff: true\n  \
-         bmc: {address: 'ipmi://bmc', credentialsName: c}\n  image: {url: 'http://h/d.qcow2', format: qcow2}\n---\n\
+         bmc: {address: 'libvirt://bmc', credentialsName: c}\n  image: {url: 'http://h/d.qcow2', format: qcow2}\n---\n\
          kind: BareMetalHost\nmetadata: {name: good}\nspec:\n  online: true\n  \
          bmc: {address: 'redfish-virtualmedia://bmc/redfish/v1/Systems/1', credentialsName: c}\n  \
          image: {url: 'http://h/a.iso', format: live-iso}\n",
@@ -30,10 +30,10 @@ fn validate_prints_one_line_per_violation_and_fails() {
     assert_eq!(
         stdout.lines().collect::<Vec<_>>(),
         [
-            format!("{f}: default/bad: spec.bootMACAddress: BMC driver ipmi requires a BootMACAddress value"),
             format!(
-                "{f}: default/bad: spec.image.checksum: checksum is required for normal images (a qcow2 image; only live-iso and oci:// images may omit it)"
+                "{f}: default/bad: spec.bootMACAddress: BMC driver libvirt requires a BootMACAddress value"
             ),
+            format!("{f}: default/bad: spec.image.checksum: checksum is required for normal images"),
             format!(
                 "{f}: default/bad: spec.disablePowerOff: node can't simultaneously have online set to false and have power off disabled"
             ),
@@ -43,12 +43,21 @@ fn validate_prints_one_line_per_violation_and_fails() {
 
 #[test]
 fn validate_refuses_what_upstream_refuses_and_passes_a_clean_host() {
-    let shared = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/metal3/examples/example-host.yaml");
+    let shared = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../metalhost-api/tests/data/upstream/examples/example-host.yaml"
+    );
     let (code, stdout, stderr) = metalhost(&["validate", shared]);
-    // upstream's example is an IPMI host without bootMACAddress: upstream's webhook refuses it too
-    assert_eq!(code, 1, "{stdout}{stderr}");
+    // upstream's example is an IPMI host without bootMACAddress: upstream's webhook admits it
+    // (inspection finds the MAC)
+    assert_eq!((code, stdout.as_str()), (0, ""), "{stderr}");
+    let dir = tempfile::tempdir().unwrap();
+    let libvirt = dir.path().join("libvirt.yaml");
+    std::fs::write(&libvirt, "kind: BareMetalHost\nmetadata: {name: vm}\nspec: {online: true, bmc: {address: 'libvirt://192.168.122.1:6233', credentialsName: c}}\n").unwrap();
+    let (code, stdout, _) = metalhost(&["validate", libvirt.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stdout}");
     assert!(
-        stdout.contains("spec.bootMACAddress: BMC driver ipmi requires a BootMACAddress value"),
+        stdout.contains("spec.bootMACAddress: BMC driver libvirt requires a BootMACAddress value"),
         "{stdout}"
     );
     let dir = tempfile::tempdir().unwrap();

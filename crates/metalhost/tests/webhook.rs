@@ -76,7 +76,7 @@ async fn admission_reviews_over_https() {
     assert_eq!(
         answer["response"]["status"]["message"],
         "spec.bmc.address: Unknown BMC type 'foo' for address foo://bmc; \
-         spec.image.checksum: checksum is required for normal images (a qcow2 image; only live-iso and oci:// images may omit it); \
+         spec.image.checksum: checksum is required for normal images; \
          spec.disablePowerOff: node can't simultaneously have online set to false and have power off disabled"
     );
 
