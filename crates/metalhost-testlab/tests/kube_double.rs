@@ -358,3 +358,15 @@ fn the_request_log_names_verbs_resources_and_subresources_for_rbac() {
     double.reset_requests();
     assert!(double.requests().is_empty());
 }
+
+#[test]
+fn a_dry_run_answers_without_storing_anything() {
+    let double = KubeDouble::start();
+    let r = double.create(&format!("{BMHS}?dryRun=All"), &bmh("h"));
+    assert_eq!(r.status, 201);
+    assert_eq!(double.get(&format!("{BMHS}/h")).status, 404);
+    let before = created(&double, "h");
+    let r = double.patch(&format!("{BMHS}/h?dryRun=All"), PatchType::Merge, &json!({"spec": {"online": false}}));
+    assert_eq!(r.json()["spec"]["online"], false);
+    assert_eq!(double.get(&format!("{BMHS}/h")).json(), before);
+}
