@@ -256,6 +256,9 @@ pub struct KubeDouble {
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
+/// The User-Agent of the handle's own requests (to tell them apart in the request log).
+pub const USER_AGENT: &str = "metalhost-testlab";
+
 /// Reads can block (a watch waiting for an event); this bounds a test that would hang on a bug.
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -425,7 +428,7 @@ impl KubeDouble {
         let mut stream = self.connect();
         write!(
             stream,
-            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\nUser-Agent: {USER_AGENT}\r\n\r\n",
             self.info.port
         )
         .expect("send watch");
@@ -456,7 +459,7 @@ impl KubeDouble {
         let mut stream = self.connect();
         let body = body.unwrap_or_default();
         let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\nUser-Agent: metalhost-testlab\r\n\
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\nUser-Agent: {USER_AGENT}\r\n\
              Content-Length: {}\r\n",
             self.info.port,
             body.len()

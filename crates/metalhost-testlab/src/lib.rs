@@ -12,7 +12,7 @@ use serde::Deserialize;
 mod kube_double;
 pub use kube_double::{
     KubeDouble, KubeDoubleInfo, PatchType, RbacAttributes, RbacRules, RequestRecord, Response, StoredObject,
-    WatchStream, rbac_attributes,
+    USER_AGENT, WatchStream, rbac_attributes,
 };
 
 /// One emulated server of the Redfish BMC.

@@ -366,7 +366,8 @@ fn a_dry_run_answers_without_storing_anything() {
     assert_eq!(r.status, 201);
     assert_eq!(double.get(&format!("{BMHS}/h")).status, 404);
     let before = created(&double, "h");
-    let r = double.patch(&format!("{BMHS}/h?dryRun=All"), PatchType::Merge, &json!({"spec": {"online": false}}));
+    let r =
+        double.patch(&format!("{BMHS}/h?dryRun=All"), PatchType::Merge, &json!({"spec": {"online": false}}));
     assert_eq!(r.json()["spec"]["online"], false);
     assert_eq!(double.get(&format!("{BMHS}/h")).json(), before);
 }
