@@ -176,7 +176,7 @@ impl RbacRules {
                 && any(&rule.api_groups, &a.api_group)
                 && any(&rule.resources, &resource)
                 && any(&rule.verbs, &a.verb)
-                && (rule.resource_names.is_empty() || rule.resource_names.iter().any(|n| *n == record.name))
+                && (rule.resource_names.is_empty() || rule.resource_names.contains(&record.name))
         })
     }
 }
