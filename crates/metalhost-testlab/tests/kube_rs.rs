@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -143,4 +143,46 @@ async fn kube_lease_manager_acquires_a_lease() {
         .into_iter()
         .collect();
     assert!(verbs.iter().all(|v| !v.ends_with(" 500")), "{verbs:?}");
+}
+
+/// The next object the watcher applies whose name is `name` (errors, which the watcher recovers
+/// from by itself, are skipped).
+async fn wait_for(
+    stream: &mut (impl futures::Stream<Item = Result<DynamicObject, watcher::Error>> + Unpin),
+    name: &str,
+) {
+    tokio::time::timeout(HANG_GUARD, async {
+        while let Some(item) = stream.next().await {
+            if item.is_ok_and(|o| o.metadata.name.as_deref() == Some(name)) {
+                return;
+            }
+        }
+        panic!("watch stream ended");
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the watcher never saw {name}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_rs_rewatches_after_a_closed_stream_and_relists_after_410_gone() {
+    let double = KubeDouble::start();
+    let client = client(&double).await;
+    let api = hosts(&client);
+    let mut stream = std::pin::pin!(watcher(api.clone(), watcher::Config::default()).applied_objects());
+    api.create(&PostParams::default(), &host("a")).await.expect("create");
+    wait_for(&mut stream, "a").await;
+
+    double.close_watches();
+    api.create(&PostParams::default(), &host("b")).await.expect("create");
+    wait_for(&mut stream, "b").await;
+
+    // the change to "c" is forgotten before the open watch can deliver it: 410, then a new list
+    double.pause_watches();
+    api.create(&PostParams::default(), &host("c")).await.expect("create");
+    double.compact();
+    double.resume_watches();
+    wait_for(&mut stream, "c").await;
+    let lists =
+        double.requests().iter().filter(|r| r.verb == "list" && r.resource == "baremetalhosts").count();
+    assert_eq!(lists, 2, "one initial list, one after 410 Gone");
 }
