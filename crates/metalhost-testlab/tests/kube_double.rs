@@ -371,3 +371,27 @@ fn a_dry_run_answers_without_storing_anything() {
     assert_eq!(r.json()["spec"]["online"], false);
     assert_eq!(double.get(&format!("{BMHS}/h")).json(), before);
 }
+
+#[test]
+fn managed_fields_written_by_a_client_replace_the_tracked_ownership() {
+    let double = KubeDouble::start();
+    created(&double, "h");
+    let apply = |manager: &str, powered: bool, force: bool| {
+        let body = json!({"apiVersion": "metal3.io/v1alpha1", "kind": "BareMetalHost", "metadata": {"name": "h"},
+                          "status": {"poweredOn": powered}});
+        double.patch(
+            &format!("{BMHS}/h/status?fieldManager={manager}&force={force}"),
+            PatchType::Apply,
+            &body,
+        )
+    };
+    assert_eq!(apply("a", true, true).status, 200);
+    assert_eq!(apply("b", false, false).status, 409, "a owns status.poweredOn");
+    let r = double.patch(
+        &format!("{BMHS}/h"),
+        PatchType::Json,
+        &json!([{"op": "replace", "path": "/metadata/managedFields", "value": []}]),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(apply("b", false, false).status, 200, "nobody owns it any more");
+}
