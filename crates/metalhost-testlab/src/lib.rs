@@ -1,12 +1,19 @@
 //! The loopback lab for tests and benchmarks: a real Ironic, a real Redfish BMC emulator
 //! (sushy-tools, fake driver) and HTTP servers, started by the repo's `scripts/lab` on free
-//! 127.0.0.1 ports and stopped (by PID) when the [`Lab`] is dropped.
+//! 127.0.0.1 ports and stopped (by PID) when the [`Lab`] is dropped. Also [`KubeDouble`], a
+//! stateful Kubernetes API-server double (`scripts/kube-double`) for the Kubernetes runtime.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde::Deserialize;
+
+mod kube_double;
+pub use kube_double::{
+    KubeDouble, KubeDoubleInfo, PatchType, RbacAttributes, RbacRules, RequestRecord, Response, StoredObject,
+    USER_AGENT, WatchStream, rbac_attributes,
+};
 
 /// One emulated server of the Redfish BMC.
 #[derive(Debug, Clone, Deserialize)]
