@@ -134,7 +134,7 @@ struct PolicyRule {
     resource_names: Vec<String>,
 }
 
-/// The rules of every ClusterRole and Role in a manifest (e.g. `config/rbac.yaml`), to check the
+/// The rules of every ClusterRole and Role in a manifest (e.g. `config/base/rbac.yaml`), to check the
 /// double's request log against. Bindings are not followed: every role counts as granted.
 #[derive(Debug, Clone, Default)]
 pub struct RbacRules {

@@ -1,7 +1,7 @@
 //! The real `metalhost run --kube` binary against the API-server double: it takes the leader
 //! Lease, adds its finalizer to a BareMetalHost created as kubectl would, writes a status through
 //! the status subresource and publishes an Event, and every request it makes is one
-//! `config/rbac.yaml` grants. Ironic is a dead port (127.0.0.1:9): only the Kubernetes side is
+//! `config/base/rbac.yaml` grants. Ironic is a dead port (127.0.0.1:9): only the Kubernetes side is
 //! under test here.
 
 use std::path::PathBuf;
@@ -143,7 +143,7 @@ fn metalhost_run_kube_leads_adds_its_finalizer_writes_status_and_stays_within_rb
     );
 
     let rules = RbacRules::from_yaml(
-        &std::fs::read_to_string(repo_root().join("config/rbac.yaml")).expect("config/rbac.yaml"),
+        &std::fs::read_to_string(repo_root().join("config/base/rbac.yaml")).expect("config/base/rbac.yaml"),
     );
     let theirs: Vec<_> =
         double.requests().into_iter().filter(|r| r.user_agent != metalhost_testlab::USER_AGENT).collect();
@@ -160,7 +160,7 @@ fn metalhost_run_kube_leads_adds_its_finalizer_writes_status_and_stays_within_rb
             )
         })
         .collect();
-    assert!(refused.is_empty(), "requests config/rbac.yaml does not grant: {refused:#?}");
+    assert!(refused.is_empty(), "requests config/base/rbac.yaml does not grant: {refused:#?}");
     let failed: Vec<String> = theirs
         .iter()
         .filter(|r| r.code >= 400 && !(r.code == 404 && r.resource == "leases" && r.verb == "get"))

@@ -153,11 +153,11 @@ async fn first_reconcile_adds_the_finalizer_and_nothing_else() {
     let (ctx, mut handle) = context(&ironic);
     let h = host(json!({}), redfish_spec("bmc"), Value::Null);
     let server = tokio::spawn(async move {
-        // a JSON patch that fails if the list changed meanwhile: no other finalizer can be lost
+        // a JSON patch that fails if the object changed meanwhile: no other finalizer can be lost
         let body = expect(&mut handle, "PATCH", HOSTS, StatusCode::OK, json!({})).await;
         assert_eq!(
             body,
-            json!([{"op": "test", "path": "/metadata/finalizers", "value": null},
+            json!([{"op": "test", "path": "/metadata/resourceVersion", "value": "1"},
                    {"op": "add", "path": "/metadata/finalizers", "value": ["baremetalhost.metal3.io"]}])
         );
         handle

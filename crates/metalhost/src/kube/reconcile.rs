@@ -29,8 +29,11 @@ pub async fn reconcile(host: Arc<BareMetalHost>, ctx: Arc<Context>) -> Result<Ac
 fn add_finalizer(host: &BareMetalHost) -> Result<json_patch::Patch, Error> {
     let finalizers = host.metadata.finalizers.clone().unwrap_or_default();
     let ops = if finalizers.is_empty() {
+        // no list to compare: the object's version guards it (a missing key tested against null
+        // passes in the API server's json-patch but not in every RFC 6902 implementation)
+        let version = host.metadata.resource_version.clone().unwrap_or_default();
         json!([
-            {"op": "test", "path": "/metadata/finalizers", "value": null},
+            {"op": "test", "path": "/metadata/resourceVersion", "value": version},
             {"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]},
         ])
     } else {
