@@ -8,6 +8,8 @@ pub mod bmc;
 pub mod extensions;
 pub mod host;
 pub mod image;
+pub mod names;
+pub mod redact;
 pub mod secret;
 pub mod validation;
 
