@@ -8,7 +8,9 @@ mod client;
 mod error;
 mod types;
 
-pub use client::{Client, ClientConfig, MAX_API_VERSION, MIN_API_VERSION, RequestObserver, endpoint};
-pub use error::Error;
+pub use client::{
+    Client, ClientConfig, MAX_API_VERSION, MAX_RESPONSE_BYTES, MIN_API_VERSION, RequestObserver, endpoint,
+};
+pub use error::{Error, MAX_ERROR_CHARS};
 pub use json_patch::Patch;
 pub use types::*;
