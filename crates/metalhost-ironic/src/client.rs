@@ -195,6 +195,10 @@ impl Client {
                 req = req.json(body);
             }
             self.requests.fetch_add(1, Ordering::Relaxed);
+            // what was asked and answered, for tracing faults (the crash tests read these lines);
+            // never the body, which may hold BMC credentials
+            let target = body.and_then(|b| b.get("target")).and_then(Value::as_str).unwrap_or("");
+            debug!(method = %method, path, target, "Ironic request");
             let observe = |code: u16| {
                 if let Some(observer) = &self.observer {
                     observer(method.as_str(), &endpoint(path), code);
@@ -206,6 +210,7 @@ impl Client {
             })?;
             let status = resp.status();
             observe(status.as_u16());
+            debug!(method = %method, path, status = status.as_u16(), "Ironic answered");
             let text = read_body(resp, &method, path, &url).await?;
             let retry = status == StatusCode::SERVICE_UNAVAILABLE
                 || (status == StatusCode::CONFLICT && text.contains("locked"));
