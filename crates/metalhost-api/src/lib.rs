@@ -10,6 +10,8 @@ mod gojson;
 mod gourl;
 pub mod host;
 pub mod image;
+pub mod names;
+pub mod redact;
 pub mod secret;
 pub mod validation;
 

@@ -12,13 +12,17 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 use tracing::debug;
 
-use crate::error::{Error, fault_string};
+use crate::error::{Error, fault_string, truncate};
 use crate::types::*;
 
 /// The oldest API version metalhost works with: virtual media attach/detach arrived in 1.89.
 pub const MIN_API_VERSION: (u32, u32) = (1, 89);
 /// The newest API version metalhost asks for (Ironic 39's newest; what the tests run against).
 pub const MAX_API_VERSION: (u32, u32) = (1, 115);
+
+/// The largest answer read from Ironic (a page of 1000 nodes is well under 1 MiB); a larger one is
+/// refused with [`Error::TooLarge`], never held in memory whole.
+pub const MAX_RESPONSE_BYTES: u64 = 8 * 1024 * 1024;
 
 const VERSION_HEADER: &str = "X-OpenStack-Ironic-API-Version";
 const RETRIES: u32 = 4;
@@ -51,7 +55,9 @@ pub fn base_url(url: &str) -> &str {
 /// How to reach Ironic.
 #[derive(Clone)]
 pub struct ClientConfig {
-    /// Base URL, e.g. `http://127.0.0.1:6385`.
+    /// Base URL, e.g. `http://127.0.0.1:6385`. Userinfo in it (`http://user:pass@host`) is taken
+    /// as basic auth (unless `basic_auth` is set) and removed from the URL the client keeps, so
+    /// that no error, log or status can show it.
     pub url: String,
     /// Per-request time-out.
     pub timeout: Duration,
@@ -68,7 +74,7 @@ pub struct ClientConfig {
 impl std::fmt::Debug for ClientConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientConfig")
-            .field("url", &self.url)
+            .field("url", &redacted(&self.url))
             .field("timeout", &self.timeout)
             .field("ca_file", &self.ca_file)
             .field("basic_auth_user", &self.basic_auth.as_ref().map(|(user, _)| user))
@@ -128,18 +134,13 @@ impl Client {
             builder = builder.danger_accept_invalid_certs(true);
         }
         let http = builder.build().map_err(|e| Error::Config(e.to_string()))?;
-        let base = base_url(&config.url).to_string();
-        if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(Error::Config(format!(
-                "Ironic URL '{}' must start with http:// or https://",
-                config.url
-            )));
-        }
+        let (base, url_auth) = split_userinfo(&config.url)?;
+        let base = base_url(&base).to_string();
         let mut client = Client {
             http,
             base,
             version: String::new(),
-            basic_auth: config.basic_auth,
+            basic_auth: config.basic_auth.or(url_auth),
             requests: Arc::new(AtomicU64::new(0)),
             observer: config.observer,
         };
@@ -203,6 +204,10 @@ impl Client {
                 req = req.json(body);
             }
             self.requests.fetch_add(1, Ordering::Relaxed);
+            // what was asked and answered, for tracing faults (the crash tests read these lines);
+            // never the body, which may hold BMC credentials
+            let target = body.and_then(|b| b.get("target")).and_then(Value::as_str).unwrap_or("");
+            debug!(method = %method, path, target, "Ironic request");
             let observe = |code: u16| {
                 if let Some(observer) = &self.observer {
                     observer(method.as_str(), &endpoint(path), code);
@@ -214,10 +219,8 @@ impl Client {
             })?;
             let status = resp.status();
             observe(status.as_u16());
-            let text = resp
-                .text()
-                .await
-                .map_err(|e| Error::Unreachable { url: url.clone(), reason: describe(&e) })?;
+            debug!(method = %method, path, status = status.as_u16(), "Ironic answered");
+            let text = read_body(resp, &method, path, &url).await?;
             let retry = status == StatusCode::SERVICE_UNAVAILABLE
                 || (status == StatusCode::CONFLICT && text.contains("locked"));
             if retry && attempt < RETRIES {
@@ -234,7 +237,7 @@ impl Client {
                 path: path.to_string(),
                 status: status.as_u16(),
                 message: fault_string(&text),
-                body: text,
+                body: truncate(&text),
             });
         }
     }
@@ -415,6 +418,81 @@ impl Client {
     }
 }
 
+/// Reads an answer's body by chunks, refusing it once it passes [`MAX_RESPONSE_BYTES`] (also when
+/// the server announces more up front).
+async fn read_body(
+    mut resp: reqwest::Response,
+    method: &Method,
+    path: &str,
+    url: &str,
+) -> Result<String, Error> {
+    let too_large = || Error::TooLarge { what: format!("{method} {path}"), limit: MAX_RESPONSE_BYTES };
+    if resp.content_length().is_some_and(|n| n > MAX_RESPONSE_BYTES) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) =
+        resp.chunk().await.map_err(|e| Error::Unreachable { url: url.to_string(), reason: describe(&e) })?
+    {
+        if (body.len() + chunk.len()) as u64 > MAX_RESPONSE_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
+/// Splits `user:password@` off an Ironic URL: the base URL to keep (no userinfo, no trailing
+/// slash) and the credentials, percent-decoded. Errors never repeat the URL's userinfo.
+fn split_userinfo(raw: &str) -> Result<(String, Option<(String, String)>), Error> {
+    let mut url =
+        url::Url::parse(raw).map_err(|e| Error::Config(format!("Ironic URL '{}': {e}", redacted(raw))))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(Error::Config(format!(
+            "Ironic URL '{}' must start with http:// or https://",
+            redacted(raw)
+        )));
+    }
+    let auth = (!url.username().is_empty() || url.password().is_some())
+        .then(|| (percent_decode(url.username()), percent_decode(url.password().unwrap_or(""))));
+    // cannot fail for http(s) URLs, which have a host
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    Ok((url.as_str().trim_end_matches('/').to_string(), auth))
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1).and_then(|b| hex(*b)), bytes.get(i + 2).and_then(|b| hex(*b))) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A URL as it may be shown: userinfo replaced by `***` (everything up to the last `@` after the
+/// scheme, so a password with a raw `/` is hidden too).
+fn redacted(raw: &str) -> String {
+    match raw.split_once("://") {
+        Some((scheme, rest)) => match rest.rfind('@') {
+            Some(at) => format!("{scheme}://***{}", &rest[at..]),
+            None => raw.to_string(),
+        },
+        None => raw.to_string(),
+    }
+}
+
 fn describe(e: &reqwest::Error) -> String {
     use std::error::Error as _;
     let mut text = e.to_string();
@@ -424,7 +502,8 @@ fn describe(e: &reqwest::Error) -> String {
         text.push_str(&s.to_string());
         source = s.source();
     }
-    text
+    // the client's URLs hold no userinfo, but what the HTTP stack says is not ours to trust
+    text.split(' ').map(redacted).collect::<Vec<_>>().join(" ")
 }
 
 /// Percent-encodes a path segment (node names may hold `~`, which is fine, but not `/` or `?`).
@@ -494,6 +573,76 @@ mod tests {
         config.basic_auth = Some(("admin".into(), "hunter2".into()));
         let text = format!("{config:?}");
         assert!(text.contains("admin") && !text.contains("hunter2"), "{text}");
+        let text = format!("{:?}", ClientConfig::new("https://admin:hunter2@ironic"));
+        assert!(text.contains("https://***@ironic") && !text.contains("hunter2"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn userinfo_in_the_url_is_basic_auth_and_never_shown() {
+        let s = server("1.115").await;
+        let with_auth = s.uri().replace("http://", "http://admin:hun%2Fter2@");
+        Mock::given(method("GET"))
+            .and(path("/v1/nodes/n1"))
+            .and(header("Authorization", "Basic YWRtaW46aHVuL3RlcjI=")) // admin:hun/ter2
+            .respond_with(ResponseTemplate::new(500).set_body_string("boom"))
+            .expect(1)
+            .mount(&s)
+            .await;
+        let c = Client::connect(ClientConfig::new(with_auth)).await.unwrap();
+        assert_eq!(c.url(), s.uri());
+        let err = c.get_node("n1").await.unwrap_err();
+        assert_eq!(err.status(), Some(500), "the credentials were sent: {err}");
+        // unreachable, unparsable, wrong scheme: the password is in no message
+        for url in ["http://admin:hunter2@127.0.0.1:9", "http://admin:hunter2@[::1", "ftp://admin:hunter2@x"]
+        {
+            let err = Client::connect(ClientConfig::new(url)).await.unwrap_err();
+            let text = format!("{err} {err:?}");
+            assert!(!text.contains("hunter2"), "{text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_oversized_answer_is_refused_not_read() {
+        let s = server("1.115").await;
+        let huge = "x".repeat(MAX_RESPONSE_BYTES as usize + 1);
+        Mock::given(method("GET"))
+            .and(path("/v1/nodes/big"))
+            .respond_with(ResponseTemplate::new(200).set_body_string(huge.clone()))
+            .mount(&s)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/v1/nodes/bigerror"))
+            .respond_with(ResponseTemplate::new(400).set_body_string(huge))
+            .mount(&s)
+            .await;
+        let c = Client::connect(ClientConfig::new(s.uri())).await.unwrap();
+        for ident in ["big", "bigerror"] {
+            let err = c.get_node(ident).await.unwrap_err();
+            assert!(matches!(err, Error::TooLarge { limit: MAX_RESPONSE_BYTES, .. }), "{err}");
+            assert_eq!(
+                err.to_string(),
+                format!("Ironic's answer to GET /v1/nodes/{ident} is over the 8388608-byte limit; not read")
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_huge_faultstring_is_cut_before_it_reaches_a_status() {
+        let s = server("1.115").await;
+        let fault = "f".repeat(1_000_000);
+        Mock::given(method("PUT"))
+            .and(path("/v1/nodes/n1/states/provision"))
+            .respond_with(
+                ResponseTemplate::new(400)
+                    .set_body_json(json!({"error_message": json!({"faultstring": fault}).to_string()})),
+            )
+            .mount(&s)
+            .await;
+        let c = Client::connect(ClientConfig::new(s.uri())).await.unwrap();
+        let err = c.set_provision_state("n1", ProvisionTarget::Active, None).await.unwrap_err();
+        let Error::Api { message, body, .. } = &err else { panic!("{err}") };
+        assert!(message.len() < 5000 && message.ends_with("cut by metalhost]"), "{}", message.len());
+        assert!(body.len() < 5000, "{}", body.len());
     }
 
     #[tokio::test]

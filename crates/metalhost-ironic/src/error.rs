@@ -20,9 +20,10 @@ pub enum Error {
         path: String,
         /// HTTP status code.
         status: u16,
-        /// Ironic's explanation (the `faultstring`, else the raw body).
+        /// Ironic's explanation (the `faultstring`, else the raw body), cut to
+        /// [`MAX_ERROR_CHARS`].
         message: String,
-        /// The whole response body, for logs.
+        /// The response body, for logs, cut to [`MAX_ERROR_CHARS`].
         body: String,
     },
     /// The server's newest API version is older than what metalhost needs.
@@ -46,6 +47,15 @@ pub enum Error {
     /// The client could not be built (bad URL, CA file).
     #[error("Ironic client configuration: {0}")]
     Config(String),
+    /// Ironic's answer was larger than metalhost reads ([`crate::MAX_RESPONSE_BYTES`]); it was
+    /// not read further.
+    #[error("Ironic's answer to {what} is over the {limit}-byte limit; not read")]
+    TooLarge {
+        /// What was asked, e.g. `GET /v1/nodes`.
+        what: String,
+        /// The limit.
+        limit: u64,
+    },
 }
 
 impl Error {
@@ -68,7 +78,19 @@ impl Error {
     }
 }
 
-/// Pulls Ironic's `faultstring` out of an error body. Ironic nests it as a JSON string inside
+/// The most characters of an error text from Ironic (a faultstring, a body, a node's
+/// `last_error`) that metalhost keeps: they end up in host statuses and logs.
+pub const MAX_ERROR_CHARS: usize = 4096;
+
+/// Cuts `text` to [`MAX_ERROR_CHARS`] characters, saying so when it does.
+pub(crate) fn truncate(text: &str) -> String {
+    match text.char_indices().nth(MAX_ERROR_CHARS) {
+        None => text.to_string(),
+        Some((end, _)) => format!("{}… [{} more bytes cut by metalhost]", &text[..end], text.len() - end),
+    }
+}
+
+/// Pulls Ironic's `faultstring` out of an error body (cut to [`MAX_ERROR_CHARS`]). Ironic nests it as a JSON string inside
 /// `error_message`; fall back to the raw body.
 pub(crate) fn fault_string(body: &str) -> String {
     let outer: Option<serde_json::Value> = serde_json::from_str(body).ok();
@@ -82,7 +104,7 @@ pub(crate) fn fault_string(body: &str) -> String {
         .as_ref()
         .and_then(|v| v.get("faultstring"))
         .and_then(|v| v.as_str())
-        .map(str::to_string)
+        .map(truncate)
         .unwrap_or_else(|| body.trim().chars().take(500).collect())
 }
 
@@ -96,6 +118,24 @@ mod tests {
         assert_eq!(fault_string(body), "Node abc could not be found.");
         assert_eq!(fault_string(r#"{"error_message": {"faultstring": "x"}}"#), "x");
         assert_eq!(fault_string("plain text\n"), "plain text");
+    }
+
+    #[test]
+    fn long_error_texts_are_cut_with_a_marker() {
+        let long = "e".repeat(100_000);
+        let body = serde_json::json!({"error_message": serde_json::json!({"faultstring": long}).to_string()});
+        let cut = fault_string(&body.to_string());
+        assert!(cut.starts_with(&"e".repeat(MAX_ERROR_CHARS)), "{}", &cut[..50]);
+        assert!(cut.ends_with("… [95904 more bytes cut by metalhost]"), "{}", &cut[cut.len() - 60..]);
+        assert_eq!(truncate("short"), "short");
+        // never cut inside a character
+        assert_eq!(
+            truncate(&"é".repeat(MAX_ERROR_CHARS + 1)).chars().filter(|c| *c == 'é').count(),
+            MAX_ERROR_CHARS
+        );
+        let node: crate::Node =
+            serde_json::from_value(serde_json::json!({"uuid": "u", "last_error": long})).unwrap();
+        assert!(node.last_error.unwrap().len() < MAX_ERROR_CHARS + 100);
     }
 
     #[test]

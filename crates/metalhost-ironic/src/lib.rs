@@ -9,8 +9,9 @@ mod error;
 mod types;
 
 pub use client::{
-    Client, ClientConfig, MAX_API_VERSION, MIN_API_VERSION, RequestObserver, base_url, endpoint,
+    Client, ClientConfig, MAX_API_VERSION, MAX_RESPONSE_BYTES, MIN_API_VERSION, RequestObserver, base_url,
+    endpoint,
 };
-pub use error::Error;
+pub use error::{Error, MAX_ERROR_CHARS};
 pub use json_patch::Patch;
 pub use types::*;

@@ -1,7 +1,17 @@
 //! Ironic's resources, with the fields metalhost reads.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
+
+use crate::error::truncate;
+
+fn truncated<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(truncate(&String::deserialize(d)?))
+}
+
+fn truncated_option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.map(|s| truncate(&s)))
+}
 
 /// An Ironic node.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -26,14 +36,14 @@ pub struct Node {
     /// The power state Ironic is moving to, while it moves.
     #[serde(default)]
     pub target_power_state: Option<String>,
-    /// The last failure Ironic recorded for this node.
-    #[serde(default)]
+    /// The last failure Ironic recorded for this node (cut to [`crate::MAX_ERROR_CHARS`]).
+    #[serde(default, deserialize_with = "truncated_option")]
     pub last_error: Option<String>,
     /// Whether the node is in maintenance.
     #[serde(default)]
     pub maintenance: bool,
-    /// Why it is in maintenance.
-    #[serde(default)]
+    /// Why it is in maintenance (cut to [`crate::MAX_ERROR_CHARS`]).
+    #[serde(default, deserialize_with = "truncated_option")]
     pub maintenance_reason: Option<String>,
     /// The conductor holding the node's lock, if any.
     #[serde(default)]
@@ -147,8 +157,8 @@ pub struct HistoryEvent {
     /// INFO, WARNING or ERROR.
     #[serde(default)]
     pub severity: String,
-    /// What happened.
-    #[serde(default)]
+    /// What happened (cut to [`crate::MAX_ERROR_CHARS`]).
+    #[serde(default, deserialize_with = "truncated")]
     pub event: String,
 }
 

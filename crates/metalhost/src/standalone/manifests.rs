@@ -1,12 +1,22 @@
 //! Reading manifests: multi-document YAML files holding BareMetalHosts and the Secrets they name.
 //! A document that does not parse is reported with its file, position and field path, and never
 //! stops the others from being read.
+//!
+//! Manifests are untrusted input, read defensively: only regular files (FIFOs, devices and
+//! sockets are refused, also behind a symlink), at most [`MAX_MANIFEST_BYTES`] read whatever the
+//! file claims, no YAML aliases and at most [`MAX_YAML_DEPTH`] levels of nesting (checked with
+//! libyaml's event parser, the same parser serde_yaml_ng uses, before any document is built), each
+//! file parsed within [`PARSE_BUDGET`], and hosts whose name or namespace Kubernetes would refuse
+//! are reported, never used.
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use metalhost_api::BareMetalHost;
+use metalhost_api::redact::redact_url_userinfo;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -14,6 +24,165 @@ use serde_json::Value;
 pub const STATUS_SUFFIX: &str = ".status.yaml";
 /// The largest manifest file read (bigger ones are refused, not loaded).
 pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
+/// The deepest nesting of mappings and sequences accepted (a BareMetalHost needs about 6).
+pub const MAX_YAML_DEPTH: usize = 64;
+/// How long one file may take to parse before it is given up (and reported) so that the other
+/// files, and the hosts in them, are not held up.
+pub const PARSE_BUDGET: Duration = Duration::from_secs(5);
+
+/// Whether [`read_bounded`] may follow a symlink at the path itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Links {
+    /// Follow it (manifests may be symlinks, as in a mounted ConfigMap); the target must still be
+    /// a regular file.
+    Follow,
+    /// Refuse it (status files are written by metalhost as regular files, never as links).
+    Refuse,
+}
+
+/// Reads a regular file of at most `limit` bytes as UTF-8. The file is opened without blocking
+/// (a FIFO cannot hang the caller) and checked with fstat on the open descriptor (no race between
+/// the check and the read): FIFOs, devices, sockets and directories are refused, and the read
+/// stops after `limit + 1` bytes, so a file that grows after the check or lies about its size is
+/// refused too.
+pub fn read_bounded(path: &Path, limit: u64, links: Links) -> Result<String, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut flags = libc::O_NONBLOCK | libc::O_NOCTTY;
+    if links == Links::Refuse {
+        flags |= libc::O_NOFOLLOW;
+    }
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(flags).open(path).map_err(|e| {
+        if links == Links::Refuse && e.raw_os_error() == Some(libc::ELOOP) {
+            "is a symbolic link; not read".to_string()
+        } else {
+            e.to_string()
+        }
+    })?;
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if !meta.file_type().is_file() {
+        return Err(format!("not a regular file ({}); not read", kind_of(&meta.file_type())));
+    }
+    if meta.len() > limit {
+        return Err(format!("{} bytes is over the {limit}-byte limit; not read", meta.len()));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(limit + 1).read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > limit {
+        return Err(format!("over the {limit}-byte limit; not read"));
+    }
+    String::from_utf8(bytes).map_err(|e| format!("not UTF-8 text: {e}"))
+}
+
+fn kind_of(t: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a plain file"
+    }
+}
+
+/// Refuses YAML that could cost far more to load than its size: aliases (`*name`, the stuff of
+/// "billion laughs" bombs, where each alias repeats a whole anchored node) and nesting deeper than
+/// [`MAX_YAML_DEPTH`]. Walks the text with libyaml's event parser (through `unsafe-libyaml`, the
+/// very parser serde_yaml_ng is built on, so both see the same structure) and stops at the first
+/// offence, before any value is built: linear in the text. A syntax error ends the walk without
+/// an error here: everything before it has been checked, and the real parse reports it.
+pub fn check_yaml_shape(text: &str) -> Result<(), String> {
+    use std::mem::MaybeUninit;
+    use unsafe_libyaml as unsafe_sys;
+
+    /// The libyaml parser, freed on every way out.
+    struct Parser(Box<MaybeUninit<unsafe_sys::yaml_parser_t>>);
+    impl Drop for Parser {
+        fn drop(&mut self) {
+            // SAFETY: only built after yaml_parser_initialize succeeded
+            unsafe { unsafe_sys::yaml_parser_delete(self.0.as_mut_ptr()) }
+        }
+    }
+
+    let mut raw = Box::new(MaybeUninit::<unsafe_sys::yaml_parser_t>::uninit());
+    // SAFETY: the parser lives in its own heap allocation (it never moves) and reads `text`,
+    // which outlives it (dropped at the end of this function, before `text` can go).
+    let mut parser = unsafe {
+        if unsafe_sys::yaml_parser_initialize(raw.as_mut_ptr()).fail {
+            return Err("cannot start the YAML parser".into());
+        }
+        let parser = Parser(raw);
+        let p = parser.0.as_ptr().cast_mut();
+        unsafe_sys::yaml_parser_set_encoding(p, unsafe_sys::YAML_UTF8_ENCODING);
+        unsafe_sys::yaml_parser_set_input_string(p, text.as_ptr(), text.len() as u64);
+        parser
+    };
+    let mut depth = 0usize;
+    loop {
+        let mut event = MaybeUninit::<unsafe_sys::yaml_event_t>::uninit();
+        // SAFETY: the parser is initialised; a successfully parsed event is read, then freed once
+        let (kind, line) = unsafe {
+            if unsafe_sys::yaml_parser_parse(parser.0.as_mut_ptr(), event.as_mut_ptr()).fail {
+                return Ok(());
+            }
+            let e = event.as_mut_ptr();
+            let seen = ((*e).type_, (*e).start_mark.line + 1);
+            unsafe_sys::yaml_event_delete(e);
+            seen
+        };
+        match kind {
+            unsafe_sys::YAML_ALIAS_EVENT => {
+                return Err(format!(
+                    "line {line}: YAML aliases (*name) are not accepted (they can expand a small file into gigabytes)"
+                ));
+            }
+            unsafe_sys::YAML_SEQUENCE_START_EVENT | unsafe_sys::YAML_MAPPING_START_EVENT => {
+                depth += 1;
+                if depth > MAX_YAML_DEPTH {
+                    return Err(format!("line {line}: nested deeper than {MAX_YAML_DEPTH} levels"));
+                }
+            }
+            unsafe_sys::YAML_SEQUENCE_END_EVENT | unsafe_sys::YAML_MAPPING_END_EVENT => {
+                depth = depth.saturating_sub(1)
+            }
+            unsafe_sys::YAML_STREAM_END_EVENT | unsafe_sys::YAML_NO_EVENT => return Ok(()),
+            _ => {}
+        }
+    }
+}
+
+/// Parses every document of a YAML stream into JSON values after [`check_yaml_shape`], in a
+/// worker thread given [`PARSE_BUDGET`]: a file that takes longer is reported and left (the
+/// worker finishes on its own; the shape check bounds what it can cost). Each item is a document
+/// or the syntax error that ended the stream.
+pub fn parse_documents(text: String) -> Result<Vec<Result<Value, String>>, String> {
+    check_yaml_shape(&text)?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("yaml-parse".into())
+        .spawn(move || {
+            let mut docs = Vec::new();
+            for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+                match Value::deserialize(doc) {
+                    Ok(v) => docs.push(Ok(v)),
+                    Err(e) => {
+                        docs.push(Err(e.to_string()));
+                        // the rest of the stream cannot be trusted after a syntax error
+                        break;
+                    }
+                }
+            }
+            let _ = tx.send(docs);
+        })
+        .map_err(|e| format!("cannot start a parser thread: {e}"))?;
+    rx.recv_timeout(PARSE_BUDGET)
+        .map_err(|_| format!("not parsed within {} s; not read", PARSE_BUDGET.as_secs()))
+}
 
 /// A host whose manifest could not be used, with the reason (shown in its status).
 #[derive(Debug, Clone, PartialEq)]
@@ -98,37 +267,20 @@ impl Manifests {
 
     fn read_file(&mut self, file: &Path) {
         let where_ = file.display().to_string();
-        match std::fs::metadata(file) {
-            Ok(meta) if meta.len() > MAX_MANIFEST_BYTES => {
-                self.problems.push(format!(
-                    "{where_}: {} bytes is over the {MAX_MANIFEST_BYTES}-byte limit; not read",
-                    meta.len()
-                ));
-                return;
-            }
-            Err(e) => {
-                self.problems.push(format!("{where_}: {e}"));
-                return;
-            }
-            _ => {}
-        }
-        let text = match std::fs::read_to_string(file) {
-            Ok(t) => t,
+        let docs = read_bounded(file, MAX_MANIFEST_BYTES, Links::Follow).and_then(parse_documents);
+        let docs = match docs {
+            Ok(docs) => docs,
             Err(e) => {
                 self.problems.push(format!("{where_}: {e}"));
                 return;
             }
         };
-        for (index, doc) in serde_yaml_ng::Deserializer::from_str(&text).enumerate() {
+        for (index, doc) in docs.into_iter().enumerate() {
             let at = format!("{where_} (document {})", index + 1);
-            match Value::deserialize(doc) {
+            match doc {
                 Ok(Value::Null) => {}
                 Ok(value) => self.add_document(&at, value),
-                Err(e) => {
-                    self.problems.push(format!("{at}: not valid YAML: {e}"));
-                    // the rest of the stream cannot be trusted after a syntax error
-                    break;
-                }
+                Err(e) => self.problems.push(redact_url_userinfo(&format!("{at}: not valid YAML: {e}"))),
             }
         }
     }
@@ -145,6 +297,14 @@ impl Manifests {
                         .push(BadHost { key: None, reason: format!("{at}: metadata.name: required") });
                     return;
                 };
+                // before any file or Ironic node name is derived from them; no key: such a host
+                // gets no status file and no node, only the report
+                if let Err(e) =
+                    metalhost_api::names::check_host_name(name.as_deref().unwrap_or(""), namespace.as_deref())
+                {
+                    self.bad_hosts.push(BadHost { key: None, reason: format!("{at}: {e}") });
+                    return;
+                }
                 match serde_path_to_error::deserialize::<_, BareMetalHost>(value) {
                     Ok(host) => {
                         if self.hosts.insert(key.clone(), host).is_some() {
@@ -154,8 +314,8 @@ impl Manifests {
                     }
                     Err(e) => {
                         let path = e.path().to_string();
-                        self.bad_hosts
-                            .push(BadHost { key: Some(key), reason: format!("{at}: {path}: {}", e.inner()) });
+                        let reason = redact_url_userinfo(&format!("{at}: {path}: {}", e.inner()));
+                        self.bad_hosts.push(BadHost { key: Some(key), reason });
                     }
                 }
             }
@@ -256,5 +416,104 @@ mod tests {
             .map(|p| p.file_name().unwrap().to_str().unwrap().to_string())
             .collect();
         assert_eq!(names, ["a.yaml", "b.yml"]);
+    }
+
+    /// One anchored list referenced thousands of times: ~25 KB that once cost 800 MB and 20 s.
+    pub(crate) fn alias_bomb() -> String {
+        let mut text = String::from("kind: ConfigMap\nmetadata: {name: bomb}\ndata:\n  a: &a [");
+        text.push_str(&vec!["x"; 1000].join(","));
+        text.push_str("]\n  b: &b [");
+        text.push_str(&vec!["*a"; 5000].join(","));
+        text.push_str("]\n");
+        text
+    }
+
+    #[test]
+    fn aliases_are_refused_before_anything_is_built() {
+        let bomb = alias_bomb();
+        assert!(bomb.len() < 30_000);
+        let started = std::time::Instant::now();
+        let m = load(&format!("{bomb}---\n{}", HOST.replace("NAME", "good")));
+        eprintln!("bomb refused in {:?}", started.elapsed());
+        assert!(m.hosts.is_empty(), "nothing of a refused file is used");
+        assert_eq!(m.problems.len(), 1, "{:?}", m.problems);
+        assert!(m.problems[0].contains("line 5: YAML aliases (*name) are not accepted"), "{}", m.problems[0]);
+    }
+
+    const HOST: &str = "kind: BareMetalHost\nmetadata: {name: NAME}\nspec: {online: true}\n";
+
+    #[test]
+    fn deep_nesting_is_refused_and_ordinary_text_with_ampersands_is_not() {
+        let deep = format!("{}{}", "[".repeat(1_000_000), "]".repeat(1_000_000));
+        assert!(check_yaml_shape(&deep).unwrap_err().contains("nested deeper than 64 levels"));
+        let nested = format!("{}{}", "[".repeat(64), "]".repeat(64));
+        check_yaml_shape(&nested).unwrap();
+        // anchors alone, '&' and '*' in block, quoted and plain scalars, comments: all fine
+        let text = "kind: Secret\nmetadata: &m {name: s}\nstringData:\n  userData: |\n    #!/bin/sh\n                        run & wait; ls /tmp/* *.txt &x\n  q: \"*a &b\"\n  p: a & b * c\n# *alias &anchor\n";
+        check_yaml_shape(text).unwrap();
+        assert!(load(text).problems.is_empty());
+        // a syntax error is left to the parser, which names it
+        check_yaml_shape("a: [unclosed\n").unwrap();
+    }
+
+    #[test]
+    fn hosts_named_against_kubernetes_rules_are_reported_without_a_key() {
+        let m = load(
+            &["../outside/escaped", "/abs", "lab~web", "Caps"]
+                .iter()
+                .map(|n| HOST.replace("NAME", &format!("{n:?}")))
+                .chain([HOST.replace("NAME", "web").replace("{name: web}", "{name: web, namespace: a/b}")])
+                .chain([HOST.replace("NAME", "fine")])
+                .collect::<Vec<_>>()
+                .join("---\n"),
+        );
+        assert_eq!(m.hosts.keys().collect::<Vec<_>>(), ["default/fine"]);
+        assert_eq!(m.bad_hosts.len(), 5, "{:?}", m.bad_hosts);
+        assert!(m.bad_hosts.iter().all(|b| b.key.is_none()));
+        assert!(
+            m.bad_hosts[0].reason.ends_with(
+                "metadata.name: Invalid value: \"../outside/escaped\": a lowercase RFC 1123 subdomain must \
+                 consist of lower case alphanumeric characters, '-' or '.', and must start and end with an \
+                 alphanumeric character (e.g. 'example.com')"
+            ),
+            "{}",
+            m.bad_hosts[0].reason
+        );
+        assert!(
+            m.bad_hosts[4].reason.contains("metadata.namespace: Invalid value: \"a/b\""),
+            "{:?}",
+            m.bad_hosts[4]
+        );
+    }
+
+    #[test]
+    fn only_regular_files_are_read_and_never_past_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let zero = dir.path().join("zero.yaml");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        assert_eq!(
+            read_bounded(&zero, 10, Links::Follow).unwrap_err(),
+            "not a regular file (a character device); not read"
+        );
+        let fifo = dir.path().join("fifo.yaml");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(made.success());
+        // no writer: opening it blocking would hang here for good
+        assert_eq!(
+            read_bounded(&fifo, 10, Links::Follow).unwrap_err(),
+            "not a regular file (a FIFO); not read"
+        );
+        assert!(read_bounded(dir.path(), 10, Links::Follow).unwrap_err().contains("a directory"));
+        let big = dir.path().join("big.yaml");
+        std::fs::write(&big, "x".repeat(11)).unwrap();
+        assert!(read_bounded(&big, 10, Links::Follow).unwrap_err().contains("over the 10-byte limit"));
+        std::fs::write(&big, "x".repeat(10)).unwrap();
+        assert_eq!(read_bounded(&big, 10, Links::Follow).unwrap(), "x".repeat(10));
+        let link = dir.path().join("link.yaml");
+        std::os::unix::fs::symlink(&big, &link).unwrap();
+        assert!(read_bounded(&link, 10, Links::Follow).is_ok());
+        assert_eq!(read_bounded(&link, 10, Links::Refuse).unwrap_err(), "is a symbolic link; not read");
+        let m = Manifests::load(&[zero, fifo]);
+        assert_eq!(m.problems.len(), 2, "{:?}", m.problems);
     }
 }

@@ -384,6 +384,8 @@ impl Runtime {
             return Vec::new();
         }
         t.status = outcome.status;
+        // messages may echo a BMC address with credentials in it: never show or store those
+        t.status.error_message = metalhost_api::redact::redact_url_userinfo(&t.status.error_message);
         let mut record = t.host.clone();
         record.status = Some(t.status.clone());
         if let Err(e) = store::write(&dir, &record) {

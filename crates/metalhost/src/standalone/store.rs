@@ -1,84 +1,154 @@
 //! Status files of the standalone runtime: one YAML BareMetalHost (spec and status) per host,
 //! beside the manifests, written atomically (temporary file, then rename).
+//!
+//! The directory may be shared with someone hostile, and host names come from manifests: a
+//! status file's name is derived only from a name and namespace that pass Kubernetes' rules
+//! (so it cannot leave the directory or collide with another host's), temporary files are
+//! created fresh under unpredictable names (never through a planted symlink), and status files
+//! are read like manifests: regular files only, bounded, no YAML aliases.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use metalhost_api::BareMetalHost;
+use metalhost_api::redact::redact_url_userinfo;
 
-use super::manifests::STATUS_SUFFIX;
+use super::manifests::{Links, STATUS_SUFFIX, parse_documents, read_bounded};
+
+/// The largest status file read back.
+pub const MAX_STATUS_BYTES: u64 = 1024 * 1024;
 
 /// The status file of a host: `<name>.status.yaml`, or `<namespace>~<name>.status.yaml` outside
-/// the default namespace.
-pub fn status_path(dir: &Path, host: &BareMetalHost) -> PathBuf {
+/// the default namespace. Refused (InvalidInput) for a name or namespace Kubernetes would refuse:
+/// the path returned is always a plain file name inside `dir`, one per host.
+pub fn status_path(dir: &Path, host: &BareMetalHost) -> std::io::Result<PathBuf> {
     let name = host.metadata.name.as_deref().unwrap_or("");
+    metalhost_api::names::check_host_name(name, host.metadata.namespace.as_deref())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
     let stem = match host.namespace_or_default() {
         "default" => name.to_string(),
         ns => format!("{ns}~{name}"),
     };
-    dir.join(format!("{stem}{STATUS_SUFFIX}"))
+    let file = format!("{stem}{STATUS_SUFFIX}");
+    // the name rules already exclude separators, `..` and `~`; checked again where it matters
+    let mut parts = Path::new(&file).components();
+    match (parts.next(), parts.next()) {
+        (Some(std::path::Component::Normal(one)), None) if one == file.as_str() => Ok(dir.join(file)),
+        _ => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("status file name {file:?} would leave the directory"),
+        )),
+    }
 }
 
-/// What a status file holds: the host as last seen, with its status.
+/// What a status file holds: the host as last seen, with its status. Userinfo in the BMC address
+/// and in any URL of the error message is hidden (a BMC address may carry credentials; the
+/// manifest keeps the real one).
 pub fn record(host: &BareMetalHost) -> BareMetalHost {
     let mut copy = BareMetalHost::new(host.metadata.name.as_deref().unwrap_or(""), host.spec.clone());
     copy.metadata.namespace = Some(host.namespace_or_default().to_string());
     copy.status = host.status.clone();
+    if let Some(bmc) = copy.spec.bmc.as_mut() {
+        bmc.address = redact_url_userinfo(&bmc.address);
+    }
+    if let Some(status) = copy.status.as_mut() {
+        status.error_message = redact_url_userinfo(&status.error_message);
+    }
     copy
 }
 
-/// Writes a host's record atomically: readers see the old file or the new one, never half.
+/// Writes a host's record atomically: readers see the old file or the new one, never half. The
+/// temporary file is created new (O_EXCL, random name) in the same directory, so a symlink
+/// planted under any name is never followed; file and directory are synced before and after the
+/// rename, which replaces the status file itself, never what a symlink there points to.
 pub fn write(dir: &Path, host: &BareMetalHost) -> std::io::Result<()> {
-    let path = status_path(dir, host);
+    let path = status_path(dir, host)?;
     let text = serde_yaml_ng::to_string(&record(host)).map_err(std::io::Error::other)?;
-    let tmp = path
-        .with_file_name(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("status")));
-    {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(b"# written by metalhost: the host's status; edits are overwritten\n")?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, &path)
+    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("status");
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{file_name}."))
+        .suffix(".tmp")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .tempfile_in(dir)?;
+    tmp.write_all(b"# written by metalhost: the host's status; edits are overwritten\n")?;
+    tmp.write_all(text.as_bytes())?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(&path).map_err(|e| e.error)?;
+    sync_dir(dir)?;
+    tracing::debug!(path = %path.display(), "status written");
+    Ok(())
 }
 
-/// Reads every status file in `dir`. Unreadable or corrupt ones are returned as problems, not
-/// trusted.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Whether a file name is one of [`write`]'s temporary files.
+fn is_temporary(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(".tmp") && name.contains(STATUS_SUFFIX)
+}
+
+/// Reads every status file in `dir`. Unreadable, corrupt or misplaced ones (a record whose host
+/// would not be stored under that file name, or whose name Kubernetes would refuse) are returned
+/// as problems, not trusted. Temporary files left by a killed writer are removed.
 pub fn read_all(dir: &Path) -> (Vec<(PathBuf, BareMetalHost)>, Vec<String>) {
     let mut records = Vec::new();
     let mut problems = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
         return (records, problems);
     };
-    let mut paths: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.ends_with(STATUS_SUFFIX) && !n.starts_with('.'))
-        })
-        .collect();
+    let mut paths = Vec::new();
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if is_temporary(name) {
+            // remove_file never follows a symlink
+            let _ = std::fs::remove_file(entry.path());
+        } else if name.ends_with(STATUS_SUFFIX) && !name.starts_with('.') {
+            paths.push(entry.path());
+        }
+    }
     paths.sort();
     for path in paths {
-        let parsed = std::fs::read_to_string(&path)
-            .map_err(|e| e.to_string())
-            .and_then(|t| serde_yaml_ng::from_str::<BareMetalHost>(&t).map_err(|e| e.to_string()));
-        match parsed {
-            Ok(host) if host.metadata.name.as_deref().is_some_and(|n| !n.is_empty()) => {
-                records.push((path, host))
-            }
-            Ok(_) => problems.push(format!("{}: no metadata.name; ignored", path.display())),
-            Err(e) => problems.push(format!("{}: corrupt status file ignored: {e}", path.display())),
+        match read_record(&path) {
+            Ok(host) => records.push((path, host)),
+            Err(e) => problems.push(format!("{}: {e}", path.display())),
         }
     }
     (records, problems)
 }
 
-/// Removes a host's status file (after its deletion finished).
+fn read_record(path: &Path) -> Result<BareMetalHost, String> {
+    let corrupt = |e: String| format!("corrupt status file ignored: {e}");
+    let text = read_bounded(path, MAX_STATUS_BYTES, Links::Refuse).map_err(corrupt)?;
+    let mut docs = parse_documents(text).map_err(corrupt)?.into_iter();
+    let value = match (docs.next(), docs.next()) {
+        (Some(Ok(value)), None) => value,
+        (Some(Err(e)), _) => return Err(corrupt(e)),
+        _ => return Err(corrupt("not exactly one document".into())),
+    };
+    let host: BareMetalHost = serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))?;
+    if host.metadata.name.as_deref().is_none_or(str::is_empty) {
+        return Err("no metadata.name; ignored".into());
+    }
+    let expected =
+        status_path(path.parent().unwrap_or(Path::new(".")), &host).map_err(|e| format!("ignored: {e}"))?;
+    if expected != path {
+        return Err(format!("holds host {}, which is not stored here; ignored", host.qualified_name()));
+    }
+    Ok(host)
+}
+
+/// Removes a host's status file (after its deletion finished). Refused for a name that could not
+/// have a status file.
 pub fn remove(dir: &Path, host: &BareMetalHost) -> std::io::Result<()> {
-    match std::fs::remove_file(status_path(dir, host)) {
+    let path = status_path(dir, host)?;
+    match std::fs::remove_file(&path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
+        _ => {
+            tracing::debug!(path = %path.display(), "status removed");
+            Ok(())
+        }
     }
 }
 
@@ -114,5 +184,118 @@ mod tests {
         let (records, problems) = read_all(dir.path());
         assert!(records.is_empty());
         assert!(problems[0].contains("corrupt status file ignored"), "{problems:?}");
+    }
+
+    fn named(name: &str, namespace: Option<&str>) -> BareMetalHost {
+        let mut host = BareMetalHost::new(name, Default::default());
+        host.metadata.namespace = namespace.map(str::to_string);
+        host.status = Some(BareMetalHostStatus::default());
+        host
+    }
+
+    #[test]
+    fn names_that_would_leave_the_directory_or_collide_get_no_status_file() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("manifests");
+        std::fs::create_dir(&dir).unwrap();
+        for (name, ns) in [
+            ("../outside/escaped", None),
+            ("/tmp/absolute", None),
+            ("web", Some("lab/../..")),
+            ("lab~web", None),
+            ("Web", None),
+            ("", None),
+        ] {
+            let host = named(name, ns);
+            let err = status_path(&dir, &host).unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{name} {ns:?}");
+            assert!(err.to_string().contains("Invalid value"), "{err}");
+            assert!(write(&dir, &host).is_err() && remove(&dir, &host).is_err());
+        }
+        let everything: Vec<_> = walk(root.path());
+        assert_eq!(everything, std::slice::from_ref(&dir), "nothing written anywhere");
+        // default/lab~web (refused) and lab/web cannot share a file any more
+        assert_eq!(status_path(&dir, &named("web", Some("lab"))).unwrap(), dir.join("lab~web.status.yaml"));
+    }
+
+    fn walk(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            out.push(p.clone());
+            if p.is_dir() {
+                out.extend(walk(&p));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn a_planted_symlink_is_never_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        // the old fixed temporary name, and the status file itself, as links to the victim
+        std::os::unix::fs::symlink(&victim, dir.path().join(".h1.status.yaml.tmp")).unwrap();
+        std::os::unix::fs::symlink(&victim, dir.path().join("h1.status.yaml")).unwrap();
+        write(dir.path(), &named("h1", None)).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        let meta = std::fs::symlink_metadata(dir.path().join("h1.status.yaml")).unwrap();
+        assert!(meta.file_type().is_file(), "the link was replaced by a status file");
+        // a symlinked status file is not read either
+        std::fs::remove_file(dir.path().join("h1.status.yaml")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("h2.status.yaml")).unwrap();
+        let (records, problems) = read_all(dir.path());
+        assert!(records.is_empty(), "{records:?}");
+        assert!(problems.iter().any(|p| p.contains("symbolic link")), "{problems:?}");
+    }
+
+    #[test]
+    fn misplaced_aliased_or_oversized_records_are_not_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), &named("b", None)).unwrap();
+        // a.status.yaml claiming to be host b, or a host whose name is refused
+        std::fs::copy(dir.path().join("b.status.yaml"), dir.path().join("a.status.yaml")).unwrap();
+        std::fs::write(dir.path().join("c.status.yaml"), "metadata: {name: ../c}\nspec: {}\n").unwrap();
+        std::fs::write(dir.path().join("d.status.yaml"), "metadata: &m {name: d}\nspec: {x: *m}\n").unwrap();
+        std::fs::write(dir.path().join("e.status.yaml"), "#".repeat(MAX_STATUS_BYTES as usize + 1)).unwrap();
+        let (records, problems) = read_all(dir.path());
+        assert_eq!(records.len(), 1);
+        assert!(records[0].0.ends_with("b.status.yaml"));
+        let joined = problems.join("\n");
+        assert!(joined.contains("a.status.yaml: holds host default/b, which is not stored here"), "{joined}");
+        assert!(joined.contains("c.status.yaml: ignored: metadata.name: Invalid value"), "{joined}");
+        assert!(
+            joined.contains("d.status.yaml: corrupt status file ignored: line 2: YAML aliases"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("e.status.yaml: corrupt status file ignored:") && joined.contains("limit"),
+            "{joined}"
+        );
+    }
+
+    #[test]
+    fn temporary_files_of_a_killed_writer_are_cleaned_up() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".h1.status.yaml.Ab12Cd.tmp"), "half").unwrap();
+        let (records, _) = read_all(dir.path());
+        assert!(records.is_empty());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn stored_error_messages_hide_url_userinfo() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut host = named("h1", None);
+        host.status.as_mut().unwrap().error_message = "cannot reach redfish://admin:s3cret@10.0.0.1/x".into();
+        host.spec.bmc = Some(metalhost_api::BmcDetails {
+            address: "redfish://admin:s3cret@10.0.0.1/x".into(),
+            ..Default::default()
+        });
+        write(dir.path(), &host).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("h1.status.yaml")).unwrap();
+        assert!(!text.contains("s3cret") && text.contains("redfish://***@10.0.0.1/x"), "{text}");
     }
 }
