@@ -1,9 +1,11 @@
 //! Ironic faults: Ironic killed in the middle of provisioning and started again. metalhost reports
-//! the outage in the hosts' statuses, backs off, keeps running, and converges once Ironic is back.
+//! the outage in the hosts' statuses, backs off (the time between retries of each host grows, at
+//! least by its back-off), keeps running, and converges once Ironic is back.
 
 mod common;
 
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use common::*;
 use metalhost_api::{ErrorType, OperationalStatus, ProvisioningState};
@@ -51,10 +53,39 @@ async fn ironic_outage_is_reported_then_provisioning_converges() {
         )
         .await;
     assert!(reported, "outage not reported: {:#?}", rt.statuses().collect::<Vec<_>>());
-    // the back-off grows while Ironic is away
-    let before: Vec<u32> = rt.statuses().map(|(_, s)| s.error_count).collect();
-    rt.run_until(Duration::from_secs(20), |_| {}, |rt| rt.statuses().all(|(_, s)| s.error_count >= 2)).await;
-    assert!(rt.statuses().zip(&before).all(|((_, s), b)| s.error_count >= *b));
+    // the back-off grows while Ironic is away: note when each host's error count goes up (the
+    // check runs after every pass, so a retry is seen as it happens)
+    let mut seen: BTreeMap<String, Vec<(u32, Instant)>> = BTreeMap::new();
+    rt.run_until(
+        Duration::from_secs(120),
+        |_| {},
+        |rt| {
+            for (key, s) in rt.statuses() {
+                let v = seen.entry(key.to_string()).or_default();
+                if v.last().is_none_or(|(count, _)| *count != s.error_count) {
+                    v.push((s.error_count, Instant::now()));
+                }
+            }
+            seen.len() == 3 && seen.values().all(|v| v.len() >= 4)
+        },
+    )
+    .await;
+    for (key, v) in &seen {
+        assert!(v.len() >= 4, "{key}: too few retries seen: {v:?}");
+        // the first entry is when watching began, not a retry: intervals between retries only
+        let gaps: Vec<(u32, Duration)> = v[1..].windows(2).map(|w| (w[0].0, w[1].1 - w[0].1)).collect();
+        eprintln!("{key}: (error count, time to the next retry): {gaps:?}");
+        for (count, gap) in &gaps {
+            let backoff = metalhost_core::machine::backoff(*count);
+            // a few ms of slack: the retry is timed from the end of the failed pass
+            assert!(
+                *gap >= backoff.mul_f64(0.9),
+                "{key}: retried {gap:?} after error {count}, before its back-off of {backoff:?}: {gaps:?}"
+            );
+        }
+        assert!(gaps.windows(2).all(|w| w[1].1 > w[0].1), "{key}: retry intervals do not grow: {gaps:?}");
+        assert!(v.windows(2).all(|w| w[1].0 == w[0].0 + 1), "{key}: one error per retry: {v:?}");
+    }
 
     lab.start_ironic();
     settle(&mut rt, Duration::from_secs(180)).await;
