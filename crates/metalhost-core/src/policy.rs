@@ -81,8 +81,13 @@ pub struct Wants {
 pub fn wants(input: &HostInput, previous: &BareMetalHostStatus) -> Wants {
     let usable = matches!(input.bmc, Bmc::Ready { .. });
     let node = usable || input.deleting;
+    // a host with no status yet (or unmanaged) chains into registering within the same reconcile:
+    // its node may exist already (a create whose answer was lost), and its port must be checked
     let ports = node
-        && previous.provisioning.state == ProvisioningState::Registering
+        && matches!(
+            previous.provisioning.state,
+            ProvisioningState::None | ProvisioningState::Unmanaged | ProvisioningState::Registering
+        )
         && input.host.spec.boot_mac_address.is_some();
     let vmedia = node
         && previous.provisioning.state == ProvisioningState::Provisioned
@@ -319,6 +324,16 @@ mod tests {
         let mut deleting = none.clone();
         deleting.deleting = true;
         assert!(wants(&deleting, &provisioned()).node);
+        // ports while registering, also from no status at all (the node may exist from a create
+        // whose answer was lost in a crash)
+        let mut with_mac = input(&[], Some("1"));
+        with_mac.host.spec.boot_mac_address = Some("52:54:00:00:00:01".into());
+        for state in [ProvisioningState::None, ProvisioningState::Registering] {
+            let mut status = BareMetalHostStatus::default();
+            status.provisioning.state = state;
+            assert!(wants(&with_mac, &status).ports, "{state:?}");
+        }
+        assert!(!wants(&with_mac, &provisioned()).ports);
     }
 
     #[test]
