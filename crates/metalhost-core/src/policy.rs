@@ -83,12 +83,11 @@ pub fn wants(input: &HostInput, previous: &BareMetalHostStatus) -> Wants {
     let node = usable || input.deleting;
     // a host with no status yet (or unmanaged) chains into registering within the same reconcile:
     // its node may exist already (a create whose answer was lost), and its port must be checked
-    let ports = node
-        && matches!(
+    let ports =
+        node && matches!(
             previous.provisioning.state,
             ProvisioningState::None | ProvisioningState::Unmanaged | ProvisioningState::Registering
-        )
-        && input.host.spec.boot_mac_address.is_some();
+        ) && input.host.spec.boot_mac_address.is_some();
     let vmedia = node
         && previous.provisioning.state == ProvisioningState::Provisioned
         && input.bmc.has_virtual_media()

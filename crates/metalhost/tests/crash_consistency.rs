@@ -41,12 +41,17 @@ fn spawn(dir: &Path, ironic: &str) -> Child {
         .unwrap()
 }
 
+/// Writes left before the one to hold, and where to report it.
+type Armed = Arc<Mutex<Option<(usize, mpsc::Sender<String>)>>>;
+/// The held request, until Ironic answers it.
+type Held = Arc<Mutex<Option<(String, mpsc::Sender<String>)>>>;
+
 /// A TCP proxy in front of Ironic. Armed with `n`, it forwards the n-th write request (not a
 /// GET) and reports Ironic's answer to it instead of relaying it: the client waits for an answer
 /// that never comes.
 struct HoldingProxy {
     url: String,
-    armed: Arc<Mutex<Option<(usize, mpsc::Sender<String>)>>>,
+    armed: Armed,
 }
 
 impl HoldingProxy {
@@ -54,7 +59,7 @@ impl HoldingProxy {
         let upstream = ironic_url.trim_start_matches("http://").trim_end_matches('/').to_string();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let armed: Arc<Mutex<Option<(usize, mpsc::Sender<String>)>>> = Arc::default();
+        let armed: Armed = Arc::default();
         let shared = armed.clone();
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
@@ -80,8 +85,8 @@ impl HoldingProxy {
 
 /// One proxied connection: client bytes go to Ironic, Ironic's go back, except the answer to a
 /// held request.
-fn relay(mut client: TcpStream, server: TcpStream, armed: Arc<Mutex<Option<(usize, mpsc::Sender<String>)>>>) {
-    let held: Arc<Mutex<Option<(String, mpsc::Sender<String>)>>> = Arc::default();
+fn relay(mut client: TcpStream, server: TcpStream, armed: Armed) {
+    let held: Held = Arc::default();
     let (mut from_server, mut to_client) = (server.try_clone().unwrap(), client.try_clone().unwrap());
     let hold = held.clone();
     std::thread::spawn(move || {
