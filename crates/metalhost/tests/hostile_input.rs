@@ -5,7 +5,8 @@
 //! password appears in the log (debug level) or in any status file.
 //!
 //! Most tests point metalhost at a dead port (they are about files, not Ironic); the bomb test
-//! uses the lab so that the good host is really registered while the bomb sits beside it.
+//! uses the lab so that the good host is really registered while the bomb sits beside it, and the
+//! node-identity test an Ironic node of someone else that a planted status names.
 
 mod common;
 
@@ -295,4 +296,53 @@ fn no_password_from_a_url_reaches_the_log_or_a_status() {
             assert!(!text.contains(secret), "{secret} in {}:\n{text}", path.display());
         }
     }
+}
+
+#[test]
+fn a_status_naming_another_node_never_makes_metalhost_touch_it() {
+    let lab = Lab::start(1);
+    let s = Scene::new();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // someone else's node, on and running in Ironic
+    let victim = rt.block_on(async {
+        let ironic = ironic(&lab).await;
+        let fields = serde_json::json!({"name": "other~victim", "driver": "fake-hardware"});
+        let node = ironic.create_node(fields.as_object().unwrap()).await.unwrap();
+        ironic.set_power_state(&node.uuid, metalhost_ironic::PowerTarget::On).await.unwrap();
+        node.uuid
+    });
+    let before = rt.block_on(async { ironic(&lab).await.get_node(&victim).await.unwrap().unwrap() });
+    // a host whose (edited) status says it is provisioned on that node, while its spec has no
+    // image: deprovisioning, powering off and deleting are all at hand
+    let files =
+        write(&s.dir, "hosts.yaml", &[secret("c"), host("web", "fake-hardware://web", "c", "null", "")]);
+    let mut planted: BareMetalHost =
+        serde_yaml_ng::from_str(&host("web", "fake-hardware://web", "c", "null", "")).unwrap();
+    planted.metadata.namespace = Some("default".into());
+    let mut status = metalhost_api::BareMetalHostStatus::default();
+    status.provisioning.state = metalhost_api::ProvisioningState::Provisioned;
+    status.provisioning.id = victim.clone();
+    status.powered_on = true;
+    planted.status = Some(status);
+    metalhost::standalone::store::write(&s.dir, &planted).unwrap();
+
+    let mut proc = s.run(&lab.info.ironic_url);
+    s.wait_log(&mut proc, "names an Ironic node of another name; leaving it alone", Instant::now());
+    // and the host deleted: still nothing happens to the victim
+    std::fs::remove_file(&files).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while s.dir.join("web.status.yaml").exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(proc);
+    let after = rt.block_on(async { ironic(&lab).await.get_node(&victim).await.unwrap() });
+    let after = after.expect("the unrelated node still exists");
+    assert_eq!(
+        (after.provision_state.as_str(), after.power_state.as_deref(), after.name.as_deref()),
+        (before.provision_state.as_str(), Some("power on"), Some("other~victim")),
+        "log:\n{}",
+        s.log()
+    );
+    assert_eq!(after.instance_info, before.instance_info, "not patched");
+    assert_eq!(after.driver_info, before.driver_info, "not patched");
 }
