@@ -82,6 +82,11 @@ impl Reconciler {
             Gate::Proceed => {}
         }
         let mut outcome = self.step(input, previous, now).await;
+        // errors may quote a BMC address or an Ironic URL: no userinfo in a status or an event
+        if outcome.status.error_message.contains('@') {
+            outcome.status.error_message =
+                metalhost_api::redact::redact_url_userinfo(&outcome.status.error_message);
+        }
         if !outcome.forget {
             policy::record_credentials(&input.bmc, &mut outcome.status);
         }
@@ -181,5 +186,35 @@ impl Reconciler {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use metalhost_api::BareMetalHost;
+    use metalhost_ironic::ClientConfig;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn no_password_from_a_bmc_address_reaches_the_status_or_an_event() {
+        // an unusable BMC needs no Ironic: the dead URL is never dialled
+        let provisioner = IronicProvisioner::connect_lazily(ClientConfig::new("http://127.0.0.1:9"));
+        let reconciler = Reconciler::new(provisioner, NodeDefaults::default());
+        let host: BareMetalHost = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "h1", "namespace": "lab"},
+            "spec": {"online": true, "bmc": {"address": "foo://admin:s3cr3t@bmc", "credentialsName": "c"}},
+        }))
+        .unwrap();
+        let secrets: BTreeMap<(String, String), k8s_openapi::api::core::v1::Secret> = BTreeMap::new();
+        let input = HostInput::resolve(host, false, &secrets);
+        let outcome =
+            reconciler.reconcile(&input, &BareMetalHostStatus::default(), "2026-11-25T00:00:00Z").await;
+        let message = &outcome.status.error_message;
+        assert!(message.contains("Unknown BMC type 'foo'") && !message.contains("s3cr3t"), "{message}");
+        assert!(outcome.events.iter().all(|e| !e.note.contains("s3cr3t")), "{:?}", outcome.events);
+        assert_eq!(reconciler.provisioner().request_count(), 0);
     }
 }

@@ -46,6 +46,9 @@ pub fn review(review: AdmissionReview<BareMetalHost>) -> AdmissionReview<Dynamic
         response.into_review()
     } else {
         let message = violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+        // a denial is shown to whoever wrote the object and logged by the API server: never a
+        // password from a BMC address
+        let message = metalhost_api::redact::redact_url_userinfo(&message);
         response.deny(message).into_review()
     }
 }

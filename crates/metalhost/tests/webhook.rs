@@ -91,6 +91,14 @@ async fn admission_reviews_over_https() {
         "spec.bootMACAddress: bootMACAddress can not be changed once it is set"
     );
 
+    // a denial never shows a password written into a BMC address
+    let leaky = host(json!({"online": true,
+                            "bmc": {"address": "foo://admin:s3cr3t@bmc", "credentialsName": "c"}}));
+    let answer = send(review("CREATE", leaky, Value::Null)).await;
+    assert_eq!(answer["response"]["allowed"], false);
+    let message = answer["response"]["status"]["message"].as_str().unwrap();
+    assert!(message.contains("Unknown BMC type 'foo'") && !message.contains("s3cr3t"), "{message}");
+
     // plain HTTP is not served, and health answers over HTTPS
     let plain = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await;
     assert!(!plain.is_ok_and(|r| r.status().is_success()), "no plain HTTP");
