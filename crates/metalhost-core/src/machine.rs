@@ -428,13 +428,7 @@ pub fn decide(input: &Input<'_>, previous: &BareMetalHostStatus, observed: &Obse
         step.status.provisioning.state = ProvisioningState::Registering;
         let action = match node {
             Some(node) => {
-                let desired = plan::node_create_fields(
-                    input.host,
-                    &input.record.options_or_default(),
-                    access,
-                    credentials,
-                    input.defaults,
-                );
+                let desired = desired_fields(input, access, credentials);
                 Action::Patch(plan::registration_patch(node, &desired, true))
             }
             None => Action::None,
@@ -469,13 +463,7 @@ pub fn decide(input: &Input<'_>, previous: &BareMetalHostStatus, observed: &Obse
         }
         ProvisioningState::Available | ProvisioningState::Ready => available(step),
         ProvisioningState::Provisioning => {
-            let desired = plan::node_create_fields(
-                input.host,
-                &input.record.options_or_default(),
-                access,
-                credentials,
-                input.defaults,
-            );
+            let desired = desired_fields(input, access, credentials);
             provision(step, node.expect("checked above"), &desired)
         }
         ProvisioningState::Provisioned => provisioned(step, node.expect("checked above")),
@@ -490,6 +478,17 @@ pub fn decide(input: &Input<'_>, previous: &BareMetalHostStatus, observed: &Obse
     }
 }
 
+/// The node fields the host asks for (what registration creates and keeps in line).
+fn desired_fields(input: &Input<'_>, access: &BmcAccess, credentials: &Credentials) -> Map<String, Value> {
+    plan::node_create_fields(
+        input.host,
+        &input.record.options_or_default(),
+        access,
+        credentials,
+        input.defaults,
+    )
+}
+
 fn register(
     mut step: Step<'_>,
     node: Option<&Node>,
@@ -498,13 +497,7 @@ fn register(
     observed: &Observed,
 ) -> Decision {
     let input = step.input;
-    let desired = plan::node_create_fields(
-        input.host,
-        &input.record.options_or_default(),
-        access,
-        credentials,
-        input.defaults,
-    );
+    let desired = desired_fields(input, access, credentials);
     let Some(node) = node else {
         if step.status.operation_history.register.start.is_none() {
             step.status.operation_history.register.start = Some(input.now.into());

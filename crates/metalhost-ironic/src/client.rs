@@ -461,24 +461,9 @@ fn split_userinfo(raw: &str) -> Result<(String, Option<(String, String)>), Error
     Ok((url.as_str().trim_end_matches('/').to_string(), auth))
 }
 
+/// `%XX` escapes decoded (as a URL's userinfo is written); invalid UTF-8 becomes U+FFFD.
 fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (bytes[i], bytes.get(i + 1).and_then(|b| hex(*b)), bytes.get(i + 2).and_then(|b| hex(*b))) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
 }
 
 /// A URL as it may be shown: userinfo replaced by `***` (everything up to the last `@` after the

@@ -114,24 +114,9 @@ fn read(files: FileReader<'_>, path: &Path) -> Result<Option<String>, SettingsEr
     files(path).map_err(|e| SettingsError::File { path: path.display().to_string(), reason: e.to_string() })
 }
 
+/// `%XX` escapes decoded (as a URL's userinfo is written); invalid UTF-8 becomes U+FFFD.
 fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
-        {
-            out.push((h * 16 + l) as u8);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
 }
 
 /// Splits `user:password@` out of a URL (as BMO accepts in `IRONIC_ENDPOINT`): the URL without it,
