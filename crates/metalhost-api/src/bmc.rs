@@ -216,10 +216,15 @@ impl BmcKind {
         )
     }
 
+    /// Whether the host boots from virtual media the BMC mounts (not the network, not UEFI HTTP).
+    pub fn boots_from_virtual_media(self) -> bool {
+        matches!(self.boot_interface(), "redfish-virtual-media" | "idrac-redfish-virtual-media")
+    }
+
     /// Whether Ironic can attach a config drive next to a live ISO (a second virtual media device;
     /// the boot interface has `ramdisk_boot_configdrive`).
     pub fn attaches_config_drive_to_live_iso(self) -> bool {
-        matches!(self.boot_interface(), "redfish-virtual-media" | "idrac-redfish-virtual-media")
+        self.boots_from_virtual_media()
     }
 
     /// Whether `bootMACAddress` is required even when inspection could discover it (upstream's

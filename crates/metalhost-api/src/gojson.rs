@@ -261,6 +261,10 @@ fn kind_of(value: &Value) -> String {
 }
 
 fn go_type(schema: &Value) -> String {
+    // a named Go type (`type RebootMode string`) is shown by its name, as Go does
+    if let Some(named) = schema.get("x-go-type").and_then(Value::as_str) {
+        return named.to_string();
+    }
     match schema.get("type").and_then(Value::as_str) {
         Some("integer") => "int".into(),
         Some("number") => "float64".into(),

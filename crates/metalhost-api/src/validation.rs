@@ -241,8 +241,8 @@ fn bmc_capabilities(host: &BareMetalHost, access: &BmcAccess, out: &mut Vec<Viol
     }
     // Upstream needs the boot MAC from drivers that cannot discover it (libvirt), and from every
     // driver when inspection (which would discover it) is disabled. Extension: a live ISO on
-    // virtual media needs none, as it never boots from the network.
-    let live_iso_on_vmedia = kind.boots_iso_by_virtual_media()
+    // virtual media needs none, as it never boots from the network (UEFI HTTP boot does).
+    let live_iso_on_vmedia = kind.boots_from_virtual_media()
         && spec.image.as_ref().is_some_and(|i| i.format == Some(ImageFormat::LiveIso));
     let requires_mac = kind.needs_boot_mac() || (host.inspection_disabled() && !live_iso_on_vmedia);
     let mac = spec.boot_mac_address.as_deref().unwrap_or("");
@@ -280,7 +280,9 @@ fn is_uuid(s: &str) -> bool {
     match s.len() {
         32 => s.chars().all(|c| c.is_ascii_hexdigit()),
         36 => dashed(s),
-        38 => s.starts_with('{') && s.ends_with('}') && dashed(&s[1..37]),
+        // google/uuid drops the first character of a 38-character form and never checks either
+        // brace: `a27946b59-…-f3527a1ef094b` is a UUID to upstream too
+        38 => s.is_char_boundary(1) && s.is_char_boundary(37) && dashed(&s[1..37]),
         45 => s.is_char_boundary(9) && s[..9].eq_ignore_ascii_case("urn:uuid:") && dashed(&s[9..]),
         _ => false,
     }
@@ -382,7 +384,7 @@ fn reboot_annotation(value: &str) -> Result<(), String> {
     crate::gojson::check_unmarshal_syntax(value).map_err(fail)?;
     let args: Value = serde_json::from_str(value).map_err(|e| fail(e.to_string()))?;
     let schema = serde_json::json!({"type": "object", "properties": {
-        "mode": {"type": "string"}, "force": {"type": "boolean"}}});
+        "mode": {"type": "string", "x-go-type": "v1alpha1.RebootMode"}, "force": {"type": "boolean"}}});
     // unknown fields are fine here (plain json.Unmarshal)
     let known: serde_json::Map<String, Value> = match &args {
         Value::Object(map) => map

@@ -44,7 +44,12 @@ pub fn check_files(files: &[PathBuf]) -> Vec<String> {
                 }
                 None => validate_host(host),
             };
-            lines.extend(violations.iter().map(|v| format!("{shown}: {key}: {v}")));
+            // a password written into a BMC address is not printed back
+            lines.extend(
+                violations
+                    .iter()
+                    .map(|v| metalhost_api::redact::redact_url_userinfo(&format!("{shown}: {key}: {v}"))),
+            );
         }
     }
     lines

@@ -127,6 +127,14 @@ fn boot_mac_rules() {
             ),
             vec![],
         ),
+        row(
+            "live ISO by UEFI HTTP boot still needs a MAC, as upstream",
+            bmc(
+                "redfish-uefihttp://bmc/x",
+                "  inspectionMode: disabled\n  image: {url: 'http://h/a.iso', format: live-iso}\n",
+            ),
+            vec!["spec.bootMACAddress: BMC driver redfish-uefihttp requires a BootMACAddress value"],
+        ),
         row("MAC with dashes", OK_SPEC.replace("00:11:22:33:44:55", "00-11-22-33-44-55"), vec![]),
         row(
             "malformed MAC",
@@ -298,6 +306,11 @@ fn name_hints_power_and_secret_rules() {
             vec!["metadata.name: BareMetalHost resource name cannot be a UUID"],
         ),
         named(
+            "38 characters around a UUID, which google/uuid takes without checking the ends",
+            "a27946b59-9e44-4fa7-8e91-f3527a1ef094b",
+            vec!["metadata.name: BareMetalHost resource name cannot be a UUID"],
+        ),
+        named(
             "name that is a UUID without dashes",
             "27946b599e444fa78e91f3527a1ef094",
             vec!["metadata.name: BareMetalHost resource name cannot be a UUID"],
@@ -465,6 +478,13 @@ fn annotation_rules() {
             "status annotation keys match in any case, as Go's",
             "  annotations: {baremetalhost.metal3.io/status: '{\"OperationalStatus\": \"OK\", \"poweredon\": true}'}\n",
             vec![],
+        ),
+        annotated(
+            "reboot annotation mode of the wrong type names Go's type",
+            "  annotations: {reboot.metal3.io: '{\"mode\": 1}'}\n",
+            vec![
+                "metadata.annotations[reboot.metal3.io]: failed to unmarshal the data from the reboot.metal3.io annotation: json: cannot unmarshal number into Go struct field RebootAnnotationArguments.mode of type v1alpha1.RebootMode",
+            ],
         ),
         annotated(
             "reboot annotation with a bad mode",
