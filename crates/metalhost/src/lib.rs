@@ -6,6 +6,7 @@
 pub mod kube;
 pub mod metrics;
 pub mod progress;
+pub mod redact;
 pub mod settings;
 pub mod standalone;
 pub mod validate;

@@ -22,6 +22,7 @@ pub fn status_path(dir: &Path, host: &BareMetalHost) -> PathBuf {
 pub fn record(host: &BareMetalHost) -> BareMetalHost {
     let mut copy = BareMetalHost::new(host.metadata.name.as_deref().unwrap_or(""), host.spec.clone());
     copy.metadata.namespace = Some(host.namespace_or_default().to_string());
+    copy.metadata.creation_timestamp.clone_from(&host.metadata.creation_timestamp);
     copy.status = host.status.clone();
     copy
 }
@@ -60,7 +61,7 @@ pub fn read_all(dir: &Path) -> (Vec<(PathBuf, BareMetalHost)>, Vec<String>) {
         .collect();
     paths.sort();
     for path in paths {
-        let parsed = std::fs::read_to_string(&path)
+        let parsed = super::bounded::read_text(&path, super::bounded::MAX_STATUS_BYTES)
             .map_err(|e| e.to_string())
             .and_then(|t| serde_yaml_ng::from_str::<BareMetalHost>(&t).map_err(|e| e.to_string()));
         match parsed {
