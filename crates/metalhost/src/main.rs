@@ -498,7 +498,12 @@ fn print_objects(output: Option<&str>, hosts: &[metalhost_api::BareMetalHost]) -
     Ok(())
 }
 
-async fn get(dir: PathBuf, watch: bool, output: Option<String>, names: Vec<String>) -> anyhow::Result<ExitCode> {
+async fn get(
+    dir: PathBuf,
+    watch: bool,
+    output: Option<String>,
+    names: Vec<String>,
+) -> anyhow::Result<ExitCode> {
     use metalhost::fleet::{table, watch::Watch};
     let now = k8s_openapi::jiff::Timestamp::now;
     let hosts = fleet_hosts(&dir, &names)?;

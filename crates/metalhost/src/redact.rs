@@ -9,7 +9,8 @@ pub fn userinfo(text: &str) -> String {
         let (head, tail) = rest.split_at(i + 3);
         out.push_str(head);
         // the authority ends at the first character that cannot be in it
-        let end = tail.find(|c: char| matches!(c, '/' | '?' | '#') || c.is_whitespace()).unwrap_or(tail.len());
+        let end =
+            tail.find(|c: char| matches!(c, '/' | '?' | '#') || c.is_whitespace()).unwrap_or(tail.len());
         match tail[..end].rfind('@') {
             Some(at) => {
                 out.push_str("***@");
@@ -28,7 +29,10 @@ mod tests {
 
     #[test]
     fn userinfo_is_removed_everywhere_and_nothing_else_changes() {
-        assert_eq!(userinfo("redfish://admin:s3cret@10.0.0.1/redfish/v1"), "redfish://***@10.0.0.1/redfish/v1");
+        assert_eq!(
+            userinfo("redfish://admin:s3cret@10.0.0.1/redfish/v1"),
+            "redfish://***@10.0.0.1/redfish/v1"
+        );
         assert_eq!(
             userinfo("ipmi://u@h:623 then http://a:b@c?d=e@f and http://x/y@z"),
             "ipmi://***@h:623 then http://***@c?d=e@f and http://x/y@z"

@@ -23,7 +23,8 @@ fn metalhost(args: &[&str]) -> (i32, String, String) {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into());
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into());
     assert!(!format!("{stdout}{stderr}").contains(PASSWORD), "a password was shown");
     (out.status.code().unwrap_or(-1), stdout, stderr)
 }
@@ -34,14 +35,27 @@ fn manifests(lab: &Lab, dir: &Path, iso_url: &str) -> PathBuf {
     let mut docs = vec![secret("bmc")];
     for i in 0..lab.info.systems.len() {
         let extra = if i == 0 { "  rootDeviceHints: {deviceName: /dev/sda}\n" } else { "" };
-        docs.push(host(&format!("live-{i}"), &lab.bmc_address("redfish-virtualmedia", i), "bmc", &live_iso(iso_url), extra));
+        docs.push(host(
+            &format!("live-{i}"),
+            &lab.bmc_address("redfish-virtualmedia", i),
+            "bmc",
+            &live_iso(iso_url),
+            extra,
+        ));
     }
     write(dir, "hosts.yaml", &docs)
 }
 
 fn apply(lab: &Lab, file: &Path) {
-    let (code, stdout, stderr) =
-        metalhost(&["apply", file.to_str().unwrap(), "--wait", "--timeout", "600", "--ironic", &lab.info.ironic_url]);
+    let (code, stdout, stderr) = metalhost(&[
+        "apply",
+        file.to_str().unwrap(),
+        "--wait",
+        "--timeout",
+        "600",
+        "--ironic",
+        &lab.info.ironic_url,
+    ]);
     assert_eq!(code, 0, "apply failed: {stdout}{stderr}");
 }
 
@@ -78,13 +92,19 @@ fn get_and_describe_show_hosts_applied_on_the_lab() {
     let (code, stdout, stderr) = metalhost(&["get", "--manifests", d]);
     assert_eq!(code, 0, "{stderr}");
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines[0].split_whitespace().collect::<Vec<_>>(), ["NAME", "STATE", "CONSUMER", "ONLINE", "ERROR", "AGE"]);
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["NAME", "STATE", "CONSUMER", "ONLINE", "ERROR", "AGE"]
+    );
     assert_eq!(lines.len(), 3, "{stdout}");
     for (i, line) in lines[1..].iter().enumerate() {
         let row = cells(lines[0], line);
         assert_eq!(row["NAME"], format!("live-{i}"), "{stdout}");
         assert_eq!(row["STATE"], "provisioned", "{stdout}");
-        assert_eq!((row["CONSUMER"].as_str(), row["ONLINE"].as_str(), row["ERROR"].as_str()), ("", "true", ""));
+        assert_eq!(
+            (row["CONSUMER"].as_str(), row["ONLINE"].as_str(), row["ERROR"].as_str()),
+            ("", "true", "")
+        );
         assert!(row["AGE"].ends_with('s') || row["AGE"].ends_with('m'), "age {:?}", row["AGE"]);
     }
 
@@ -112,7 +132,8 @@ fn get_and_describe_show_hosts_applied_on_the_lab() {
     // describe: the Ironic node (the one the status names, which is the host's), the live-ISO
     // condition, the events of apply
     let status = status_file(dir.path(), "live-0").unwrap().status.unwrap();
-    let (code, stdout, stderr) = metalhost(&["describe", "live-0", "--manifests", d, "--ironic", &lab.info.ironic_url]);
+    let (code, stdout, stderr) =
+        metalhost(&["describe", "live-0", "--manifests", d, "--ironic", &lab.info.ironic_url]);
     assert_eq!(code, 0, "{stderr}");
     for want in [
         format!("UUID:               {}", status.provisioning.id),
@@ -198,21 +219,28 @@ fn get_w_prints_each_state_change_of_a_reprovisioning_host_and_events_survive_re
     let file = manifests(&lab, dir.path(), &lab.info.iso_url);
     apply(&lab, &file);
     let applied = events::read(dir.path());
-    assert!(applied.iter().any(|e| e.new_state() == Some("provisioned")), "apply logged events: {applied:#?}");
+    assert!(
+        applied.iter().any(|e| e.new_state() == Some("provisioned")),
+        "apply logged events: {applied:#?}"
+    );
 
     let (run, run_out) = spawn(&["run", "--manifests", d, "--ironic", &lab.info.ironic_url]);
     // the run's summary line (plain, as stdout is no terminal)
     lines_until(&run_out, "summary", |l| l == "1 host: 1 provisioned");
     let (mut watch, watch_out) = spawn(&["get", "-w", "--manifests", d, "live-0"]);
     let start = lines_until(&watch_out, "the table", |l| l.starts_with("live-0"));
-    assert!(start[0].starts_with("NAME") && start[1].split_whitespace().nth(1) == Some("provisioned"), "{start:?}");
+    assert!(
+        start[0].starts_with("NAME") && start[1].split_whitespace().nth(1) == Some("provisioned"),
+        "{start:?}"
+    );
 
     // a new image URL: the host is deprovisioned and provisioned again
     let seq_before = events::read(dir.path()).last().unwrap().seq;
     std::fs::copy(lab.info.iso_dir.join("live.iso"), lab.info.iso_dir.join("other.iso")).unwrap();
     let new_url = format!("{}/other.iso", lab.info.iso_base_url.trim_end_matches('/'));
     manifests(&lab, dir.path(), &new_url);
-    let rows = lines_until(&watch_out, "provisioned again", |l| l.split_whitespace().nth(1) == Some("provisioned"));
+    let rows =
+        lines_until(&watch_out, "provisioned again", |l| l.split_whitespace().nth(1) == Some("provisioned"));
     let shown: Vec<&str> = rows.iter().filter_map(|l| l.split_whitespace().nth(1)).collect();
     let mut shown_changes = shown.clone();
     shown_changes.dedup();

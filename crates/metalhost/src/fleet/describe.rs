@@ -59,7 +59,17 @@ pub fn describe(host: &BareMetalHost, events: &[LoggedEvent], node: &NodeView) -
     }
     let _ = writeln!(w, "Status:");
     let _ = writeln!(w, "  State:              {}", or_none(status.provisioning.state.as_str()));
-    let _ = writeln!(w, "  Operational status: {}", or_none(serde_json::to_value(status.operational_status).ok().as_ref().and_then(|v| v.as_str()).unwrap_or("")));
+    let _ = writeln!(
+        w,
+        "  Operational status: {}",
+        or_none(
+            serde_json::to_value(status.operational_status)
+                .ok()
+                .as_ref()
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+        )
+    );
     let _ = writeln!(w, "  Powered on:         {}", status.powered_on);
     let _ = writeln!(w, "  Ironic node:        {}", or_none(&status.provisioning.id));
     if let Some(image) = &status.provisioning.image {
@@ -68,7 +78,8 @@ pub fn describe(host: &BareMetalHost, events: &[LoggedEvent], node: &NodeView) -
     let _ = writeln!(w, "  Last updated:       {}", status.last_updated.as_deref().unwrap_or("<never>"));
     if status.operational_status == OperationalStatus::Error {
         let kind = status.error_type.map_or("error", |t| t.as_str());
-        let _ = writeln!(w, "  Error:              {kind}: {}", crate::redact::userinfo(&status.error_message));
+        let _ =
+            writeln!(w, "  Error:              {kind}: {}", crate::redact::userinfo(&status.error_message));
         let _ = writeln!(w, "  Error count:        {}", status.error_count);
     } else {
         let _ = writeln!(w, "  Error:              <none>");
@@ -77,7 +88,8 @@ pub fn describe(host: &BareMetalHost, events: &[LoggedEvent], node: &NodeView) -
     if status.conditions.is_empty() {
         let _ = writeln!(w, "  <none>");
     } else {
-        let mut rows = vec![["Type", "Status", "Reason", "Last transition", "Message"].map(String::from).to_vec()];
+        let mut rows =
+            vec![["Type", "Status", "Reason", "Last transition", "Message"].map(String::from).to_vec()];
         for c in &status.conditions {
             rows.push(vec![
                 c.type_.clone(),
@@ -151,7 +163,9 @@ pub fn describe(host: &BareMetalHost, events: &[LoggedEvent], node: &NodeView) -
         let mut rows = vec![["Time", "Type", "Reason", "Message"].map(String::from).to_vec()];
         let start = events.len().saturating_sub(MAX_EVENTS_SHOWN);
         rows.extend(
-            events[start..].iter().map(|e| vec![e.time.clone(), e.kind.clone(), e.reason.clone(), e.note.clone()]),
+            events[start..]
+                .iter()
+                .map(|e| vec![e.time.clone(), e.kind.clone(), e.reason.clone(), e.note.clone()]),
         );
         indented(w, &rows);
     }

@@ -37,7 +37,9 @@ pub async fn lookup(config: ClientConfig, host: &BareMetalHost) -> NodeView {
     let mut foreign = None;
     if !id.is_empty() {
         match client.get_node(&id).await {
-            Ok(Some(node)) if node.name.as_deref() == Some(name.as_str()) => return NodeView::Node(Box::new(node)),
+            Ok(Some(node)) if node.name.as_deref() == Some(name.as_str()) => {
+                return NodeView::Node(Box::new(node));
+            }
             Ok(Some(_)) => foreign = Some(id),
             Ok(None) => {}
             Err(e) => return NodeView::Unreachable(crate::redact::userinfo(&e.to_string())),

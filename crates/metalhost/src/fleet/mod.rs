@@ -31,7 +31,9 @@ pub fn load(dir: &Path) -> (Vec<BareMetalHost>, Vec<String>) {
 pub fn selected(host: &BareMetalHost, names: &[String]) -> bool {
     names.is_empty()
         || names.iter().any(|n| match n.split_once('/') {
-            Some((ns, name)) => host.namespace_or_default() == ns && host.metadata.name.as_deref() == Some(name),
+            Some((ns, name)) => {
+                host.namespace_or_default() == ns && host.metadata.name.as_deref() == Some(name)
+            }
             None => host.metadata.name.as_deref() == Some(n.as_str()),
         })
 }
@@ -92,7 +94,14 @@ mod tests {
 
     #[test]
     fn durations_read_as_kubectl_prints_them() {
-        let cases = [(5, "5s"), (119, "119s"), (125, "2m5s"), (600, "10m"), (3 * 3600 + 60, "3h1m"), (50 * 3600, "2d2h")];
+        let cases = [
+            (5, "5s"),
+            (119, "119s"),
+            (125, "2m5s"),
+            (600, "10m"),
+            (3 * 3600 + 60, "3h1m"),
+            (50 * 3600, "2d2h"),
+        ];
         for (s, want) in cases {
             assert_eq!(human_duration(s), want, "{s}");
         }

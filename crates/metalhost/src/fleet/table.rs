@@ -20,13 +20,21 @@ pub struct Column {
 /// printer columns of priority 0, and with `wide` those of higher priority too, in the CRD's order.
 pub fn columns(wide: bool) -> Vec<Column> {
     let crd = metalhost_api::crd();
-    let printer = crd.spec.versions.iter().find(|v| v.storage).or(crd.spec.versions.first()).and_then(|v| {
-        v.additional_printer_columns.clone()
-    });
+    let printer = crd
+        .spec
+        .versions
+        .iter()
+        .find(|v| v.storage)
+        .or(crd.spec.versions.first())
+        .and_then(|v| v.additional_printer_columns.clone());
     let mut out = vec![Column { header: "NAME".into(), json_path: ".metadata.name".into(), is_date: false }];
     for c in printer.unwrap_or_default() {
         if wide || c.priority.unwrap_or(0) == 0 {
-            out.push(Column { header: c.name.to_uppercase(), json_path: c.json_path, is_date: c.type_ == "date" });
+            out.push(Column {
+                header: c.name.to_uppercase(),
+                json_path: c.json_path,
+                is_date: c.type_ == "date",
+            });
         }
     }
     out
@@ -137,7 +145,11 @@ mod tests {
         let lines = table(&[host], true, k8s_openapi::jiff::Timestamp::now());
         assert_eq!(lines.len(), 2);
         let cells: Vec<_> = lines[1].split_whitespace().collect();
-        assert_eq!(cells, ["h1", "OK", "provisioned", "ipmi://***@10.0.0.1", "true", "<unknown>"], "{lines:?}");
+        assert_eq!(
+            cells,
+            ["h1", "OK", "provisioned", "ipmi://***@10.0.0.1", "true", "<unknown>"],
+            "{lines:?}"
+        );
         assert!(lines[0].starts_with("NAME   STATUS   STATE"), "{lines:?}");
     }
 }

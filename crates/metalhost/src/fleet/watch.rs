@@ -38,14 +38,26 @@ pub struct Shown {
 impl Watch {
     /// Starts watching the hosts of `dir` named in `names` (all when empty); returns the table to
     /// print first.
-    pub fn start(dir: &Path, names: &[String], wide: bool, now: k8s_openapi::jiff::Timestamp) -> (Self, Vec<String>) {
+    pub fn start(
+        dir: &Path,
+        names: &[String],
+        wide: bool,
+        now: k8s_openapi::jiff::Timestamp,
+    ) -> (Self, Vec<String>) {
         // events first: the runtime logs a change's events after it stores the status
         let last_seq = events::read(dir).last().map_or(0, |e| e.seq);
         let (hosts, _) = super::load(dir);
         let hosts: Vec<_> = hosts.into_iter().filter(|h| super::selected(h, names)).collect();
         let columns = table::columns_for(&hosts, wide);
-        let mut watch =
-            Watch { dir: dir.to_path_buf(), names: names.to_vec(), columns, widths: Vec::new(), last_seq, shown: BTreeMap::new(), waiting: BTreeMap::new() };
+        let mut watch = Watch {
+            dir: dir.to_path_buf(),
+            names: names.to_vec(),
+            columns,
+            widths: Vec::new(),
+            last_seq,
+            shown: BTreeMap::new(),
+            waiting: BTreeMap::new(),
+        };
         let mut rows = vec![watch.columns.iter().map(|c| c.header.clone()).collect::<Vec<_>>()];
         for host in &hosts {
             let row = table::row(host, &watch.columns, now);
@@ -57,7 +69,10 @@ impl Watch {
     }
 
     fn key(&self, row: &[String]) -> Vec<String> {
-        row.iter().zip(&self.columns).map(|(cell, c)| if c.is_date { String::new() } else { cell.clone() }).collect()
+        row.iter()
+            .zip(&self.columns)
+            .map(|(cell, c)| if c.is_date { String::new() } else { cell.clone() })
+            .collect()
     }
 
     fn show(&mut self, host: BareMetalHost, now: k8s_openapi::jiff::Timestamp, out: &mut Vec<Shown>) {
@@ -86,7 +101,8 @@ impl Watch {
         for event in logged.into_iter().filter(|e| e.seq > seen) {
             self.last_seq = event.seq;
             let (Some(state), Some(host)) = (event.new_state(), hosts.get(&event.host)) else { continue };
-            let Ok(state) = serde_json::from_value::<ProvisioningState>(serde_json::Value::String(state.into()))
+            let Ok(state) =
+                serde_json::from_value::<ProvisioningState>(serde_json::Value::String(state.into()))
             else {
                 continue;
             };

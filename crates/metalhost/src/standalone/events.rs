@@ -125,9 +125,7 @@ impl EventLog {
 
     fn write_line(&mut self, line: &[u8]) -> std::io::Result<()> {
         let path = self.dir.join(LOG_FILE);
-        let open = |path: &Path| {
-            open_regular(path, OpenOptions::new().append(true).create(true).mode(0o600))
-        };
+        let open = |path: &Path| open_regular(path, OpenOptions::new().append(true).create(true).mode(0o600));
         let mut file = open(&path)?;
         // the size on disk counts, also what another process appended
         let size = file.metadata()?.len();
@@ -154,7 +152,11 @@ mod tests {
     }
 
     fn size(dir: &Path) -> u64 {
-        [LOG_FILE, OLD_LOG_FILE].iter().filter_map(|f| std::fs::metadata(dir.join(f)).ok()).map(|m| m.len()).sum()
+        [LOG_FILE, OLD_LOG_FILE]
+            .iter()
+            .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
+            .map(|m| m.len())
+            .sum()
     }
 
     #[test]
@@ -201,7 +203,11 @@ mod tests {
         let mut log = EventLog::open(dir.path());
         assert!(log.append("default/h", &[event("a → b")], "t").is_err());
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "untouched\n");
-        std::fs::write(outside.path().join("log"), "{\"seq\":1,\"time\":\"t\",\"host\":\"x\",\"type\":\"Normal\",\"reason\":\"R\",\"note\":\"n\"}\n").unwrap();
+        std::fs::write(
+            outside.path().join("log"),
+            "{\"seq\":1,\"time\":\"t\",\"host\":\"x\",\"type\":\"Normal\",\"reason\":\"R\",\"note\":\"n\"}\n",
+        )
+        .unwrap();
         std::os::unix::fs::symlink(outside.path().join("log"), dir.path().join(OLD_LOG_FILE)).unwrap();
         assert!(read(dir.path()).is_empty(), "a symlinked log is not read");
     }

@@ -238,7 +238,7 @@ impl Runtime {
             }
             let created = entry.host.metadata.creation_timestamp.take();
             entry.host = host.clone();
-            entry.host.metadata.creation_timestamp = created.or_else(|| creation_time());
+            entry.host.metadata.creation_timestamp = created.or_else(creation_time);
             entry.deleting = false;
             entry.bad = None;
         }
