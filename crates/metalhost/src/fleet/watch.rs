@@ -131,3 +131,60 @@ impl Watch {
 fn state_of(host: &BareMetalHost) -> String {
     host.status.as_ref().map_or("", |s| s.provisioning.state.as_str()).to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::standalone::events::EventLog;
+    use crate::standalone::store;
+    use metalhost_api::{BareMetalHostStatus, ErrorType, OperationalStatus};
+    use metalhost_core::{EventKind, HostEvent};
+
+    fn write(dir: &Path, state: ProvisioningState, error: Option<ErrorType>) {
+        let mut host = BareMetalHost::new("h", Default::default());
+        let mut status = BareMetalHostStatus::default();
+        status.provisioning.state = state;
+        status.error_type = error;
+        host.status = Some(status);
+        store::write(dir, &host).unwrap();
+    }
+
+    fn changed(log: &mut EventLog, from: &str, to: &str) {
+        let e = HostEvent {
+            kind: EventKind::Normal,
+            reason: "ProvisioningStateChanged".into(),
+            note: format!("{from} → {to}"),
+        };
+        log.append("default/h", &[e], "t").unwrap();
+    }
+
+    fn states(shown: &[Shown]) -> Vec<String> {
+        shown.iter().map(|s| s.line.split_whitespace().nth(1).unwrap_or("").to_string()).collect()
+    }
+
+    #[test]
+    fn every_logged_state_is_shown_in_order_and_nothing_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = k8s_openapi::jiff::Timestamp::now;
+        let mut log = EventLog::open(dir.path());
+        changed(&mut log, "registering", "provisioned");
+        write(dir.path(), ProvisioningState::Provisioned, None);
+        let (mut watch, table) = Watch::start(dir.path(), &[], false, now());
+        assert_eq!(table.len(), 2, "{table:?}");
+        assert!(watch.poll(now()).is_empty(), "nothing changed, the age does not count");
+        // three states in one go: the status file shows only the last, the log all of them
+        write(dir.path(), ProvisioningState::Provisioning, None);
+        assert!(watch.poll(now()).is_empty(), "a new state waits for its event");
+        changed(&mut log, "provisioned", "deprovisioning");
+        changed(&mut log, "deprovisioning", "available");
+        changed(&mut log, "available", "provisioning");
+        assert_eq!(states(&watch.poll(now())), ["deprovisioning", "available", "provisioning"]);
+        assert!(watch.poll(now()).is_empty());
+        // another column changes: one line
+        write(dir.path(), ProvisioningState::Provisioning, Some(ErrorType::Provisioning));
+        let shown = watch.poll(now());
+        assert_eq!(shown.len(), 1);
+        assert!(shown[0].line.contains("provisioning error"), "{}", shown[0].line);
+        assert_eq!(shown[0].host.status.as_ref().unwrap().operational_status, OperationalStatus::Unknown);
+    }
+}
