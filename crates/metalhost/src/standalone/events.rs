@@ -125,7 +125,9 @@ impl EventLog {
 
     fn write_line(&mut self, line: &[u8]) -> std::io::Result<()> {
         let path = self.dir.join(LOG_FILE);
-        let open = |path: &Path| open_regular(path, OpenOptions::new().append(true).create(true).mode(0o600));
+        let open = |path: &Path| {
+            open_regular(path, OpenOptions::new().read(true).append(true).create(true).mode(0o600))
+        };
         let mut file = open(&path)?;
         // the size on disk counts, also what another process appended
         let size = file.metadata()?.len();
@@ -136,6 +138,15 @@ impl EventLog {
             std::fs::rename(&path, self.dir.join(OLD_LOG_FILE))?;
             self.lines = 0;
             file = open(&path)?;
+        }
+        // a line cut short (a process killed while writing) is ended, so that it spoils no other
+        let size = file.metadata()?.len();
+        let mut last = [0u8];
+        if size > 0
+            && std::os::unix::fs::FileExt::read_at(&file, &mut last, size - 1)? == 1
+            && last[0] != b'\n'
+        {
+            file.write_all(b"\n")?;
         }
         file.write_all(line)?;
         self.lines += 1;
@@ -191,6 +202,20 @@ mod tests {
         }
         assert!(size(dir.path()) <= 64 * 1024, "{}", size(dir.path()));
         assert!(read(dir.path()).iter().all(|e| e.note.len() <= MAX_NOTE_BYTES));
+    }
+
+    #[test]
+    fn a_line_cut_short_spoils_no_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = EventLog::open(dir.path());
+        log.append("default/h", &[event("a → b")], "t").unwrap();
+        // killed in the middle of a line
+        let mut f = OpenOptions::new().append(true).open(dir.path().join(LOG_FILE)).unwrap();
+        f.write_all(b"{\"seq\":2,\"time\":\"t\",\"ho").unwrap();
+        let mut log = EventLog::open(dir.path());
+        log.append("default/h", &[event("b → c")], "t").unwrap();
+        let notes: Vec<_> = read(dir.path()).into_iter().map(|e| e.note).collect();
+        assert_eq!(notes, ["a → b", "b → c"]);
     }
 
     #[test]
