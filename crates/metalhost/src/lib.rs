@@ -3,6 +3,7 @@
 //! beside them, [`kube`] in a Kubernetes cluster. Shared: metrics, the webhook, validation, progress
 //! output.
 
+pub mod fleet;
 pub mod kube;
 pub mod metrics;
 pub mod progress;

@@ -63,6 +63,32 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// List the hosts of a manifest directory as `kubectl get baremetalhosts` would (the CRD's
+    /// printer columns), from the status files `metalhost run` writes.
+    Get {
+        /// Directory of manifests that `metalhost run` reconciles.
+        #[arg(long, default_value = ".")]
+        manifests: PathBuf,
+        /// After the list, print a line each time a host changes (until SIGINT or SIGTERM).
+        #[arg(short = 'w', long)]
+        watch: bool,
+        /// `wide` (more columns), `json` or `yaml` (a Kubernetes List).
+        #[arg(short = 'o', long, value_parser = ["wide", "json", "yaml"])]
+        output: Option<String>,
+        /// Only these hosts (`name` or `namespace/name`).
+        names: Vec<String>,
+    },
+    /// Show one host in full: spec, status, conditions, its Ironic node (with --ironic), errors,
+    /// operation history and recent events.
+    Describe {
+        /// The host (`name` or `namespace/name`).
+        name: String,
+        /// Directory of manifests that `metalhost run` reconciles.
+        #[arg(long, default_value = ".")]
+        manifests: PathBuf,
+        #[command(flatten)]
+        ironic: IronicArgs,
+    },
     /// Print the BareMetalHost CustomResourceDefinition (YAML), generated from the Rust types.
     Crd,
     /// Serve the validating admission webhook (HTTPS) with upstream's BareMetalHost rules.
@@ -87,6 +113,49 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+}
+
+/// How `describe` reaches Ironic (the same flags and variables as `run`'s).
+#[derive(Args)]
+struct IronicArgs {
+    /// Ironic API URL [default: $IRONIC_ENDPOINT; without either, Ironic is not asked].
+    #[arg(long, env = "METALHOST_IRONIC_URL")]
+    ironic: Option<String>,
+    /// PEM file of the CA that signed Ironic's certificate.
+    #[arg(long, env = "METALHOST_IRONIC_CA_FILE")]
+    ironic_ca_file: Option<PathBuf>,
+    /// Accept any certificate from Ironic (testing only).
+    #[arg(long)]
+    ironic_insecure: bool,
+    /// Ironic HTTP basic auth user (password from METALHOST_IRONIC_PASSWORD or the file).
+    #[arg(long, env = "METALHOST_IRONIC_USER")]
+    ironic_user: Option<String>,
+    /// File holding the Ironic basic auth password (first line).
+    #[arg(long, env = "METALHOST_IRONIC_PASSWORD_FILE")]
+    ironic_password_file: Option<PathBuf>,
+}
+
+impl IronicArgs {
+    /// Ironic's client settings, if an Ironic URL is given or configured.
+    fn config(&self) -> anyhow::Result<Option<metalhost_ironic::ClientConfig>> {
+        let env: std::collections::HashMap<String, String> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect();
+        if self.ironic.is_none() && !env.contains_key("IRONIC_ENDPOINT") {
+            return Ok(None);
+        }
+        let flags = settings::Flags {
+            ironic_url: self.ironic.clone(),
+            ironic_ca_file: self.ironic_ca_file.clone(),
+            ironic_insecure: self.ironic_insecure,
+            ironic_user: self.ironic_user.clone(),
+            ironic_password_file: self.ironic_password_file.clone(),
+            ..Default::default()
+        };
+        let mut ironic = settings::resolve(&flags, &env, &settings::read_file)?.ironic;
+        ironic.timeout = Duration::from_secs(10);
+        Ok(Some(ironic))
+    }
 }
 
 #[derive(Args)]
@@ -198,6 +267,7 @@ async fn run(manifests: PathBuf, stats_file: Option<PathBuf>, common: Common) ->
                 for change in &changes {
                     progress.change(change);
                 }
+                progress.summary(metalhost::fleet::summary::line(runtime.statuses().map(|(_, s)| s)));
             }
             _ = shutdown() => return Ok(ExitCode::SUCCESS),
         }
@@ -401,6 +471,93 @@ async fn apply(file: PathBuf, wait: bool, timeout: u64, common: Common) -> anyho
     Ok(code)
 }
 
+/// The hosts of `dir` named in `names` (all when none), with the problems met reported.
+fn fleet_hosts(dir: &std::path::Path, names: &[String]) -> anyhow::Result<Vec<metalhost_api::BareMetalHost>> {
+    if !dir.is_dir() {
+        bail!("--manifests {}: not a directory", dir.display());
+    }
+    let (hosts, problems) = metalhost::fleet::load(dir);
+    for p in problems {
+        eprintln!("warning: {p}");
+    }
+    let hosts: Vec<_> = hosts.into_iter().filter(|h| metalhost::fleet::selected(h, names)).collect();
+    for name in names {
+        if !hosts.iter().any(|h| metalhost::fleet::selected(h, std::slice::from_ref(name))) {
+            bail!("baremetalhost {name:?} not found in {}", dir.display());
+        }
+    }
+    Ok(hosts)
+}
+
+fn print_objects(output: Option<&str>, hosts: &[metalhost_api::BareMetalHost]) -> anyhow::Result<()> {
+    let list = metalhost::fleet::table::list(hosts);
+    match output {
+        Some("json") => println!("{}", serde_json::to_string_pretty(&list)?),
+        _ => print!("{}", serde_yaml_ng::to_string(&list)?),
+    }
+    Ok(())
+}
+
+async fn get(
+    dir: PathBuf,
+    watch: bool,
+    output: Option<String>,
+    names: Vec<String>,
+) -> anyhow::Result<ExitCode> {
+    use metalhost::fleet::{table, watch::Watch};
+    let now = k8s_openapi::jiff::Timestamp::now;
+    let hosts = fleet_hosts(&dir, &names)?;
+    let wide = output.as_deref() == Some("wide");
+    let objects = matches!(output.as_deref(), Some("json" | "yaml"));
+    if !watch {
+        if objects {
+            print_objects(output.as_deref(), &hosts)?;
+        } else if hosts.is_empty() {
+            eprintln!("No hosts found in {}.", dir.display());
+        } else {
+            for line in table::table(&hosts, wide, now()) {
+                println!("{line}");
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (mut watch, lines) = Watch::start(&dir, &names, wide, now());
+    if objects {
+        print_objects(output.as_deref(), &hosts)?;
+    } else {
+        for line in lines {
+            println!("{line}");
+        }
+    }
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+            () = shutdown() => return Ok(ExitCode::SUCCESS),
+        }
+        for shown in watch.poll(now()) {
+            match output.as_deref() {
+                Some("json") => println!("{}", serde_json::to_string(&shown.host)?),
+                Some("yaml") => print!("---\n{}", serde_yaml_ng::to_string(&shown.host)?),
+                _ => println!("{}", shown.line),
+            }
+        }
+    }
+}
+
+async fn describe(dir: PathBuf, name: String, ironic: IronicArgs) -> anyhow::Result<ExitCode> {
+    use metalhost::fleet::ironic::{NodeView, lookup};
+    let hosts = fleet_hosts(&dir, std::slice::from_ref(&name))?;
+    let events = metalhost::standalone::events::read(&dir);
+    for host in &hosts {
+        let node = match ironic.config()? {
+            Some(config) => lookup(config, host).await,
+            None => NodeView::NotAsked,
+        };
+        print!("{}", metalhost::fleet::describe::describe(host, &events, &node));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn validate(files: &[PathBuf]) -> ExitCode {
     let lines = metalhost::validate::check_files(files);
     for line in &lines {
@@ -434,6 +591,14 @@ async fn main() -> ExitCode {
             ExitCode::SUCCESS
         }),
         Command::Validate { files } => Ok(validate(&files)),
+        Command::Get { manifests, watch, output, names } => {
+            init_logging("off");
+            get(manifests, watch, output, names).await
+        }
+        Command::Describe { name, manifests, ironic } => {
+            init_logging("off");
+            describe(manifests, name, ironic).await
+        }
         Command::Webhook { listen, cert, key, check_config: true } => {
             println!("listen: {listen}");
             println!("path: {}", metalhost::webhook::VALIDATE_PATH);

@@ -12,13 +12,15 @@ use crate::standalone::Change;
 /// Shows hosts' progress on the terminal (spinners) or as plain lines when output is not one.
 pub struct Progress {
     bars: Option<(MultiProgress, BTreeMap<String, ProgressBar>)>,
+    /// The fleet's one-line summary: its bar on a terminal, and the last line shown.
+    summary: (Option<ProgressBar>, String),
 }
 
 impl Progress {
     /// Spinners when stderr is a terminal, plain lines otherwise.
     pub fn new() -> Self {
         let bars = std::io::stderr().is_terminal().then(|| (MultiProgress::new(), BTreeMap::new()));
-        Progress { bars }
+        Progress { bars, summary: (None, String::new()) }
     }
 
     /// The line printed for a change.
@@ -49,6 +51,26 @@ impl Progress {
         });
         bar.set_message(change.to.to_string());
         let _ = multi.println(line);
+    }
+
+    /// Shows the fleet's one-line summary (`12 hosts: 10 provisioned, 2 provisioning`): refreshed in
+    /// place on a terminal, printed as a line only when it changes otherwise.
+    pub fn summary(&mut self, line: String) {
+        if self.summary.1 == line {
+            return;
+        }
+        match &self.bars {
+            Some((multi, _)) => {
+                let bar = self.summary.0.get_or_insert_with(|| {
+                    let bar = multi.insert(0, ProgressBar::new_spinner());
+                    bar.set_style(ProgressStyle::with_template("{msg:.bold}").expect("valid template"));
+                    bar
+                });
+                bar.set_message(line.clone());
+            }
+            None => println!("{line}"),
+        }
+        self.summary.1 = line;
     }
 
     /// Marks a host as finished, with a last word.

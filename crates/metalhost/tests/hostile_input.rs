@@ -171,10 +171,14 @@ fn host_names_cannot_leave_the_directory_or_share_a_status_file() {
     ] {
         assert!(log.contains(refused), "not reported: {refused}\nlog:\n{log}");
     }
-    // nothing outside the directory, and inside only the two legitimate status files
+    // nothing outside the directory, and inside only the two legitimate status files and the
+    // event log
     assert_eq!(sorted_entries(&s.root), ["manifests", "metalhost.log", "outside"]);
     assert!(sorted_entries(&s.outside).is_empty(), "{:?}", sorted_entries(&s.outside));
-    assert_eq!(sorted_entries(&s.dir), ["good.status.yaml", "hosts.yaml", "lab~web.status.yaml"]);
+    assert_eq!(
+        sorted_entries(&s.dir),
+        [".metalhost-events.jsonl", "good.status.yaml", "hosts.yaml", "lab~web.status.yaml"]
+    );
 }
 
 #[test]

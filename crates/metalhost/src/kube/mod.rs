@@ -7,7 +7,7 @@
 //! own status writes do not wake it: the watch is filtered to changes of the spec (generation),
 //! annotations, labels, finalizers and deletion.
 
-mod events;
+pub(crate) mod events;
 mod reconcile;
 mod secrets;
 pub mod status;

@@ -6,6 +6,8 @@
 //! resolved [`HostInput`] per reconcile, and stores the status that comes back. Host policy
 //! (paused, detached, credentials, timing) is the core's.
 
+pub mod bounded;
+pub mod events;
 pub mod manifests;
 pub mod store;
 
@@ -107,6 +109,8 @@ pub struct Runtime {
     /// What the manifest files looked like at the last load (None: never loaded).
     fingerprint: Option<Vec<(PathBuf, Option<SystemTime>, u64)>>,
     reported: BTreeSet<String>,
+    /// The directory's event log (what Kubernetes would show as Events).
+    events: events::EventLog,
 }
 
 fn rfc3339_now() -> String {
@@ -122,6 +126,7 @@ impl Runtime {
         }
         let provisioner = IronicProvisioner::connect_lazily(ironic);
         let reconciler = Reconciler::new(provisioner, config.defaults.clone());
+        let source_dir = source.dir().to_path_buf();
         let mut rt = Runtime {
             source,
             reconciler,
@@ -130,6 +135,7 @@ impl Runtime {
             manifests: Manifests::default(),
             fingerprint: None,
             reported: BTreeSet::new(),
+            events: events::EventLog::open(&source_dir),
         };
         let (records, problems) = store::read_all(rt.source.dir());
         for p in problems {
@@ -216,7 +222,7 @@ impl Runtime {
         for (key, host) in &manifests.hosts {
             present.insert(key.clone());
             let entry = self.hosts.entry(key.clone()).or_insert_with(|| Tracked {
-                host: host.clone(),
+                host: with_creation_time(host.clone()),
                 status: BareMetalHostStatus::default(),
                 deleting: false,
                 bad: None,
@@ -230,7 +236,9 @@ impl Runtime {
             {
                 entry.due = now;
             }
+            let created = entry.host.metadata.creation_timestamp.take();
             entry.host = host.clone();
+            entry.host.metadata.creation_timestamp = created.or_else(creation_time);
             entry.deleting = false;
             entry.bad = None;
         }
@@ -242,7 +250,7 @@ impl Runtime {
             present.insert(key.clone());
             let (namespace, name) = key.split_once('/').unwrap_or(("default", key));
             let entry = self.hosts.entry(key.clone()).or_insert_with(|| {
-                let mut host = BareMetalHost::new(name, Default::default());
+                let mut host = with_creation_time(BareMetalHost::new(name, Default::default()));
                 host.metadata.namespace = Some(namespace.to_string());
                 Tracked {
                     host,
@@ -330,6 +338,7 @@ impl Runtime {
             if t.status.error_message == *reason {
                 continue;
             }
+            let before = t.status.clone();
             t.status.operational_status = OperationalStatus::Error;
             t.status.error_type.get_or_insert(ErrorType::Registration);
             t.status.error_message = reason.clone();
@@ -338,6 +347,10 @@ impl Runtime {
             record.status = Some(t.status.clone());
             if let Err(e) = store::write(&dir, &record) {
                 warn!(host = %key, "cannot write status: {e}");
+            }
+            let events = metalhost_core::policy::events(&before, &t.status, &[]);
+            if let Err(e) = self.events.append(key, &events, &now) {
+                warn!(host = %key, "cannot log events: {e}");
             }
             let state = t.status.provisioning.state;
             changes.push(Change {
@@ -381,6 +394,7 @@ impl Runtime {
             }];
         }
         if !outcome.changed {
+            self.log_events(key, &outcome.events);
             return Vec::new();
         }
         t.status = outcome.status;
@@ -391,6 +405,9 @@ impl Runtime {
         if let Err(e) = store::write(&dir, &record) {
             warn!(host = %key, "cannot write status: {e}");
         }
+        // the events Kubernetes would publish, logged after the status they tell of is stored
+        self.log_events(key, &outcome.events);
+        let Some(t) = self.hosts.get(key) else { return Vec::new() };
         let error =
             (t.status.operational_status == OperationalStatus::Error).then(|| t.status.error_message.clone());
         let mut changes = Vec::new();
@@ -421,6 +438,12 @@ impl Runtime {
             None => {}
         }
         changes
+    }
+
+    fn log_events(&mut self, key: &str, events: &[metalhost_core::HostEvent]) {
+        if let Err(e) = self.events.append(key, events, &rfc3339_now()) {
+            warn!(host = %key, "cannot log events: {e}");
+        }
     }
 
     /// Ironic HTTP requests this runtime has sent.
@@ -456,6 +479,18 @@ impl Runtime {
             self.wait_for_work(Duration::from_millis(500)).await;
         }
     }
+}
+
+/// The time a host is first seen, as its creation time (the AGE `metalhost get` shows).
+fn creation_time() -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time> {
+    Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now()))
+}
+
+fn with_creation_time(mut host: BareMetalHost) -> BareMetalHost {
+    if host.metadata.creation_timestamp.is_none() {
+        host.metadata.creation_timestamp = creation_time();
+    }
+    host
 }
 
 /// Whether a host has reached where its spec points and nothing is under way: provisioned with

@@ -47,6 +47,7 @@ pub fn status_path(dir: &Path, host: &BareMetalHost) -> std::io::Result<PathBuf>
 pub fn record(host: &BareMetalHost) -> BareMetalHost {
     let mut copy = BareMetalHost::new(host.metadata.name.as_deref().unwrap_or(""), host.spec.clone());
     copy.metadata.namespace = Some(host.namespace_or_default().to_string());
+    copy.metadata.creation_timestamp.clone_from(&host.metadata.creation_timestamp);
     copy.status = host.status.clone();
     if let Some(bmc) = copy.spec.bmc.as_mut() {
         bmc.address = redact_url_userinfo(&bmc.address);
