@@ -75,6 +75,10 @@ pub struct RequestRecord {
     /// The client's User-Agent.
     #[serde(default)]
     pub user_agent: String,
+    /// Who sent it: the bearer token of its kubeconfig (the double authenticates no one, so the
+    /// token stands for the user; give replicas different tokens to tell their requests apart).
+    #[serde(default)]
+    pub user: String,
     /// The `fieldManager` query parameter, if any.
     #[serde(default)]
     pub field_manager: String,

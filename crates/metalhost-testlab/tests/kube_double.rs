@@ -26,7 +26,7 @@ fn created(double: &KubeDouble, name: &str) -> Value {
 
 #[test]
 fn resource_version_grows_on_every_write_and_generation_only_on_spec_changes() {
-    let double = KubeDouble::start();
+    let double = KubeDouble::start_with(&["--no-required-check"]); // partial objects: patch semantics only
     let path = format!("{BMHS}/h");
     let first = created(&double, "h");
     assert_eq!(first["metadata"]["generation"], 1);
@@ -59,7 +59,7 @@ fn resource_version_grows_on_every_write_and_generation_only_on_spec_changes() {
 
 #[test]
 fn the_status_subresource_changes_only_status_and_the_main_resource_never_status() {
-    let double = KubeDouble::start();
+    let double = KubeDouble::start_with(&["--no-required-check"]); // partial objects: patch semantics only
     let path = format!("{BMHS}/h");
     let mut with_status = bmh("h");
     with_status["status"] = json!({"poweredOn": true});
@@ -89,7 +89,7 @@ fn the_status_subresource_changes_only_status_and_the_main_resource_never_status
 
 #[test]
 fn merge_patch_null_deletes_a_key() {
-    let double = KubeDouble::start();
+    let double = KubeDouble::start_with(&["--no-required-check"]); // partial objects: patch semantics only
     created(&double, "h");
     let obj = double
         .patch(&format!("{BMHS}/h"), PatchType::Merge, &json!({"spec": {"bmc": {"credentialsName": null}}}))
@@ -300,7 +300,7 @@ fn a_watch_from_a_compacted_resource_version_gets_410_gone() {
 
 #[test]
 fn server_side_apply_of_status_removes_the_fields_the_manager_no_longer_sends() {
-    let double = KubeDouble::start();
+    let double = KubeDouble::start_with(&["--no-required-check"]); // partial objects: patch semantics only
     created(&double, "h");
     let apply = |manager: &str, status: Value| {
         let body = json!({"apiVersion": "metal3.io/v1alpha1", "kind": "BareMetalHost", "metadata": {"name": "h"}, "status": status});
@@ -387,7 +387,7 @@ fn a_dry_run_answers_without_storing_anything() {
 
 #[test]
 fn managed_fields_written_by_a_client_replace_the_tracked_ownership() {
-    let double = KubeDouble::start();
+    let double = KubeDouble::start_with(&["--no-required-check"]); // partial objects: patch semantics only
     created(&double, "h");
     let apply = |manager: &str, powered: bool, force: bool| {
         let body = json!({"apiVersion": "metal3.io/v1alpha1", "kind": "BareMetalHost", "metadata": {"name": "h"},
@@ -407,4 +407,31 @@ fn managed_fields_written_by_a_client_replace_the_tracked_ownership() {
     );
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(apply("b", false, false).status, 200, "nobody owns it any more");
+}
+
+#[test]
+fn a_write_that_leaves_out_a_required_field_is_invalid() {
+    let double = KubeDouble::start();
+    let mut no_online = bmh("h");
+    no_online["spec"].as_object_mut().expect("spec").remove("online");
+    let r = double.create(BMHS, &no_online);
+    assert_eq!((r.status, r.reason()), (422, "Invalid".to_string()), "{}", String::from_utf8_lossy(&r.body));
+    assert!(String::from_utf8_lossy(&r.body).contains("spec.online: Required value"));
+    created(&double, "h");
+    // a status without the fields the CRD requires, as a diff against a default status would send
+    let r = double.patch(
+        &format!("{BMHS}/h/status"),
+        PatchType::Merge,
+        &json!({"status": {"operationalStatus": "OK"}}),
+    );
+    assert_eq!(r.status, 422, "{}", String::from_utf8_lossy(&r.body));
+    assert!(String::from_utf8_lossy(&r.body).contains("status.poweredOn: Required value"));
+    let full = json!({"status": {"operationalStatus": "OK", "errorCount": 0, "errorMessage": "", "poweredOn": false,
+                                 "provisioningFailCount": 0, "provisioning": {"ID": "", "state": ""}}});
+    let r = double.patch(&format!("{BMHS}/h/status"), PatchType::Merge, &full);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    // a metadata write is not refused for what the status lacks (the status is not its part)
+    let r =
+        double.patch(&format!("{BMHS}/h"), PatchType::Merge, &json!({"metadata": {"labels": {"x": "y"}}}));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
 }

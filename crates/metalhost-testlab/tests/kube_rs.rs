@@ -75,7 +75,13 @@ async fn kube_rs_watches_patches_status_and_reads_back() {
     assert_eq!(streamed.metadata.uid, seen.metadata.uid);
 
     let patched = api
-        .patch_status("after", &PatchParams::default(), &Patch::Merge(json!({"status": {"poweredOn": true}})))
+        .patch_status(
+            "after",
+            &PatchParams::default(),
+            // every field the CRD requires of a status (the double, as the API server, refuses less)
+            &Patch::Merge(json!({"status": {"poweredOn": true, "errorCount": 0, "errorMessage": "",
+                "operationalStatus": "OK", "provisioningFailCount": 0, "provisioning": {"ID": "", "state": ""}}})),
+        )
         .await
         .expect("status patch");
     assert_eq!(patched.data["status"]["poweredOn"], true);

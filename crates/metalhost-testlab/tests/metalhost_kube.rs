@@ -4,11 +4,11 @@
 //! `config/base/rbac.yaml` grants. Ironic is a dead port (127.0.0.1:9): only the Kubernetes side is
 //! under test here.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+mod support;
 
-use metalhost_testlab::{KubeDouble, RbacRules, repo_root};
+use metalhost_testlab::KubeDouble;
 use serde_json::Value;
+use support::Running;
 
 const HOSTS: &str = "/apis/metal3.io/v1alpha1/namespaces/default/baremetalhosts";
 const MANIFEST: &str = "\
@@ -33,59 +33,9 @@ spec:
     credentialsName: h0-bmc
 ";
 
-/// The metalhost binary: $METALHOST_BIN, else built (`cargo build -p metalhost`) next to this test.
-fn metalhost_bin() -> PathBuf {
-    if let Some(bin) = std::env::var_os("METALHOST_BIN") {
-        return bin.into();
-    }
-    let exe = std::env::current_exe().expect("test executable");
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>");
-    let target_dir = profile_dir.parent().expect("target dir");
-    let mut cargo = Command::new(env!("CARGO"));
-    // without the variables cargo sets for this test, so that build scripts that watch them (ring
-    // watches CARGO_PKG_*) do not rebuild half the workspace each time
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy();
-        if key == "CARGO"
-            || key == "OUT_DIR"
-            || [
-                "CARGO_PKG_",
-                "CARGO_MANIFEST_",
-                "CARGO_CRATE_",
-                "CARGO_BIN_",
-                "CARGO_TARGET_TMPDIR",
-                "CARGO_PRIMARY_",
-            ]
-            .iter()
-            .any(|p| key.starts_with(p))
-        {
-            cargo.env_remove(&*key);
-        }
-    }
-    let status = cargo
-        .args(["build", "-p", "metalhost", "--bin", "metalhost"])
-        .env("CARGO_TARGET_DIR", target_dir)
-        .current_dir(repo_root())
-        .status()
-        .expect("run cargo build");
-    assert!(status.success(), "cargo build -p metalhost failed");
-    profile_dir.join("metalhost")
-}
-
-/// Kills the binary when the test ends, however it ends.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn metalhost_run_kube_leads_adds_its_finalizer_writes_status_and_stays_within_rbac() {
     let double = KubeDouble::start();
-    let bin = metalhost_bin();
     let objects = double.apply_yaml(MANIFEST);
     let created_rv = objects[1]["metadata"]["resourceVersion"].as_str().expect("rv").to_string();
     let mut host_events = double.watch(&format!("{HOSTS}?watch=1&resourceVersion={created_rv}"));
@@ -93,19 +43,19 @@ fn metalhost_run_kube_leads_adds_its_finalizer_writes_status_and_stays_within_rb
         "/apis/events.k8s.io/v1/namespaces/default/events?watch=1&resourceVersion={created_rv}"
     ));
 
-    let log = std::fs::File::create(double.info.dir.join("metalhost.log")).expect("log file");
-    let _metalhost = Running(
-        Command::new(&bin)
-            .args(["run", "--kube", "--leader-elect", "--lease-namespace", "metalhost-system"])
-            .args(["--ironic", "http://127.0.0.1:9"])
-            .env("KUBECONFIG", &double.kubeconfig)
-            .env("RUST_LOG", "info")
-            .env_remove("POD_NAMESPACE")
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("start metalhost"),
+    let kubeconfig = double.kubeconfig.to_string_lossy().into_owned();
+    let _metalhost = Running::start(
+        &[
+            "run",
+            "--kube",
+            "--leader-elect",
+            "--lease-namespace",
+            "metalhost-system",
+            "--ironic",
+            "http://127.0.0.1:9",
+        ],
+        &[("KUBECONFIG", &kubeconfig), ("METALHOST_LOG", "info")],
+        &double.info.dir.join("metalhost.log"),
     );
     let log = || std::fs::read_to_string(double.info.dir.join("metalhost.log")).unwrap_or_default();
 
@@ -142,25 +92,8 @@ fn metalhost_run_kube_leads_adds_its_finalizer_writes_status_and_stays_within_rb
         "the binary holds the Lease: {lease}"
     );
 
-    let rules = RbacRules::from_yaml(
-        &std::fs::read_to_string(repo_root().join("config/base/rbac.yaml")).expect("config/base/rbac.yaml"),
-    );
-    let theirs: Vec<_> =
-        double.requests().into_iter().filter(|r| r.user_agent != metalhost_testlab::USER_AGENT).collect();
-    let refused: Vec<String> = theirs
-        .iter()
-        .filter(|r| !rules.allows(r))
-        .map(|r| {
-            format!(
-                "{} {}{} ({})",
-                r.verb,
-                r.resource,
-                if r.subresource.is_empty() { String::new() } else { format!("/{}", r.subresource) },
-                r.path
-            )
-        })
-        .collect();
-    assert!(refused.is_empty(), "requests config/base/rbac.yaml does not grant: {refused:#?}");
+    let theirs = support::theirs(&double);
+    support::assert_within_rbac(&theirs);
     let failed: Vec<String> = theirs
         .iter()
         .filter(|r| r.code >= 400 && !(r.code == 404 && r.resource == "leases" && r.verb == "get"))

@@ -9,7 +9,7 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use metalhost_api::{BareMetalHost, BareMetalHostStatus, FINALIZER};
 use metalhost_core::HostInput;
-use serde_json::json;
+use serde_json::{Value, json};
 use tracing::info;
 
 use super::status::merge_patch;
@@ -56,19 +56,22 @@ fn remove_finalizer(host: &BareMetalHost, index: usize) -> Result<json_patch::Pa
 }
 
 /// The host's last status: the cached object's, unless this replica wrote a newer one that the
-/// cache has not caught up with yet.
-fn previous_status(ctx: &Context, host: &BareMetalHost, uid: &str) -> BareMetalHostStatus {
+/// cache has not caught up with yet. With it, the status as the server holds it, which the status
+/// patch is computed against: `null` when the server has none yet, so that the first write sends
+/// every field (the CRD requires `poweredOn`, `errorCount`, ... even when they hold their zero
+/// values, and a diff against a default status would leave them out).
+fn previous_status(ctx: &Context, host: &BareMetalHost, uid: &str) -> (BareMetalHostStatus, Value) {
     let mut written = ctx.written.lock().expect("written lock");
     let seen = host.metadata.resource_version.as_ref();
-    match written.get(uid) {
-        Some(w) if seen.is_some_and(|rv| w.stale.contains(rv)) => w.status.clone(),
-        Some(_) => {
-            // the cache shows our write or something newer: it is the truth again
-            written.remove(uid);
-            host.status.clone().unwrap_or_default()
+    if let Some(w) = written.get(uid) {
+        if seen.is_some_and(|rv| w.stale.contains(rv)) {
+            return (w.status.clone(), serde_json::to_value(&w.status).unwrap_or(Value::Null));
         }
-        None => host.status.clone().unwrap_or_default(),
+        // the cache shows our write or something newer: it is the truth again
+        written.remove(uid);
     }
+    let server = host.status.as_ref().and_then(|s| serde_json::to_value(s).ok()).unwrap_or(Value::Null);
+    (host.status.clone().unwrap_or_default(), server)
 }
 
 /// Remembers a status write: until the cache shows `after`, objects at the older versions are
@@ -110,7 +113,7 @@ async fn reconcile_host(host: &BareMetalHost, ctx: &Context) -> Result<Action, E
     }
     let secrets = secrets::fetch(ctx, host, deleting).await?;
     let input = HostInput::resolve(host.clone(), deleting, &secrets);
-    let previous = previous_status(ctx, host, &uid);
+    let (previous, on_server) = previous_status(ctx, host, &uid);
     let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let outcome = ctx.reconciler.reconcile(&input, &previous, &now).await;
     if outcome.forget {
@@ -124,7 +127,7 @@ async fn reconcile_host(host: &BareMetalHost, ctx: &Context) -> Result<Action, E
     }
     ctx.record_state(host, Some(outcome.status.provisioning.state.as_str()));
     if outcome.changed {
-        let patch = merge_patch(&serde_json::to_value(&previous)?, &serde_json::to_value(&outcome.status)?);
+        let patch = merge_patch(&on_server, &serde_json::to_value(&outcome.status)?);
         let written =
             api.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": patch}))).await?;
         remember_write(ctx, &uid, host, written.metadata.resource_version, outcome.status.clone());

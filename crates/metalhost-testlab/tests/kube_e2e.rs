@@ -1,0 +1,576 @@
+//! Issue 11 acceptance, "a Kubernetes runtime that holds on a real cluster": the real
+//! `metalhost run --kube` binary, KUBECONFIG pointing at the API-server double (scripts/kube-double,
+//! serving the repo's CRD as upstream's), driving the lab's real Ironic and sushy-tools. Every test
+//! also checks that each request the binary sent is one config/base/rbac.yaml grants.
+//!
+//! The tests share one lab (one emulated server each, distinct host names); each has its own
+//! double and its own controller processes.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use metalhost_testlab::{KubeDouble, Lab, PatchType, RequestRecord};
+use serde_json::{Value, json};
+use support::{Running, assert_within_rbac, bmc, ironic_node, ironic_nodes_of_system, shared_lab, wait_for};
+
+/// Emulated servers in the shared lab: one per test.
+const SYSTEMS: usize = 6;
+const FINALIZER: &str = "baremetalhost.metal3.io";
+const HOSTS: &str = "/apis/metal3.io/v1alpha1/namespaces/default/baremetalhosts";
+const SECRETS: &str = "/api/v1/namespaces/default/secrets";
+const PASSWORD: &str = "Pa55-w0rd-never-shown";
+/// How long a host may take to provision (or deprovision) on a loaded 2-core machine.
+const PROVISIONING: Duration = Duration::from_secs(300);
+
+fn host_manifest(name: &str, bmc: &str, iso: Option<&str>) -> String {
+    let image = iso.map_or("null".to_string(), |url| format!("{{url: \"{url}\", format: live-iso}}"));
+    format!(
+        "apiVersion: metal3.io/v1alpha1\nkind: BareMetalHost\nmetadata: {{name: {name}, namespace: default}}\n\
+         spec:\n  online: true\n  automatedCleaningMode: disabled\n  inspectionMode: disabled\n  \
+         bmc: {{address: \"{bmc}\", credentialsName: {name}-bmc}}\n  image: {image}\n"
+    )
+}
+
+fn secret_manifest(name: &str, username: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}-bmc, namespace: default}}\n\
+         stringData: {{username: {username}, password: {PASSWORD}}}\n"
+    )
+}
+
+fn host(double: &KubeDouble, name: &str) -> Value {
+    let r = double.get(&format!("{HOSTS}/{name}"));
+    assert_eq!(r.status, 200, "get host {name}: {}", String::from_utf8_lossy(&r.body));
+    r.json()
+}
+
+/// What a failed wait shows: the host's status as the server holds it, then the controller's log.
+fn context(double: &KubeDouble, name: &str, log: String) -> String {
+    let r = double.get(&format!("{HOSTS}/{name}"));
+    let status = if r.status == 200 { r.json()["status"].to_string() } else { format!("({})", r.status) };
+    format!("status of {name}: {status}\nmetalhost's log:\n{log}")
+}
+
+fn state(host: &Value) -> &str {
+    host["status"]["provisioning"]["state"].as_str().unwrap_or("")
+}
+
+fn finalizers(host: &Value) -> Vec<String> {
+    host["metadata"]["finalizers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f.as_str().map(str::to_string))
+        .collect()
+}
+
+/// `metalhost run --kube` against `double` and the lab's Ironic, logging to `DIR/<log>.log`.
+fn controller(double: &KubeDouble, lab: &Lab, extra: &[&str], log: &str) -> Running {
+    let mut args = vec![
+        "--deploy-kernel",
+        &lab.info.deploy_kernel_url,
+        "--deploy-ramdisk",
+        &lab.info.deploy_ramdisk_url,
+    ];
+    args.extend_from_slice(extra);
+    Running::kube(double, &lab.info.ironic_url, &args, log)
+}
+
+fn merge(double: &KubeDouble, path: &str, patch: Value) -> Value {
+    let r = double.patch(path, PatchType::Merge, &patch);
+    assert_eq!(r.status, 200, "patch {path}: {}", String::from_utf8_lossy(&r.body));
+    r.json()
+}
+
+/// Status writes to host `name`.
+fn status_patches<'a>(requests: &'a [RequestRecord], name: &str) -> Vec<&'a RequestRecord> {
+    requests
+        .iter()
+        .filter(|r| {
+            r.resource == "baremetalhosts" && r.subresource == "status" && r.name == name && r.is_write()
+        })
+        .collect()
+}
+
+/// No request metalhost sent was refused, but reads of what does not exist (yet).
+fn assert_none_refused(requests: &[RequestRecord], log: &str) {
+    let failed: Vec<String> = requests
+        .iter()
+        .filter(|r| r.code >= 400 && !(r.code == 404 && r.verb == "get"))
+        .map(|r| format!("{} {}?{} {} -> {}", r.method, r.path, r.query, r.content_type, r.code))
+        .collect();
+    assert!(failed.is_empty(), "requests the double refused: {failed:#?}\nmetalhost's log:\n{log}");
+}
+
+/// No password in any object the double holds but the Secrets, nor in the controller's log.
+fn assert_no_password_shown(double: &KubeDouble, log: &str) {
+    let (_, objects) = double.objects();
+    for o in objects.iter().filter(|o| o.resource != "/v1/secrets") {
+        assert!(!o.object.to_string().contains(PASSWORD), "password in {} {}", o.resource, o.name);
+    }
+    assert!(!log.contains(PASSWORD), "password in metalhost's log");
+}
+
+/// The Ironic requests a controller made, from its metrics: (all, all but GETs).
+fn ironic_requests(port: u16) -> (f64, f64) {
+    let (code, text) = support::http_text("GET", &format!("http://127.0.0.1:{port}/metrics"), &[]);
+    assert_eq!(code, 200, "metrics: {text}");
+    let (mut all, mut writes) = (0.0, 0.0);
+    for line in text.lines().filter(|l| l.starts_with("metalhost_ironic_requests_total{")) {
+        let n: f64 = line.rsplit(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0.0);
+        all += n;
+        if !line.contains("method=\"GET\"") {
+            writes += n;
+        }
+    }
+    (all, writes)
+}
+
+/// A second ISO at another URL (a copy of the lab's, served beside it).
+fn second_iso(lab: &Lab, file: &str) -> String {
+    std::fs::copy(lab.info.iso_dir.join("live.iso"), lab.info.iso_dir.join(file)).expect("copy the ISO");
+    format!("{}/{file}", lab.info.iso_base_url.trim_end_matches('/'))
+}
+
+fn lab() -> Arc<Lab> {
+    shared_lab(SYSTEMS)
+}
+
+/// Priority 1: a live-ISO host created through the API before its BMC Secret provisions (Ironic
+/// `active`, `boot_iso` the URL, the BMC's CD inserted), a new URL reprovisions it, and deleting it
+/// removes the Ironic node before our finalizer, leaving a foreign finalizer in place.
+#[test]
+fn live_iso_host_provisions_reprovisions_and_deletes_with_a_foreign_finalizer() {
+    let lab = lab();
+    let (i, name) = (0, "e2e-live");
+    let double = KubeDouble::start();
+    let metalhost = controller(&double, &lab, &[], "metalhost");
+    let log = || metalhost.output();
+
+    double.apply_yaml(&host_manifest(
+        name,
+        &lab.bmc_address("redfish-virtualmedia", i),
+        Some(&lab.info.iso_url),
+    ));
+    // the Secret comes after the host: the controller has looked for it and not found it
+    wait_for(
+        "the controller looks for the missing Secret",
+        Duration::from_secs(60),
+        || {
+            support::theirs(&double)
+                .iter()
+                .any(|r| r.resource == "secrets" && r.name == format!("{name}-bmc") && r.code == 404)
+                .then_some(())
+        },
+        || context(&double, name, log()),
+    );
+    double.apply_yaml(&secret_manifest(name, "admin"));
+
+    let provisioned = wait_for(
+        "provisioned",
+        PROVISIONING,
+        || Some(host(&double, name)).filter(|h| state(h) == "provisioned"),
+        || context(&double, name, log()),
+    );
+    assert_eq!(provisioned["status"]["operationalStatus"], "OK", "{provisioned}");
+    assert_eq!(provisioned["status"]["provisioning"]["image"]["url"], lab.info.iso_url.as_str());
+    let node = ironic_node(&lab, name).expect("an Ironic node");
+    assert_eq!(node["provision_state"], "active", "{node}");
+    assert_eq!(node["instance_info"]["boot_iso"], lab.info.iso_url.as_str(), "{node}");
+    assert_eq!(provisioned["status"]["provisioning"]["ID"], node["uuid"]);
+    let cd = wait_for(
+        "the BMC shows the ISO inserted",
+        Duration::from_secs(30),
+        || Some(bmc(&lab, i).1).filter(|cd| cd["Inserted"] == json!(true)),
+        || format!("{:?}", bmc(&lab, i)),
+    );
+    assert!(cd["Image"].as_str().is_some_and(|i| i.ends_with(".iso")), "{cd}");
+
+    // a new URL provisions again
+    let url = second_iso(&lab, &format!("{name}-2.iso"));
+    merge(&double, &format!("{HOSTS}/{name}"), json!({"spec": {"image": {"url": url}}}));
+    let again = wait_for(
+        "provisioned with the new URL",
+        PROVISIONING,
+        || {
+            Some(host(&double, name)).filter(|h| {
+                state(h) == "provisioned" && h["status"]["provisioning"]["image"]["url"] == url.as_str()
+            })
+        },
+        || context(&double, name, log()),
+    );
+    let node = ironic_node(&lab, name).expect("an Ironic node");
+    assert_eq!(node["provision_state"], "active", "{node}");
+    assert_eq!(node["instance_info"]["boot_iso"], url.as_str(), "{node}");
+    assert_eq!(again["status"]["provisioning"]["ID"], node["uuid"]);
+    assert!(
+        again["status"]["operationHistory"]["deprovision"]["end"].is_string(),
+        "went through deprovisioning: {}",
+        again["status"]
+    );
+
+    // deletion behind a foreign finalizer
+    let r = double.patch(
+        &format!("{HOSTS}/{name}"),
+        PatchType::Json,
+        &json!([{"op": "add", "path": "/metadata/finalizers/-", "value": "example.com/keep"}]),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let r = double.delete(&format!("{HOSTS}/{name}"));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let mut node_seen_while_ours = false;
+    let gone = wait_for(
+        "our finalizer removed",
+        PROVISIONING,
+        || {
+            let h = host(&double, name);
+            if finalizers(&h).iter().any(|f| f == FINALIZER) {
+                node_seen_while_ours |= ironic_node(&lab, name).is_some();
+                return None;
+            }
+            Some(h)
+        },
+        || context(&double, name, log()),
+    );
+    assert!(ironic_node(&lab, name).is_none(), "our finalizer went before the Ironic node");
+    assert!(ironic_nodes_of_system(&lab, i).is_empty(), "no node left for the server");
+    assert!(node_seen_while_ours, "the node was deleted while our finalizer held the host");
+    assert_eq!(finalizers(&gone), ["example.com/keep"], "the foreign finalizer stays");
+    assert!(gone["metadata"]["deletionTimestamp"].is_string());
+
+    let theirs = support::theirs(&double);
+    assert_within_rbac(&theirs);
+    assert_none_refused(&theirs, &log());
+    assert_no_password_shown(&double, &log());
+}
+
+/// Priority 2: a host whose credentials Secret is missing backs off (one status write per step,
+/// a small errorCount), and recovers without leftover error fields once the Secret exists.
+#[test]
+fn failing_host_backs_off_then_recovers_without_leftover_errors() {
+    let lab = lab();
+    let (i, name) = (1, "e2e-fail");
+    let double = KubeDouble::start();
+    let metalhost = controller(&double, &lab, &[], "metalhost");
+    let log = || metalhost.output();
+
+    double.apply_yaml(&host_manifest(name, &lab.bmc_address("redfish", i), None));
+    let failing = wait_for(
+        "an error status",
+        Duration::from_secs(60),
+        || {
+            Some(host(&double, name))
+                .filter(|h| h["status"]["errorType"].as_str().is_some_and(|t| !t.is_empty()))
+        },
+        || context(&double, name, log()),
+    );
+    assert!(failing["status"]["errorMessage"].as_str().is_some_and(|m| m.contains(&format!("{name}-bmc"))));
+    std::thread::sleep(Duration::from_secs(20));
+    let failing = host(&double, name);
+    let error_count = failing["status"]["errorCount"].as_u64().unwrap_or(0);
+    let writes = status_patches(&support::theirs(&double), name).len() as u64;
+    assert!((1..=5).contains(&error_count), "errorCount after ~20 s of back-off: {}", failing["status"]);
+    assert!(
+        writes <= error_count + 1,
+        "{writes} status writes for {error_count} back-off steps\nmetalhost's log:\n{}",
+        log()
+    );
+
+    double.apply_yaml(&secret_manifest(name, "admin"));
+    let recovered = wait_for(
+        "recovered",
+        PROVISIONING,
+        || {
+            Some(host(&double, name))
+                .filter(|h| state(h) == "available" && h["status"]["operationalStatus"] == "OK")
+        },
+        || context(&double, name, log()),
+    );
+    let status = &recovered["status"];
+    assert!(status["errorType"].as_str().is_none_or(str::is_empty), "errorType left: {status}");
+    assert!(status["errorMessage"].as_str().is_none_or(str::is_empty), "errorMessage left: {status}");
+    assert_eq!(status["errorCount"], 0, "{status}");
+
+    let theirs = support::theirs(&double);
+    assert_within_rbac(&theirs);
+    assert_none_refused(&theirs, &log());
+    assert_no_password_shown(&double, &log());
+}
+
+/// Priority 3: a changed credentials Secret reaches the node's driver_info (the user name, which
+/// Ironic shows; it hides passwords).
+#[test]
+fn changed_credentials_reach_ironic() {
+    let lab = lab();
+    let (i, name) = (2, "e2e-cred");
+    let double = KubeDouble::start();
+    let metalhost = controller(&double, &lab, &[], "metalhost");
+    let log = || metalhost.output();
+
+    double.apply_yaml(&secret_manifest(name, "admin"));
+    double.apply_yaml(&host_manifest(name, &lab.bmc_address("redfish", i), None));
+    wait_for(
+        "available",
+        Duration::from_secs(120),
+        || {
+            Some(host(&double, name))
+                .filter(|h| state(h) == "available" && h["status"]["goodCredentials"].is_object())
+        },
+        || context(&double, name, log()),
+    );
+    let node = ironic_node(&lab, name).expect("an Ironic node");
+    assert_eq!(node["driver_info"]["redfish_username"], "admin", "{}", node["driver_info"]);
+
+    let secret = merge(
+        &double,
+        &format!("{SECRETS}/{name}-bmc"),
+        json!({"data": {"username": "b3BlcmF0b3I="}}), // "operator"
+    );
+    let version = secret["metadata"]["resourceVersion"].as_str().expect("rv").to_string();
+    // the idle look is two minutes away: only the Secret watch brings it this soon
+    wait_for(
+        "the new user name in Ironic",
+        Duration::from_secs(90),
+        || ironic_node(&lab, name).filter(|n| n["driver_info"]["redfish_username"] == "operator"),
+        || context(&double, name, log()),
+    );
+    let h = wait_for(
+        "the new credentials recorded as good",
+        Duration::from_secs(60),
+        || {
+            Some(host(&double, name))
+                .filter(|h| h["status"]["goodCredentials"]["credentialsVersion"] == version.as_str())
+        },
+        || context(&double, name, log()),
+    );
+    assert_eq!(state(&h), "available", "the host stays where it was: {}", h["status"]);
+
+    let theirs = support::theirs(&double);
+    assert_within_rbac(&theirs);
+    assert_none_refused(&theirs, &log());
+    assert_no_password_shown(&double, &log());
+}
+
+/// Priority 4: paused, nothing reaches Ironic or the host's status; detached, the status says so
+/// and the Ironic node is left as it is.
+#[test]
+fn paused_host_is_left_alone_and_detached_host_leaves_ironic_untouched() {
+    let lab = lab();
+    let (i, name) = (3, "e2e-pause");
+    let double = KubeDouble::start();
+    let port = support::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let metalhost = controller(&double, &lab, &["--metrics-listen", &listen], "metalhost");
+    let log = || metalhost.output();
+    let path = format!("{HOSTS}/{name}");
+
+    double.apply_yaml(&secret_manifest(name, "admin"));
+    double.apply_yaml(&host_manifest(
+        name,
+        &lab.bmc_address("redfish-virtualmedia", i),
+        Some(&lab.info.iso_url),
+    ));
+    wait_for(
+        "provisioned and powered on",
+        PROVISIONING,
+        || {
+            Some(host(&double, name))
+                .filter(|h| state(h) == "provisioned" && h["status"]["poweredOn"] == true)
+        },
+        || context(&double, name, log()),
+    );
+
+    merge(&double, &path, json!({"metadata": {"annotations": {"baremetalhost.metal3.io/paused": ""}}}));
+    std::thread::sleep(Duration::from_secs(3)); // a reconcile already under way may finish
+    let ironic_before = ironic_requests(port);
+    let writes_before = support::theirs(&double).iter().filter(|r| r.is_write()).count();
+    merge(&double, &path, json!({"spec": {"online": false}}));
+    std::thread::sleep(Duration::from_secs(10));
+    assert_eq!(ironic_requests(port), ironic_before, "Ironic requests while paused\n{}", log());
+    let writes: Vec<String> = support::theirs(&double)
+        .iter()
+        .filter(|r| r.is_write())
+        .skip(writes_before)
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(writes.is_empty(), "writes while paused: {writes:#?}");
+    let node = ironic_node(&lab, name).expect("an Ironic node");
+    assert_eq!(node["power_state"], "power on", "still on while paused");
+
+    // unpaused, the pending change happens: the pause was what held it
+    merge(&double, &path, json!({"metadata": {"annotations": {"baremetalhost.metal3.io/paused": null}}}));
+    wait_for(
+        "powered off once unpaused",
+        Duration::from_secs(90),
+        || Some(host(&double, name)).filter(|h| h["status"]["poweredOn"] == false),
+        || context(&double, name, log()),
+    );
+    assert_eq!(ironic_node(&lab, name).expect("node")["power_state"], "power off");
+
+    merge(&double, &path, json!({"metadata": {"annotations": {"baremetalhost.metal3.io/detached": ""}}}));
+    wait_for(
+        "detached",
+        Duration::from_secs(60),
+        || Some(host(&double, name)).filter(|h| h["status"]["operationalStatus"] == "detached"),
+        || context(&double, name, log()),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let node_before = ironic_node(&lab, name).expect("the node stays in Ironic when detached");
+    let (_, ironic_writes_before) = ironic_requests(port);
+    merge(&double, &path, json!({"spec": {"online": true}}));
+    std::thread::sleep(Duration::from_secs(10));
+    let (_, ironic_writes) = ironic_requests(port);
+    assert_eq!(ironic_writes, ironic_writes_before, "Ironic changed while detached\n{}", log());
+    let node = ironic_node(&lab, name).expect("the node stays in Ironic when detached");
+    assert_eq!(node["power_state"], "power off", "{node}");
+    assert_eq!(node["updated_at"], node_before["updated_at"], "node untouched: {node}");
+    assert_eq!(node["provision_state"], node_before["provision_state"]);
+    assert_eq!(host(&double, name)["status"]["operationalStatus"], "detached");
+
+    let theirs = support::theirs(&double);
+    assert_within_rbac(&theirs);
+    assert_none_refused(&theirs, &log());
+}
+
+/// Priority 5: the controller killed (SIGKILL) while a host provisions; a new one finishes it
+/// with exactly one Ironic node for the server.
+#[test]
+fn controller_killed_mid_provisioning_converges_with_one_node() {
+    let lab = lab();
+    let (i, name) = (4, "e2e-kill");
+    let double = KubeDouble::start();
+    let mut first = controller(&double, &lab, &[], "metalhost-1");
+
+    double.apply_yaml(&secret_manifest(name, "admin"));
+    double.apply_yaml(&host_manifest(
+        name,
+        &lab.bmc_address("redfish-virtualmedia", i),
+        Some(&lab.info.iso_url),
+    ));
+    wait_for(
+        "provisioning",
+        PROVISIONING,
+        || Some(host(&double, name)).filter(|h| state(h) == "provisioning"),
+        || context(&double, name, first.output()),
+    );
+    first.kill();
+    let node_at_kill = ironic_node(&lab, name).map(|n| n["provision_state"].clone());
+    assert_eq!(state(&host(&double, name)), "provisioning", "killed mid-provisioning");
+    eprintln!("killed with the status provisioning; the Ironic node was {node_at_kill:?}");
+
+    let second = controller(&double, &lab, &[], "metalhost-2");
+    let log = || format!("{}\n--- after the restart:\n{}", first.output(), second.output());
+    let done = wait_for(
+        "provisioned after the restart",
+        PROVISIONING,
+        || Some(host(&double, name)).filter(|h| state(h) == "provisioned"),
+        || context(&double, name, log()),
+    );
+    let nodes = ironic_nodes_of_system(&lab, i);
+    assert_eq!(nodes.len(), 1, "one Ironic node for the server: {nodes:#?}");
+    assert_eq!(nodes[0]["name"], format!("default~{name}"));
+    assert_eq!(nodes[0]["provision_state"], "active");
+    assert_eq!(nodes[0]["instance_info"]["boot_iso"], lab.info.iso_url.as_str());
+    assert_eq!(done["status"]["provisioning"]["ID"], nodes[0]["uuid"]);
+    assert_eq!(finalizers(&done), [FINALIZER]);
+
+    let theirs = support::theirs(&double);
+    assert_within_rbac(&theirs);
+    assert_none_refused(&theirs, &log());
+}
+
+/// Priority 6: two replicas with --leader-elect: only the Lease holder touches hosts; killed, the
+/// other takes over once the Lease expires.
+#[test]
+fn two_replicas_only_the_leader_writes_and_the_other_takes_over() {
+    let lab = lab();
+    let (i, name) = (5, "e2e-lead");
+    let double = KubeDouble::start();
+    let config = std::fs::read_to_string(&double.kubeconfig).expect("kubeconfig");
+    let replica = |who: &str| {
+        let kubeconfig = double.info.dir.join(format!("{who}.kubeconfig"));
+        std::fs::write(&kubeconfig, config.replace("kube-double-not-a-secret", who)).expect("kubeconfig");
+        let kubeconfig = kubeconfig.to_string_lossy().into_owned();
+        Running::start(
+            &[
+                "run",
+                "--kube",
+                "--leader-elect",
+                "--lease-namespace",
+                "metalhost-system",
+                "--ironic",
+                &lab.info.ironic_url,
+            ],
+            &[("KUBECONFIG", &kubeconfig), ("METALHOST_LOG", "info"), ("POD_NAME", who)],
+            &double.info.dir.join(format!("{who}.log")),
+        )
+    };
+    let mut replicas = [replica("replica-a"), replica("replica-b")];
+    let log = |r: &[Running; 2]| format!("replica-a:\n{}\nreplica-b:\n{}", r[0].output(), r[1].output());
+    let lease_path = "/apis/coordination.k8s.io/v1/namespaces/metalhost-system/leases/metalhost-leader";
+    let holder = || {
+        let r = double.get(lease_path);
+        (r.status == 200).then(|| r.json()["spec"]["holderIdentity"].as_str().unwrap_or("").to_string())
+    };
+
+    double.apply_yaml(&secret_manifest(name, "admin"));
+    double.apply_yaml(&host_manifest(
+        name,
+        &lab.bmc_address("redfish-virtualmedia", i),
+        Some(&lab.info.iso_url),
+    ));
+    wait_for(
+        "provisioned and powered on",
+        PROVISIONING,
+        || {
+            Some(host(&double, name))
+                .filter(|h| state(h) == "provisioned" && h["status"]["poweredOn"] == true)
+        },
+        || context(&double, name, log(&replicas)),
+    );
+    let leader = holder().expect("a Lease");
+    let lead = match leader.as_str() {
+        "replica-a" => 0,
+        "replica-b" => 1,
+        other => panic!("the Lease is held by {other:?}"),
+    };
+    let follower = if lead == 0 { "replica-b" } else { "replica-a" };
+    let requests = support::theirs(&double);
+    let by = |who: &str| requests.iter().filter(|r| r.user == who).cloned().collect::<Vec<_>>();
+    let strays: Vec<String> = by(follower)
+        .iter()
+        .filter(|r| !r.non_resource && r.resource != "leases")
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(strays.is_empty(), "the follower touched more than the Lease: {strays:#?}");
+    assert!(!status_patches(&by(&leader), name).is_empty(), "the leader wrote the status");
+    assert!(
+        requests.iter().all(|r| r.user == "replica-a" || r.user == "replica-b"),
+        "every request from one of the replicas"
+    );
+
+    replicas[lead].kill();
+    wait_for(
+        "the other replica takes the Lease",
+        Duration::from_secs(90),
+        || holder().filter(|h| h == follower),
+        || context(&double, name, log(&replicas)),
+    );
+    merge(&double, &format!("{HOSTS}/{name}"), json!({"spec": {"online": false}}));
+    wait_for(
+        "the new leader powers the host off",
+        Duration::from_secs(90),
+        || Some(host(&double, name)).filter(|h| h["status"]["poweredOn"] == false),
+        || context(&double, name, log(&replicas)),
+    );
+    let requests = support::theirs(&double);
+    let by_follower: Vec<RequestRecord> = requests.iter().filter(|r| r.user == follower).cloned().collect();
+    assert!(!status_patches(&by_follower, name).is_empty(), "the new leader wrote the status");
+
+    assert_within_rbac(&requests);
+    let failed: Vec<RequestRecord> =
+        requests.into_iter().filter(|r| !(r.resource == "leases" && r.code == 409)).collect();
+    assert_none_refused(&failed, &log(&replicas));
+}
