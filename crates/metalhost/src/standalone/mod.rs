@@ -38,6 +38,8 @@ pub struct RuntimeConfig {
     pub idle: Duration,
     /// Where to record metrics, if anywhere.
     pub metrics: Option<Arc<Metrics>>,
+    /// BMO's `PROVISIONING_LIMIT`: at most this many nodes inspecting, (de)provisioning at once.
+    pub provisioning_limit: Option<usize>,
 }
 
 impl RuntimeConfig {
@@ -49,6 +51,7 @@ impl RuntimeConfig {
             concurrency: 32,
             idle: Duration::from_secs(120),
             metrics: None,
+            provisioning_limit: None,
         }
     }
 }
@@ -121,7 +124,8 @@ impl Runtime {
             ironic.observer = Some(metrics.ironic_observer());
         }
         let provisioner = IronicProvisioner::connect_lazily(ironic);
-        let reconciler = Reconciler::new(provisioner, config.defaults.clone());
+        let reconciler = Reconciler::new(provisioner, config.defaults.clone())
+            .with_provisioning_limit(config.provisioning_limit);
         let mut rt = Runtime {
             source,
             reconciler,
