@@ -218,6 +218,59 @@ fn camel_case(words: &str) -> String {
         .collect()
 }
 
+/// Ironic provision states in which a node holds one of the `PROVISIONING_LIMIT` slots, as
+/// upstream's `loadBusyHosts` counts them: cleaning, inspecting, deploying, deleting, and waiting
+/// in them.
+pub const BUSY_PROVISION_STATES: [&str; 7] =
+    ["cleaning", "clean wait", "inspecting", "inspect wait", "deploying", "wait call-back", "deleting"];
+
+/// Whether entering (or staying in) this state needs a `PROVISIONING_LIMIT` slot: inspecting,
+/// provisioning and deprovisioning, as upstream checks them.
+pub fn needs_slot(state: ProvisioningState) -> bool {
+    matches!(
+        state,
+        ProvisioningState::Inspecting | ProvisioningState::Provisioning | ProvisioningState::Deprovisioning
+    )
+}
+
+/// One Ironic node as the provisioning limit sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeLoad {
+    /// Node name (`namespace~name`).
+    pub name: String,
+    /// Its provision state.
+    pub provision_state: String,
+    /// Its boot interface (virtual-media nodes take no slot).
+    pub boot_interface: String,
+}
+
+/// Whether the host named `me` (its node name) may go on into a state that [`needs_slot`], with
+/// at most `limit` busy nodes, as upstream's `HasCapacity`: yes when its BMC boots by virtual media
+/// (no PXE/DHCP slot needed), when its own node is busy already, or when fewer than `limit` nodes
+/// are busy (nodes booting by virtual media do not count).
+pub fn has_capacity(nodes: &[NodeLoad], me: &str, virtual_media: bool, limit: usize) -> bool {
+    if virtual_media {
+        return true;
+    }
+    let busy: Vec<&NodeLoad> = nodes
+        .iter()
+        .filter(|n| BUSY_PROVISION_STATES.contains(&n.provision_state.as_str()))
+        .filter(|n| !n.boot_interface.contains("virtual-media"))
+        .collect();
+    busy.iter().any(|n| n.name == me) || busy.len() < limit
+}
+
+/// The status of a host kept waiting for a slot: as it was, with operational status `delayed`
+/// (upstream's `recordActionDelayed`); the provisioning state does not move.
+pub fn delayed(previous: &BareMetalHostStatus, now: &str) -> BareMetalHostStatus {
+    let mut status = previous.clone();
+    if status.operational_status != OperationalStatus::Delayed {
+        status.operational_status = OperationalStatus::Delayed;
+        status.last_updated = Some(now.to_string());
+    }
+    status
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,5 +451,62 @@ mod tests {
             (EventKind::Warning, "ProvisioningError", "boom")
         );
         assert!(events(&after, &after, &[]).is_empty(), "the same error is not told twice");
+    }
+
+    fn node(name: &str, state: &str, boot: &str) -> NodeLoad {
+        NodeLoad { name: name.into(), provision_state: state.into(), boot_interface: boot.into() }
+    }
+
+    #[test]
+    fn the_provisioning_limit_counts_busy_pxe_nodes_other_than_the_host() {
+        let nodes = [
+            node("ns~a", "deploying", "ipxe"),
+            node("ns~b", "clean wait", "ipxe"),
+            node("ns~c", "active", "ipxe"),
+            node("ns~d", "wait call-back", "redfish-virtual-media"),
+            node("ns~e", "manageable", "ipxe"),
+        ];
+        // two busy PXE nodes: a third host waits with a limit of 2, goes with 3
+        assert!(!has_capacity(&nodes, "ns~e", false, 2));
+        assert!(has_capacity(&nodes, "ns~e", false, 3));
+        // a host whose node is busy already keeps its slot
+        assert!(has_capacity(&nodes, "ns~a", false, 2));
+        // virtual-media hosts are never limited, and their nodes take no slot
+        assert!(has_capacity(&nodes, "ns~e", true, 0));
+        assert!(has_capacity(&[node("ns~d", "deploying", "redfish-virtual-media")], "ns~e", false, 1));
+        for state in BUSY_PROVISION_STATES {
+            assert!(!has_capacity(&[node("ns~x", state, "ipxe")], "ns~e", false, 1), "{state} is busy");
+        }
+        for state in ["enroll", "manageable", "available", "active", "deploy failed", "clean failed"] {
+            assert!(has_capacity(&[node("ns~x", state, "ipxe")], "ns~e", false, 1), "{state} is not busy");
+        }
+    }
+
+    #[test]
+    fn slots_are_needed_to_inspect_provision_and_deprovision_only() {
+        use ProvisioningState as S;
+        for s in [S::Inspecting, S::Provisioning, S::Deprovisioning] {
+            assert!(needs_slot(s), "{s:?}");
+        }
+        for s in [
+            S::Registering,
+            S::Preparing,
+            S::Available,
+            S::Provisioned,
+            S::Deleting,
+            S::ExternallyProvisioned,
+        ] {
+            assert!(!needs_slot(s), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn a_delayed_host_keeps_its_state() {
+        let mut previous = BareMetalHostStatus::default();
+        previous.provisioning.state = ProvisioningState::Available;
+        let d = delayed(&previous, "2026-01-01T00:00:00Z");
+        assert_eq!(d.operational_status, OperationalStatus::Delayed);
+        assert_eq!(d.provisioning.state, ProvisioningState::Available);
+        assert_eq!(delayed(&d, "2026-01-02T00:00:00Z"), d, "no new time stamp while it stays delayed");
     }
 }

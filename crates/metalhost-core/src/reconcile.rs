@@ -56,12 +56,57 @@ impl Outcome {
 pub struct Reconciler {
     provisioner: IronicProvisioner,
     defaults: NodeDefaults,
+    provisioning_limit: Option<usize>,
 }
 
 impl Reconciler {
     /// A reconciler using this provisioner and these node defaults.
     pub fn new(provisioner: IronicProvisioner, defaults: NodeDefaults) -> Self {
-        Reconciler { provisioner, defaults }
+        Reconciler { provisioner, defaults, provisioning_limit: None }
+    }
+
+    /// At most `limit` nodes inspecting, provisioning or deprovisioning at once (BMO's
+    /// `PROVISIONING_LIMIT`; see [`policy::has_capacity`]): the others wait, `delayed`.
+    pub fn with_provisioning_limit(mut self, limit: Option<usize>) -> Self {
+        self.provisioning_limit = limit;
+        self
+    }
+
+    /// Whether the host may take the step decided, under the provisioning limit. A failure to
+    /// list Ironic's nodes counts as no room (the host waits and asks again).
+    async fn has_slot(
+        &self,
+        record: &HostInput,
+        previous: &BareMetalHostStatus,
+        decision: &machine::Decision,
+    ) -> bool {
+        let Some(limit) = self.provisioning_limit else { return true };
+        let state = decision.status.provisioning.state;
+        let starts = state != previous.provisioning.state || decision.action != Action::None;
+        if !policy::needs_slot(state) || !starts {
+            return true;
+        }
+        let nodes = match self.provisioner.client().await {
+            Ok(client) => client.list_nodes().await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        let nodes = match nodes {
+            Ok(nodes) => nodes,
+            Err(e) => {
+                warn!(host = %record.host.qualified_name(), error = %e, "cannot count busy nodes; waiting");
+                return false;
+            }
+        };
+        let loads: Vec<policy::NodeLoad> = nodes
+            .into_iter()
+            .map(|n| policy::NodeLoad {
+                name: n.name.unwrap_or_default(),
+                provision_state: n.provision_state,
+                boot_interface: n.boot_interface.unwrap_or_default(),
+            })
+            .collect();
+        let me = crate::plan::node_name(&record.host);
+        policy::has_capacity(&loads, &me, record.bmc.has_virtual_media(), limit)
     }
 
     /// The provisioner.
@@ -149,6 +194,23 @@ impl Reconciler {
         states.dedup();
         let action = decision.action.kind();
         debug!(host = %host.qualified_name(), state = %decision.status.provisioning.state, %action, "decided");
+        if !self.has_slot(record, previous, &decision).await {
+            debug!(host = %host.qualified_name(), state = %decision.status.provisioning.state, "delayed: provisioning limit");
+            return Outcome {
+                status: policy::delayed(previous, now),
+                changed: true,
+                action: ActionKind::None,
+                error: None,
+                requeue: Requeue::Poll,
+                forget: false,
+                states: vec![previous.provisioning.state],
+                events: Vec::new(),
+            };
+        }
+        if decision.status.operational_status == metalhost_api::OperationalStatus::Delayed {
+            // a slot is free: no longer delayed (upstream clears it the same way)
+            decision.status.operational_status = metalhost_api::OperationalStatus::Ok;
+        }
         let decided_error = decision.error.take().map(HostError::Decided);
         match self.provisioner.execute(&decision.action, observed.node.as_ref()).await {
             Ok(node) => {

@@ -235,6 +235,7 @@ impl Common {
         let mut config = RuntimeConfig::new(settings.ironic);
         config.defaults = settings.defaults;
         config.concurrency = settings.concurrency;
+        config.provisioning_limit = settings.provisioning_limit;
         if let Some(addr) = self.metrics_listen {
             let metrics = metalhost::metrics::Metrics::new();
             config.metrics = Some(metrics.clone());
@@ -367,7 +368,8 @@ async fn run_kube(
         ironic.observer = Some(metrics.ironic_observer());
     }
     let provisioner = metalhost_core::IronicProvisioner::connect_lazily(ironic);
-    let reconciler = metalhost_core::Reconciler::new(provisioner, config.defaults.clone());
+    let reconciler = metalhost_core::Reconciler::new(provisioner, config.defaults.clone())
+        .with_provisioning_limit(config.provisioning_limit);
     let mut ctx = metalhost::kube::Context::new(client.clone(), reconciler);
     ctx.metrics = config.metrics.clone();
     ctx.idle = config.idle;

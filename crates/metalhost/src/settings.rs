@@ -57,7 +57,8 @@ pub struct Settings {
     pub defaults: NodeDefaults,
     /// Hosts reconciled at once.
     pub concurrency: usize,
-    /// `PROVISIONING_LIMIT`: accepted and shown, not yet enforced.
+    /// `PROVISIONING_LIMIT`: at most this many nodes inspecting, provisioning or deprovisioning at
+    /// once (virtual-media hosts excepted), as BMO; unset, no limit.
     pub provisioning_limit: Option<usize>,
     /// `DEPLOY_ISO_URL`: accepted and shown, not yet used (metalhost boots the agent from the
     /// kernel and ramdisk).
@@ -141,8 +142,9 @@ pub fn split_userinfo(url: &str) -> (String, Option<(String, String)>) {
 /// `IRONIC_INSECURE=true` (any case) skips certificate checks; `DEPLOY_KERNEL_URL` and
 /// `DEPLOY_RAMDISK_URL` (only together) are the agent's kernel and ramdisk;
 /// `LIVE_ISO_FORCE_PERSISTENT_BOOT_DEVICE` is `Default`, `Always` or `Never`; `BMO_CONCURRENCY` is
-/// the number of hosts reconciled at once (0 or less: the default); `PROVISIONING_LIMIT` and
-/// `DEPLOY_ISO_URL` are accepted and checked but not used yet.
+/// the number of hosts reconciled at once (0 or less: the default); `PROVISIONING_LIMIT` caps the
+/// nodes inspecting, provisioning or deprovisioning at once; `DEPLOY_ISO_URL` is accepted and
+/// checked but not used yet.
 pub fn resolve(
     flags: &Flags,
     env: &HashMap<String, String>,
@@ -331,7 +333,6 @@ pub fn resolve(
                 value: v.to_string(),
                 expected: "a non-negative integer",
             })?;
-            warnings.push(format!("PROVISIONING_LIMIT={n} is accepted but not enforced yet"));
             Some(n)
         }
     };
@@ -545,12 +546,12 @@ mod tests {
 
     #[test]
     fn unused_bmo_settings_are_reported() {
-        let e = env(&[("DEPLOY_ISO_URL", "http://i/agent.iso"), ("PROVISIONING_LIMIT", "5")]);
+        let e = env(&[("DEPLOY_ISO_URL", "http://i/agent.iso")]);
         let f = files(&[(BMO_CLIENT_CERT_FILE, "x")]);
         let s = resolve(&Flags::default(), &e, &f).unwrap();
         assert_eq!(s.deploy_iso.as_deref(), Some("http://i/agent.iso"));
         let warnings = s.warnings.join("\n");
-        for word in ["DEPLOY_ISO_URL", "PROVISIONING_LIMIT=5", "mTLS"] {
+        for word in ["DEPLOY_ISO_URL", "mTLS"] {
             assert!(warnings.contains(word), "{word}: {warnings}");
         }
     }

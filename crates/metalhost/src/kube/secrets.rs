@@ -1,6 +1,10 @@
 //! The Secrets a host names, read from the API server for one reconcile. Like upstream, metalhost
 //! labels them (`environment.metal3.io: baremetal`, so that its Secret watch sees changes at once)
-//! and adds an owner reference to the host.
+//! and adds an owner reference to the host. Unlike upstream, it puts no finalizer on them, and it
+//! removes the one baremetal-operator left (`baremetalhost.metal3.io/secret`): BMO releases it only
+//! when it deletes the host, so after a handover nothing else would, and the Secret would hang in
+//! Terminating. metalhost does not need the finalizer's guarantee (the BMC credentials stay in
+//! Ironic's node, which is all deprovisioning and deletion need).
 
 use std::collections::BTreeMap;
 
@@ -15,6 +19,9 @@ use super::{Context, Error};
 
 /// The label upstream puts on the Secrets of BareMetalHosts; the Secret watch selects on it.
 pub const SECRET_LABEL: &str = "environment.metal3.io";
+
+/// The finalizer baremetal-operator puts on the Secrets it reads; metalhost removes it.
+pub const BMO_SECRET_FINALIZER: &str = "baremetalhost.metal3.io/secret";
 
 /// Reads the Secrets the host names (by (namespace, name)), labelling and owning those that are
 /// not yet. Secrets that do not exist are simply absent.
@@ -36,16 +43,18 @@ pub async fn fetch(
     Ok(found)
 }
 
-/// Labels the Secret and adds the host as an owner, if not done yet. The patch carries the
-/// Secret's resourceVersion, so a concurrent change is not overwritten (the next reconcile
-/// tries again). Failures are logged: the credentials can be used anyway.
+/// Labels the Secret, adds the host as an owner and removes BMO's finalizer, if not done yet.
+/// The patch carries the Secret's resourceVersion, so a concurrent change is not overwritten (the
+/// next reconcile tries again). Failures are logged: the credentials can be used anyway.
 async fn adopt(api: &Api<Secret>, host: &BareMetalHost, secret: &Secret) {
     let labelled =
         secret.metadata.labels.as_ref().and_then(|l| l.get(SECRET_LABEL)).is_some_and(|v| v == "baremetal");
     let uid = host.metadata.uid.clone().unwrap_or_default();
     let owners = secret.metadata.owner_references.clone().unwrap_or_default();
     let owned = owners.iter().any(|o| o.uid == uid);
-    if labelled && (owned || uid.is_empty()) {
+    let finalizers = secret.metadata.finalizers.clone().unwrap_or_default();
+    let bmo_finalizer = finalizers.iter().any(|f| f == BMO_SECRET_FINALIZER);
+    if labelled && (owned || uid.is_empty()) && !bmo_finalizer {
         return;
     }
     let mut owners = owners;
@@ -58,11 +67,15 @@ async fn adopt(api: &Api<Secret>, host: &BareMetalHost, secret: &Secret) {
             ..Default::default()
         });
     }
-    let patch = json!({"metadata": {
+    let mut patch = json!({"metadata": {
         "resourceVersion": secret.metadata.resource_version,
         "labels": {SECRET_LABEL: "baremetal"},
         "ownerReferences": owners,
     }});
+    if bmo_finalizer {
+        let kept: Vec<&String> = finalizers.iter().filter(|f| *f != BMO_SECRET_FINALIZER).collect();
+        patch["metadata"]["finalizers"] = json!(kept);
+    }
     let name = secret.metadata.name.as_deref().unwrap_or_default();
     if let Err(e) = api.patch(name, &PatchParams::default(), &Patch::Merge(patch)).await {
         warn!(host = %host.qualified_name(), secret = name, "cannot label the Secret: {e}");

@@ -40,6 +40,8 @@ pub struct RuntimeConfig {
     pub idle: Duration,
     /// Where to record metrics, if anywhere.
     pub metrics: Option<Arc<Metrics>>,
+    /// BMO's `PROVISIONING_LIMIT`: at most this many nodes inspecting, (de)provisioning at once.
+    pub provisioning_limit: Option<usize>,
 }
 
 impl RuntimeConfig {
@@ -51,6 +53,7 @@ impl RuntimeConfig {
             concurrency: 32,
             idle: Duration::from_secs(120),
             metrics: None,
+            provisioning_limit: None,
         }
     }
 }
@@ -125,7 +128,8 @@ impl Runtime {
             ironic.observer = Some(metrics.ironic_observer());
         }
         let provisioner = IronicProvisioner::connect_lazily(ironic);
-        let reconciler = Reconciler::new(provisioner, config.defaults.clone());
+        let reconciler = Reconciler::new(provisioner, config.defaults.clone())
+            .with_provisioning_limit(config.provisioning_limit);
         let source_dir = source.dir().to_path_buf();
         let mut rt = Runtime {
             source,
