@@ -17,6 +17,13 @@ pub const DISK_IMAGE_KEYS: &[&str] =
 /// instance_info keys of a live kernel; other images must not carry them.
 pub const LIVE_KERNEL_KEYS: &[&str] = &["kernel", "ramdisk", "ramdisk_kernel_arguments"];
 
+/// driver_info keys naming the agent's boot image (kernel and ramdisk, or an ISO).
+pub const DEPLOY_IMAGE_KEYS: &[&str] = &["deploy_kernel", "deploy_ramdisk", "deploy_iso"];
+
+/// driver_info key of the agent's kernel parameters, which BMO sets for preprovisioning images
+/// and clears otherwise; metalhost never sets it and clears it with the deploy image keys.
+pub const DEPLOY_KERNEL_PARAMS_KEY: &str = "kernel_append_params";
+
 /// instance_info key telling Ironic where the BMC gets a live ISO.
 pub const DOWNLOAD_SOURCE_KEY: &str = "ramdisk_image_download_source";
 
@@ -27,6 +34,9 @@ pub struct NodeDefaults {
     pub deploy_kernel: Option<String>,
     /// Agent ramdisk URL for `driver_info.deploy_ramdisk`.
     pub deploy_ramdisk: Option<String>,
+    /// Agent ISO URL for `driver_info.deploy_iso` (BMO's `DEPLOY_ISO_URL`): used instead of the
+    /// kernel and ramdisk by BMCs that boot ISOs by virtual media or UEFI HTTP, as BMO does.
+    pub deploy_iso: Option<String>,
     /// Operator-wide boot-device persistence (`driver_info.force_persistent_boot_device`),
     /// overridden per host by the `metalhost.io/boot-device-persistence` annotation.
     pub boot_persistence: Option<BootPersistence>,
@@ -45,18 +55,26 @@ fn boot_mode_capability(mode: Option<BootMode>) -> &'static str {
     }
 }
 
-/// The driver_info a host's node should have.
+/// The driver_info a host's node should have. The agent boots from `deploy_iso` when one is
+/// configured and the BMC boots ISOs (upstream's `SupportsISOPreprovisioningImage`), else from
+/// the kernel and ramdisk — BMO's `setDeployImage` without a preprovisioning-image builder.
 pub fn driver_info(
     access: &BmcAccess,
     credentials: &Credentials,
     defaults: &NodeDefaults,
 ) -> Map<String, Value> {
     let mut info = access.driver_info(credentials);
-    if let Some(k) = &defaults.deploy_kernel {
-        info.insert("deploy_kernel".into(), json!(k));
-    }
-    if let Some(r) = &defaults.deploy_ramdisk {
-        info.insert("deploy_ramdisk".into(), json!(r));
+    match &defaults.deploy_iso {
+        Some(iso) if access.kind.boots_iso_by_virtual_media() => {
+            info.insert("deploy_iso".into(), json!(iso));
+        }
+        _ => {
+            // a kernel without its ramdisk boots nothing: only the pair is set, as BMO
+            if let (Some(k), Some(r)) = (&defaults.deploy_kernel, &defaults.deploy_ramdisk) {
+                info.insert("deploy_kernel".into(), json!(k));
+                info.insert("deploy_ramdisk".into(), json!(r));
+            }
+        }
     }
     info
 }
@@ -128,6 +146,16 @@ pub fn registration_patch(node: &Node, desired: &Map<String, Value>, resend_secr
             let secret = BmcAccess::SECRET_KEYS.contains(&key.as_str());
             if (secret && resend_secrets) || (!secret && node.driver_info.get(key) != Some(want)) {
                 patch.set(&format!("/driver_info/{key}"), want.clone());
+            }
+        }
+        // the agent boots from an ISO or from a kernel and ramdisk: when the settings name one,
+        // the other goes, with any kernel parameters of an earlier preprovisioning image (as
+        // BMO); with none configured the node's own are left alone
+        if DEPLOY_IMAGE_KEYS.iter().any(|k| info.contains_key(*k)) {
+            for key in DEPLOY_IMAGE_KEYS.iter().chain(&[DEPLOY_KERNEL_PARAMS_KEY]) {
+                if !info.contains_key(*key) && node.driver_info.contains_key(*key) {
+                    patch.remove(&format!("/driver_info/{key}"));
+                }
             }
         }
     }
@@ -378,7 +406,11 @@ mod tests {
     fn node_fields_carry_name_driver_boot_interface_and_cleaning() {
         let h = host();
         let access = BmcAccess::parse(&h.spec.bmc.as_ref().unwrap().address, false).unwrap();
-        let defaults = NodeDefaults { deploy_kernel: Some("http://k".into()), ..Default::default() };
+        let defaults = NodeDefaults {
+            deploy_kernel: Some("http://k".into()),
+            deploy_ramdisk: Some("http://r".into()),
+            ..Default::default()
+        };
         let fields = node_create_fields(
             &h,
             &LiveIsoOptions::default(),
@@ -393,6 +425,96 @@ mod tests {
         assert_eq!(fields["driver_info"]["redfish_system_id"], json!("/redfish/v1/Systems/1"));
         assert_eq!(fields["driver_info"]["deploy_kernel"], json!("http://k"));
         assert_eq!(fields["properties"]["capabilities"], json!("boot_mode:uefi"));
+    }
+
+    fn deploy_settings() -> NodeDefaults {
+        NodeDefaults {
+            deploy_kernel: Some("http://k".into()),
+            deploy_ramdisk: Some("http://r".into()),
+            deploy_iso: Some("http://i.iso".into()),
+            ..Default::default()
+        }
+    }
+
+    /// The operations on the agent's boot image in the registration patch that brings a node with
+    /// this driver_info to what the settings want for a host at `address`.
+    fn deploy_patch_ops(address: &str, defaults: &NodeDefaults, node_info: Value) -> Value {
+        let access = BmcAccess::parse(address, false).unwrap();
+        let mut desired = Map::new();
+        let info = driver_info(&access, &Credentials::new("u", "p"), defaults);
+        desired.insert("driver_info".into(), Value::Object(info));
+        let node: Node =
+            serde_json::from_value(json!({"uuid": "u", "driver": "redfish", "driver_info": node_info}))
+                .unwrap();
+        let all = ops(&registration_patch(&node, &desired, false));
+        let deploy_keys: Vec<String> = DEPLOY_IMAGE_KEYS
+            .iter()
+            .chain(&[DEPLOY_KERNEL_PARAMS_KEY])
+            .map(|k| format!("/driver_info/{k}"))
+            .collect();
+        all.as_array()
+            .unwrap()
+            .iter()
+            .filter(|o| deploy_keys.iter().any(|k| o["path"] == *k))
+            .cloned()
+            .collect()
+    }
+
+    const VMEDIA: &str = "redfish-virtualmedia://h/redfish/v1/Systems/1";
+    const PXE: &str = "redfish://h/redfish/v1/Systems/1";
+
+    #[test]
+    fn deploy_iso_replaces_kernel_and_ramdisk_only_where_the_bmc_boots_isos() {
+        let creds = Credentials::new("u", "p");
+        for (address, iso) in [
+            (VMEDIA, true),
+            ("idrac-virtualmedia://h/redfish/v1/Systems/1", true),
+            ("ilo5-virtualmedia://h/redfish/v1/Systems/1", true),
+            ("redfish-uefihttp://h/redfish/v1/Systems/1", true),
+            (PXE, false),
+            ("ipmi://h", false),
+        ] {
+            let info = driver_info(&BmcAccess::parse(address, false).unwrap(), &creds, &deploy_settings());
+            assert_eq!(info.contains_key("deploy_iso"), iso, "{address}");
+            assert_eq!(info.contains_key("deploy_kernel"), !iso, "{address}");
+            assert_eq!(info.contains_key("deploy_ramdisk"), !iso, "{address}");
+        }
+        // without a deploy ISO every kind gets the kernel and ramdisk; half a pair sets nothing
+        let access = BmcAccess::parse(VMEDIA, false).unwrap();
+        let no_iso = NodeDefaults { deploy_iso: None, ..deploy_settings() };
+        let info = driver_info(&access, &creds, &no_iso);
+        assert_eq!(info["deploy_kernel"], json!("http://k"));
+        assert!(!info.contains_key("deploy_iso"));
+        let half = NodeDefaults { deploy_ramdisk: None, ..no_iso };
+        let info = driver_info(&access, &creds, &half);
+        assert!(DEPLOY_IMAGE_KEYS.iter().all(|k| !info.contains_key(*k)), "{info:?}");
+    }
+
+    #[test]
+    fn the_deploy_image_on_a_node_follows_the_settings_and_then_stays() {
+        let has = |got: &Value, op: &str, path: &str| {
+            got.as_array().unwrap().iter().any(|o| o["op"] == op && o["path"] == path)
+        };
+        // kernel and ramdisk (and BMO's kernel parameters) give way to the ISO
+        let got = deploy_patch_ops(
+            VMEDIA,
+            &deploy_settings(),
+            json!({"deploy_kernel": "http://k", "deploy_ramdisk": "http://r", "kernel_append_params": "x"}),
+        );
+        for key in ["deploy_kernel", "deploy_ramdisk", "kernel_append_params"] {
+            assert!(has(&got, "remove", &format!("/driver_info/{key}")), "{got}");
+        }
+        assert!(has(&got, "add", "/driver_info/deploy_iso"), "{got}");
+        // once there, nothing more to send
+        let got = deploy_patch_ops(VMEDIA, &deploy_settings(), json!({"deploy_iso": "http://i.iso"}));
+        assert_eq!(got, json!([]));
+        // a BMC that cannot boot the ISO loses a stale one for the kernel and ramdisk
+        let got = deploy_patch_ops(PXE, &deploy_settings(), json!({"deploy_iso": "http://i.iso"}));
+        assert!(has(&got, "remove", "/driver_info/deploy_iso"), "{got}");
+        assert!(has(&got, "add", "/driver_info/deploy_kernel"), "{got}");
+        // nothing configured: the node's own are left alone
+        let got = deploy_patch_ops(VMEDIA, &NodeDefaults::default(), json!({"deploy_kernel": "http://own"}));
+        assert_eq!(got, json!([]));
     }
 
     #[test]

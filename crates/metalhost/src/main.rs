@@ -186,6 +186,10 @@ struct Common {
     /// Agent ramdisk URL set as driver_info.deploy_ramdisk [default: $DEPLOY_RAMDISK_URL].
     #[arg(long, env = "METALHOST_DEPLOY_RAMDISK")]
     deploy_ramdisk: Option<String>,
+    /// Agent ISO URL set as driver_info.deploy_iso on BMCs that boot ISOs (virtual media, UEFI
+    /// HTTP), in place of the kernel and ramdisk [default: $DEPLOY_ISO_URL].
+    #[arg(long, env = "METALHOST_DEPLOY_ISO")]
+    deploy_iso: Option<String>,
     /// Operator-wide boot-device persistence for live ISOs: Default, Always or Never (a host's
     /// `metalhost.io/boot-device-persistence` annotation wins)
     /// [default: $LIVE_ISO_FORCE_PERSISTENT_BOOT_DEVICE].
@@ -213,6 +217,7 @@ impl Common {
             ironic_password_file: self.ironic_password_file.clone(),
             deploy_kernel: self.deploy_kernel.clone(),
             deploy_ramdisk: self.deploy_ramdisk.clone(),
+            deploy_iso: self.deploy_iso.clone(),
             boot_device_persistence: self.boot_device_persistence.clone(),
             concurrency: self.concurrency,
         };

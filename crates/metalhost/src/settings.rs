@@ -42,6 +42,8 @@ pub struct Flags {
     pub deploy_kernel: Option<String>,
     /// `--deploy-ramdisk` / `METALHOST_DEPLOY_RAMDISK`.
     pub deploy_ramdisk: Option<String>,
+    /// `--deploy-iso` / `METALHOST_DEPLOY_ISO`.
+    pub deploy_iso: Option<String>,
     /// `--boot-device-persistence` / `METALHOST_BOOT_DEVICE_PERSISTENCE`.
     pub boot_device_persistence: Option<String>,
     /// `--concurrency` / `METALHOST_CONCURRENCY`.
@@ -53,16 +55,13 @@ pub struct Flags {
 pub struct Settings {
     /// How to reach Ironic (URL, CA, basic auth, insecure).
     pub ironic: ClientConfig,
-    /// Deploy kernel and ramdisk, boot-device persistence.
+    /// Deploy kernel and ramdisk, deploy ISO, boot-device persistence.
     pub defaults: NodeDefaults,
     /// Hosts reconciled at once.
     pub concurrency: usize,
     /// `PROVISIONING_LIMIT`: at most this many nodes inspecting, provisioning or deprovisioning at
     /// once (virtual-media hosts excepted), as BMO; unset, no limit.
     pub provisioning_limit: Option<usize>,
-    /// `DEPLOY_ISO_URL`: accepted and shown, not yet used (metalhost boots the agent from the
-    /// kernel and ramdisk).
-    pub deploy_iso: Option<String>,
     /// Where each setting came from: `(setting, source)`, e.g. `("ironic", "IRONIC_ENDPOINT")`.
     pub sources: Vec<(&'static str, &'static str)>,
     /// Things the operator should know (ignored or unsupported settings); never secrets.
@@ -143,8 +142,8 @@ pub fn split_userinfo(url: &str) -> (String, Option<(String, String)>) {
 /// `DEPLOY_RAMDISK_URL` (only together) are the agent's kernel and ramdisk;
 /// `LIVE_ISO_FORCE_PERSISTENT_BOOT_DEVICE` is `Default`, `Always` or `Never`; `BMO_CONCURRENCY` is
 /// the number of hosts reconciled at once (0 or less: the default); `PROVISIONING_LIMIT` caps the
-/// nodes inspecting, provisioning or deprovisioning at once; `DEPLOY_ISO_URL` is accepted and
-/// checked but not used yet.
+/// nodes inspecting, provisioning or deprovisioning at once; `DEPLOY_ISO_URL` is the agent as an
+/// ISO, used instead of the kernel and ramdisk where the BMC boots ISOs.
 pub fn resolve(
     flags: &Flags,
     env: &HashMap<String, String>,
@@ -260,6 +259,11 @@ pub fn resolve(
 
     // the agent's kernel and ramdisk: flags, else BMO's pair
     let (deploy_kernel, deploy_ramdisk) = if flags.deploy_kernel.is_some() || flags.deploy_ramdisk.is_some() {
+        if flags.deploy_kernel.is_some() != flags.deploy_ramdisk.is_some() {
+            return Err(SettingsError::Conflict(
+                "--deploy-kernel and --deploy-ramdisk can only be given together".into(),
+            ));
+        }
         sources.push(("deploy kernel/ramdisk", "--deploy-kernel/--deploy-ramdisk"));
         (flags.deploy_kernel.clone(), flags.deploy_ramdisk.clone())
     } else {
@@ -275,13 +279,18 @@ pub fn resolve(
         }
         (kernel, ramdisk)
     };
-    let deploy_iso = var(env, "DEPLOY_ISO_URL").map(str::to_string);
-    if deploy_iso.is_some() {
-        warnings.push(
-            "DEPLOY_ISO_URL is accepted but not used: metalhost boots the agent from DEPLOY_KERNEL_URL and DEPLOY_RAMDISK_URL"
-                .into(),
-        );
-    }
+    // the agent's ISO, for BMCs that boot ISOs (BMO: preferred to the kernel and ramdisk there)
+    let deploy_iso = match (&flags.deploy_iso, var(env, "DEPLOY_ISO_URL")) {
+        (Some(iso), _) => {
+            sources.push(("deploy ISO", "--deploy-iso"));
+            Some(iso.clone())
+        }
+        (None, Some(iso)) => {
+            sources.push(("deploy ISO", "DEPLOY_ISO_URL"));
+            Some(iso.to_string())
+        }
+        (None, None) => None,
+    };
 
     let persistence =
         match (&flags.boot_device_persistence, var(env, "LIVE_ISO_FORCE_PERSISTENT_BOOT_DEVICE")) {
@@ -339,10 +348,9 @@ pub fn resolve(
 
     Ok(Settings {
         ironic,
-        defaults: NodeDefaults { deploy_kernel, deploy_ramdisk, boot_persistence },
+        defaults: NodeDefaults { deploy_kernel, deploy_ramdisk, deploy_iso, boot_persistence },
         concurrency,
         provisioning_limit,
-        deploy_iso,
         sources,
         warnings,
     })
@@ -368,7 +376,7 @@ impl Settings {
             format!("ironic insecure: {}", self.ironic.insecure),
             format!("deploy kernel: {}", self.defaults.deploy_kernel.clone().unwrap_or_else(none)),
             format!("deploy ramdisk: {}", self.defaults.deploy_ramdisk.clone().unwrap_or_else(none)),
-            format!("deploy ISO: {}", self.deploy_iso.clone().unwrap_or_else(none)),
+            format!("deploy ISO: {}", self.defaults.deploy_iso.clone().unwrap_or_else(none)),
             format!(
                 "boot-device persistence: {}",
                 self.defaults.boot_persistence.map_or("-", BootPersistence::as_str)
@@ -539,20 +547,32 @@ mod tests {
         let err =
             resolve(&Flags::default(), &env(&[("DEPLOY_RAMDISK_URL", "http://r")]), &files(&[])).unwrap_err();
         assert!(err.to_string().contains("only be set together"), "{err}");
+        let flags = Flags { deploy_kernel: Some("http://k".into()), ..Flags::default() };
+        let err = resolve(&flags, &env(&[]), &files(&[])).unwrap_err();
+        assert!(err.to_string().contains("only be given together"), "{err}");
         // BMO: a concurrency of 0 or less means the default
         let s = resolve(&Flags::default(), &env(&[("BMO_CONCURRENCY", "0")]), &files(&[])).unwrap();
         assert_eq!(s.concurrency, DEFAULT_CONCURRENCY);
     }
 
     #[test]
-    fn unused_bmo_settings_are_reported() {
-        let e = env(&[("DEPLOY_ISO_URL", "http://i/agent.iso")]);
+    fn unsupported_bmo_settings_are_reported() {
         let f = files(&[(BMO_CLIENT_CERT_FILE, "x")]);
-        let s = resolve(&Flags::default(), &e, &f).unwrap();
-        assert_eq!(s.deploy_iso.as_deref(), Some("http://i/agent.iso"));
+        let s = resolve(&Flags::default(), &env(&[]), &f).unwrap();
         let warnings = s.warnings.join("\n");
-        for word in ["DEPLOY_ISO_URL", "mTLS"] {
-            assert!(warnings.contains(word), "{word}: {warnings}");
-        }
+        assert!(warnings.contains("mTLS"), "{warnings}");
+    }
+
+    #[test]
+    fn deploy_iso_comes_from_bmo_unless_the_flag_says() {
+        let e = env(&[("DEPLOY_ISO_URL", "http://i/agent.iso")]);
+        let s = resolve(&Flags::default(), &e, &files(&[])).unwrap();
+        assert_eq!(s.defaults.deploy_iso.as_deref(), Some("http://i/agent.iso"));
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+        assert!(s.describe().iter().any(|l| l == "deploy ISO: http://i/agent.iso"));
+        let flags = Flags { deploy_iso: Some("http://flag.iso".into()), ..Flags::default() };
+        let s = resolve(&flags, &e, &files(&[])).unwrap();
+        assert_eq!(s.defaults.deploy_iso.as_deref(), Some("http://flag.iso"));
+        assert!(s.sources.contains(&("deploy ISO", "--deploy-iso")));
     }
 }
