@@ -1,8 +1,12 @@
 //! A baremetal-operator Deployment's environment — `IRONIC_ENDPOINT` ending in `/v1/`, the
 //! deploy kernel and ramdisk, the basic-auth files under the auth root — configures metalhost's
-//! Ironic client as it configured BMO's: requests go to `/v1/nodes` with the credentials.
+//! Ironic client as it configured BMO's: requests go to `/v1/nodes` with the credentials. On the
+//! lab, the binary given only BMO's variables puts the agent's images on the nodes as BMO does.
+
+mod common;
 
 use std::collections::HashMap;
+use std::process::Command;
 
 use metalhost::settings::{Flags, read_file, resolve};
 use metalhost_ironic::Client;
@@ -61,4 +65,58 @@ async fn a_bmo_environment_reaches_ironic_as_bmo_did() {
     let paths: Vec<String> =
         ironic.received_requests().await.unwrap().iter().map(|r| r.url.path().to_string()).collect();
     assert!(paths.iter().all(|p| !p.contains("/v1/v1")), "{paths:?}");
+}
+
+/// The binary with nothing but BMO's variables (no flags, no METALHOST_*): `IRONIC_ENDPOINT` with
+/// `/v1/`, `DEPLOY_KERNEL_URL`/`DEPLOY_RAMDISK_URL` and `DEPLOY_ISO_URL`. A virtual-media host's
+/// node gets the ISO and no kernel/ramdisk, a PXE host's the kernel and ramdisk and no ISO (BMO's
+/// `setDeployImage`); both provision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bmo_deploy_images_reach_the_nodes_as_bmo_sets_them() {
+    let lab = metalhost_testlab::Lab::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let image = common::live_iso(&lab.info.iso_url);
+    let docs = vec![
+        common::secret("bmc"),
+        common::host("vm", &lab.bmc_address("redfish-virtualmedia", 0), "bmc", &image, ""),
+        common::host(
+            "pxe",
+            "fake-hardware://pxe",
+            "bmc",
+            &image,
+            "  bootMACAddress: \"52:54:00:bb:00:01\"\n",
+        ),
+    ];
+    let file = common::write(dir.path(), "hosts.yaml", &docs);
+    let agent_iso = format!("{}/agent.iso", lab.info.iso_base_url);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_metalhost"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("METALHOST_") || key.starts_with("DEPLOY_") || key.starts_with("IRONIC_") {
+            command.env_remove(key);
+        }
+    }
+    let out = command
+        .args(["apply", file.to_str().unwrap(), "--wait", "--timeout", "600"])
+        .env("IRONIC_ENDPOINT", format!("{}/v1/", lab.info.ironic_url))
+        .env("DEPLOY_KERNEL_URL", &lab.info.deploy_kernel_url)
+        .env("DEPLOY_RAMDISK_URL", &lab.info.deploy_ramdisk_url)
+        .env("DEPLOY_ISO_URL", &agent_iso)
+        .env("METAL3_AUTH_ROOT_DIR", dir.path().join("no-auth"))
+        .output()
+        .unwrap();
+    let output = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "apply failed: {output}");
+    assert!(!output.contains("not used"), "{output}");
+
+    let ironic = common::ironic(&lab).await;
+    let vm = common::node(&ironic, "vm").await;
+    assert_eq!(vm.provision_state, "active");
+    assert_eq!(vm.driver_info.get("deploy_iso"), Some(&json!(agent_iso)), "{:?}", vm.driver_info);
+    assert!(!vm.driver_info.contains_key("deploy_kernel"), "{:?}", vm.driver_info);
+    assert!(!vm.driver_info.contains_key("deploy_ramdisk"), "{:?}", vm.driver_info);
+    let pxe = common::node(&ironic, "pxe").await;
+    assert_eq!(pxe.provision_state, "active");
+    assert_eq!(pxe.driver_info.get("deploy_kernel"), Some(&json!(lab.info.deploy_kernel_url)));
+    assert_eq!(pxe.driver_info.get("deploy_ramdisk"), Some(&json!(lab.info.deploy_ramdisk_url)));
+    assert!(!pxe.driver_info.contains_key("deploy_iso"), "{:?}", pxe.driver_info);
 }
