@@ -75,6 +75,10 @@ pub struct Wants {
     pub ports: bool,
     /// Its virtual media (only for a provisioned host using the eject extension).
     pub vmedia: bool,
+    /// Whether to look the node up by name when the status names none. Not for a host that
+    /// never registered: its create tells the same (a name Ironic has already is a conflict, and
+    /// then the node is looked up), one request less per host.
+    pub by_name: bool,
 }
 
 /// What a reconcile must observe in Ironic, given the input and the last status.
@@ -92,7 +96,10 @@ pub fn wants(input: &HostInput, previous: &BareMetalHostStatus) -> Wants {
         && previous.provisioning.state == ProvisioningState::Provisioned
         && input.bmc.has_virtual_media()
         && (input.options.as_ref().is_ok_and(|o| o.eject_media) || machine::media_ejected(previous));
-    Wants { node, ports, vmedia }
+    let never_registered = previous.provisioning.state == ProvisioningState::None
+        && previous.provisioning.id.is_empty()
+        && !input.deleting;
+    Wants { node, ports, vmedia, by_name: node && !never_registered }
 }
 
 /// How long to wait before polling a busy node again: quick at first, slower the longer the
@@ -370,12 +377,27 @@ mod tests {
         let none = input(&[], None);
         assert_eq!(wants(&none, &provisioned()), Wants::default(), "unusable BMC: no Ironic call");
         let plain = input(&[], Some("1"));
-        assert_eq!(wants(&plain, &provisioned()), Wants { node: true, ports: false, vmedia: false });
+        assert_eq!(
+            wants(&plain, &provisioned()),
+            Wants { node: true, ports: false, vmedia: false, by_name: true }
+        );
         let eject = input(&[("metalhost.io/eject-media", "true")], Some("1"));
-        assert_eq!(wants(&eject, &provisioned()), Wants { node: true, ports: false, vmedia: true });
+        assert_eq!(
+            wants(&eject, &provisioned()),
+            Wants { node: true, ports: false, vmedia: true, by_name: true }
+        );
         let mut deleting = none.clone();
         deleting.deleting = true;
         assert!(wants(&deleting, &provisioned()).node);
+        // a host that never registered creates its node without looking first, unless it is
+        // being deleted (its node may exist from a create whose answer was lost)
+        assert!(!wants(&plain, &BareMetalHostStatus::default()).by_name);
+        let mut deleting = plain.clone();
+        deleting.deleting = true;
+        assert!(wants(&deleting, &BareMetalHostStatus::default()).by_name);
+        let mut named = BareMetalHostStatus::default();
+        named.provisioning.id = "uuid".into();
+        assert!(wants(&plain, &named).by_name);
         // ports while registering, also from no status at all (the node may exist from a create
         // whose answer was lost in a crash)
         let mut with_mac = input(&[], Some("1"));

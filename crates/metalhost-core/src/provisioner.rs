@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use metalhost_api::BareMetalHost;
 use metalhost_ironic::{Client, ClientConfig, Node, ProvisionTarget, state};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 use tracing::{debug, info, warn};
 
@@ -87,7 +87,7 @@ impl IronicProvisioner {
                 node = None;
             }
         }
-        if node.is_none() {
+        if node.is_none() && wants.by_name {
             node = client.get_node(&expected).await?;
         }
         // Ironic clears last_error on the next successful power action (its power sync does that
@@ -118,6 +118,30 @@ impl IronicProvisioner {
         Ok(Observed { node, port_macs, vmedia })
     }
 
+    /// Creates the host's node. When Ironic has a node of that name already (a create whose
+    /// answer was lost, a status that was lost), that node is returned instead, with `false`: the
+    /// caller must then observe it rather than assume a fresh one.
+    pub async fn create_node(&self, fields: &Map<String, Value>) -> Result<(Node, bool), ProvisionError> {
+        let client = self.client().await?;
+        match client.create_node(fields).await {
+            Ok(node) => {
+                info!(node = %node.uuid, name = ?node.name, "registered node in Ironic");
+                Ok((node, true))
+            }
+            Err(e) if e.status() == Some(409) => {
+                let name = fields.get("name").and_then(Value::as_str).unwrap_or_default();
+                match client.get_node(name).await? {
+                    Some(node) if !name.is_empty() => {
+                        info!(node = %node.uuid, name, "found the node registered before");
+                        Ok((node, false))
+                    }
+                    _ => Err(e.into()),
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Carries out one action. Returns the node when the action created or changed it.
     pub async fn execute(
         &self,
@@ -131,11 +155,7 @@ impl IronicProvisioner {
         let client = self.client().await?;
         match action {
             Action::None | Action::Forget => Ok(None),
-            Action::CreateNode(fields) => {
-                let node = client.create_node(fields).await?;
-                info!(node = %node.uuid, name = ?node.name, "registered node in Ironic");
-                Ok(Some(node))
-            }
+            Action::CreateNode(fields) => Ok(Some(self.create_node(fields).await?.0)),
             Action::CreatePort(mac) => {
                 client.create_port(id, mac).await?;
                 Ok(None)

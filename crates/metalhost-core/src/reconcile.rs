@@ -211,15 +211,62 @@ impl Reconciler {
             // a slot is free: no longer delayed (upstream clears it the same way)
             decision.status.operational_status = metalhost_api::OperationalStatus::Ok;
         }
-        let decided_error = decision.error.take().map(HostError::Decided);
-        match self.provisioner.execute(&decision.action, observed.node.as_ref()).await {
-            Ok(node) => {
-                let mut status = decision.status;
-                if let Some(node) = node {
-                    status.provisioning.id = node.uuid;
+        let mut observed = observed;
+        let mut actions = 0;
+        loop {
+            let decided_error = decision.error.take().map(HostError::Decided);
+            let action = decision.action.kind();
+            let result = match &decision.action {
+                Action::CreateNode(fields) => self.provisioner.create_node(fields).await.map(Some),
+                other => self
+                    .provisioner
+                    .execute(other, observed.node.as_ref())
+                    .await
+                    .map(|n| n.map(|n| (n, false))),
+            };
+            actions += 1;
+            let node = match result {
+                Ok(node) => node,
+                Err(e) => {
+                    let error_type = error_type_for(decision.status.provisioning.state, &decision.action);
+                    let error = HostError::Action { action, source: Arc::new(e) };
+                    warn!(host = %host.qualified_name(), %error, "action failed");
+                    let (status, requeue) =
+                        machine::failed(&base, &decision.status, error_type, error.to_string());
+                    return Outcome {
+                        status,
+                        changed: true,
+                        action,
+                        error: Some(error),
+                        requeue,
+                        forget: false,
+                        states,
+                        events: Vec::new(),
+                    };
                 }
+            };
+            let mut status = decision.status;
+            if let Some((node, _)) = &node {
+                status.provisioning.id = node.uuid.clone();
+            }
+            // A node just created (or given its port) is known without asking Ironic: the
+            // registration writes that follow (port, manage) go out at once, with no read between.
+            // The status is written once at the end; a crash in between finds the node by name.
+            let chained = match (&decision.action, node) {
+                (Action::CreateNode(_), Some((created, true))) => {
+                    observed =
+                        machine::Observed { node: Some(created), port_macs: Some(Vec::new()), vmedia: None };
+                    true
+                }
+                (Action::CreatePort(mac), _) => {
+                    observed.port_macs.get_or_insert_with(Vec::new).push(mac.clone());
+                    true
+                }
+                _ => false,
+            };
+            if !chained || decision.requeue != Requeue::Now || actions >= MAX_CHAINED_ACTIONS {
                 let forget = decision.action == Action::Forget;
-                Outcome {
+                return Outcome {
                     status,
                     changed: true,
                     action,
@@ -228,28 +275,23 @@ impl Reconciler {
                     forget,
                     states,
                     events: Vec::new(),
-                }
+                };
             }
-            Err(e) => {
-                let error_type = error_type_for(decision.status.provisioning.state, &decision.action);
-                let error = HostError::Action { action, source: Arc::new(e) };
-                warn!(host = %host.qualified_name(), %error, "action failed");
-                let (status, requeue) =
-                    machine::failed(&base, &decision.status, error_type, error.to_string());
-                Outcome {
-                    status,
-                    changed: true,
-                    action,
-                    error: Some(error),
-                    requeue,
-                    forget: false,
-                    states,
-                    events: Vec::new(),
-                }
-            }
+            let mut so_far = status;
+            policy::record_credentials(&record.bmc, &mut so_far);
+            let changed = policy::credentials_changed(&record.bmc, &so_far);
+            let input = Input::new(record, &self.defaults, now, changed);
+            decision = machine::decide(&input, &so_far, &observed);
+            base = so_far;
+            states.push(decision.status.provisioning.state);
+            states.dedup();
+            debug!(host = %host.qualified_name(), state = %decision.status.provisioning.state, action = %decision.action.kind(), "chained");
         }
     }
 }
+
+/// The most Ironic writes one reconcile makes: create node, create port, manage.
+const MAX_CHAINED_ACTIONS: usize = 3;
 
 #[cfg(test)]
 mod tests {
@@ -278,5 +320,136 @@ mod tests {
         assert!(message.contains("Unknown BMC type 'foo'") && !message.contains("s3cr3t"), "{message}");
         assert!(outcome.events.iter().all(|e| !e.note.contains("s3cr3t")), "{:?}", outcome.events);
         assert_eq!(reconciler.provisioner().request_count(), 0);
+    }
+
+    const NODE: &str = "1be26c0b-03f2-4d2e-ae87-c02d7f33c123";
+
+    /// A live-ISO host on virtual media with its credentials, never registered.
+    fn fresh_host() -> HostInput {
+        let host: BareMetalHost = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "h1", "namespace": "lab"},
+            "spec": {"online": true, "bootMACAddress": "52:54:00:00:00:01", "inspectionMode": "disabled",
+                     "automatedCleaningMode": "disabled",
+                     "bmc": {"address": "redfish-virtualmedia+http://127.0.0.1:8000/redfish/v1/Systems/1",
+                             "credentialsName": "c"},
+                     "image": {"url": "http://images/live.iso", "format": "live-iso"}},
+        }))
+        .unwrap();
+        let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "c", "namespace": "lab", "resourceVersion": "1"},
+            "stringData": {"username": "u", "password": "p"},
+        }))
+        .unwrap();
+        let secrets: BTreeMap<(String, String), _> = [(("lab".to_string(), "c".to_string()), secret)].into();
+        HostInput::resolve(host, false, &secrets)
+    }
+
+    /// An Ironic that negotiates a version and accepts ports and provision-state changes.
+    async fn ironic() -> wiremock::MockServer {
+        use wiremock::matchers::{method, path, path_regex};
+        use wiremock::{Mock, ResponseTemplate};
+        let server = wiremock::MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(
+                serde_json::json!({"default_version": {"id": "v1", "min_version": "1.1", "version": "1.99"}}),
+            ))
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/v1/ports"))
+            .respond_with(ResponseTemplate::new(201).set_body_json(
+                serde_json::json!({"uuid": "p1", "address": "52:54:00:00:00:01", "node_uuid": NODE}),
+            ))
+            .mount(&server)
+            .await;
+        Mock::given(method("PUT"))
+            .and(path_regex("^/v1/nodes/[^/]+/states/provision$"))
+            .respond_with(ResponseTemplate::new(202))
+            .mount(&server)
+            .await;
+        server
+    }
+
+    /// `METHOD path` of every request Ironic received, but the version negotiation.
+    async fn calls(server: &wiremock::MockServer) -> Vec<String> {
+        let requests = server.received_requests().await.unwrap();
+        requests
+            .iter()
+            .filter(|r| r.url.path() != "/")
+            .map(|r| format!("{} {}", r.method, r.url.path()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_new_host_sends_create_port_and_manage_without_reading_between() {
+        use wiremock::matchers::{method, path};
+        use wiremock::{Mock, ResponseTemplate};
+        let server = ironic().await;
+        // Ironic answers a create with the node it made: what was asked, enrolled
+        Mock::given(method("POST"))
+            .and(path("/v1/nodes"))
+            .respond_with(|req: &wiremock::Request| {
+                let mut node: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+                node["uuid"] = serde_json::json!(NODE);
+                node["provision_state"] = serde_json::json!("enroll");
+                node["driver_info"]["redfish_password"] = serde_json::json!("******");
+                ResponseTemplate::new(201).set_body_json(node)
+            })
+            .mount(&server)
+            .await;
+        let provisioner = IronicProvisioner::connect_lazily(ClientConfig::new(server.uri()));
+        let reconciler = Reconciler::new(provisioner, NodeDefaults::default());
+        let outcome = reconciler
+            .reconcile(&fresh_host(), &BareMetalHostStatus::default(), "2026-11-29T00:00:00Z")
+            .await;
+        assert!(outcome.error.is_none(), "{:?}", outcome.error);
+        assert_eq!(
+            calls(&server).await,
+            [
+                "POST /v1/nodes".to_string(),
+                "POST /v1/ports".into(),
+                format!("PUT /v1/nodes/{NODE}/states/provision"),
+            ]
+        );
+        let manage: serde_json::Value =
+            serde_json::from_slice(&server.received_requests().await.unwrap().last().unwrap().body).unwrap();
+        assert_eq!(manage["target"], "manage");
+        assert_eq!(outcome.status.provisioning.id, NODE);
+        assert_eq!(outcome.status.provisioning.state, ProvisioningState::Registering);
+        assert_eq!(outcome.requeue, Requeue::Poll);
+    }
+
+    #[tokio::test]
+    async fn a_create_that_finds_the_name_taken_takes_that_node_and_looks_again() {
+        use wiremock::matchers::{method, path};
+        use wiremock::{Mock, ResponseTemplate};
+        let server = ironic().await;
+        // a node of this name exists: a create whose answer was lost before a crash
+        Mock::given(method("POST"))
+            .and(path("/v1/nodes"))
+            .respond_with(ResponseTemplate::new(409).set_body_json(serde_json::json!({
+                "error_message": "{\"faultstring\": \"A node with name lab~h1 already exists.\"}"
+            })))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/v1/nodes/lab~h1"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "uuid": NODE, "name": "lab~h1", "driver": "redfish", "provision_state": "manageable"
+            })))
+            .mount(&server)
+            .await;
+        let provisioner = IronicProvisioner::connect_lazily(ClientConfig::new(server.uri()));
+        let reconciler = Reconciler::new(provisioner, NodeDefaults::default());
+        let outcome = reconciler
+            .reconcile(&fresh_host(), &BareMetalHostStatus::default(), "2026-11-29T00:00:00Z")
+            .await;
+        assert!(outcome.error.is_none(), "{:?}", outcome.error);
+        // no port and no manage on the strength of a node assumed new: the next reconcile
+        // observes the one found
+        assert_eq!(calls(&server).await, ["POST /v1/nodes", "GET /v1/nodes/lab~h1"]);
+        assert_eq!(outcome.status.provisioning.id, NODE);
+        assert_eq!(outcome.requeue, Requeue::Now);
     }
 }

@@ -230,13 +230,23 @@ async fn missing_credentials_secret_is_an_error_status_and_no_node() {
 #[tokio::test]
 async fn a_state_change_patches_the_status_and_publishes_an_event() {
     let ironic = ironic().await;
-    answer(&ironic, "GET", "/v1/nodes/default~h1", ResponseTemplate::new(404)).await;
+    // a host never registered is created without a look-up first; Ironic answers with the node
+    // it made (what was asked, enrolled), and the manage request follows at once
     Mock::given(method("POST"))
         .and(path("/v1/nodes"))
-        .respond_with(
-            ResponseTemplate::new(201)
-                .set_body_json(json!({"uuid": "n1", "name": "default~h1", "provision_state": "enroll"})),
-        )
+        .respond_with(|req: &wiremock::Request| {
+            let mut node: Value = serde_json::from_slice(&req.body).unwrap();
+            node["uuid"] = json!("n1");
+            node["provision_state"] = json!("enroll");
+            node["driver_info"]["redfish_password"] = json!("******");
+            ResponseTemplate::new(201).set_body_json(node)
+        })
+        .expect(1)
+        .mount(&ironic)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path("/v1/nodes/n1/states/provision"))
+        .respond_with(ResponseTemplate::new(202))
         .expect(1)
         .mount(&ironic)
         .await;
