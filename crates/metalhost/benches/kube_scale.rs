@@ -1,0 +1,162 @@
+//! The Kubernetes runtime at scale: `metalhost run --kube` (a real process) against the stateful
+//! API-server double (`scripts/kube-double`) and the lab's real Ironic (fake-hardware, iPXE boot,
+//! ramdisk deploy) behind the counting proxy. N live-ISO hosts and their Secret are created
+//! through the API; the benchmark waits until every host's status says `provisioned`, then keeps
+//! watching an idle fleet. Prints API-server requests per host (reads and writes, by kind), status
+//! writes per state change (each state change is one `ProvisioningStateChanged` Event), Ironic
+//! requests per host, the idle rates of both, and metalhost's peak RSS.
+//!
+//!   cargo bench -p metalhost --bench kube_scale -- [--hosts 100] [--concurrency 32]
+//!       [--idle-seconds 300]
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use metalhost_testlab::{KubeDouble, Lab, RequestRecord, USER_AGENT};
+
+mod support;
+use support::{KillOnDrop, start_proxy, to_active, total, usage};
+
+fn number(flag: &str, default: u64) -> u64 {
+    let argv: Vec<String> = std::env::args().collect();
+    argv.iter()
+        .position(|x| x == flag)
+        .and_then(|i| argv.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn mac(i: usize) -> String {
+    format!("52:54:{:02x}:{:02x}:{:02x}:{:02x}", (i >> 24) & 255, (i >> 16) & 255, (i >> 8) & 255, i & 255)
+}
+
+fn manifests(lab: &Lab, hosts: usize) -> String {
+    let mut docs = vec![
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: c, namespace: default}\nstringData: {username: u, password: p}\n"
+            .to_string(),
+    ];
+    for i in 0..hosts {
+        docs.push(format!(
+            "apiVersion: metal3.io/v1alpha1\nkind: BareMetalHost\nmetadata: {{name: host-{i}, namespace: default}}\n\
+             spec:\n  online: true\n  automatedCleaningMode: disabled\n  inspectionMode: disabled\n  \
+             bootMACAddress: \"{}\"\n  bmc: {{address: \"fake-hardware://host-{i}\", credentialsName: c}}\n  \
+             image: {{url: \"{}\", format: live-iso}}\n",
+            mac(i),
+            lab.info.iso_url
+        ));
+    }
+    docs.join("---\n")
+}
+
+/// Hosts whose status says provisioned, from the double's store (a control request: not logged).
+fn provisioned(double: &KubeDouble) -> usize {
+    let (_, objects) = double.objects();
+    objects
+        .iter()
+        .filter(|o| o.resource.ends_with("/baremetalhosts"))
+        .filter(|o| o.object["status"]["provisioning"]["state"] == "provisioned")
+        .count()
+}
+
+/// The requests metalhost sent (not the benchmark's own).
+fn theirs(double: &KubeDouble) -> Vec<RequestRecord> {
+    double.requests().into_iter().filter(|r| r.user_agent != USER_AGENT).collect()
+}
+
+/// `verb resource[/subresource]` → count.
+fn by_kind(requests: &[RequestRecord]) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for r in requests {
+        let what = match (r.non_resource, r.subresource.is_empty()) {
+            (true, _) => format!("{} {}", r.verb, r.path),
+            (false, true) => format!("{} {}", r.verb, r.resource),
+            (false, false) => format!("{} {}/{}", r.verb, r.resource, r.subresource),
+        };
+        *out.entry(what).or_default() += 1;
+    }
+    out
+}
+
+fn main() {
+    let hosts = number("--hosts", 100) as usize;
+    let concurrency = number("--concurrency", 32).max(1);
+    let idle_seconds = number("--idle-seconds", 300);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    eprintln!(
+        "kube scale benchmark: {hosts} live-ISO hosts, fake-hardware/iPXE/ramdisk, concurrency {concurrency}"
+    );
+
+    let lab = Lab::start(1);
+    let (ironic_url, counts) = rt.block_on(start_proxy(lab.info.ironic_url.clone()));
+    let double = KubeDouble::start();
+    double.apply_yaml(&manifests(&lab, hosts));
+    eprintln!("{hosts} hosts and their Secret created through the API; starting the controller…");
+
+    let start = Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_metalhost"))
+        .args(["run", "--kube", "--ironic", &ironic_url, "--concurrency", &concurrency.to_string()])
+        .args([
+            "--deploy-kernel",
+            &lab.info.deploy_kernel_url,
+            "--deploy-ramdisk",
+            &lab.info.deploy_ramdisk_url,
+        ])
+        .env_clear()
+        .env("KUBECONFIG", &double.kubeconfig)
+        .env("METALHOST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = KillOnDrop(child);
+    let deadline = start + Duration::from_secs(3 * 3600);
+    while provisioned(&double) < hosts {
+        assert!(Instant::now() < deadline, "not all hosts provisioned in three hours");
+        assert!(child.0.try_wait().unwrap().is_none(), "metalhost exited");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let wall = start.elapsed();
+    let api = theirs(&double);
+    let ironic = counts.snapshot();
+    let (rss_provisioning, cpu) = usage(child.0.id());
+    eprintln!("all provisioned in {:.1} s; idle for {idle_seconds} s…", wall.as_secs_f64());
+    std::thread::sleep(Duration::from_secs(idle_seconds));
+    let api_idle = theirs(&double).len() - api.len();
+    let ironic_idle = total(&counts.snapshot()) - total(&ironic);
+    let (rss, cpu_all) = usage(child.0.id());
+
+    let n = hosts as f64;
+    let kinds = by_kind(&api);
+    let writes = api.iter().filter(|r| r.is_write()).count() as f64;
+    let reads = api.len() as f64 - writes;
+    let status_writes = kinds.get("patch baremetalhosts/status").copied().unwrap_or(0) as f64;
+    let state_changes = kinds.get("create events").copied().unwrap_or(0) as f64;
+    let minutes = (idle_seconds as f64 / 60.0).max(f64::MIN_POSITIVE);
+    println!(
+        "hosts: {hosts}  concurrency: {concurrency}  machine: {} cores",
+        std::thread::available_parallelism().map_or(0, |p| p.get())
+    );
+    println!("{:<52} {:>10.1}", "wall time to provisioned (s)", wall.as_secs_f64());
+    println!("{:<52} {:>10.2}", "API-server requests per host to provisioned", api.len() as f64 / n);
+    println!("{:<52} {:>10.2}", "  reads (get, list, watch) per host", reads / n);
+    println!("{:<52} {:>10.2}", "  writes per host", writes / n);
+    for (kind, count) in &kinds {
+        println!("    {:<48} {:>10.2}", kind, *count as f64 / n);
+    }
+    println!(
+        "{:<52} {:>10.2}",
+        "status writes per Event (state change or error)",
+        status_writes / state_changes.max(1.0)
+    );
+    println!("{:<52} {:>10.2}", "Ironic requests per host to active", to_active(&ironic) as f64 / n);
+    println!(
+        "{:<52} {:>10.3}",
+        format!("idle API requests per host per minute ({idle_seconds} s)"),
+        api_idle as f64 / n / minutes
+    );
+    println!("{:<52} {:>10.3}", "idle Ironic requests per host per minute", ironic_idle as f64 / n / minutes);
+    println!("{:<52} {:>10.1}", "metalhost peak RSS (MiB)", rss.max(rss_provisioning));
+    println!("{:<52} {:>10.2}", "metalhost CPU seconds to provisioned", cpu);
+    println!("{:<52} {:>10.2}", "metalhost CPU seconds incl. idle", cpu_all);
+}
