@@ -422,6 +422,11 @@ pub fn decide(input: &Input<'_>, previous: &BareMetalHostStatus, observed: &Obse
                 | ProvisioningState::PoweringOffBeforeDelete
         )
     {
+        // Ironic refuses to update a node in the middle of a state transition (409): a busy node
+        // gets the new credentials once it rests (upstream retries the same way, not an error)
+        if node.is_some_and(Node::is_busy) {
+            return step.wait();
+        }
         // send the new credentials with the move back to registering: once there, registration
         // completes as usual and the runtime records the credentials as good
         let mut step = step;

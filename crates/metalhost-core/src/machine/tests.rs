@@ -63,6 +63,13 @@ impl Lab {
         self.record_with(bmc, deleting)
     }
 
+    /// Decides with the credentials Secret changed since the status recorded it.
+    fn decide_changed_credentials(&self, status: &BareMetalHostStatus, node: Option<&Node>) -> Decision {
+        let record = self.record(false);
+        let input = Input::new(&record, &self.defaults, NOW, true);
+        decide(&input, status, &Observed { node: node.cloned(), port_macs: Some(vec![]), vmedia: None })
+    }
+
     fn decide_with(&self, status: &BareMetalHostStatus, node: Option<&Node>, deleting: bool) -> Decision {
         let record = self.record(deleting);
         let input = Input::new(&record, &self.defaults, NOW, false);
@@ -341,6 +348,26 @@ fn failed_credentials_are_reported_then_resent() {
         Action::Patch(p) => assert!(serde_json::to_string(&p).unwrap().contains("redfish_password")),
         other => panic!("expected a patch resending credentials, got {other:?}"),
     }
+}
+
+#[test]
+fn changed_credentials_wait_for_a_busy_node_then_go_out_once() {
+    let lab = Lab::new(live_spec());
+    let mut deploying = node("wait call-back");
+    deploying.target_provision_state = Some("active".into());
+    // a Secret changed (e.g. the controller labelled it) while the node deploys: no PATCH now,
+    // Ironic would refuse it (409, state transition in progress); the host keeps its state
+    let d = lab.decide_changed_credentials(&status_in(S::Provisioning), Some(&deploying));
+    assert_eq!(d.action, Action::None);
+    assert_eq!(d.status.provisioning.state, S::Provisioning);
+    assert_eq!(d.status.error_type, None);
+    assert_eq!(d.requeue, Requeue::Poll);
+    // resting, the node gets them with the move back to registering
+    let d = lab.decide_changed_credentials(&status_in(S::Provisioning), Some(&node("active")));
+    assert!(
+        matches!(&d.action, Action::Patch(p) if serde_json::to_string(p).unwrap().contains("redfish_password"))
+    );
+    assert_eq!(d.status.provisioning.state, S::Registering);
 }
 
 #[test]

@@ -286,8 +286,11 @@ impl Runtime {
         self.manifests = manifests;
     }
 
-    /// One pass: reload manifests if they changed, then reconcile every due host once (up to
-    /// `concurrency` at a time) and store the statuses that changed.
+    /// One pass: reload manifests if they changed, then reconcile every due host (up to
+    /// `concurrency` at a time) and store the statuses that changed. A host that falls due while
+    /// the pass runs (a quick poll, a step that follows at once) joins it without waiting for the
+    /// slowest host of the pass, for up to [`REFILL_WINDOW`]; then the pass drains and ends, so
+    /// that manifest edits are noticed.
     pub async fn step(&mut self) -> Vec<Change> {
         self.reload();
         let mut changes = Vec::new();
@@ -300,10 +303,14 @@ impl Runtime {
             .map(|(k, _)| k.clone())
             .collect();
         let mut set = JoinSet::new();
-        let mut queue = due.into_iter();
+        let mut queued: BTreeSet<String> = due.iter().cloned().collect();
+        let mut queue: std::collections::VecDeque<String> = due.into();
+        let mut in_flight: BTreeSet<String> = BTreeSet::new();
         loop {
             while set.len() < self.config.concurrency.max(1) {
-                let Some(key) = queue.next() else { break };
+                let Some(key) = queue.pop_front() else { break };
+                queued.remove(&key);
+                in_flight.insert(key.clone());
                 let t = &self.hosts[&key];
                 let input = HostInput::resolve(t.host.clone(), t.deleting, &self.manifests);
                 let status = t.status.clone();
@@ -329,7 +336,20 @@ impl Runtime {
                     continue;
                 }
             };
+            in_flight.remove(&key);
             changes.extend(self.apply_outcome(&key, outcome));
+            if now.elapsed() < REFILL_WINDOW {
+                let due_now = Instant::now();
+                for (k, t) in &self.hosts {
+                    if t.bad.is_none()
+                        && t.due <= due_now
+                        && !in_flight.contains(k)
+                        && queued.insert(k.clone())
+                    {
+                        queue.push_back(k.clone());
+                    }
+                }
+            }
         }
         changes
     }
@@ -484,6 +504,9 @@ impl Runtime {
         }
     }
 }
+
+/// How long a pass takes in hosts that fall due while it runs (see [`Runtime::step`]).
+pub const REFILL_WINDOW: Duration = Duration::from_secs(2);
 
 /// The time a host is first seen, as its creation time (the AGE `metalhost get` shows).
 fn creation_time() -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time> {
