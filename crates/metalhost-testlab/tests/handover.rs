@@ -26,7 +26,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use metalhost_testlab::{KubeDouble, PatchType, repo_root};
+
+mod support;
 use serde_json::{Value, json};
+use support::metalhost_bin;
 
 const BMO_NS: &str = "baremetal-operator-system";
 const HOSTS_NS: &str = "metal3";
@@ -36,43 +39,6 @@ const METALHOST_WEBHOOK: &str = "baremetalhost.metalhost.io";
 const BMO_SECRET_FINALIZER: &str = "baremetalhost.metal3.io/secret";
 const HOST_FINALIZER: &str = "baremetalhost.metal3.io";
 const PAUSED: &str = "baremetalhost.metal3.io/paused";
-
-/// The metalhost binary: $METALHOST_BIN, else built (`cargo build -p metalhost`) next to this test.
-fn metalhost_bin() -> PathBuf {
-    if let Some(bin) = std::env::var_os("METALHOST_BIN") {
-        return bin.into();
-    }
-    let exe = std::env::current_exe().expect("test executable");
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>");
-    let target_dir = profile_dir.parent().expect("target dir");
-    let mut cargo = Command::new(env!("CARGO"));
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy();
-        if key == "CARGO"
-            || key == "OUT_DIR"
-            || [
-                "CARGO_PKG_",
-                "CARGO_MANIFEST_",
-                "CARGO_CRATE_",
-                "CARGO_BIN_",
-                "CARGO_TARGET_TMPDIR",
-                "CARGO_PRIMARY_",
-            ]
-            .iter()
-            .any(|p| key.starts_with(p))
-        {
-            cargo.env_remove(&*key);
-        }
-    }
-    let status = cargo
-        .args(["build", "-p", "metalhost", "--bin", "metalhost"])
-        .env("CARGO_TARGET_DIR", target_dir)
-        .current_dir(repo_root())
-        .status()
-        .expect("run cargo build");
-    assert!(status.success(), "cargo build -p metalhost failed");
-    profile_dir.join("metalhost")
-}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()

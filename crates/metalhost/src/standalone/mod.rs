@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
+use futures::FutureExt;
 use metalhost_api::{BareMetalHost, BareMetalHostStatus, ErrorType, OperationalStatus, ProvisioningState};
 use metalhost_core::plan::NodeDefaults;
 use metalhost_core::{HostInput, IronicProvisioner, Reconciler, Schedule};
@@ -114,6 +115,12 @@ pub struct Runtime {
     reported: BTreeSet<String>,
     /// The directory's event log (what Kubernetes would show as Events).
     events: events::EventLog,
+    /// Reconciles under way; they outlive a pass (see [`Runtime::step`]).
+    running: JoinSet<(String, Result<metalhost_core::Outcome, String>)>,
+    /// The hosts being reconciled (never two reconciles of one host at once).
+    in_flight: BTreeSet<String>,
+    /// Changes of reconciles that finished between passes, for the next pass to report.
+    finished: Vec<Change>,
 }
 
 fn rfc3339_now() -> String {
@@ -140,6 +147,9 @@ impl Runtime {
             fingerprint: None,
             reported: BTreeSet::new(),
             events: events::EventLog::open(&source_dir),
+            running: JoinSet::new(),
+            in_flight: BTreeSet::new(),
+            finished: Vec::new(),
         };
         let (records, problems) = store::read_all(rt.source.dir());
         for p in problems {
@@ -185,9 +195,80 @@ impl Runtime {
         self.hosts.iter().filter(|(_, t)| !t.deleting).map(|(k, t)| (k.as_str(), &t.host, &t.status))
     }
 
-    /// When the next host is due.
+    /// When the next host is due (a host being reconciled counts as due until it is done).
     pub fn next_due(&self) -> Option<Instant> {
         self.hosts.values().filter(|t| t.bad.is_none()).map(|t| t.due).min()
+    }
+
+    /// When the next reconcile may start: the hosts being reconciled are not waited for here.
+    fn next_start(&self) -> Option<Instant> {
+        self.hosts
+            .iter()
+            .filter(|(k, t)| t.bad.is_none() && !self.in_flight.contains(*k))
+            .map(|(_, t)| t.due)
+            .min()
+    }
+
+    /// Starts reconciles of the due hosts, the longest due first, up to `concurrency` at once.
+    fn start_due(&mut self) {
+        let now = Instant::now();
+        let mut due: Vec<(Instant, String)> = self
+            .hosts
+            .iter()
+            .filter(|(k, t)| t.bad.is_none() && t.due <= now && !self.in_flight.contains(*k))
+            .map(|(k, t)| (t.due, k.clone()))
+            .collect();
+        due.sort();
+        for (_, key) in due {
+            if self.running.len() >= self.config.concurrency.max(1) {
+                break;
+            }
+            let t = &self.hosts[&key];
+            let input = HostInput::resolve(t.host.clone(), t.deleting, &self.manifests);
+            let status = t.status.clone();
+            let reconciler = self.reconciler.clone();
+            let metrics = self.config.metrics.clone();
+            self.in_flight.insert(key.clone());
+            self.running.spawn(async move {
+                let started = Instant::now();
+                let now = rfc3339_now();
+                let reconcile = reconciler.reconcile(&input, &status, &now);
+                // a panic must not lose the host: it is reported and the host tried again
+                let outcome = match std::panic::AssertUnwindSafe(reconcile).catch_unwind().await {
+                    Ok(outcome) => outcome,
+                    Err(_) => return (key, Err("reconcile panicked".to_string())),
+                };
+                if let Some(m) = metrics {
+                    m.reconciled(
+                        started.elapsed(),
+                        outcome.status.operational_status == OperationalStatus::Error,
+                    );
+                }
+                (key, Ok(outcome))
+            });
+        }
+    }
+
+    /// Takes in a finished reconcile: its status is stored and its changes kept for the pass.
+    fn finish(
+        &mut self,
+        joined: Result<(String, Result<metalhost_core::Outcome, String>), tokio::task::JoinError>,
+    ) {
+        match joined {
+            Ok((key, Ok(outcome))) => {
+                self.in_flight.remove(&key);
+                let changes = self.apply_outcome(&key, outcome);
+                self.finished.extend(changes);
+            }
+            Ok((key, Err(e))) => {
+                warn!(host = %key, "{e}; trying again later");
+                self.in_flight.remove(&key);
+                if let Some(t) = self.hosts.get_mut(&key) {
+                    t.due = Instant::now() + Duration::from_secs(10);
+                }
+            }
+            Err(e) => warn!("reconcile task failed: {e}"),
+        }
     }
 
     fn reload(&mut self) {
@@ -286,71 +367,32 @@ impl Runtime {
         self.manifests = manifests;
     }
 
-    /// One pass: reload manifests if they changed, then reconcile every due host (up to
+    /// One pass: reload manifests if they changed, start reconciles of the due hosts (up to
     /// `concurrency` at a time) and store the statuses that changed. A host that falls due while
-    /// the pass runs (a quick poll, a step that follows at once) joins it without waiting for the
-    /// slowest host of the pass, for up to [`REFILL_WINDOW`]; then the pass drains and ends, so
-    /// that manifest edits are noticed.
+    /// the pass runs (a quick poll, a step that follows at once) starts as soon as there is room,
+    /// without waiting for the slowest host. The pass ends when nothing is under way or after
+    /// [`REFILL_WINDOW`], so that manifest edits are noticed and progress is shown; reconciles
+    /// still under way go on and are taken in by the next pass or [`Runtime::wait_for_work`].
     pub async fn step(&mut self) -> Vec<Change> {
         self.reload();
-        let mut changes = Vec::new();
+        let mut changes = std::mem::take(&mut self.finished);
         self.mark_bad_hosts(&mut changes);
-        let now = Instant::now();
-        let due: Vec<String> = self
-            .hosts
-            .iter()
-            .filter(|(_, t)| t.bad.is_none() && t.due <= now)
-            .map(|(k, _)| k.clone())
-            .collect();
-        let mut set = JoinSet::new();
-        let mut queued: BTreeSet<String> = due.iter().cloned().collect();
-        let mut queue: std::collections::VecDeque<String> = due.into();
-        let mut in_flight: BTreeSet<String> = BTreeSet::new();
+        let started = Instant::now();
         loop {
-            while set.len() < self.config.concurrency.max(1) {
-                let Some(key) = queue.pop_front() else { break };
-                queued.remove(&key);
-                in_flight.insert(key.clone());
-                let t = &self.hosts[&key];
-                let input = HostInput::resolve(t.host.clone(), t.deleting, &self.manifests);
-                let status = t.status.clone();
-                let reconciler = self.reconciler.clone();
-                let metrics = self.config.metrics.clone();
-                set.spawn(async move {
-                    let started = Instant::now();
-                    let outcome = reconciler.reconcile(&input, &status, &rfc3339_now()).await;
-                    if let Some(m) = metrics {
-                        m.reconciled(
-                            started.elapsed(),
-                            outcome.status.operational_status == OperationalStatus::Error,
-                        );
-                    }
-                    (key, outcome)
-                });
+            self.start_due();
+            if self.running.is_empty() {
+                break;
             }
-            let Some(joined) = set.join_next().await else { break };
-            let (key, outcome) = match joined {
-                Ok(r) => r,
-                Err(e) => {
-                    warn!("reconcile task failed: {e}");
-                    continue;
-                }
-            };
-            in_flight.remove(&key);
-            changes.extend(self.apply_outcome(&key, outcome));
-            if now.elapsed() < REFILL_WINDOW {
-                let due_now = Instant::now();
-                for (k, t) in &self.hosts {
-                    if t.bad.is_none()
-                        && t.due <= due_now
-                        && !in_flight.contains(k)
-                        && queued.insert(k.clone())
-                    {
-                        queue.push_back(k.clone());
-                    }
-                }
+            let left = REFILL_WINDOW.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                break;
+            }
+            match tokio::time::timeout(left, self.running.join_next()).await {
+                Ok(Some(joined)) => self.finish(joined),
+                Ok(None) | Err(_) => break,
             }
         }
+        changes.append(&mut self.finished);
         changes
     }
 
@@ -475,10 +517,19 @@ impl Runtime {
         self.reconciler.provisioner().request_count()
     }
 
-    /// Sleeps until the next host is due (at most `max`, so manifest edits are noticed).
-    pub async fn wait_for_work(&self, max: Duration) {
-        let wake = self.next_due().map_or(max, |due| due.saturating_duration_since(Instant::now()).min(max));
-        tokio::time::sleep(wake.max(Duration::from_millis(20))).await;
+    /// Sleeps until the next host is due or a reconcile under way finishes (at most `max`, so
+    /// manifest edits are noticed).
+    pub async fn wait_for_work(&mut self, max: Duration) {
+        let wake =
+            self.next_start().map_or(max, |due| due.saturating_duration_since(Instant::now()).min(max));
+        let sleep = tokio::time::sleep(wake.max(Duration::from_millis(20)));
+        if self.running.is_empty() {
+            return sleep.await;
+        }
+        tokio::select! {
+            _ = sleep => {}
+            Some(joined) = self.running.join_next() => self.finish(joined),
+        }
     }
 
     /// Runs passes until `done` holds or `timeout` passes; every change goes to `on_change`.
@@ -505,7 +556,7 @@ impl Runtime {
     }
 }
 
-/// How long a pass takes in hosts that fall due while it runs (see [`Runtime::step`]).
+/// The longest a pass waits for reconciles under way (see [`Runtime::step`]).
 pub const REFILL_WINDOW: Duration = Duration::from_secs(2);
 
 /// The time a host is first seen, as its creation time (the AGE `metalhost get` shows).
