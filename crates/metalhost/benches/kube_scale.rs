@@ -155,12 +155,16 @@ fn main() {
         status_writes / events.max(1.0)
     );
     println!("{:<52} {:>10.2}", "Ironic requests per host to active", to_active(&ironic) as f64 / n);
-    println!(
-        "{:<52} {:>10.3}",
-        format!("idle API requests per host per minute ({idle_seconds} s)"),
-        api_idle as f64 / n / minutes
-    );
-    println!("{:<52} {:>10.3}", "idle Ironic requests per host per minute", ironic_idle as f64 / n / minutes);
+    if idle_seconds > 0 {
+        let per_minute = |count: usize| count as f64 / n / minutes;
+        let label = format!("idle API requests per host per minute ({idle_seconds} s)");
+        println!("{:<52} {:>10.3}", label, per_minute(api_idle));
+        println!(
+            "{:<52} {:>10.3}",
+            "idle Ironic requests per host per minute",
+            per_minute(ironic_idle as usize)
+        );
+    }
     println!("{:<52} {:>10.1}", "metalhost peak RSS (MiB)", rss.max(rss_provisioning));
     println!("{:<52} {:>10.2}", "metalhost CPU seconds to provisioned", cpu);
     println!("{:<52} {:>10.2}", "metalhost CPU seconds incl. idle", cpu_all);
