@@ -140,6 +140,21 @@ impl Reconciler {
         outcome
     }
 
+    /// The decision that follows a step which ended in `status`, on the same observation:
+    /// credentials confirmed by the step just taken are not "changed" for the next one.
+    fn decide_after(
+        &self,
+        record: &HostInput,
+        status: &BareMetalHostStatus,
+        observed: &machine::Observed,
+        now: &str,
+    ) -> machine::Decision {
+        let mut so_far = status.clone();
+        policy::record_credentials(&record.bmc, &mut so_far);
+        let changed = policy::credentials_changed(&record.bmc, &so_far);
+        machine::decide(&Input::new(record, &self.defaults, now, changed), &so_far, observed)
+    }
+
     async fn step(&self, record: &HostInput, previous: &BareMetalHostStatus, now: &str) -> Outcome {
         let credentials_changed = policy::credentials_changed(&record.bmc, previous);
         let input = Input::new(record, &self.defaults, now, credentials_changed);
@@ -182,12 +197,7 @@ impl Reconciler {
         let mut base = previous.clone();
         let mut states = vec![decision.status.provisioning.state];
         while decision.action == Action::None && decision.requeue == Requeue::Now && states.len() < 8 {
-            // credentials confirmed by the step just taken are not "changed" for the next one
-            let mut so_far = decision.status.clone();
-            policy::record_credentials(&record.bmc, &mut so_far);
-            let changed = policy::credentials_changed(&record.bmc, &so_far);
-            let input = Input::new(record, &self.defaults, now, changed);
-            let next = machine::decide(&input, &so_far, &observed);
+            let next = self.decide_after(record, &decision.status, &observed, now);
             base = std::mem::replace(&mut decision, next).status;
             states.push(decision.status.provisioning.state);
         }
@@ -277,12 +287,8 @@ impl Reconciler {
                     events: Vec::new(),
                 };
             }
-            let mut so_far = status;
-            policy::record_credentials(&record.bmc, &mut so_far);
-            let changed = policy::credentials_changed(&record.bmc, &so_far);
-            let input = Input::new(record, &self.defaults, now, changed);
-            decision = machine::decide(&input, &so_far, &observed);
-            base = so_far;
+            decision = self.decide_after(record, &status, &observed, now);
+            base = status;
             states.push(decision.status.provisioning.state);
             states.dedup();
             debug!(host = %host.qualified_name(), state = %decision.status.provisioning.state, action = %decision.action.kind(), "chained");

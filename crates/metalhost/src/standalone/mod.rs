@@ -371,7 +371,7 @@ impl Runtime {
     /// `concurrency` at a time) and store the statuses that changed. A host that falls due while
     /// the pass runs (a quick poll, a step that follows at once) starts as soon as there is room,
     /// without waiting for the slowest host. The pass ends when nothing is under way or after
-    /// [`REFILL_WINDOW`], so that manifest edits are noticed and progress is shown; reconciles
+    /// [`PASS_WINDOW`], so that manifest edits are noticed and progress is shown; reconciles
     /// still under way go on and are taken in by the next pass or [`Runtime::wait_for_work`].
     pub async fn step(&mut self) -> Vec<Change> {
         self.reload();
@@ -383,7 +383,7 @@ impl Runtime {
             if self.running.is_empty() {
                 break;
             }
-            let left = REFILL_WINDOW.saturating_sub(started.elapsed());
+            let left = PASS_WINDOW.saturating_sub(started.elapsed());
             if left.is_zero() {
                 break;
             }
@@ -557,7 +557,7 @@ impl Runtime {
 }
 
 /// The longest a pass waits for reconciles under way (see [`Runtime::step`]).
-pub const REFILL_WINDOW: Duration = Duration::from_secs(2);
+pub const PASS_WINDOW: Duration = Duration::from_secs(2);
 
 /// The time a host is first seen, as its creation time (the AGE `metalhost get` shows).
 fn creation_time() -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time> {
