@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use http::{Request, Response, StatusCode};
+use k8s_openapi::api::core::v1::Secret;
 use kube::client::Body;
 use kube::runtime::controller::Action;
 use metalhost::kube::{Context, reconcile};
@@ -523,4 +524,94 @@ async fn a_long_deploy_is_polled_on_the_adaptive_schedule() {
     assert!(delays.windows(2).all(|w| w[0] <= w[1]), "never faster again: {delays:?}");
     // a fixed 1 s poll would read the node 600 times
     assert!((120..=170).contains(&reads), "{reads} node reads over 10 minutes");
+}
+
+/// A host whose node is deploying, with credentials already confirmed, and the Secret `bmc` as
+/// metalhost leaves it for `owner` (labelled, owned).
+fn deploying_host_and_secret(owner: &str) -> (Arc<metalhost_api::BareMetalHost>, Secret) {
+    let mut spec = redfish_spec("bmc");
+    spec["image"] = json!({"url": "http://h/a.iso", "format": "live-iso"});
+    let version = json!({"credentials": {"name": "bmc", "namespace": "default"}, "credentialsVersion": "7"});
+    let status = json!({"operationalStatus": "OK", "errorMessage": "", "errorCount": 0, "provisioningFailCount": 0,
+        "poweredOn": true, "provisioning": {"state": "provisioning", "ID": "n1"},
+        "lastAttemptedImage": {"url": "http://h/a.iso", "format": "live-iso"},
+        "operationHistory": {"provision": {"start": "2026-11-24T10:00:00Z"}},
+        "triedCredentials": version, "goodCredentials": version});
+    let h = host(json!({"finalizers": ["baremetalhost.metal3.io"]}), spec, status);
+    let mut labelled = secret();
+    labelled["metadata"]["labels"] = json!({"environment.metal3.io": "baremetal"});
+    labelled["metadata"]["ownerReferences"] =
+        json!([{"apiVersion": "metal3.io/v1alpha1", "kind": "BareMetalHost", "name": owner, "uid": owner}]);
+    (h, serde_json::from_value(labelled).unwrap())
+}
+
+async fn deploying_node(ironic: &MockServer) {
+    let node = json!({"uuid": "n1", "name": "default~h1", "provision_state": "deploying", "target_provision_state": "active",
+        "power_state": "power on", "driver": "redfish", "boot_interface": "redfish-virtual-media",
+        "instance_info": {"boot_iso": "http://h/a.iso"}});
+    answer(ironic, "GET", "/v1/nodes/n1", ResponseTemplate::new(200).set_body_json(node)).await;
+}
+
+/// A context whose Secret cache (the Secret watch's store) holds `secret`.
+fn context_with_cached(ironic: &MockServer, secret: Secret) -> (Arc<Context>, Handle) {
+    let (ctx, handle) = context(ironic);
+    let mut ctx = Arc::into_inner(ctx).unwrap();
+    let (reader, mut writer) = kube::runtime::reflector::store();
+    writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(secret));
+    ctx.secret_cache = Some(reader);
+    (Arc::new(ctx), handle)
+}
+
+/// The Secret watch's store serves a Secret metalhost has adopted: a look at a host whose node is
+/// busy (or idle) makes no API-server request at all, only the node read.
+#[tokio::test]
+async fn a_look_with_the_secret_watched_makes_no_api_request() {
+    let ironic = ironic().await;
+    deploying_node(&ironic).await;
+    let (h, secret) = deploying_host_and_secret("u1");
+    let (ctx, mut handle) = context_with_cached(&ironic, secret);
+    // the API server: records what it is asked (and answers as for the Secret, so a reconcile
+    // that does ask completes)
+    let served = serde_json::to_vec(&deploying_host_and_secret("u1").1).unwrap();
+    let server = tokio::spawn(async move {
+        let mut asked = Vec::new();
+        while let Some((request, send)) = handle.next_request().await {
+            asked.push(format!("{} {}", request.method(), request.uri().path()));
+            send.send_response(Response::builder().body(Body::from(served.clone())).unwrap());
+        }
+        asked
+    });
+    let action = reconcile(h, ctx.clone()).await.unwrap();
+    assert!(requeue_seconds(&action).is_some(), "polling");
+    drop(ctx);
+    assert_eq!(server.await.unwrap(), Vec::<String>::new(), "no API-server request");
+    let reads =
+        ironic.received_requests().await.unwrap().iter().filter(|r| r.url.path() == "/v1/nodes/n1").count();
+    assert_eq!(reads, 1);
+}
+
+/// A watched Secret that is not yet this host's (shared with another host) is read from the API
+/// server and adopted, as without the store.
+#[tokio::test]
+async fn a_watched_secret_of_another_host_is_read_and_adopted() {
+    let ironic = ironic().await;
+    deploying_node(&ironic).await;
+    let (h, secret) = deploying_host_and_secret("other");
+    let served = serde_json::to_value(&secret).unwrap();
+    let (ctx, mut handle) = context_with_cached(&ironic, secret);
+    let reconciled = tokio::spawn(reconcile(h, ctx.clone()));
+    expect(&mut handle, "GET", "/api/v1/namespaces/default/secrets/bmc", StatusCode::OK, served).await;
+    let patch =
+        expect(&mut handle, "PATCH", "/api/v1/namespaces/default/secrets/bmc", StatusCode::OK, json!({}))
+            .await;
+    assert_eq!(patch["metadata"]["resourceVersion"], "7");
+    let owners: Vec<&str> = patch["metadata"]["ownerReferences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["uid"].as_str().unwrap())
+        .collect();
+    assert_eq!(owners, ["other", "u1"], "the other owner kept, this host added");
+    reconciled.await.unwrap().unwrap();
+    no_more(ctx, handle).await;
 }

@@ -62,6 +62,10 @@ pub struct Context {
     schedules: Mutex<HashMap<String, Schedule>>,
     /// The last status written for each host, by uid.
     written: Mutex<HashMap<String, Written>>,
+    /// The labelled Secrets as the Secret watch last saw them: a Secret found here that needs no
+    /// adopting is not read again from the API server (an idle look costs no API request). `run`
+    /// fills it; without it every Secret is read with a GET.
+    pub secret_cache: Option<reflector::Store<Secret>>,
 }
 
 impl Context {
@@ -78,6 +82,7 @@ impl Context {
             clock: Arc::new(std::time::Instant::now),
             schedules: Default::default(),
             written: Default::default(),
+            secret_cache: None,
         }
     }
 
@@ -131,7 +136,7 @@ fn hosts_naming(hosts: &reflector::Store<BareMetalHost>, secret: &Secret) -> Vec
 
 /// Runs the controller over every BareMetalHost (of one namespace, or all) until `stop` resolves.
 pub async fn run(
-    ctx: Context,
+    mut ctx: Context,
     namespace: Option<String>,
     concurrency: u16,
     stop: impl Future<Output = ()> + Send + Sync + 'static,
@@ -152,12 +157,18 @@ pub async fn run(
         .applied_objects()
         .predicate_filter(changes, Default::default());
     let store = reader.clone();
+    // the watched Secrets are kept (without their managed fields) for the reconciles to read;
+    // the store is updated before the change triggers the hosts naming the Secret
+    let (secret_reader, secret_writer) = reflector::store();
+    ctx.secret_cache = Some(secret_reader);
+    let secret_changes =
+        watcher(secrets, watcher::Config::default().labels(&format!("{SECRET_LABEL}=baremetal")))
+            .default_backoff()
+            .modify(|secret: &mut Secret| secret.metadata.managed_fields = None)
+            .reflect(secret_writer)
+            .touched_objects();
     Controller::for_stream(trigger, reader)
-        .watches(
-            secrets,
-            watcher::Config::default().labels(&format!("{SECRET_LABEL}=baremetal")),
-            move |secret| hosts_naming(&store, &secret),
-        )
+        .watches_stream(secret_changes, move |secret| hosts_naming(&store, &secret))
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, Arc::new(ctx))
