@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 /// The pinned copy of upstream's CRD, sample and examples (never `../shared`).
-fn shared() -> PathBuf {
+fn pinned_upstream() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/upstream")
 }
 
@@ -24,7 +24,7 @@ fn yaml_docs(path: &PathBuf) -> Vec<Value> {
 }
 
 fn upstream_schema() -> Value {
-    let crd = yaml_docs(&shared().join("metal3.io_baremetalhosts.yaml")).remove(0);
+    let crd = yaml_docs(&pinned_upstream().join("metal3.io_baremetalhosts.yaml")).remove(0);
     crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone()
 }
 
@@ -34,10 +34,10 @@ fn our_crd() -> Value {
 
 /// Every BareMetalHost document of the shared upstream files.
 fn upstream_hosts() -> Vec<(String, Value)> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(shared().join("examples"))
+    let mut files: Vec<PathBuf> = std::fs::read_dir(pinned_upstream().join("examples"))
         .unwrap()
         .map(|e| e.unwrap().path())
-        .chain([shared().join("metal3.io_v1alpha1_baremetalhost.yaml")])
+        .chain([pinned_upstream().join("metal3.io_v1alpha1_baremetalhost.yaml")])
         .collect();
     files.sort();
     let mut hosts = Vec::new();
@@ -252,7 +252,7 @@ fn generated_crd_keeps_upstream_defaults() {
 #[test]
 fn generated_crd_has_upstream_names_status_subresource_and_printer_columns() {
     let crd = our_crd();
-    let upstream = yaml_docs(&shared().join("metal3.io_baremetalhosts.yaml")).remove(0);
+    let upstream = yaml_docs(&pinned_upstream().join("metal3.io_baremetalhosts.yaml")).remove(0);
     assert_eq!(crd["spec"]["group"], "metal3.io");
     assert_eq!(crd["spec"]["scope"], "Namespaced");
     assert_eq!(crd["spec"]["names"]["shortNames"], upstream["spec"]["names"]["shortNames"]);

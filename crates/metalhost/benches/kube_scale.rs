@@ -10,13 +10,12 @@
 //!       [--idle-seconds 300]
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use metalhost_testlab::{KubeDouble, Lab, RequestRecord, USER_AGENT};
 
 mod support;
-use support::{KillOnDrop, start_proxy, to_active, total, usage};
+use support::{spawn_metalhost, start_proxy, to_active, total, usage};
 
 fn number(flag: &str, default: u64) -> u64 {
     let argv: Vec<String> = std::env::args().collect();
@@ -96,22 +95,22 @@ fn main() {
     eprintln!("{hosts} hosts and their Secrets created through the API; starting the controller…");
 
     let start = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_metalhost"))
-        .args(["run", "--kube", "--ironic", &ironic_url, "--concurrency", &concurrency.to_string()])
-        .args([
+    let concurrency = concurrency.to_string();
+    let mut child = spawn_metalhost(
+        &[
+            "run",
+            "--kube",
+            "--ironic",
+            &ironic_url,
+            "--concurrency",
+            &concurrency,
             "--deploy-kernel",
             &lab.info.deploy_kernel_url,
             "--deploy-ramdisk",
             &lab.info.deploy_ramdisk_url,
-        ])
-        .env_clear()
-        .env("KUBECONFIG", &double.kubeconfig)
-        .env("METALHOST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut child = KillOnDrop(child);
+        ],
+        &[("KUBECONFIG", double.kubeconfig.as_os_str())],
+    );
     let deadline = start + Duration::from_secs(3 * 3600);
     while provisioned(&double) < hosts {
         assert!(Instant::now() < deadline, "not all hosts provisioned in three hours");

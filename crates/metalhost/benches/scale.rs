@@ -22,7 +22,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,7 +36,7 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 
 mod support;
-use support::{Counts, KillOnDrop, start_proxy, to_active, total, usage};
+use support::{Counts, spawn_metalhost, start_proxy, to_active, total, usage};
 
 #[derive(Clone, Copy, PartialEq)]
 enum Workload {
@@ -339,18 +338,12 @@ async fn run_metalhost(lab: &Lab, ironic_url: &str, counts: &Counts, a: &Args, i
     let dir = tempfile::tempdir().unwrap();
     write_manifests(dir.path(), lab, a.workload, a.hosts);
     let start = Instant::now();
-    // a clean environment: no PROVISIONING_LIMIT, DEPLOY_* or METALHOST_* of the caller's
-    let child = Command::new(env!("CARGO_BIN_EXE_metalhost"))
-        .args(["run", "--manifests"])
-        .arg(dir.path())
-        .args(["--ironic", ironic_url, "--concurrency", &a.concurrency.to_string()])
-        .env_clear()
-        .env("METALHOST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut child = KillOnDrop(child);
+    let concurrency = a.concurrency.to_string();
+    let manifests = dir.path().to_str().expect("a UTF-8 temporary path");
+    let mut child = spawn_metalhost(
+        &["run", "--manifests", manifests, "--ironic", ironic_url, "--concurrency", &concurrency],
+        &[],
+    );
     let child = &mut child.0;
     let deadline = start + Duration::from_secs(3 * 3600);
     while provisioned(dir.path()) < a.hosts {

@@ -8,7 +8,7 @@ use http::{Request, Response, StatusCode};
 use k8s_openapi::api::core::v1::Secret;
 use kube::client::Body;
 use kube::runtime::controller::Action;
-use metalhost::kube::{Context, reconcile};
+use metalhost::kube::{Context, SecretCache, reconcile};
 use metalhost_core::plan::NodeDefaults;
 use metalhost_core::{IronicProvisioner, Reconciler};
 use metalhost_ironic::ClientConfig;
@@ -122,19 +122,24 @@ fn secret() -> Value {
            "data": {"username": b64("admin"), "password": b64(PASSWORD)}})
 }
 
-/// Takes the next request, which must label the Secret `name` and make the host its owner, with
-/// the Secret's resourceVersion as precondition; returns the patch.
-async fn expect_secret_adopted(handle: &mut Handle, name: &str, version: &str) -> Value {
-    let patch = expect(
-        handle,
-        "PATCH",
-        &format!("/api/v1/namespaces/default/secrets/{name}"),
-        StatusCode::OK,
-        json!({}),
-    )
-    .await;
+/// Takes the next request, which must label the Secret `read` and make the host its owner, with
+/// the Secret's resourceVersion as precondition, and answers as the API server does (the Secret
+/// patched, at the next version); returns the patch.
+async fn expect_secret_adopted(handle: &mut Handle, read: Value) -> Value {
+    let name = read["metadata"]["name"].as_str().unwrap().to_string();
+    let version = read["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+    let (request, send) = handle.next_request().await.expect("the Secret's label patch");
+    assert_eq!(
+        (request.method().as_str(), request.uri().path()),
+        ("PATCH", format!("/api/v1/namespaces/default/secrets/{name}").as_str())
+    );
+    let patch: Value = serde_json::from_slice(&request.into_body().collect_bytes().await.unwrap()).unwrap();
+    let mut patched = read;
+    json_patch::merge(&mut patched, &patch);
+    patched["metadata"]["resourceVersion"] = json!((version.parse::<u64>().unwrap() + 1).to_string());
+    send.send_response(Response::builder().body(Body::from(serde_json::to_vec(&patched).unwrap())).unwrap());
     assert_eq!(patch["metadata"]["labels"], json!({"environment.metal3.io": "baremetal"}));
-    assert_eq!(patch["metadata"]["resourceVersion"], version);
+    assert_eq!(patch["metadata"]["resourceVersion"], version.as_str());
     let owner = &patch["metadata"]["ownerReferences"][0];
     assert_eq!(
         (owner["kind"].as_str(), owner["name"].as_str(), owner["uid"].as_str()),
@@ -255,14 +260,15 @@ async fn a_state_change_patches_the_status_and_publishes_an_event() {
     let h = host(json!({"finalizers": ["baremetalhost.metal3.io"]}), redfish_spec("bmc"), Value::Null);
     let server = tokio::spawn(async move {
         expect(&mut handle, "GET", "/api/v1/namespaces/default/secrets/bmc", StatusCode::OK, secret()).await;
-        expect_secret_adopted(&mut handle, "bmc", "7").await;
+        expect_secret_adopted(&mut handle, secret()).await;
         let patch = expect_status_patch(&mut handle).await;
         assert_eq!(patch["status"]["provisioning"]["state"], "registering");
         assert_eq!(patch["status"]["provisioning"]["ID"], "n1");
         assert_eq!(patch["status"]["operationalStatus"], "OK");
         assert_eq!(
             patch["status"]["triedCredentials"],
-            json!({"credentials": {"name": "bmc", "namespace": "default"}, "credentialsVersion": "7"})
+            // the version the label patch made, the one the watch will show
+            json!({"credentials": {"name": "bmc", "namespace": "default"}, "credentialsVersion": "8"})
         );
         assert_eq!(patch["status"].get("goodCredentials"), None, "not verified by Ironic yet");
         assert!(!patch.to_string().contains(PASSWORD), "no password in the status");
@@ -382,7 +388,7 @@ async fn no_password_in_logs_status_or_events() {
     let server = tokio::spawn(async move {
         let mut seen = Vec::new();
         expect(&mut handle, "GET", "/api/v1/namespaces/default/secrets/bmc", StatusCode::OK, secret()).await;
-        seen.push(expect_secret_adopted(&mut handle, "bmc", "7").await);
+        seen.push(expect_secret_adopted(&mut handle, secret()).await);
         seen.push(expect_status_patch(&mut handle).await);
         seen.push(expect_event(&mut handle).await);
         seen.push(expect_event(&mut handle).await);
@@ -442,14 +448,25 @@ async fn config_drive_secrets_are_read_and_sent_with_the_deploy() {
         status,
     );
     let server = tokio::spawn(async move {
-        expect(&mut handle, "GET", "/api/v1/namespaces/default/secrets/bmc", StatusCode::OK, secret()).await;
-        expect_secret_adopted(&mut handle, "bmc", "7").await;
+        // the credentials Secret as an earlier reconcile left it
+        let mut bmc = secret();
+        bmc["metadata"]["labels"] = json!({"environment.metal3.io": "baremetal"});
+        bmc["metadata"]["ownerReferences"] =
+            json!([{"apiVersion": "metal3.io/v1alpha1", "kind": "BareMetalHost", "name": "h1", "uid": "u1"}]);
+        expect(&mut handle, "GET", "/api/v1/namespaces/default/secrets/bmc", StatusCode::OK, bmc).await;
         use base64::Engine;
         let text = base64::engine::general_purpose::STANDARD.encode("#cloud-config\nhostname: h1\n");
         let user_data = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "ud", "namespace": "default", "resourceVersion": "9"},
                                "data": {"userData": text}});
-        expect(&mut handle, "GET", "/api/v1/namespaces/default/secrets/ud", StatusCode::OK, user_data).await;
-        expect_secret_adopted(&mut handle, "ud", "9").await;
+        expect(
+            &mut handle,
+            "GET",
+            "/api/v1/namespaces/default/secrets/ud",
+            StatusCode::OK,
+            user_data.clone(),
+        )
+        .await;
+        expect_secret_adopted(&mut handle, user_data).await;
         handle
     });
     reconcile(h, ctx.clone()).await.unwrap();
@@ -558,7 +575,7 @@ fn context_with_cached(ironic: &MockServer, secret: Secret) -> (Arc<Context>, Ha
     let mut ctx = Arc::into_inner(ctx).unwrap();
     let (reader, mut writer) = kube::runtime::reflector::store();
     writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(secret));
-    ctx.secret_cache = Some(reader);
+    ctx.secret_cache = Some(SecretCache::new(reader));
     (Arc::new(ctx), handle)
 }
 
@@ -591,20 +608,48 @@ async fn a_look_with_the_secret_watched_makes_no_api_request() {
 }
 
 /// A watched Secret that is not yet this host's (shared with another host) is read from the API
-/// server and adopted, as without the store.
+/// server and adopted, as without the store; the store serves it only once it shows the version
+/// the adoption made (an older entry the watch has not caught up from is not used).
 #[tokio::test]
-async fn a_watched_secret_of_another_host_is_read_and_adopted() {
+async fn a_watched_secret_of_another_host_is_read_adopted_and_then_served_once_current() {
     let ironic = ironic().await;
     deploying_node(&ironic).await;
-    let (h, secret) = deploying_host_and_secret("other");
-    let served = serde_json::to_value(&secret).unwrap();
-    let (ctx, mut handle) = context_with_cached(&ironic, secret);
-    let reconciled = tokio::spawn(reconcile(h, ctx.clone()));
-    expect(&mut handle, "GET", "/api/v1/namespaces/default/secrets/bmc", StatusCode::OK, served).await;
-    let patch =
-        expect(&mut handle, "PATCH", "/api/v1/namespaces/default/secrets/bmc", StatusCode::OK, json!({}))
-            .await;
-    assert_eq!(patch["metadata"]["resourceVersion"], "7");
+    let (h, theirs) = deploying_host_and_secret("other");
+    // registered with the version the adoption below makes
+    let mut h = serde_json::to_value(h.as_ref()).unwrap();
+    for field in ["goodCredentials", "triedCredentials"] {
+        h["status"][field]["credentialsVersion"] = json!("10");
+    }
+    let h: Arc<metalhost_api::BareMetalHost> = Arc::new(serde_json::from_value(h).unwrap());
+    let (ctx, mut handle) = context(&ironic);
+    let mut ctx = Arc::into_inner(ctx).unwrap();
+    let (reader, mut writer) = kube::runtime::reflector::store();
+    writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(theirs.clone()));
+    ctx.secret_cache = Some(SecretCache::new(reader));
+    let ctx = Arc::new(ctx);
+    let at = |version: &str, owners: &[&str]| {
+        let mut secret = serde_json::to_value(&theirs).unwrap();
+        secret["metadata"]["resourceVersion"] = json!(version);
+        secret["metadata"]["ownerReferences"] = owners
+            .iter()
+            .map(|uid| json!({"apiVersion": "metal3.io/v1alpha1", "kind": "BareMetalHost", "name": uid, "uid": uid}))
+            .collect();
+        secret
+    };
+
+    // the store's entry is another host's: read (the server is at 8 meanwhile) and adopt (→ 10)
+    let reconciled = tokio::spawn(reconcile(h.clone(), ctx.clone()));
+    expect(&mut handle, "GET", "/api/v1/namespaces/default/secrets/bmc", StatusCode::OK, at("8", &["other"]))
+        .await;
+    let patch = expect(
+        &mut handle,
+        "PATCH",
+        "/api/v1/namespaces/default/secrets/bmc",
+        StatusCode::OK,
+        at("10", &["other", "u1"]),
+    )
+    .await;
+    assert_eq!(patch["metadata"]["resourceVersion"], "8", "the version read is the precondition");
     let owners: Vec<&str> = patch["metadata"]["ownerReferences"]
         .as_array()
         .unwrap()
@@ -613,5 +658,27 @@ async fn a_watched_secret_of_another_host_is_read_and_adopted() {
         .collect();
     assert_eq!(owners, ["other", "u1"], "the other owner kept, this host added");
     reconciled.await.unwrap().unwrap();
+
+    // the watch delivers an adopted but older version (9): not used, read again
+    let apply = |writer: &mut kube::runtime::reflector::store::Writer<Secret>, secret: Value| {
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(
+            serde_json::from_value(secret).unwrap(),
+        ));
+    };
+    apply(&mut writer, at("9", &["other", "u1"]));
+    let reconciled = tokio::spawn(reconcile(h.clone(), ctx.clone()));
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/default/secrets/bmc",
+        StatusCode::OK,
+        at("10", &["other", "u1"]),
+    )
+    .await;
+    reconciled.await.unwrap().unwrap();
+
+    // the watch catches up: served from the store, no request
+    apply(&mut writer, at("10", &["other", "u1"]));
+    reconcile(h, ctx.clone()).await.unwrap();
     no_more(ctx, handle).await;
 }

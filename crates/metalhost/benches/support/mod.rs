@@ -198,3 +198,18 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// Starts the benchmarked binary with `args` in a clean environment (none of the caller's
+/// PROVISIONING_LIMIT, DEPLOY_* or METALHOST_* settings) plus `env`, logging warnings only.
+pub fn spawn_metalhost(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> KillOnDrop {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_metalhost"))
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .env("METALHOST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .expect("start metalhost");
+    KillOnDrop(child)
+}

@@ -29,7 +29,7 @@ use metalhost_core::{Reconciler, Schedule};
 
 pub use events::{MAX_NOTE_BYTES, truncate};
 pub use reconcile::reconcile;
-pub use secrets::SECRET_LABEL;
+pub use secrets::{SECRET_LABEL, SecretCache};
 
 /// The status this replica last wrote for a host, to bridge the moment before its own write
 /// comes back through the watch (the cache may still hold the object as it was before).
@@ -65,7 +65,7 @@ pub struct Context {
     /// The labelled Secrets as the Secret watch last saw them: a Secret found here that needs no
     /// adopting is not read again from the API server (an idle look costs no API request). `run`
     /// fills it; without it every Secret is read with a GET.
-    pub secret_cache: Option<reflector::Store<Secret>>,
+    pub secret_cache: Option<SecretCache>,
 }
 
 impl Context {
@@ -157,16 +157,11 @@ pub async fn run(
         .applied_objects()
         .predicate_filter(changes, Default::default());
     let store = reader.clone();
-    // the watched Secrets are kept (without their managed fields) for the reconciles to read;
-    // the store is updated before the change triggers the hosts naming the Secret
+    // the watched Secrets are kept for the reconciles to read
     let (secret_reader, secret_writer) = reflector::store();
-    ctx.secret_cache = Some(secret_reader);
-    let secret_changes =
-        watcher(secrets, watcher::Config::default().labels(&format!("{SECRET_LABEL}=baremetal")))
-            .default_backoff()
-            .modify(|secret: &mut Secret| secret.metadata.managed_fields = None)
-            .reflect(secret_writer)
-            .touched_objects();
+    let cache = SecretCache::new(secret_reader);
+    let secret_changes = SecretCache::watch(secrets, secret_writer, cache.freshness());
+    ctx.secret_cache = Some(cache);
     Controller::for_stream(trigger, reader)
         .watches_stream(secret_changes, move |secret| hosts_naming(&store, &secret))
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))

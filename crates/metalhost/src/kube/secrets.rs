@@ -8,12 +8,17 @@
 //! Terminating. metalhost does not need the finalizer's guarantee (the BMC credentials stay in
 //! Ironic's node, which is all deprovisioning and deletion need).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use futures::{Stream, StreamExt};
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 use kube::core::Resource;
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{WatchStreamExt, watcher};
 use metalhost_api::BareMetalHost;
 use serde_json::json;
 use tracing::warn;
@@ -25,6 +30,96 @@ pub const SECRET_LABEL: &str = "environment.metal3.io";
 
 /// The finalizer baremetal-operator puts on the Secrets it reads; metalhost removes it.
 pub const BMO_SECRET_FINALIZER: &str = "baremetalhost.metal3.io/secret";
+
+/// The labelled Secrets as the Secret watch delivered them, for reconciles to read instead of the
+/// API server. An entry serves a host only while it can be trusted to be current: the watch has
+/// had no error since its last complete list, the Secret is adopted for the host, and, if this
+/// process read the Secret from the API server, the entry is at that version (an older one the
+/// watch has not caught up from would step the credentials back).
+pub struct SecretCache {
+    store: reflector::Store<Secret>,
+    /// False from a watch error until the next complete list.
+    fresh: Arc<AtomicBool>,
+    /// The resourceVersion of each Secret (by namespace, name) as last read or written here.
+    read: Mutex<HashMap<(String, String), String>>,
+}
+
+impl SecretCache {
+    /// A cache over `store`, trusted until `watch` says otherwise.
+    pub fn new(store: reflector::Store<Secret>) -> Self {
+        SecretCache { store, fresh: Arc::new(AtomicBool::new(true)), read: Default::default() }
+    }
+
+    /// The entry for (namespace, name), when it can serve `host`.
+    fn get(&self, host: &BareMetalHost, namespace: &str, name: &str) -> Option<Secret> {
+        if !self.fresh.load(Ordering::Acquire) {
+            return None;
+        }
+        let secret = self.store.get(&ObjectRef::new(name).within(namespace))?;
+        let read = self.read.lock().expect("read lock");
+        let current = match read.get(&(namespace.to_string(), name.to_string())) {
+            Some(version) => secret.metadata.resource_version.as_ref() == Some(version),
+            None => true,
+        };
+        (current && adopted(host, &secret)).then(|| Secret::clone(&secret))
+    }
+
+    /// Notes the version of a Secret read from (or written to) the API server; `None`: it is gone.
+    fn note(&self, namespace: &str, name: &str, secret: Option<&Secret>) {
+        let mut read = self.read.lock().expect("read lock");
+        let key = (namespace.to_string(), name.to_string());
+        match secret.and_then(|s| s.metadata.resource_version.clone()) {
+            Some(version) => read.insert(key, version),
+            None => read.remove(&key),
+        };
+    }
+
+    /// The Secret watch that fills the store (labelled Secrets only, without managed fields and
+    /// annotations, which hold a copy of the data after `kubectl apply`), as a stream of changed
+    /// Secrets for the controller to map to hosts. A Secret is passed on only once the store
+    /// shows it: after a re-list, at the end of the list (the store swaps the whole list in then).
+    pub fn watch(
+        api: Api<Secret>,
+        writer: reflector::store::Writer<Secret>,
+        fresh: Arc<AtomicBool>,
+    ) -> impl Stream<Item = Result<Secret, watcher::Error>> + Send + 'static {
+        watcher(api, watcher::Config::default().labels(&format!("{SECRET_LABEL}=baremetal")))
+            .default_backoff()
+            .modify(|secret: &mut Secret| {
+                secret.metadata.managed_fields = None;
+                secret.metadata.annotations = None;
+            })
+            .reflect(writer)
+            .scan(Vec::new(), move |listing, event| {
+                let ready: Vec<Result<Secret, watcher::Error>> = match event {
+                    Ok(watcher::Event::Apply(secret) | watcher::Event::Delete(secret)) => vec![Ok(secret)],
+                    Ok(watcher::Event::Init) => {
+                        listing.clear();
+                        Vec::new()
+                    }
+                    Ok(watcher::Event::InitApply(secret)) => {
+                        listing.push(secret);
+                        Vec::new()
+                    }
+                    Ok(watcher::Event::InitDone) => {
+                        fresh.store(true, Ordering::Release);
+                        std::mem::take(listing).into_iter().map(Ok).collect()
+                    }
+                    Err(e) => {
+                        fresh.store(false, Ordering::Release);
+                        vec![Err(e)]
+                    }
+                };
+                futures::future::ready(Some(futures::stream::iter(ready)))
+            })
+            .flatten()
+    }
+
+    /// The flag `watch` keeps (see `SecretCache::fresh`).
+    pub fn freshness(&self) -> Arc<AtomicBool> {
+        self.fresh.clone()
+    }
+}
 
 /// The Secrets the host names (by (namespace, name)), labelling and owning those that are not
 /// yet. Secrets that do not exist are simply absent.
@@ -38,20 +133,24 @@ pub async fn fetch(
         if found.contains_key(&(namespace.clone(), name.clone())) {
             continue;
         }
-        let cached = ctx
-            .secret_cache
-            .as_ref()
-            .and_then(|store| store.get(&ObjectRef::new(&name).within(&namespace)))
-            .filter(|secret| adopted(host, secret));
-        if let Some(secret) = cached {
-            found.insert((namespace, name), Secret::clone(&secret));
+        let cache = ctx.secret_cache.as_ref();
+        if let Some(secret) = cache.and_then(|c| c.get(host, &namespace, &name)) {
+            found.insert((namespace, name), secret);
             continue;
         }
         let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
-        let Some(secret) = api.get_opt(&name).await? else { continue };
-        if !adopted(host, &secret) {
-            adopt(&api, host, &secret).await;
+        let mut secret = api.get_opt(&name).await?;
+        if let Some(read) = &secret
+            && !adopted(host, read)
+            && let Some(adopted) = adopt(&api, host, read).await
+        {
+            // the version the patch made is the one the host is registered with
+            secret = Some(adopted);
         }
+        if let Some(cache) = cache {
+            cache.note(&namespace, &name, secret.as_ref());
+        }
+        let Some(secret) = secret else { continue };
         found.insert((namespace, name), secret);
     }
     Ok(found)
@@ -71,7 +170,7 @@ fn adopted(host: &BareMetalHost, secret: &Secret) -> bool {
 /// Labels the Secret, adds the host as an owner and removes BMO's finalizer.
 /// The patch carries the Secret's resourceVersion, so a concurrent change is not overwritten (the
 /// next reconcile tries again). Failures are logged: the credentials can be used anyway.
-async fn adopt(api: &Api<Secret>, host: &BareMetalHost, secret: &Secret) {
+async fn adopt(api: &Api<Secret>, host: &BareMetalHost, secret: &Secret) -> Option<Secret> {
     let uid = host.metadata.uid.clone().unwrap_or_default();
     let mut owners = secret.metadata.owner_references.clone().unwrap_or_default();
     let owned = owners.iter().any(|o| o.uid == uid);
@@ -96,7 +195,11 @@ async fn adopt(api: &Api<Secret>, host: &BareMetalHost, secret: &Secret) {
         patch["metadata"]["finalizers"] = json!(kept);
     }
     let name = secret.metadata.name.as_deref().unwrap_or_default();
-    if let Err(e) = api.patch(name, &PatchParams::default(), &Patch::Merge(patch)).await {
-        warn!(host = %host.qualified_name(), secret = name, "cannot label the Secret: {e}");
+    match api.patch(name, &PatchParams::default(), &Patch::Merge(patch)).await {
+        Ok(patched) => Some(patched),
+        Err(e) => {
+            warn!(host = %host.qualified_name(), secret = name, "cannot label the Secret: {e}");
+            None
+        }
     }
 }
