@@ -83,42 +83,54 @@ impl SecretCache {
         writer: reflector::store::Writer<Secret>,
         fresh: Arc<AtomicBool>,
     ) -> impl Stream<Item = Result<Secret, watcher::Error>> + Send + 'static {
-        watcher(api, watcher::Config::default().labels(&format!("{SECRET_LABEL}=baremetal")))
+        let events = watcher(api, watcher::Config::default().labels(&format!("{SECRET_LABEL}=baremetal")))
             .default_backoff()
             .modify(|secret: &mut Secret| {
                 secret.metadata.managed_fields = None;
                 secret.metadata.annotations = None;
-            })
-            .reflect(writer)
-            .scan(Vec::new(), move |listing, event| {
-                let ready: Vec<Result<Secret, watcher::Error>> = match event {
-                    Ok(watcher::Event::Apply(secret) | watcher::Event::Delete(secret)) => vec![Ok(secret)],
-                    Ok(watcher::Event::Init) => {
-                        listing.clear();
-                        Vec::new()
-                    }
-                    Ok(watcher::Event::InitApply(secret)) => {
-                        listing.push(secret);
-                        Vec::new()
-                    }
-                    Ok(watcher::Event::InitDone) => {
-                        fresh.store(true, Ordering::Release);
-                        std::mem::take(listing).into_iter().map(Ok).collect()
-                    }
-                    Err(e) => {
-                        fresh.store(false, Ordering::Release);
-                        vec![Err(e)]
-                    }
-                };
-                futures::future::ready(Some(futures::stream::iter(ready)))
-            })
-            .flatten()
+            });
+        stored_changes(events, writer, fresh)
     }
 
     /// The flag `watch` keeps (see `SecretCache::fresh`).
     pub fn freshness(&self) -> Arc<AtomicBool> {
         self.fresh.clone()
     }
+}
+
+/// Applies watch events to the store and passes on each changed Secret once the store shows it:
+/// a listed one at the end of its list, which is also when the store is trusted again after an
+/// error.
+fn stored_changes(
+    events: impl Stream<Item = watcher::Result<watcher::Event<Secret>>> + Send + 'static,
+    writer: reflector::store::Writer<Secret>,
+    fresh: Arc<AtomicBool>,
+) -> impl Stream<Item = Result<Secret, watcher::Error>> + Send + 'static {
+    events
+        .reflect(writer)
+        .scan(Vec::new(), move |listing, event| {
+            let ready: Vec<Result<Secret, watcher::Error>> = match event {
+                Ok(watcher::Event::Apply(secret) | watcher::Event::Delete(secret)) => vec![Ok(secret)],
+                Ok(watcher::Event::Init) => {
+                    listing.clear();
+                    Vec::new()
+                }
+                Ok(watcher::Event::InitApply(secret)) => {
+                    listing.push(secret);
+                    Vec::new()
+                }
+                Ok(watcher::Event::InitDone) => {
+                    fresh.store(true, Ordering::Release);
+                    std::mem::take(listing).into_iter().map(Ok).collect()
+                }
+                Err(e) => {
+                    fresh.store(false, Ordering::Release);
+                    vec![Err(e)]
+                }
+            };
+            futures::future::ready(Some(futures::stream::iter(ready)))
+        })
+        .flatten()
 }
 
 /// The Secrets the host names (by (namespace, name)), labelling and owning those that are not
@@ -201,5 +213,51 @@ async fn adopt(api: &Api<Secret>, host: &BareMetalHost, secret: &Secret) -> Opti
             warn!(host = %host.qualified_name(), secret = name, "cannot label the Secret: {e}");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use watcher::Event;
+
+    fn secret(name: &str) -> Secret {
+        let mut secret = Secret::default();
+        secret.metadata.name = Some(name.into());
+        secret.metadata.namespace = Some("default".into());
+        secret
+    }
+
+    /// After a re-list the hosts naming a listed Secret are woken only once the store shows the
+    /// list (it swaps the whole list in at its end), and a watch error makes the store untrusted
+    /// until a list completes.
+    #[tokio::test]
+    async fn changes_are_passed_on_once_the_store_shows_them() {
+        let (store, writer) = reflector::store();
+        let fresh = Arc::new(AtomicBool::new(true));
+        let events = futures::stream::iter(vec![
+            Err(watcher::Error::NoResourceVersion),
+            Ok(Event::Init),
+            Ok(Event::InitApply(secret("a"))),
+            Ok(Event::InitApply(secret("b"))),
+            Ok(Event::InitDone),
+            Ok(Event::Apply(secret("c"))),
+        ]);
+        let seen: Vec<(String, usize, bool)> = stored_changes(events, writer, fresh.clone())
+            .map(|change| match change {
+                Ok(s) => (s.metadata.name.unwrap(), store.state().len(), fresh.load(Ordering::Acquire)),
+                Err(_) => ("error".into(), store.state().len(), fresh.load(Ordering::Acquire)),
+            })
+            .collect()
+            .await;
+        assert_eq!(
+            seen,
+            [
+                ("error".to_string(), 0, false),
+                ("a".to_string(), 2, true),
+                ("b".to_string(), 2, true),
+                ("c".to_string(), 3, true),
+            ]
+        );
     }
 }
