@@ -154,6 +154,9 @@ fn main() {
         status_writes / events.max(1.0)
     );
     println!("{:<52} {:>10.2}", "Ironic requests per host to active", to_active(&ironic) as f64 / n);
+    for (kind, count) in &ironic {
+        println!("    {:<48} {:>10.2}", kind, *count as f64 / n);
+    }
     if idle_seconds > 0 {
         let per_minute = |count: usize| count as f64 / n / minutes;
         let label = format!("idle API requests per host per minute ({idle_seconds} s)");

@@ -161,9 +161,13 @@ pub async fn run(
     let (secret_reader, secret_writer) = reflector::store();
     let cache = SecretCache::new(secret_reader);
     let secret_changes = SecretCache::watch(secrets, secret_writer, cache.freshness());
+    let labelled_here = cache.clone();
     ctx.secret_cache = Some(cache);
     Controller::for_stream(trigger, reader)
-        .watches_stream(secret_changes, move |secret| hosts_naming(&store, &secret))
+        .watches_stream(secret_changes, move |secret| {
+            // the watch echoing our own label patch wakes nobody
+            if labelled_here.only_labelled_here(&secret) { Vec::new() } else { hosts_naming(&store, &secret) }
+        })
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, Arc::new(ctx))

@@ -36,18 +36,27 @@ pub const BMO_SECRET_FINALIZER: &str = "baremetalhost.metal3.io/secret";
 /// had no error since its last complete list, the Secret is adopted for the host, and, if this
 /// process read the Secret from the API server, the entry is at that version (an older one the
 /// watch has not caught up from would step the credentials back).
+#[derive(Clone)]
 pub struct SecretCache {
     store: reflector::Store<Secret>,
     /// False from a watch error until the next complete list.
     fresh: Arc<AtomicBool>,
     /// The resourceVersion of each Secret (by namespace, name) as last read or written here.
-    read: Mutex<HashMap<(String, String), String>>,
+    read: Arc<Mutex<HashMap<(String, String), String>>>,
+    /// The resourceVersion each label patch of this process made (by namespace, name): the watch
+    /// event of that version changes nothing a host uses, so it wakes no host.
+    labelled: Arc<Mutex<HashMap<(String, String), String>>>,
 }
 
 impl SecretCache {
     /// A cache over `store`, trusted until `watch` says otherwise.
     pub fn new(store: reflector::Store<Secret>) -> Self {
-        SecretCache { store, fresh: Arc::new(AtomicBool::new(true)), read: Default::default() }
+        SecretCache {
+            store,
+            fresh: Arc::new(AtomicBool::new(true)),
+            read: Default::default(),
+            labelled: Default::default(),
+        }
     }
 
     /// The entry for (namespace, name), when it can serve `host`.
@@ -72,6 +81,17 @@ impl SecretCache {
             Some(version) => read.insert(key, version),
             None => read.remove(&key),
         };
+    }
+
+    /// Whether a watch event shows only this process's own label patch (nothing a host uses
+    /// changed, so no host needs waking).
+    pub fn only_labelled_here(&self, secret: &Secret) -> bool {
+        let (Some(namespace), Some(name)) = (&secret.metadata.namespace, &secret.metadata.name) else {
+            return false;
+        };
+        let labelled = self.labelled.lock().expect("labelled lock");
+        let made = labelled.get(&(namespace.clone(), name.clone()));
+        made.is_some() && made == secret.metadata.resource_version.as_ref()
     }
 
     /// The Secret watch that fills the store (labelled Secrets only, without managed fields and
@@ -157,6 +177,10 @@ pub async fn fetch(
             && let Some(adopted) = adopt(&api, host, read).await
         {
             // the version the patch made is the one the host is registered with
+            if let (Some(cache), Some(version)) = (cache, &adopted.metadata.resource_version) {
+                let key = (namespace.clone(), name.clone());
+                cache.labelled.lock().expect("labelled lock").insert(key, version.clone());
+            }
             secret = Some(adopted);
         }
         if let Some(cache) = cache {
