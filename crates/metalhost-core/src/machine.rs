@@ -597,7 +597,12 @@ fn available(mut step: Step<'_>) -> Decision {
         return step.goto(ProvisioningState::ExternallyProvisioned);
     }
     match &step.input.record.image {
-        None => step.ok(Action::None, Requeue::Idle),
+        // as upstream's actionManageAvailable: until there is something to provision, the
+        // host's power follows spec.online
+        None => match step.observed.node.as_ref() {
+            Some(node) => manage_power(step, node),
+            None => step.ok(Action::None, Requeue::Idle),
+        },
         Some(Err(e)) => step.error(ErrorType::Provisioning, e.clone()),
         Some(Ok(_)) => {
             let now = step.input.now;

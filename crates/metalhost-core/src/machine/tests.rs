@@ -561,3 +561,29 @@ fn changed_credentials_are_sent_again_and_a_provisioned_host_stays_provisioned()
     assert_eq!(d.status.provisioning.state, S::Provisioned);
     assert_eq!(d.action, Action::None);
 }
+
+/// As upstream's actionManageAvailable: an available host with nothing to provision follows
+/// spec.online (powered on or off), unless power-off is disabled; once it matches, it rests.
+#[test]
+fn an_available_host_without_an_image_follows_online() {
+    let mut spec = live_spec();
+    spec.as_object_mut().unwrap().remove("image");
+    let lab = Lab::new(spec.clone());
+    let off = node("available");
+    let d = lab.decide(&status_in(S::Available), Some(&off));
+    assert_eq!((d.action, d.status.provisioning.state), (Action::Power(PowerTarget::On), S::Available));
+
+    let mut on = node("available");
+    on.power_state = Some("power on".into());
+    let d = lab.decide(&status_in(S::Available), Some(&on));
+    assert_eq!((d.action, d.requeue), (Action::None, Requeue::Idle));
+    assert!(d.status.powered_on);
+
+    spec["online"] = json!(false);
+    let d = Lab::new(spec.clone()).decide(&status_in(S::Available), Some(&on));
+    assert_eq!(d.action, Action::Power(PowerTarget::Off));
+
+    spec["disablePowerOff"] = json!(true);
+    let d = Lab::new(spec).decide(&status_in(S::Available), Some(&on));
+    assert_eq!(d.action, Action::None, "power-off disabled");
+}
