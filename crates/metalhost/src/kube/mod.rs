@@ -31,6 +31,9 @@ pub use events::{MAX_NOTE_BYTES, truncate};
 pub use reconcile::reconcile;
 pub use secrets::{SECRET_LABEL, SecretCache};
 
+/// kubectl's annotation holding the last applied object (a second copy of the spec).
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
 /// The status this replica last wrote for a host, to bridge the moment before its own write
 /// comes back through the watch (the cache may still hold the object as it was before).
 #[derive(Debug, Clone)]
@@ -153,6 +156,14 @@ pub async fn run(
         .combine(deletion);
     let trigger = watcher(hosts, watcher::Config::default())
         .default_backoff()
+        // what a reconcile never reads is not kept for every host: the API server's field
+        // ownership and kubectl's copy of the last applied object
+        .modify(|host: &mut BareMetalHost| {
+            host.metadata.managed_fields = None;
+            if let Some(annotations) = host.metadata.annotations.as_mut() {
+                annotations.remove(LAST_APPLIED);
+            }
+        })
         .reflect(writer)
         .applied_objects()
         .predicate_filter(changes, Default::default());
