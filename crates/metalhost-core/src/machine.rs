@@ -424,7 +424,7 @@ pub fn decide(input: &Input<'_>, previous: &BareMetalHostStatus, observed: &Obse
     {
         // Ironic refuses to update a node in the middle of a state transition (409): a busy node
         // gets the new credentials once it rests (upstream retries the same way, not an error)
-        if node.is_some_and(Node::is_busy) {
+        if node.is_some_and(Node::is_settling) {
             return step.wait();
         }
         // send the new credentials with the move back to registering: once there, registration
@@ -515,7 +515,7 @@ fn register(
             return step.ok(Action::CreatePort(mac), Requeue::Now);
         }
     }
-    if node.is_busy() {
+    if node.is_settling() {
         return step.wait();
     }
     let verify_failed = node.provision_state == state::ENROLL && node.last_error.is_some();
@@ -633,7 +633,7 @@ fn provision(mut step: Step<'_>, node: &Node, desired: &Map<String, Value>) -> D
             // the spec changed while deploying: undo, then deploy the new image
             start_deprovisioning(step)
         }
-        _ if node.is_busy() => step.wait(),
+        _ if node.is_settling() => step.wait(),
         state::MANAGEABLE => {
             let want_clean = host.automated_cleaning();
             if node.automated_clean != Some(want_clean) {
@@ -693,20 +693,28 @@ fn start_deprovisioning(mut step: Step<'_>) -> Decision {
     step.goto(ProvisioningState::Deprovisioning)
 }
 
+/// Power follows spec.online (upstream's manageHostPower). The status shows the power Ironic
+/// reports. A power change Ironic failed (its `last_error`) is first recorded as a power
+/// management error, with back-off, then tried again, as upstream does.
 fn manage_power(mut step: Step<'_>, node: &Node) -> Decision {
     let host = step.input.host;
-    if node.target_power_state.is_some() || node.is_busy() {
+    if node.is_settling() {
         return step.wait();
     }
     let on = node.powered_on();
-    if host.spec.online && !on {
-        return step.ok(Action::Power(PowerTarget::On), Requeue::Poll);
-    }
-    if !host.spec.online && on && !host.spec.disable_power_off {
-        return step.ok(Action::Power(PowerTarget::Off), Requeue::Poll);
-    }
     step.status.powered_on = on;
-    step.ok(Action::None, Requeue::Idle)
+    let target = if host.spec.online && !on {
+        PowerTarget::On
+    } else if !host.spec.online && on && !host.spec.disable_power_off {
+        PowerTarget::Off
+    } else {
+        return step.ok(Action::None, Requeue::Idle);
+    };
+    if node.last_error.is_some() {
+        let what = if host.spec.online { "powering on" } else { "powering off" };
+        return step.failed_then_retry(ErrorType::PowerManagement, what, node, Action::Power(target));
+    }
+    step.ok(Action::Power(target), Requeue::Poll)
 }
 
 fn set_condition(

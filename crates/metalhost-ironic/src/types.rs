@@ -78,6 +78,12 @@ impl Node {
         self.target_provision_state.is_some() && !state::is_stable(&self.provision_state)
     }
 
+    /// Whether Ironic is moving the node between provision states or changing its power: either
+    /// holds the node's lock, so an update now would be refused (409 locked).
+    pub fn is_settling(&self) -> bool {
+        self.is_busy() || self.target_power_state.is_some()
+    }
+
     /// Whether the node sits in a failed provision state.
     pub fn is_failed(&self) -> bool {
         state::FAILED.contains(&self.provision_state.as_str())

@@ -315,8 +315,12 @@ fn changed_credentials_reach_ironic() {
         "available",
         Duration::from_secs(120),
         || {
-            Some(host(&double, name))
-                .filter(|h| state(h) == "available" && h["status"]["goodCredentials"].is_object())
+            // powered on as spec.online says: nothing under way, the host waits for its idle look
+            Some(host(&double, name)).filter(|h| {
+                state(h) == "available"
+                    && h["status"]["goodCredentials"].is_object()
+                    && h["status"]["poweredOn"] == true
+            })
         },
         || context(&double, name, log()),
     );

@@ -1,5 +1,6 @@
 //! Acceptance: two live-ISO hosts on a Redfish virtual-media BMC (sushy-tools) boot the ISO through
-//! the real Ironic, then `image: null` deprovisions them: media ejected, power off.
+//! the real Ironic, then `image: null` deprovisions them: media ejected, and the available hosts'
+//! power follows spec.online (one off, one on), as upstream.
 
 mod common;
 
@@ -59,20 +60,25 @@ async fn live_iso_boots_on_redfish_virtual_media_then_deprovisions() {
         assert_eq!(file.status.unwrap().provisioning.state, ProvisioningState::Provisioned);
     }
 
-    write(dir.path(), "hosts.yaml", &hosts("null"));
+    // live-0 is to be off once available, live-1 on
+    let mut docs = hosts("null");
+    docs[1] = docs[1].replace("online: true", "online: false");
+    write(dir.path(), "hosts.yaml", &docs);
     settle(&mut rt, Duration::from_secs(240)).await;
-    for i in 0..2 {
+    for (i, power) in [(0, "power off"), (1, "power on")] {
         let name = format!("live-{i}");
         let st = status(&rt, &name);
         assert_eq!(st.provisioning.state, ProvisioningState::Available);
         assert!(st.provisioning.image.is_none());
         assert!(st.operation_history.deprovision.end.is_some());
+        assert_eq!(st.powered_on, power == "power on");
         let node = node(&ironic, &name).await;
         assert_eq!(node.provision_state, "available");
-        assert_eq!(node.power_state.as_deref(), Some("power off"));
+        assert_eq!(node.power_state.as_deref(), Some(power));
+        let bmc_power = if power == "power on" { "On" } else { "Off" };
         let (system, cd) =
-            bmc_until(&lab, i, |s, cd| s["PowerState"] == "Off" && cd["Inserted"] == json!(false)).await;
-        assert_eq!(system["PowerState"], "Off");
+            bmc_until(&lab, i, |s, cd| s["PowerState"] == bmc_power && cd["Inserted"] == json!(false)).await;
+        assert_eq!(system["PowerState"], bmc_power);
         assert_eq!(cd["Inserted"], json!(false), "media ejected: {cd}");
     }
 }

@@ -587,3 +587,36 @@ fn an_available_host_without_an_image_follows_online() {
     let d = Lab::new(spec).decide(&status_in(S::Available), Some(&on));
     assert_eq!(d.action, Action::None, "power-off disabled");
 }
+
+/// A power change Ironic failed is recorded as a power management error with back-off, then
+/// tried again (as upstream); the status shows the power Ironic reports.
+#[test]
+fn a_failed_power_change_is_an_error_then_retried() {
+    let mut spec = live_spec();
+    spec.as_object_mut().unwrap().remove("image");
+    let lab = Lab::new(spec);
+    let mut failed = node("available");
+    failed.last_error = Some("Failed to change power state to 'power on': BMC said no".into());
+    let mut was_on = status_in(S::Available);
+    was_on.powered_on = true;
+    let d = lab.decide(&was_on, Some(&failed));
+    assert_eq!(d.action, Action::None);
+    assert_eq!(d.status.error_type, Some(ErrorType::PowerManagement));
+    assert!(d.status.error_message.contains("BMC said no"), "{}", d.status.error_message);
+    assert!(matches!(d.requeue, Requeue::Backoff(_)), "{:?}", d.requeue);
+    assert!(!d.status.powered_on, "the power Ironic reports");
+    let again = lab.decide(&d.status, Some(&failed));
+    assert_eq!(again.action, Action::Power(PowerTarget::On));
+}
+
+/// A node changing its power holds Ironic's lock: provisioning waits for it instead of sending
+/// an update Ironic would refuse.
+#[test]
+fn provisioning_waits_while_the_power_changes() {
+    let lab = Lab::new(live_spec());
+    let mut powering = node("manageable");
+    powering.target_power_state = Some("power on".into());
+    powering.automated_clean = Some(true);
+    let d = lab.decide(&status_in(S::Provisioning), Some(&powering));
+    assert_eq!((d.action, d.status.provisioning.state), (Action::None, S::Provisioning));
+}

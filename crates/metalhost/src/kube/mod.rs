@@ -121,8 +121,13 @@ fn deletion<K: kube::Resource>(obj: &K) -> Option<u64> {
     Some(hasher.finish())
 }
 
-/// The hosts that name a Secret (credentials or config-drive data), for the Secret watch.
-fn hosts_naming(hosts: &reflector::Store<BareMetalHost>, secret: &Secret) -> Vec<ObjectRef<BareMetalHost>> {
+/// The hosts that name a Secret (credentials or config-drive data), for the Secret watch, but the
+/// one (by uid) whose own label patch the change is.
+fn hosts_naming(
+    hosts: &reflector::Store<BareMetalHost>,
+    secret: &Secret,
+    labelled_for: Option<&str>,
+) -> Vec<ObjectRef<BareMetalHost>> {
     let (Some(namespace), Some(name)) =
         (secret.metadata.namespace.as_deref(), secret.metadata.name.as_deref())
     else {
@@ -132,6 +137,7 @@ fn hosts_naming(hosts: &reflector::Store<BareMetalHost>, secret: &Secret) -> Vec
         .state()
         .iter()
         .filter(|h| h.namespace_or_default() == namespace)
+        .filter(|h| labelled_for.is_none() || h.metadata.uid.as_deref() != labelled_for)
         .filter(|h| metalhost_core::secrets_needed(h, false).iter().any(|(_, n, _)| n == name))
         .map(|h| ObjectRef::from_obj(h.as_ref()))
         .collect()
@@ -176,8 +182,8 @@ pub async fn run(
     ctx.secret_cache = Some(cache);
     Controller::for_stream(trigger, reader)
         .watches_stream(secret_changes, move |secret| {
-            // the watch echoing our own label patch wakes nobody
-            if labelled_here.only_labelled_here(&secret) { Vec::new() } else { hosts_naming(&store, &secret) }
+            let labelled_for = labelled_here.labelled_by(&secret);
+            hosts_naming(&store, &secret, labelled_for.as_deref())
         })
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
         .graceful_shutdown_on(stop)

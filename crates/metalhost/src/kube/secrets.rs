@@ -43,9 +43,9 @@ pub struct SecretCache {
     fresh: Arc<AtomicBool>,
     /// The resourceVersion of each Secret (by namespace, name) as last read or written here.
     read: Arc<Mutex<HashMap<(String, String), String>>>,
-    /// The resourceVersion each label patch of this process made (by namespace, name): the watch
-    /// event of that version changes nothing a host uses, so it wakes no host.
-    labelled: Arc<Mutex<HashMap<(String, String), String>>>,
+    /// The resourceVersion the last label patch of this process made (by namespace, name), with
+    /// the uid of the host it was made for.
+    labelled: Arc<Mutex<HashMap<(String, String), (String, String)>>>,
 }
 
 impl SecretCache {
@@ -83,15 +83,14 @@ impl SecretCache {
         };
     }
 
-    /// Whether a watch event shows only this process's own label patch (nothing a host uses
-    /// changed, so no host needs waking).
-    pub fn only_labelled_here(&self, secret: &Secret) -> bool {
-        let (Some(namespace), Some(name)) = (&secret.metadata.namespace, &secret.metadata.name) else {
-            return false;
-        };
+    /// The host (uid) whose label patch made this version of the Secret, if one of this process's
+    /// did: the watch echoing it changes nothing that host uses, so it need not wake that host
+    /// (other hosts naming the Secret are woken as for any change).
+    pub fn labelled_by(&self, secret: &Secret) -> Option<String> {
+        let (namespace, name) = (secret.metadata.namespace.clone()?, secret.metadata.name.clone()?);
         let labelled = self.labelled.lock().expect("labelled lock");
-        let made = labelled.get(&(namespace.clone(), name.clone()));
-        made.is_some() && made == secret.metadata.resource_version.as_ref()
+        let (version, uid) = labelled.get(&(namespace, name))?;
+        (secret.metadata.resource_version.as_ref() == Some(version)).then(|| uid.clone())
     }
 
     /// The Secret watch that fills the store (labelled Secrets only, without managed fields and
@@ -179,7 +178,8 @@ pub async fn fetch(
             // the version the patch made is the one the host is registered with
             if let (Some(cache), Some(version)) = (cache, &adopted.metadata.resource_version) {
                 let key = (namespace.clone(), name.clone());
-                cache.labelled.lock().expect("labelled lock").insert(key, version.clone());
+                let uid = host.metadata.uid.clone().unwrap_or_default();
+                cache.labelled.lock().expect("labelled lock").insert(key, (version.clone(), uid));
             }
             secret = Some(adopted);
         }

@@ -572,7 +572,7 @@ fn with_creation_time(mut host: BareMetalHost) -> BareMetalHost {
 }
 
 /// Whether a host has reached where its spec points and nothing is under way: provisioned with
-/// its image, available without one, adopted, or unmanaged.
+/// its image, available without one (powered as spec.online says), adopted, or unmanaged.
 pub fn settled(host: &BareMetalHost, status: &BareMetalHostStatus) -> bool {
     use ProvisioningState as S;
     if status.operational_status == OperationalStatus::Error {
@@ -580,7 +580,11 @@ pub fn settled(host: &BareMetalHost, status: &BareMetalHostStatus) -> bool {
     }
     match status.provisioning.state {
         S::Provisioned => host.spec.image.is_some() && status.provisioning.image == host.spec.image,
-        S::Available => host.spec.image.is_none() && !host.spec.externally_provisioned,
+        S::Available => {
+            let powered =
+                status.powered_on == host.spec.online || (status.powered_on && host.spec.disable_power_off);
+            host.spec.image.is_none() && !host.spec.externally_provisioned && powered
+        }
         S::ExternallyProvisioned => host.spec.externally_provisioned,
         S::Unmanaged => host.spec.bmc.is_none(),
         _ => false,
