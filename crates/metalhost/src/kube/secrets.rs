@@ -31,6 +31,9 @@ pub const SECRET_LABEL: &str = "environment.metal3.io";
 /// The finalizer baremetal-operator puts on the Secrets it reads; metalhost removes it.
 pub const BMO_SECRET_FINALIZER: &str = "baremetalhost.metal3.io/secret";
 
+/// A Secret by (namespace, name).
+type SecretKey = (String, String);
+
 /// The labelled Secrets as the Secret watch delivered them, for reconciles to read instead of the
 /// API server. An entry serves a host only while it can be trusted to be current: the watch has
 /// had no error since its last complete list, the Secret is adopted for the host, and, if this
@@ -42,10 +45,10 @@ pub struct SecretCache {
     /// False from a watch error until the next complete list.
     fresh: Arc<AtomicBool>,
     /// The resourceVersion of each Secret (by namespace, name) as last read or written here.
-    read: Arc<Mutex<HashMap<(String, String), String>>>,
+    read: Arc<Mutex<HashMap<SecretKey, String>>>,
     /// The resourceVersion the last label patch of this process made (by namespace, name), with
     /// the uid of the host it was made for.
-    labelled: Arc<Mutex<HashMap<(String, String), (String, String)>>>,
+    labelled: Arc<Mutex<HashMap<SecretKey, (String, String)>>>,
 }
 
 impl SecretCache {
