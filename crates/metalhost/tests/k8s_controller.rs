@@ -485,10 +485,7 @@ async fn config_drive_secrets_are_read_and_sent_with_the_deploy() {
 #[tokio::test]
 async fn a_long_deploy_is_polled_on_the_adaptive_schedule() {
     let ironic = ironic().await;
-    let node = json!({"uuid": "n1", "name": "default~h1", "provision_state": "deploying", "target_provision_state": "active",
-        "power_state": "power on", "driver": "redfish", "boot_interface": "redfish-virtual-media",
-        "instance_info": {"boot_iso": "http://h/a.iso"}});
-    answer(&ironic, "GET", "/v1/nodes/n1", ResponseTemplate::new(200).set_body_json(node)).await;
+    deploying_node(&ironic).await;
     let (ctx, mut handle) = context(&ironic);
     // a clock the test moves forward by each requeue delay
     let elapsed = Arc::new(std::sync::Mutex::new(std::time::Duration::ZERO));
@@ -497,30 +494,18 @@ async fn a_long_deploy_is_polled_on_the_adaptive_schedule() {
     let clock = elapsed.clone();
     ctx.clock = Arc::new(move || start + *clock.lock().unwrap());
     let ctx = Arc::new(ctx);
-    let mut spec = redfish_spec("bmc");
-    spec["image"] = json!({"url": "http://h/a.iso", "format": "live-iso"});
-    let version = json!({"credentials": {"name": "bmc", "namespace": "default"}, "credentialsVersion": "7"});
-    let status = json!({"operationalStatus": "OK", "errorMessage": "", "errorCount": 0, "provisioningFailCount": 0,
-        "poweredOn": true, "provisioning": {"state": "provisioning", "ID": "n1"},
-        "lastAttemptedImage": {"url": "http://h/a.iso", "format": "live-iso"},
-        "operationHistory": {"provision": {"start": "2026-11-24T10:00:00Z"}},
-        "triedCredentials": version, "goodCredentials": version});
-    let h = host(json!({"finalizers": ["baremetalhost.metal3.io"]}), spec, status);
-    // the API server: the Secret is already labelled and owned, so reading it is all
+    let (h, labelled) = deploying_host_and_secret("u1");
+    // the API server (no Secret cache here): the Secret is already labelled and owned, so
+    // reading it is all
     let server = tokio::spawn(async move {
-        let mut labelled = secret();
-        labelled["metadata"]["labels"] = json!({"environment.metal3.io": "baremetal"});
-        labelled["metadata"]["ownerReferences"] =
-            json!([{"apiVersion": "metal3.io/v1alpha1", "kind": "BareMetalHost", "name": "h1", "uid": "u1"}]);
+        let labelled = serde_json::to_vec(&labelled).unwrap();
         while let Some((request, send)) = handle.next_request().await {
             assert_eq!(
                 request.uri().path(),
                 "/api/v1/namespaces/default/secrets/bmc",
                 "only the Secret is read"
             );
-            send.send_response(
-                Response::builder().body(Body::from(labelled.to_string().into_bytes())).unwrap(),
-            );
+            send.send_response(Response::builder().body(Body::from(labelled.clone())).unwrap());
         }
     });
     let mut delays = Vec::new();
