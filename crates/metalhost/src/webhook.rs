@@ -61,6 +61,12 @@ async fn validate(Json(body): Json<AdmissionReview<BareMetalHost>>) -> Json<Admi
 /// The files are re-read when they change (see [`ReloadingCert`]), so a renewed certificate is
 /// served without a restart.
 pub async fn serve(addr: SocketAddr, cert: &Path, key: &Path) -> std::io::Result<()> {
+    serve_on(std::net::TcpListener::bind(addr)?, cert, key).await
+}
+
+/// As `serve`, on a socket already bound (tests bind port 0 and keep it, so no other process can
+/// take the port between choosing and serving).
+pub async fn serve_on(listener: std::net::TcpListener, cert: &Path, key: &Path) -> std::io::Result<()> {
     let resolver = Arc::new(ReloadingCert::load(cert, key)?);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
@@ -70,7 +76,8 @@ pub async fn serve(addr: SocketAddr, cert: &Path, key: &Path) -> std::io::Result
         .with_cert_resolver(resolver);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let tls = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(config));
-    axum_server::bind_rustls(addr, tls).serve(router().into_make_service()).await
+    listener.set_nonblocking(true)?;
+    axum_server::tls_rustls::from_tcp_rustls(listener, tls)?.serve(router().into_make_service()).await
 }
 
 /// What identifies a file's version: inode, size and modification time (following symlinks, so

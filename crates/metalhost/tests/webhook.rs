@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use metalhost::webhook::{VALIDATE_PATH, serve};
+use metalhost::webhook::{VALIDATE_PATH, serve_on};
 use serde_json::{Value, json};
 
 fn review(operation: &str, object: Value, old: Value) -> Value {
@@ -38,10 +38,11 @@ async fn admission_reviews_over_https() {
     let (cert_path, key_path) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
     std::fs::write(&cert_path, cert.cert.pem()).unwrap();
     std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    // bound here and kept: no other test can take the port before the webhook serves on it
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
     let (c, k) = (cert_path.clone(), key_path.clone());
-    tokio::spawn(async move { serve(addr, &c, &k).await.unwrap() });
+    tokio::spawn(async move { serve_on(listener, &c, &k).await.unwrap() });
 
     let client = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
@@ -151,10 +152,10 @@ async fn a_renewed_certificate_is_served_without_a_restart() {
     let (a_cert, a_key) = self_signed();
     let (b_cert, b_key) = self_signed();
     publish(dir.path(), "2026_01_01", &a_cert, &a_key);
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
     let (c, k) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
-    tokio::spawn(async move { serve(addr, &c, &k).await.unwrap() });
+    tokio::spawn(async move { serve_on(listener, &c, &k).await.unwrap() });
     let mut up = false;
     for _ in 0..50 {
         if trusted_by(port, &a_cert).await {
