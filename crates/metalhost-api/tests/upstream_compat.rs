@@ -10,7 +10,7 @@ use metalhost_api::BareMetalHost;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-/// The pinned copy of upstream's CRD, sample and examples (never `../shared`).
+/// The pinned copy of upstream's CRD, sample and examples kept in this repository (tests/data/upstream).
 fn pinned_upstream() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/upstream")
 }
@@ -32,7 +32,7 @@ fn our_crd() -> Value {
     serde_json::to_value(metalhost_api::crd()).unwrap()
 }
 
-/// Every BareMetalHost document of the shared upstream files.
+/// Every BareMetalHost document of the pinned upstream files.
 fn upstream_hosts() -> Vec<(String, Value)> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(pinned_upstream().join("examples"))
         .unwrap()

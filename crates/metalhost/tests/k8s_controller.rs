@@ -554,14 +554,17 @@ async fn deploying_node(ironic: &MockServer) {
     answer(ironic, "GET", "/v1/nodes/n1", ResponseTemplate::new(200).set_body_json(node)).await;
 }
 
-/// A context whose Secret cache (the Secret watch's store) holds `secret`.
-fn context_with_cached(ironic: &MockServer, secret: Secret) -> (Arc<Context>, Handle) {
+type SecretWriter = kube::runtime::reflector::store::Writer<Secret>;
+
+/// A context whose Secret cache (the Secret watch's store) holds `secret`, with the store's
+/// writer, to play the watch.
+fn context_with_cached(ironic: &MockServer, secret: Secret) -> (Arc<Context>, Handle, SecretWriter) {
     let (ctx, handle) = context(ironic);
     let mut ctx = Arc::into_inner(ctx).unwrap();
     let (reader, mut writer) = kube::runtime::reflector::store();
     writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(secret));
     ctx.secret_cache = Some(SecretCache::new(reader));
-    (Arc::new(ctx), handle)
+    (Arc::new(ctx), handle, writer)
 }
 
 /// The Secret watch's store serves a Secret metalhost has adopted: a look at a host whose node is
@@ -571,7 +574,7 @@ async fn a_look_with_the_secret_watched_makes_no_api_request() {
     let ironic = ironic().await;
     deploying_node(&ironic).await;
     let (h, secret) = deploying_host_and_secret("u1");
-    let (ctx, mut handle) = context_with_cached(&ironic, secret);
+    let (ctx, mut handle, _) = context_with_cached(&ironic, secret);
     // the API server: records what it is asked (and answers as for the Secret, so a reconcile
     // that does ask completes)
     let served = serde_json::to_vec(&deploying_host_and_secret("u1").1).unwrap();
@@ -606,12 +609,7 @@ async fn a_watched_secret_of_another_host_is_read_adopted_and_then_served_once_c
         h["status"][field]["credentialsVersion"] = json!("10");
     }
     let h: Arc<metalhost_api::BareMetalHost> = Arc::new(serde_json::from_value(h).unwrap());
-    let (ctx, mut handle) = context(&ironic);
-    let mut ctx = Arc::into_inner(ctx).unwrap();
-    let (reader, mut writer) = kube::runtime::reflector::store();
-    writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(theirs.clone()));
-    ctx.secret_cache = Some(SecretCache::new(reader));
-    let ctx = Arc::new(ctx);
+    let (ctx, mut handle, mut writer) = context_with_cached(&ironic, theirs.clone());
     let at = |version: &str, owners: &[&str]| {
         let mut secret = serde_json::to_value(&theirs).unwrap();
         secret["metadata"]["resourceVersion"] = json!(version);
@@ -650,7 +648,7 @@ async fn a_watched_secret_of_another_host_is_read_adopted_and_then_served_once_c
     assert_eq!(cache.labelled_by(&as_secret(at("11", &["other", "u1"]))), None);
 
     // the watch delivers an adopted but older version (9): not used, read again
-    let apply = |writer: &mut kube::runtime::reflector::store::Writer<Secret>, secret: Value| {
+    let apply = |writer: &mut SecretWriter, secret: Value| {
         writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(
             serde_json::from_value(secret).unwrap(),
         ));
