@@ -128,6 +128,21 @@ fn ironic_requests(port: u16) -> (f64, f64) {
     (all, writes)
 }
 
+/// The port a controller started with `--metrics-listen 127.0.0.1:0` serves its metrics on, from
+/// its log.
+fn metrics_port(controller: &Running) -> u16 {
+    wait_for(
+        "metrics served",
+        Duration::from_secs(30),
+        || {
+            let log = controller.output();
+            let rest = log.split("metrics served at http://127.0.0.1:").nth(1)?;
+            rest.split('/').next()?.parse().ok()
+        },
+        || controller.output(),
+    )
+}
+
 /// A second ISO at another URL (a copy of the lab's, served beside it).
 fn second_iso(lab: &Lab, file: &str) -> String {
     std::fs::copy(lab.info.iso_dir.join("live.iso"), lab.info.iso_dir.join(file)).expect("copy the ISO");
@@ -374,10 +389,10 @@ fn paused_host_is_left_alone_and_detached_host_leaves_ironic_untouched() {
     let lab = lab();
     let (i, name) = (3, "e2e-pause");
     let double = KubeDouble::start();
-    let port = support::free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let metalhost = controller(&double, &lab, &["--metrics-listen", &listen], "metalhost");
+    // port 0: metalhost binds a free port itself and logs it (no port chosen here for it to race for)
+    let metalhost = controller(&double, &lab, &["--metrics-listen", "127.0.0.1:0"], "metalhost");
     let log = || metalhost.output();
+    let port = metrics_port(&metalhost);
     let path = format!("{HOSTS}/{name}");
 
     double.apply_yaml(&secret_manifest(name, "admin"));

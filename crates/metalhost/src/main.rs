@@ -198,7 +198,8 @@ struct Common {
     /// Hosts reconciled at once [default: $BMO_CONCURRENCY, else 32].
     #[arg(long, env = "METALHOST_CONCURRENCY")]
     concurrency: Option<usize>,
-    /// Serve Prometheus metrics, /healthz and /readyz (plain HTTP) on this address.
+    /// Serve Prometheus metrics, /healthz and /readyz (plain HTTP) on this address (port 0: a free
+    /// port, named in the log).
     #[arg(long, env = "METALHOST_METRICS_LISTEN")]
     metrics_listen: Option<std::net::SocketAddr>,
     /// Print the settings resolved from the flags, METALHOST_* and baremetal-operator's variables

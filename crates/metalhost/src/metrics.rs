@@ -143,9 +143,11 @@ impl Metrics {
             .route("/readyz", get(|| async { "ok" }))
     }
 
-    /// Serves the router on `addr` (plain HTTP) until the process ends.
+    /// Serves the router on `addr` (plain HTTP) until the process ends. The address served at is
+    /// logged (`metrics served at http://ADDR/metrics`): with port 0 the system picks a free one.
     pub async fn serve(self: Arc<Self>, addr: SocketAddr) -> std::io::Result<()> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
+        tracing::info!("metrics served at http://{}/metrics", listener.local_addr()?);
         axum::serve(listener, self.router()).await
     }
 }

@@ -185,8 +185,8 @@ async fn unreachable_ironic_is_reported_and_the_process_keeps_running() {
         &[secret("bmc"), host("h1", "fake-hardware://h1", "bmc", &live_iso("http://127.0.0.1/a.iso"), "")],
     );
     // a port nobody listens on
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let url = format!("http://127.0.0.1:{port}");
+    let dead = DeadPort::new();
+    let url = dead.url();
     let mut proc = spawn_run(d, &url, &[]);
     let h = wait_status(d, "h1", Duration::from_secs(30), errored).await;
     let (_, kind, msg) = error_of(&h);

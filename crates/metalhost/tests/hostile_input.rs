@@ -112,12 +112,6 @@ impl Scene {
     }
 }
 
-/// An Ironic URL nobody answers at.
-fn dead_ironic() -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    format!("http://127.0.0.1:{port}")
-}
-
 fn bare_host(name: &str, namespace: Option<&str>, bmc: &str) -> String {
     let ns = namespace.map(|n| format!(", namespace: {n:?}")).unwrap_or_default();
     format!(
@@ -156,7 +150,8 @@ fn host_names_cannot_leave_the_directory_or_share_a_status_file() {
             bare_host("good", None, "fake-hardware://f"),
         ],
     );
-    let mut proc = s.run(&dead_ironic());
+    let dead = DeadPort::new();
+    let mut proc = s.run(&dead.url());
     s.wait_status(&mut proc, "good.status.yaml", has_status);
     let lab_web = s.wait_status(&mut proc, "lab~web.status.yaml", has_status);
     assert_eq!(lab_web.qualified_name(), "lab/web", "lab~web.status.yaml is lab/web's alone");
@@ -188,7 +183,8 @@ fn a_planted_temporary_file_symlink_is_not_followed() {
     std::fs::write(&victim, "precious").unwrap();
     std::os::unix::fs::symlink(&victim, s.dir.join(".good.status.yaml.tmp")).unwrap();
     write(&s.dir, "hosts.yaml", &[secret("c"), bare_host("good", None, "fake-hardware://g")]);
-    let mut proc = s.run(&dead_ironic());
+    let dead = DeadPort::new();
+    let mut proc = s.run(&dead.url());
     s.wait_status(&mut proc, "good.status.yaml", has_status);
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious", "the symlink's target was written");
     let meta = std::fs::symlink_metadata(s.dir.join("good.status.yaml")).unwrap();
@@ -244,7 +240,8 @@ fn special_files_are_refused_without_hanging_or_reading_without_bound() {
     std::os::unix::fs::symlink("/dev/zero", s.dir.join("zero.status.yaml")).unwrap();
     std::fs::write(s.dir.join("big.status.yaml"), "#".repeat(2 * 1024 * 1024)).unwrap();
     write(&s.dir, "hosts.yaml", &[secret("c"), bare_host("good", None, "fake-hardware://g")]);
-    let mut proc = s.run(&dead_ironic());
+    let dead = DeadPort::new();
+    let mut proc = s.run(&dead.url());
     s.wait_status(&mut proc, "good.status.yaml", has_status);
     let log = s.log();
     for refused in [
@@ -263,7 +260,8 @@ fn no_password_from_a_url_reaches_the_log_or_a_status() {
     const IRONIC_PASSWORD: &str = "Ir0nic-pa55-in-url";
     const BMC_PASSWORD: &str = "Bmc-pa55-in-address";
     let s = Scene::new();
-    let ironic = dead_ironic().replace("http://", &format!("http://metalhost:{IRONIC_PASSWORD}@"));
+    let dead = DeadPort::new();
+    let ironic = dead.url().replace("http://", &format!("http://metalhost:{IRONIC_PASSWORD}@"));
     write(
         &s.dir,
         "hosts.yaml",

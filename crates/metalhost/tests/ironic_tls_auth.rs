@@ -217,10 +217,11 @@ async fn tls_server(dir: &Path, names: &[&str]) -> (String, std::path::PathBuf) 
     let (cert_path, key_path) = (dir.join(format!("{tag}.crt")), dir.join(format!("{tag}.key")));
     std::fs::write(&cert_path, cert.cert.pem()).unwrap();
     std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    // bound here and kept: no parallel test can take the port before the server serves on it
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
     let (c, k) = (cert_path.clone(), key_path);
-    tokio::spawn(async move { metalhost::webhook::serve(addr, &c, &k).await.unwrap() });
+    tokio::spawn(async move { metalhost::webhook::serve_on(listener, &c, &k).await.unwrap() });
     for _ in 0..100 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
             break;

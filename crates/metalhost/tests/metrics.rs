@@ -54,8 +54,10 @@ async fn metrics_are_scraped_and_parsed() {
     let mut rt = Runtime::new(config, Source::Dir(dir.path().to_path_buf()));
     rt.step().await;
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    tokio::spawn(metrics.clone().serve(format!("127.0.0.1:{port}").parse().unwrap()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let served = metrics.clone();
+    tokio::spawn(async move { axum::serve(listener, served.router()).await });
     let mut text = String::new();
     for _ in 0..50 {
         if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await {

@@ -237,11 +237,6 @@ pub fn wait_for<T>(
     }
 }
 
-/// A free loopback port (for --metrics-listen).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
 /// The requests metalhost (anything but the test's own handle) sent to the double.
 pub fn theirs(double: &KubeDouble) -> Vec<RequestRecord> {
     double.requests().into_iter().filter(|r| r.user_agent != metalhost_testlab::USER_AGENT).collect()

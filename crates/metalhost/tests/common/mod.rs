@@ -108,3 +108,22 @@ pub fn status_file(dir: &Path, name: &str) -> Option<BareMetalHost> {
     let text = std::fs::read_to_string(dir.join(format!("{name}.status.yaml"))).ok()?;
     serde_yaml_ng::from_str(&text).ok()
 }
+
+/// A loopback port that refuses every connection and that no other process can take while this
+/// lives: a socket bound but never listening (a port chosen and let go could be taken by a
+/// parallel test before the child process connects).
+pub struct DeadPort(tokio::net::TcpSocket);
+
+impl DeadPort {
+    /// Binds a free loopback port without listening on it.
+    pub fn new() -> DeadPort {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.bind("127.0.0.1:0".parse().unwrap()).expect("bind");
+        DeadPort(socket)
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.0.local_addr().expect("addr").port())
+    }
+}
