@@ -200,13 +200,16 @@ impl Drop for KillOnDrop {
 }
 
 /// Starts the benchmarked binary with `args` in a clean environment (none of the caller's
-/// PROVISIONING_LIMIT, DEPLOY_* or METALHOST_* settings) plus `env`, logging warnings only.
+/// PROVISIONING_LIMIT, DEPLOY_* or METALHOST_* settings) plus `env`, logging warnings only
+/// (`METALHOST_BENCH_LOG` sets another filter, e.g. `metalhost=debug,kube_runtime=info` to see why
+/// each host was looked at).
 pub fn spawn_metalhost(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> KillOnDrop {
+    let log = std::env::var("METALHOST_BENCH_LOG").unwrap_or_else(|_| "warn".into());
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_metalhost"))
         .args(args)
         .env_clear()
         .envs(env.iter().copied())
-        .env("METALHOST_LOG", "warn")
+        .env("METALHOST_LOG", log)
         .stdout(std::process::Stdio::null())
         .stdin(std::process::Stdio::null())
         .spawn()

@@ -97,6 +97,8 @@ fn remember_write(
 }
 
 async fn reconcile_host(host: &BareMetalHost, ctx: &Context) -> Result<Action, Error> {
+    // inside kube's "reconciling object" span, which names why the host was looked at
+    tracing::debug!(host = %host.qualified_name(), "looking at the host");
     let name = host.metadata.name.clone().unwrap_or_default();
     let uid = host.metadata.uid.clone().unwrap_or_else(|| host.qualified_name());
     let api: Api<BareMetalHost> = Api::namespaced(ctx.client.clone(), host.namespace_or_default());
