@@ -137,7 +137,8 @@ fn metrics_port(controller: &Running) -> u16 {
         || {
             let log = controller.output();
             let rest = log.split("metrics served at http://127.0.0.1:").nth(1)?;
-            rest.split('/').next()?.parse().ok()
+            // up to the path, so that a line read half-written gives no port rather than a wrong one
+            rest.split_once("/metrics")?.0.parse().ok()
         },
         || controller.output(),
     )
