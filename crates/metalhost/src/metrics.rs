@@ -146,7 +146,12 @@ impl Metrics {
     /// Serves the router on `addr` (plain HTTP) until the process ends. The address served at is
     /// logged (`metrics served at http://ADDR/metrics`): with port 0 the system picks a free one.
     pub async fn serve(self: Arc<Self>, addr: SocketAddr) -> std::io::Result<()> {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
+        self.serve_on(tokio::net::TcpListener::bind(addr).await?).await
+    }
+
+    /// As `serve`, on a socket already bound (tests bind port 0 and keep it, so no other process
+    /// can take the port between choosing and serving).
+    pub async fn serve_on(self: Arc<Self>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
         tracing::info!("metrics served at http://{}/metrics", listener.local_addr()?);
         axum::serve(listener, self.router()).await
     }

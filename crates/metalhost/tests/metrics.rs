@@ -56,8 +56,7 @@ async fn metrics_are_scraped_and_parsed() {
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let served = metrics.clone();
-    tokio::spawn(async move { axum::serve(listener, served.router()).await });
+    tokio::spawn(metrics.clone().serve_on(listener));
     let mut text = String::new();
     for _ in 0..50 {
         if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await {
