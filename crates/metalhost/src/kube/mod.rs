@@ -177,7 +177,7 @@ pub async fn run(
     // the watched Secrets are kept for the reconciles to read
     let (secret_reader, secret_writer) = reflector::store();
     let cache = SecretCache::new(secret_reader);
-    let secret_changes = SecretCache::watch(secrets, secret_writer, cache.freshness());
+    let secret_changes = cache.watch(secrets, secret_writer);
     let labelled_here = cache.clone();
     ctx.secret_cache = Some(cache);
     Controller::for_stream(trigger, reader)

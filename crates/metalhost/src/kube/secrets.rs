@@ -86,6 +86,13 @@ impl SecretCache {
         };
     }
 
+    /// Notes the version a label patch for `host` made.
+    fn note_labelled(&self, namespace: &str, name: &str, version: String, host: &BareMetalHost) {
+        let uid = host.metadata.uid.clone().unwrap_or_default();
+        let key = (namespace.to_string(), name.to_string());
+        self.labelled.lock().expect("labelled lock").insert(key, (version, uid));
+    }
+
     /// The host (uid) whose label patch made this version of the Secret, if one of this process's
     /// did: the watch echoing it changes nothing that host uses, so it need not wake that host
     /// (other hosts naming the Secret are woken as for any change).
@@ -101,9 +108,9 @@ impl SecretCache {
     /// Secrets for the controller to map to hosts. A Secret is passed on only once the store
     /// shows it: after a re-list, at the end of the list (the store swaps the whole list in then).
     pub fn watch(
+        &self,
         api: Api<Secret>,
         writer: reflector::store::Writer<Secret>,
-        fresh: Arc<AtomicBool>,
     ) -> impl Stream<Item = Result<Secret, watcher::Error>> + Send + 'static {
         let events = watcher(api, watcher::Config::default().labels(&format!("{SECRET_LABEL}=baremetal")))
             .default_backoff()
@@ -111,12 +118,7 @@ impl SecretCache {
                 secret.metadata.managed_fields = None;
                 secret.metadata.annotations = None;
             });
-        stored_changes(events, writer, fresh)
-    }
-
-    /// The flag `watch` keeps (see `SecretCache::fresh`).
-    pub fn freshness(&self) -> Arc<AtomicBool> {
-        self.fresh.clone()
+        stored_changes(events, writer, self.fresh.clone())
     }
 }
 
@@ -180,9 +182,7 @@ pub async fn fetch(
         {
             // the version the patch made is the one the host is registered with
             if let (Some(cache), Some(version)) = (cache, &adopted.metadata.resource_version) {
-                let key = (namespace.clone(), name.clone());
-                let uid = host.metadata.uid.clone().unwrap_or_default();
-                cache.labelled.lock().expect("labelled lock").insert(key, (version.clone(), uid));
+                cache.note_labelled(&namespace, &name, version.clone(), host);
             }
             secret = Some(adopted);
         }
