@@ -43,7 +43,16 @@ pub struct RuntimeConfig {
     pub metrics: Option<Arc<Metrics>>,
     /// BMO's `PROVISIONING_LIMIT`: at most this many nodes inspecting, (de)provisioning at once.
     pub provisioning_limit: Option<usize>,
+    /// A manifest change is taken in once its files have been left alone this long (see
+    /// [`MANIFEST_SETTLE`]).
+    pub manifest_settle: Duration,
 }
+
+/// How long manifest files must be left alone before a change to them is taken in. A file is
+/// read at the moment someone writes it (an editor or `>` truncates it, then writes): read then,
+/// it is empty or cut short, and its hosts would look deleted and be taken out of Ironic.
+/// Writers keep touching the file while they write, so a change is read once it rests.
+pub const MANIFEST_SETTLE: Duration = Duration::from_millis(300);
 
 impl RuntimeConfig {
     /// Defaults: 32 hosts at once, idle hosts looked at every 2 minutes.
@@ -55,6 +64,7 @@ impl RuntimeConfig {
             idle: Duration::from_secs(120),
             metrics: None,
             provisioning_limit: None,
+            manifest_settle: MANIFEST_SETTLE,
         }
     }
 }
@@ -101,6 +111,35 @@ struct Tracked {
     bad: Option<String>,
     due: Instant,
     schedule: Schedule,
+    /// The status file could not be written: written again at the next pass.
+    unsaved: bool,
+}
+
+impl Tracked {
+    fn new(host: BareMetalHost, status: BareMetalHostStatus, due: Instant) -> Self {
+        Tracked {
+            host,
+            status,
+            deleting: false,
+            bad: None,
+            due,
+            schedule: Schedule::default(),
+            unsaved: false,
+        }
+    }
+
+    /// Writes the status file; a failed write is kept in mind and tried again by the next pass.
+    fn save(&mut self, dir: &Path, key: &str) {
+        let mut record = self.host.clone();
+        record.status = Some(self.status.clone());
+        self.unsaved = match store::write(dir, &record) {
+            Ok(()) => false,
+            Err(e) => {
+                warn!(host = %key, "cannot write status (tried again at the next pass): {e}");
+                true
+            }
+        };
+    }
 }
 
 /// The standalone runtime's state.
@@ -151,6 +190,7 @@ impl Runtime {
             in_flight: BTreeSet::new(),
             finished: Vec::new(),
         };
+        store::remove_leftover_temporaries(rt.source.dir(), SystemTime::now());
         let (records, problems) = store::read_all(rt.source.dir());
         for p in problems {
             rt.report(p);
@@ -159,17 +199,7 @@ impl Runtime {
         for (_, record) in records {
             let key = record.qualified_name();
             let status = record.status.clone().unwrap_or_default();
-            rt.hosts.insert(
-                key,
-                Tracked {
-                    host: record,
-                    status,
-                    deleting: false,
-                    bad: None,
-                    due: now,
-                    schedule: Schedule::default(),
-                },
-            );
+            rt.hosts.insert(key, Tracked::new(record, status, now));
         }
         rt
     }
@@ -290,6 +320,13 @@ impl Runtime {
         if self.fingerprint.as_ref() == Some(&fingerprint) {
             return;
         }
+        // a file being written is read again at a later pass, once it rests
+        let now = SystemTime::now();
+        let settle = self.config.manifest_settle;
+        if fingerprint.iter().any(|(_, modified, _)| modified.is_some_and(|m| touched_within(m, now, settle)))
+        {
+            return;
+        }
         self.fingerprint = Some(fingerprint);
         let mut manifests = Manifests::load(&files);
         manifests.keep_versions_of_unchanged_secrets(&self.manifests);
@@ -306,13 +343,8 @@ impl Runtime {
         let mut present = BTreeSet::new();
         for (key, host) in &manifests.hosts {
             present.insert(key.clone());
-            let entry = self.hosts.entry(key.clone()).or_insert_with(|| Tracked {
-                host: with_creation_time(host.clone()),
-                status: BareMetalHostStatus::default(),
-                deleting: false,
-                bad: None,
-                due: now,
-                schedule: Schedule::default(),
+            let entry = self.hosts.entry(key.clone()).or_insert_with(|| {
+                Tracked::new(with_creation_time(host.clone()), BareMetalHostStatus::default(), now)
             });
             if entry.host.spec != host.spec
                 || entry.host.metadata.annotations != host.metadata.annotations
@@ -337,14 +369,7 @@ impl Runtime {
             let entry = self.hosts.entry(key.clone()).or_insert_with(|| {
                 let mut host = with_creation_time(BareMetalHost::new(name, Default::default()));
                 host.metadata.namespace = Some(namespace.to_string());
-                Tracked {
-                    host,
-                    status: BareMetalHostStatus::default(),
-                    deleting: false,
-                    bad: None,
-                    due: now,
-                    schedule: Schedule::default(),
-                }
+                Tracked::new(host, BareMetalHostStatus::default(), now)
             });
             entry.bad = Some(bad.reason.clone());
             entry.deleting = false;
@@ -375,7 +400,13 @@ impl Runtime {
     /// still under way go on and are taken in by the next pass or [`Runtime::wait_for_work`].
     pub async fn step(&mut self) -> Vec<Change> {
         self.reload();
+        self.save_unsaved();
         let mut changes = std::mem::take(&mut self.finished);
+        // until the manifests are read, the hosts known are those of the status files, with the
+        // spec they last had (and, for one file, other files' hosts too): nothing starts
+        if self.fingerprint.is_none() {
+            return changes;
+        }
         self.mark_bad_hosts(&mut changes);
         let started = Instant::now();
         loop {
@@ -396,12 +427,20 @@ impl Runtime {
         changes
     }
 
+    /// Writes again the status files whose last write failed.
+    fn save_unsaved(&mut self) {
+        let dir = self.source.dir().to_path_buf();
+        for (key, t) in self.hosts.iter_mut().filter(|(_, t)| t.unsaved) {
+            t.save(&dir, key);
+        }
+    }
+
     fn mark_bad_hosts(&mut self, changes: &mut Vec<Change>) {
         let dir = self.source.dir().to_path_buf();
         let now = rfc3339_now();
         for (key, t) in &mut self.hosts {
-            let Some(reason) = &t.bad else { continue };
-            if t.status.error_message == *reason {
+            let Some(reason) = t.bad.clone() else { continue };
+            if t.status.error_message == reason {
                 continue;
             }
             let before = t.status.clone();
@@ -409,11 +448,7 @@ impl Runtime {
             t.status.error_type.get_or_insert(ErrorType::Registration);
             t.status.error_message = reason.clone();
             t.status.last_updated = Some(now.clone());
-            let mut record = t.host.clone();
-            record.status = Some(t.status.clone());
-            if let Err(e) = store::write(&dir, &record) {
-                warn!(host = %key, "cannot write status: {e}");
-            }
+            t.save(&dir, key);
             let events = metalhost_core::policy::events(&before, &t.status, &[]);
             if let Err(e) = self.events.append(key, &events, &now) {
                 warn!(host = %key, "cannot log events: {e}");
@@ -424,7 +459,7 @@ impl Runtime {
                 from: state,
                 to: state,
                 action: "none".into(),
-                error: Some(reason.clone()),
+                error: Some(reason),
             });
         }
     }
@@ -466,11 +501,7 @@ impl Runtime {
         t.status = outcome.status;
         // messages may echo a BMC address with credentials in it: never show or store those
         t.status.error_message = metalhost_api::redact::redact_url_userinfo(&t.status.error_message);
-        let mut record = t.host.clone();
-        record.status = Some(t.status.clone());
-        if let Err(e) = store::write(&dir, &record) {
-            warn!(host = %key, "cannot write status: {e}");
-        }
+        t.save(&dir, key);
         // the events Kubernetes would publish, logged after the status they tell of is stored
         self.log_events(key, &outcome.events);
         let Some(t) = self.hosts.get(key) else { return Vec::new() };
@@ -559,6 +590,13 @@ impl Runtime {
 /// The longest a pass waits for reconciles under way (see [`Runtime::step`]).
 pub const PASS_WINDOW: Duration = Duration::from_secs(2);
 
+/// Whether a file modified at `modified` was touched less than `window` before `now` (or is
+/// stamped up to `window` ahead of it: file times come from a coarser clock).
+fn touched_within(modified: SystemTime, now: SystemTime, window: Duration) -> bool {
+    let apart = now.duration_since(modified).unwrap_or_else(|ahead| ahead.duration());
+    apart < window
+}
+
 /// The time a host is first seen, as its creation time (the AGE `metalhost get` shows).
 fn creation_time() -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time> {
     Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now()))
@@ -597,7 +635,10 @@ mod tests {
 
     fn config() -> RuntimeConfig {
         // nobody listens on port 9: Ironic is unreachable, which these tests do not need
-        RuntimeConfig::new(ClientConfig::new("http://127.0.0.1:9"))
+        let mut config = RuntimeConfig::new(ClientConfig::new("http://127.0.0.1:9"));
+        // these tests write a manifest and look at once
+        config.manifest_settle = Duration::ZERO;
+        config
     }
 
     const HOST: &str = "kind: BareMetalHost\nmetadata: {name: NAME}\nspec: {online: true}\n";
@@ -629,5 +670,85 @@ mod tests {
         std::fs::remove_file(dir.path().join("a.yaml")).unwrap();
         rt.step().await;
         assert_eq!(rt.present().count(), 0);
+    }
+
+    /// Whether a reconcile of `key` ran (with Ironic unreachable, it leaves an error status).
+    fn reconciled(rt: &Runtime, key: &str) -> bool {
+        rt.hosts[key].status != BareMetalHostStatus::default()
+    }
+
+    fn backdate(path: &Path, by: Duration) {
+        let file = std::fs::File::options().write(true).open(path).unwrap();
+        file.set_modified(SystemTime::now() - by).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_manifest_caught_while_it_is_written_deletes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.yaml");
+        std::fs::write(&file, HOST.replace("NAME", "a")).unwrap();
+        backdate(&file, Duration::from_secs(5));
+        let mut config = config();
+        config.manifest_settle = MANIFEST_SETTLE;
+        let mut rt = Runtime::new(config, Source::Dir(dir.path().to_path_buf()));
+        rt.step().await;
+        assert_eq!(rt.present().count(), 1);
+        assert!(reconciled(&rt, "default/a"), "the host's first reconcile ran");
+        // an editor has truncated the file and not written it yet: the host is not deleted
+        std::fs::write(&file, "").unwrap();
+        rt.step().await;
+        assert_eq!(rt.present().count(), 1, "a file being written is not taken for the truth");
+        // the write completes: the host is still there, with its new spec
+        std::fs::write(&file, HOST.replace("online: true", "online: false").replace("NAME", "a")).unwrap();
+        tokio::time::sleep(MANIFEST_SETTLE).await;
+        rt.step().await;
+        assert_eq!(rt.present().count(), 1);
+        assert!(!rt.hosts["default/a"].host.spec.online, "the new spec is taken in once the file rests");
+        // an empty file left alone means what it says: the host is deleted
+        std::fs::write(&file, "").unwrap();
+        backdate(&file, MANIFEST_SETTLE);
+        rt.step().await;
+        assert_eq!(rt.present().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_status_write_that_failed_is_made_at_the_next_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.yaml"), HOST.replace("NAME", "a")).unwrap();
+        let mut rt = Runtime::new(config(), Source::Dir(dir.path().to_path_buf()));
+        // the status file's place is taken (a directory): the write fails
+        let status = dir.path().join("a.status.yaml");
+        std::fs::create_dir(&status).unwrap();
+        rt.step().await;
+        assert!(rt.hosts["default/a"].unsaved, "the failed write is remembered");
+        std::fs::remove_dir(&status).unwrap();
+        rt.step().await;
+        assert!(!rt.hosts["default/a"].unsaved);
+        let (records, _) = store::read_all(dir.path());
+        assert_eq!(records.len(), 1, "the status file is written at the next pass");
+        assert_eq!(
+            records[0].1.status.as_ref().unwrap().provisioning.state,
+            rt.hosts["default/a"].status.provisioning.state
+        );
+    }
+
+    #[tokio::test]
+    async fn nothing_starts_before_the_manifests_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut known = BareMetalHost::new("a", Default::default());
+        known.status = Some(BareMetalHostStatus::default());
+        store::write(dir.path(), &known).unwrap();
+        // the manifest is being written as the runtime starts
+        std::fs::write(dir.path().join("a.yaml"), "").unwrap();
+        let mut config = config();
+        config.manifest_settle = MANIFEST_SETTLE;
+        let mut rt = Runtime::new(config, Source::Dir(dir.path().to_path_buf()));
+        rt.step().await;
+        assert!(!reconciled(&rt, "default/a"), "the status file's host is not reconciled on its old spec");
+        assert_eq!(rt.present().count(), 1, "nor taken for deleted");
+        std::fs::write(dir.path().join("a.yaml"), HOST.replace("NAME", "a")).unwrap();
+        backdate(&dir.path().join("a.yaml"), MANIFEST_SETTLE);
+        rt.step().await;
+        assert!(reconciled(&rt, "default/a"));
     }
 }

@@ -9,6 +9,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use metalhost_api::BareMetalHost;
 use metalhost_api::redact::redact_url_userinfo;
@@ -89,9 +90,34 @@ fn is_temporary(name: &str) -> bool {
     name.starts_with('.') && name.ends_with(".tmp") && name.contains(STATUS_SUFFIX)
 }
 
+/// A temporary file older than this is a killed writer's leftover (a write takes milliseconds).
+pub const LEFTOVER_AGE: Duration = Duration::from_secs(60);
+
+/// Removes the temporary files a killed writer left in `dir`: only those last modified
+/// [`LEFTOVER_AGE`] or more before `now`, so that a write under way in another process (`apply`
+/// beside `run`) keeps its file. Readers never remove anything: a `get -w` looking twice a
+/// second took the file from under the runtime's rename, and that status write was lost.
+pub fn remove_leftover_temporaries(dir: &Path, now: SystemTime) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name();
+        if !name.to_str().is_some_and(is_temporary) {
+            continue;
+        }
+        // symlink_metadata: the entry itself, never what a link there points to
+        let modified = entry.path().symlink_metadata().and_then(|m| m.modified());
+        let old = modified.is_ok_and(|m| now.duration_since(m).is_ok_and(|age| age >= LEFTOVER_AGE));
+        if old {
+            // remove_file never follows a symlink
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Reads every status file in `dir`. Unreadable, corrupt or misplaced ones (a record whose host
 /// would not be stored under that file name, or whose name Kubernetes would refuse) are returned
-/// as problems, not trusted. Temporary files left by a killed writer are removed.
+/// as problems, not trusted. Temporary files are left alone (see
+/// [`remove_leftover_temporaries`]).
 pub fn read_all(dir: &Path) -> (Vec<(PathBuf, BareMetalHost)>, Vec<String>) {
     let mut records = Vec::new();
     let mut problems = Vec::new();
@@ -102,10 +128,7 @@ pub fn read_all(dir: &Path) -> (Vec<(PathBuf, BareMetalHost)>, Vec<String>) {
     for entry in entries.filter_map(Result::ok) {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if is_temporary(name) {
-            // remove_file never follows a symlink
-            let _ = std::fs::remove_file(entry.path());
-        } else if name.ends_with(STATUS_SUFFIX) && !name.starts_with('.') {
+        if name.ends_with(STATUS_SUFFIX) && !name.starts_with('.') {
             paths.push(entry.path());
         }
     }
@@ -278,12 +301,43 @@ mod tests {
     }
 
     #[test]
-    fn temporary_files_of_a_killed_writer_are_cleaned_up() {
+    fn temporary_files_of_a_killed_writer_are_cleaned_up_and_fresh_ones_kept() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(".h1.status.yaml.Ab12Cd.tmp"), "half").unwrap();
+        let left = dir.path().join(".h1.status.yaml.Ab12Cd.tmp");
+        let fresh = dir.path().join(".h2.status.yaml.Ef34Gh.tmp");
+        std::fs::write(&left, "half").unwrap();
+        std::fs::write(&fresh, "being written").unwrap();
+        let now = SystemTime::now();
+        std::fs::File::options().write(true).open(&left).unwrap().set_modified(now - LEFTOVER_AGE).unwrap();
         let (records, _) = read_all(dir.path());
         assert!(records.is_empty());
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        assert!(left.exists() && fresh.exists(), "reading removes nothing");
+        remove_leftover_temporaries(dir.path(), now);
+        assert!(!left.exists(), "a leftover is removed");
+        assert!(fresh.exists(), "a write under way keeps its file");
+    }
+
+    #[test]
+    fn a_reader_never_makes_a_write_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = {
+            let (path, stop) = (path.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut looks = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = read_all(&path);
+                    looks += 1;
+                }
+                looks
+            })
+        };
+        let failed = (0..300).filter(|_| write(&path, &named("h1", None)).is_err()).count();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let looks = reader.join().unwrap();
+        assert!(looks > 0, "the reader looked while the writes went on");
+        assert_eq!(failed, 0, "writes failed while a reader looked ({looks} looks)");
     }
 
     #[test]
