@@ -51,8 +51,6 @@ async fn metrics_are_scraped_and_parsed() {
     let metrics = Metrics::new();
     let mut config = RuntimeConfig::new(ClientConfig::new(ironic.uri()));
     config.metrics = Some(metrics.clone());
-    // one pass over a manifest written just now
-    config.manifest_settle = Duration::ZERO;
     let mut rt = Runtime::new(config, Source::Dir(dir.path().to_path_buf()));
     rt.step().await;
 

@@ -1,6 +1,7 @@
 //! The standalone runtime: reconciles every BareMetalHost of a manifest directory (or one file)
 //! against Ironic, with BMC credentials from Secret manifests beside them, and writes each host's
-//! status to a file beside it. A host whose manifest disappears is taken out of Ironic.
+//! status to a file beside it. A host whose manifest disappears (and stays gone for [`GONE_FOR`])
+//! is taken out of Ironic.
 //!
 //! A storage adapter only (docs/architecture.md): it reads manifests and Secrets, hands the core one
 //! resolved [`HostInput`] per reconcile, and stores the status that comes back. Host policy
@@ -21,7 +22,7 @@ use metalhost_core::plan::NodeDefaults;
 use metalhost_core::{HostInput, IronicProvisioner, Reconciler, Schedule};
 use metalhost_ironic::ClientConfig;
 use tokio::task::JoinSet;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use std::sync::Arc;
 
@@ -43,16 +44,17 @@ pub struct RuntimeConfig {
     pub metrics: Option<Arc<Metrics>>,
     /// BMO's `PROVISIONING_LIMIT`: at most this many nodes inspecting, (de)provisioning at once.
     pub provisioning_limit: Option<usize>,
-    /// A manifest change is taken in once its files have been left alone this long (see
-    /// [`MANIFEST_SETTLE`]).
-    pub manifest_settle: Duration,
+    /// A host whose manifest is gone is deleted once it has been seen gone this long (see
+    /// [`GONE_FOR`]).
+    pub gone_for: Duration,
 }
 
-/// How long manifest files must be left alone before a change to them is taken in. A file is
-/// read at the moment someone writes it (an editor or `>` truncates it, then writes): read then,
-/// it is empty or cut short, and its hosts would look deleted and be taken out of Ironic.
-/// Writers keep touching the file while they write, so a change is read once it rests.
-pub const MANIFEST_SETTLE: Duration = Duration::from_millis(300);
+/// How long a host's manifest must stay gone, as this runtime sees it, before the host is
+/// deleted. A file read at the moment someone rewrites it (an editor truncating it, or saving
+/// through a rename) is empty or missing for an instant, and its hosts would be taken out of
+/// Ironic; they are back at the next look. A writer slower than this (a generator piping into
+/// the file with `>`) should write a temporary file and rename it.
+pub const GONE_FOR: Duration = Duration::from_secs(1);
 
 impl RuntimeConfig {
     /// Defaults: 32 hosts at once, idle hosts looked at every 2 minutes.
@@ -64,7 +66,7 @@ impl RuntimeConfig {
             idle: Duration::from_secs(120),
             metrics: None,
             provisioning_limit: None,
-            manifest_settle: MANIFEST_SETTLE,
+            gone_for: GONE_FOR,
         }
     }
 }
@@ -113,6 +115,8 @@ struct Tracked {
     schedule: Schedule,
     /// The status file could not be written: written again at the next pass.
     unsaved: bool,
+    /// Since when the host's manifest has been seen gone (deleted once that lasts).
+    gone_since: Option<Instant>,
 }
 
 impl Tracked {
@@ -125,17 +129,24 @@ impl Tracked {
             due,
             schedule: Schedule::default(),
             unsaved: false,
+            gone_since: None,
         }
     }
 
-    /// Writes the status file; a failed write is kept in mind and tried again by the next pass.
+    /// Writes the status file; a failed write is kept in mind and tried again by the next pass
+    /// (logged once, not at each pass).
     fn save(&mut self, dir: &Path, key: &str) {
         let mut record = self.host.clone();
         record.status = Some(self.status.clone());
+        let failed_before = self.unsaved;
         self.unsaved = match store::write(dir, &record) {
             Ok(()) => false,
+            Err(e) if failed_before => {
+                debug!(host = %key, "cannot write status, still: {e}");
+                true
+            }
             Err(e) => {
-                warn!(host = %key, "cannot write status (tried again at the next pass): {e}");
+                warn!(host = %key, "cannot write status (tried again at each pass): {e}");
                 true
             }
         };
@@ -245,7 +256,9 @@ impl Runtime {
         let mut due: Vec<(Instant, String)> = self
             .hosts
             .iter()
-            .filter(|(k, t)| t.bad.is_none() && t.due <= now && !self.in_flight.contains(*k))
+            .filter(|(k, t)| {
+                t.bad.is_none() && t.gone_since.is_none() && t.due <= now && !self.in_flight.contains(*k)
+            })
             .map(|(k, t)| (t.due, k.clone()))
             .collect();
         due.sort();
@@ -318,13 +331,7 @@ impl Runtime {
             })
             .collect();
         if self.fingerprint.as_ref() == Some(&fingerprint) {
-            return;
-        }
-        // a file being written is read again at a later pass, once it rests
-        let now = SystemTime::now();
-        let settle = self.config.manifest_settle;
-        if fingerprint.iter().any(|(_, modified, _)| modified.is_some_and(|m| touched_within(m, now, settle)))
-        {
+            self.delete_long_gone(Instant::now());
             return;
         }
         self.fingerprint = Some(fingerprint);
@@ -358,6 +365,7 @@ impl Runtime {
             entry.host.metadata.creation_timestamp = created.or_else(creation_time);
             entry.deleting = false;
             entry.bad = None;
+            entry.gone_since = None;
         }
         for bad in &manifests.bad_hosts {
             let Some(key) = &bad.key else {
@@ -373,23 +381,40 @@ impl Runtime {
             });
             entry.bad = Some(bad.reason.clone());
             entry.deleting = false;
+            entry.gone_since = None;
         }
         // one file: its hosts only, whatever other status files lie beside it
         if matches!(self.source, Source::File(_)) {
             self.hosts.retain(|key, _| present.contains(key));
         }
-        // a manifest that is gone means: delete the host. Not when some file could not be read:
-        // its hosts would look gone.
-        if matches!(self.source, Source::Dir(_)) && !incomplete {
+        // a manifest that is gone means: delete the host, once it has been seen gone a while.
+        // Not when some file could not be read: its hosts would look gone.
+        if matches!(self.source, Source::Dir(_)) {
             for (key, t) in &mut self.hosts {
-                if !present.contains(key) && !t.deleting {
-                    info!(host = %key, "manifest removed: deleting host");
-                    t.deleting = true;
-                    t.due = now;
+                if incomplete || present.contains(key) || t.deleting {
+                    t.gone_since = None;
+                } else if t.gone_since.is_none() {
+                    debug!(host = %key, "manifest gone: the host is deleted if it stays gone");
+                    t.gone_since = Some(now);
+                    // nothing starts for it meanwhile; it is looked at again when the wait ends
+                    t.due = now + self.config.gone_for;
                 }
             }
         }
         self.manifests = manifests;
+        self.delete_long_gone(now);
+    }
+
+    /// Deletes the hosts whose manifests have been gone for [`RuntimeConfig::gone_for`].
+    fn delete_long_gone(&mut self, now: Instant) {
+        for (key, t) in &mut self.hosts {
+            if t.gone_since.is_some_and(|since| now.duration_since(since) >= self.config.gone_for) {
+                info!(host = %key, "manifest removed: deleting host");
+                t.gone_since = None;
+                t.deleting = true;
+                t.due = now;
+            }
+        }
     }
 
     /// One pass: reload manifests if they changed, start reconciles of the due hosts (up to
@@ -402,11 +427,6 @@ impl Runtime {
         self.reload();
         self.save_unsaved();
         let mut changes = std::mem::take(&mut self.finished);
-        // until the manifests are read, the hosts known are those of the status files, with the
-        // spec they last had (and, for one file, other files' hosts too): nothing starts
-        if self.fingerprint.is_none() {
-            return changes;
-        }
         self.mark_bad_hosts(&mut changes);
         let started = Instant::now();
         loop {
@@ -590,13 +610,6 @@ impl Runtime {
 /// The longest a pass waits for reconciles under way (see [`Runtime::step`]).
 pub const PASS_WINDOW: Duration = Duration::from_secs(2);
 
-/// Whether a file modified at `modified` was touched less than `window` before `now` (or is
-/// stamped up to `window` ahead of it: file times come from a coarser clock).
-fn touched_within(modified: SystemTime, now: SystemTime, window: Duration) -> bool {
-    let apart = now.duration_since(modified).unwrap_or_else(|ahead| ahead.duration());
-    apart < window
-}
-
 /// The time a host is first seen, as its creation time (the AGE `metalhost get` shows).
 fn creation_time() -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time> {
     Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now()))
@@ -636,8 +649,8 @@ mod tests {
     fn config() -> RuntimeConfig {
         // nobody listens on port 9: Ironic is unreachable, which these tests do not need
         let mut config = RuntimeConfig::new(ClientConfig::new("http://127.0.0.1:9"));
-        // these tests write a manifest and look at once
-        config.manifest_settle = Duration::ZERO;
+        // a host whose manifest goes is deleted at the next look
+        config.gone_for = Duration::ZERO;
         config
     }
 
@@ -672,43 +685,41 @@ mod tests {
         assert_eq!(rt.present().count(), 0);
     }
 
-    /// Whether a reconcile of `key` ran (with Ironic unreachable, it leaves an error status).
-    fn reconciled(rt: &Runtime, key: &str) -> bool {
-        rt.hosts[key].status != BareMetalHostStatus::default()
-    }
-
-    fn backdate(path: &Path, by: Duration) {
-        let file = std::fs::File::options().write(true).open(path).unwrap();
-        file.set_modified(SystemTime::now() - by).unwrap();
-    }
-
     #[tokio::test]
     async fn a_manifest_caught_while_it_is_written_deletes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("a.yaml");
         std::fs::write(&file, HOST.replace("NAME", "a")).unwrap();
-        backdate(&file, Duration::from_secs(5));
         let mut config = config();
-        config.manifest_settle = MANIFEST_SETTLE;
+        config.gone_for = Duration::from_millis(300);
         let mut rt = Runtime::new(config, Source::Dir(dir.path().to_path_buf()));
         rt.step().await;
         assert_eq!(rt.present().count(), 1);
-        assert!(reconciled(&rt, "default/a"), "the host's first reconcile ran");
         // an editor has truncated the file and not written it yet: the host is not deleted
         std::fs::write(&file, "").unwrap();
         rt.step().await;
         assert_eq!(rt.present().count(), 1, "a file being written is not taken for the truth");
-        // the write completes: the host is still there, with its new spec
+        // the write completes: the host stays, with its new spec
         std::fs::write(&file, HOST.replace("online: true", "online: false").replace("NAME", "a")).unwrap();
-        tokio::time::sleep(MANIFEST_SETTLE).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
         rt.step().await;
         assert_eq!(rt.present().count(), 1);
-        assert!(!rt.hosts["default/a"].host.spec.online, "the new spec is taken in once the file rests");
-        // an empty file left alone means what it says: the host is deleted
-        std::fs::write(&file, "").unwrap();
-        backdate(&file, MANIFEST_SETTLE);
+        assert!(!rt.hosts["default/a"].host.spec.online, "the new spec is taken in");
+        // saved through a rename: the file is missing for a moment
+        std::fs::rename(&file, dir.path().join("a.yaml~")).unwrap();
         rt.step().await;
-        assert_eq!(rt.present().count(), 0);
+        assert!(rt.hosts["default/a"].gone_since.is_some(), "the file is seen gone");
+        std::fs::rename(dir.path().join("a.yaml~"), &file).unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        rt.step().await;
+        assert_eq!(rt.present().count(), 1);
+        // a manifest that stays gone means what it says: the host is deleted
+        std::fs::write(&file, "").unwrap();
+        rt.step().await;
+        assert_eq!(rt.present().count(), 1);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        rt.step().await;
+        assert_eq!(rt.present().count(), 0, "deleted once gone for the while");
     }
 
     #[tokio::test]
@@ -733,22 +744,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn nothing_starts_before_the_manifests_are_read() {
+    async fn a_killed_writers_leftover_is_removed_at_start() {
         let dir = tempfile::tempdir().unwrap();
-        let mut known = BareMetalHost::new("a", Default::default());
-        known.status = Some(BareMetalHostStatus::default());
-        store::write(dir.path(), &known).unwrap();
-        // the manifest is being written as the runtime starts
-        std::fs::write(dir.path().join("a.yaml"), "").unwrap();
-        let mut config = config();
-        config.manifest_settle = MANIFEST_SETTLE;
-        let mut rt = Runtime::new(config, Source::Dir(dir.path().to_path_buf()));
-        rt.step().await;
-        assert!(!reconciled(&rt, "default/a"), "the status file's host is not reconciled on its old spec");
-        assert_eq!(rt.present().count(), 1, "nor taken for deleted");
-        std::fs::write(dir.path().join("a.yaml"), HOST.replace("NAME", "a")).unwrap();
-        backdate(&dir.path().join("a.yaml"), MANIFEST_SETTLE);
-        rt.step().await;
-        assert!(reconciled(&rt, "default/a"));
+        let left = dir.path().join(".a.status.yaml.Xy12Zw.tmp");
+        std::fs::write(&left, "half").unwrap();
+        let file = std::fs::File::options().write(true).open(&left).unwrap();
+        file.set_modified(SystemTime::now() - store::LEFTOVER_AGE).unwrap();
+        let _rt = Runtime::new(config(), Source::Dir(dir.path().to_path_buf()));
+        assert!(!left.exists());
     }
 }
