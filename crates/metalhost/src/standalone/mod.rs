@@ -117,6 +117,9 @@ struct Tracked {
     unsaved: bool,
     /// Since when the host's manifest has been seen gone (deleted once that lasts).
     gone_since: Option<Instant>,
+    /// The manifest changed (or the host is to be deleted) since the last reconcile started: a
+    /// reconcile under way did not see it, so the host is looked at again when it finishes.
+    changed: bool,
 }
 
 impl Tracked {
@@ -130,6 +133,7 @@ impl Tracked {
             schedule: Schedule::default(),
             unsaved: false,
             gone_since: None,
+            changed: true,
         }
     }
 
@@ -231,7 +235,8 @@ impl Runtime {
         self.hosts.get(key).map(|t| &t.status)
     }
 
-    /// The hosts whose manifests are present (not being deleted).
+    /// The hosts not being deleted (a host whose manifest has just gone is among them until its
+    /// absence is confirmed, see [`GONE_FOR`]).
     pub fn present(&self) -> impl Iterator<Item = (&str, &BareMetalHost, &BareMetalHostStatus)> {
         self.hosts.iter().filter(|(_, t)| !t.deleting).map(|(k, t)| (k.as_str(), &t.host, &t.status))
     }
@@ -266,7 +271,8 @@ impl Runtime {
             if self.running.len() >= self.config.concurrency.max(1) {
                 break;
             }
-            let t = &self.hosts[&key];
+            let Some(t) = self.hosts.get_mut(&key) else { continue };
+            t.changed = false;
             let input = HostInput::resolve(t.host.clone(), t.deleting, &self.manifests);
             let status = t.status.clone();
             let reconciler = self.reconciler.clone();
@@ -359,6 +365,7 @@ impl Runtime {
                 || entry.bad.is_some()
             {
                 entry.due = now;
+                entry.changed = true;
             }
             let created = entry.host.metadata.creation_timestamp.take();
             entry.host = host.clone();
@@ -411,8 +418,11 @@ impl Runtime {
             if t.gone_since.is_some_and(|since| now.duration_since(since) >= self.config.gone_for) {
                 info!(host = %key, "manifest removed: deleting host");
                 t.gone_since = None;
+                // a host whose manifest was unusable is deleted all the same once it is gone
+                t.bad = None;
                 t.deleting = true;
                 t.due = now;
+                t.changed = true;
             }
         }
     }
@@ -499,6 +509,14 @@ impl Runtime {
             // gone from Ironic; kept only until forgotten below
             None => now + idle,
         };
+        if t.changed {
+            // changed while this reconcile was under way: it did not see the change
+            t.due = now;
+        }
+        if let Some(since) = t.gone_since {
+            // the manifest went meanwhile: nothing starts before its absence is confirmed
+            t.due = t.due.max(since + self.config.gone_for);
+        }
         if outcome.forget {
             let host = t.host.clone();
             self.hosts.remove(key);
@@ -752,5 +770,33 @@ mod tests {
         file.set_modified(SystemTime::now() - store::LEFTOVER_AGE).unwrap();
         let _rt = Runtime::new(config(), Source::Dir(dir.path().to_path_buf()));
         assert!(!left.exists());
+    }
+
+    #[tokio::test]
+    async fn an_edit_made_while_a_reconcile_is_under_way_is_looked_at_when_it_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.yaml");
+        let manifest = |online: bool| {
+            format!(
+                "kind: Secret\nmetadata: {{name: c}}\nstringData: {{username: u, password: p}}\n---\n\
+                 kind: BareMetalHost\nmetadata: {{name: a}}\nspec: {{online: {online}, \
+                 bootMACAddress: '52:54:00:00:09:01', bmc: {{address: 'ipmi://10.0.0.1', credentialsName: c}}}}\n"
+            )
+        };
+        std::fs::write(&file, manifest(true)).unwrap();
+        // an Ironic that takes connections and never answers: a request runs into the time-out
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut config = config();
+        config.ironic = ClientConfig::new(format!("http://{}", silent.local_addr().unwrap()));
+        config.ironic.timeout = PASS_WINDOW + Duration::from_millis(500);
+        let mut rt = Runtime::new(config, Source::Dir(dir.path().to_path_buf()));
+        rt.step().await;
+        assert!(rt.in_flight.contains("default/a"), "the first reconcile is still under way");
+        // the edit lands while it waits for Ironic: it cannot see the edit
+        std::fs::write(&file, manifest(false)).unwrap();
+        // the reconcile times out within this pass; the host is looked at again at once, not
+        // after the time-out's back-off
+        rt.step().await;
+        assert!(rt.in_flight.contains("default/a"), "the edited host is being reconciled again");
     }
 }
