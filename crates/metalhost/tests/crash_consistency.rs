@@ -189,7 +189,13 @@ fn kill_repeatedly(
             log.push(Kill { phase, how: "answer held", held });
         } else {
             let running = Running(spawn(dir, &proxy.url));
-            std::thread::sleep(Duration::from_millis(rng.u64(30..1500)));
+            let mut wait = Duration::from_millis(rng.u64(30..1500));
+            if phase == "deletion" {
+                // a restarted run deletes a host once it has seen its manifest gone this long:
+                // random kills should land in the deletion, not in the wait before it
+                wait += metalhost::standalone::GONE_FOR;
+            }
+            std::thread::sleep(wait);
             drop(running); // SIGKILL
             log.push(Kill { phase, how: "random", held: None });
         }
