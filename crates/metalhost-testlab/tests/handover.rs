@@ -19,7 +19,7 @@
 //! stand-in for BMO's webhook (`metalhost webhook`, same rules, BMO's certificate and Service).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,8 +40,13 @@ const BMO_SECRET_FINALIZER: &str = "baremetalhost.metal3.io/secret";
 const HOST_FINALIZER: &str = "baremetalhost.metal3.io";
 const PAUSED: &str = "baremetalhost.metal3.io/paused";
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+/// The port of the address a metalhost process logged it serves at (`… served at
+/// http[s]://127.0.0.1:PORT/path`); None until the whole line is there.
+fn served_port(log: &str) -> Option<u16> {
+    let rest = log.split(" served at http").nth(1)?;
+    let rest = rest.split_once("://127.0.0.1:")?.1;
+    // up to the path, so that a line read half-written gives no port rather than a wrong one
+    rest.split_once('/')?.0.parse().ok()
 }
 
 /// A self-signed serving certificate (its own CA) for a Service's DNS name: (cert PEM, key PEM).
@@ -226,7 +231,9 @@ impl Kubelet<'_> {
             }
             mounts.push((mount_path, local));
         }
-        let mut ports = HashMap::new();
+        // listen addresses: port 0 on loopback, the port taken read from the process's log (a port
+        // chosen here could be taken by another test before the process binds it)
+        let mut served = Vec::new();
         for arg in &mut args {
             for (mount_path, local) in &mounts {
                 if let Some((flag, value)) = arg.split_once('=')
@@ -238,9 +245,8 @@ impl Kubelet<'_> {
             if let Some((flag, value)) = arg.split_once('=')
                 && let Some(port) = value.strip_prefix("0.0.0.0:")
             {
-                let local = free_port();
-                ports.insert(port.parse::<i64>().expect("port"), local);
-                *arg = format!("{flag}=127.0.0.1:{local}");
+                served.push(port.parse::<i64>().expect("port"));
+                *arg = format!("{flag}=127.0.0.1:0");
             }
         }
         let pod_name = format!("{deploy}-0");
@@ -287,10 +293,27 @@ impl Kubelet<'_> {
             name: pod_name,
             namespace,
             labels: serde_json::from_value(template["metadata"]["labels"].clone()).unwrap_or_default(),
-            ports,
+            ports: HashMap::new(),
             port_names: HashMap::new(),
             log,
         };
+        assert!(served.len() <= 1, "{deploy}: one listen address per process is read from its log");
+        for container_port in served {
+            let mut tries = 0;
+            let port = loop {
+                let text = std::fs::read_to_string(&pod.log).unwrap_or_default();
+                if let Some(port) = served_port(&text) {
+                    break port;
+                }
+                if let Ok(Some(status)) = pod.child.try_wait() {
+                    panic!("{deploy} exited ({status}):\n{text}");
+                }
+                tries += 1;
+                assert!(tries < 1200, "{deploy} never logged where it serves:\n{text}");
+                std::thread::sleep(Duration::from_millis(50));
+            };
+            pod.ports.insert(container_port, port);
+        }
         for p in container["ports"].as_array().into_iter().flatten() {
             if let (Some(name), Some(port)) = (p["name"].as_str(), p["containerPort"].as_i64()) {
                 pod.port_names.insert(name.to_string(), port);
