@@ -629,7 +629,7 @@ fn provision(mut step: Step<'_>, node: &Node, desired: &Map<String, Value>) -> D
     }
     let matches = plan::instance_matches(node, image);
     match node.provision_state.as_str() {
-        state::DEPLOYING | state::DEPLOY_WAIT | state::ACTIVE if !matches && !node.is_busy() => {
+        state::DEPLOYING | state::DEPLOY_WAIT | state::ACTIVE if !matches && !node.blocks_undeploy() => {
             // the spec changed while deploying: undo, then deploy the new image
             start_deprovisioning(step)
         }
@@ -823,7 +823,7 @@ fn provisioned(step: Step<'_>, node: &Node) -> Decision {
 }
 
 fn deprovision(mut step: Step<'_>, node: &Node) -> Decision {
-    if node.is_busy() {
+    if node.blocks_undeploy() {
         return step.wait();
     }
     match node.provision_state.as_str() {
@@ -871,7 +871,7 @@ fn delete(mut step: Step<'_>, node: Option<&Node>) -> Decision {
         step.status.provisioning.state = ProvisioningState::Deleting;
         return step.ok(Action::Forget, Requeue::Never);
     };
-    if node.is_busy() || node.target_power_state.is_some() {
+    if node.blocks_undeploy() || node.target_power_state.is_some() {
         return step.wait();
     }
     match node.provision_state.as_str() {

@@ -78,6 +78,14 @@ impl Node {
         self.target_provision_state.is_some() && !state::is_stable(&self.provision_state)
     }
 
+    /// Whether the node is busy in a way an undeploy must wait for. A node waiting for the
+    /// agent's call-back (`wait call-back`) is busy but may be undeployed: Ironic takes `deleted`
+    /// there, and upstream's Deprovision sends it, so that a host whose boot never calls back can
+    /// be deleted or given another image without waiting for Ironic's call-back timeout.
+    pub fn blocks_undeploy(&self) -> bool {
+        self.is_busy() && self.provision_state != state::DEPLOY_WAIT
+    }
+
     /// Whether Ironic is moving the node between provision states or changing its power: either
     /// holds the node's lock, so an update now would be refused (409 locked).
     pub fn is_settling(&self) -> bool {

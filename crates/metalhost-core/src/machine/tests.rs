@@ -292,6 +292,44 @@ fn deletion_of_a_powered_on_available_host_powers_it_off_first() {
     assert_eq!(d.status.provisioning.state, S::PoweringOffBeforeDelete);
 }
 
+/// A node whose boot never calls back (no agent came up): Ironic waits in `wait call-back` until
+/// its call-back timeout.
+fn waiting_for_the_agent() -> Node {
+    let mut n = node("wait call-back");
+    n.target_provision_state = Some("active".into());
+    n.power_state = Some("power on".into());
+    n
+}
+
+#[test]
+fn a_host_whose_boot_never_calls_back_is_deleted_without_waiting_for_ironics_timeout() {
+    let lab = Lab::new(live_spec());
+    let d = lab.decide_with(&status_in(S::Provisioning), Some(&waiting_for_the_agent()), true);
+    assert_eq!(d.action, Action::Provision(ProvisionTarget::Deleted), "undeployed at once, as upstream");
+    assert_eq!(d.status.provisioning.state, S::Deprovisioning);
+    // a deploy under way (not waiting) cannot be interrupted: the host waits
+    let mut deploying = node("deploying");
+    deploying.target_provision_state = Some("active".into());
+    let d = lab.decide_with(&status_in(S::Provisioning), Some(&deploying), true);
+    assert_eq!(d.action, Action::None);
+    let d = lab.decide_with(&status_in(S::Deprovisioning), Some(&waiting_for_the_agent()), false);
+    assert_eq!(d.action, Action::Provision(ProvisionTarget::Deleted));
+}
+
+#[test]
+fn a_new_image_while_the_boot_never_calls_back_undoes_the_deploy() {
+    let lab = Lab::new(live_spec());
+    let mut n = waiting_for_the_agent();
+    n.instance_info.insert("boot_iso".into(), "http://127.0.0.1:8081/old.iso".into());
+    let d = lab.decide(&status_in(S::Provisioning), Some(&n));
+    assert_eq!(d.status.provisioning.state, S::Deprovisioning);
+    // still the image asked for: it goes on waiting for the call-back
+    n.instance_info.insert("boot_iso".into(), "http://127.0.0.1:8081/live.iso".into());
+    n.deploy_interface = Some("ramdisk".into());
+    let d = lab.decide(&status_in(S::Provisioning), Some(&n));
+    assert_eq!((d.action, d.status.provisioning.state), (Action::None, S::Provisioning));
+}
+
 #[test]
 fn missing_bmc_is_unmanaged_and_bad_bmc_is_a_registration_error_without_a_node() {
     let mut lab = Lab::new(live_spec());
