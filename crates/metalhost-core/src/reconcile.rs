@@ -57,12 +57,15 @@ pub struct Reconciler {
     provisioner: IronicProvisioner,
     defaults: NodeDefaults,
     provisioning_limit: Option<usize>,
+    /// Held from counting the busy nodes until the step that took a slot has been sent, so that
+    /// two hosts of this process never both take the last slot (shared by the clones).
+    slot_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Reconciler {
     /// A reconciler using this provisioner and these node defaults.
     pub fn new(provisioner: IronicProvisioner, defaults: NodeDefaults) -> Self {
-        Reconciler { provisioner, defaults, provisioning_limit: None }
+        Reconciler { provisioner, defaults, provisioning_limit: None, slot_lock: Arc::default() }
     }
 
     /// At most `limit` nodes inspecting, provisioning or deprovisioning at once (BMO's
@@ -72,20 +75,17 @@ impl Reconciler {
         self
     }
 
-    /// Whether the host may take the step decided, under the provisioning limit. A failure to
-    /// list Ironic's nodes counts as no room (the host waits and asks again).
-    async fn has_slot(
-        &self,
-        record: &HostInput,
-        previous: &BareMetalHostStatus,
-        decision: &machine::Decision,
-    ) -> bool {
-        let Some(limit) = self.provisioning_limit else { return true };
+    /// Whether the step decided starts something that needs a provisioning-limit slot.
+    fn needs_slot(&self, previous: &BareMetalHostStatus, decision: &machine::Decision) -> bool {
         let state = decision.status.provisioning.state;
         let starts = state != previous.provisioning.state || decision.action != Action::None;
-        if !policy::needs_slot(state) || !starts {
-            return true;
-        }
+        self.provisioning_limit.is_some() && policy::needs_slot(state) && starts
+    }
+
+    /// Whether there is a slot for the host under the provisioning limit. A failure to list
+    /// Ironic's nodes counts as no room (the host waits and asks again).
+    async fn has_slot(&self, record: &HostInput) -> bool {
+        let Some(limit) = self.provisioning_limit else { return true };
         let nodes = match self.provisioner.client().await {
             Ok(client) => client.list_nodes().await.map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
@@ -195,8 +195,13 @@ impl Reconciler {
         // Steps that only change the status (registering → preparing → available → provisioning)
         // follow at once on the same observation: no Ironic request between them.
         let mut base = previous.clone();
+        // the furthest of those steps reached before any that needs a provisioning-limit slot
+        let mut before_slot = previous.clone();
         let mut states = vec![decision.status.provisioning.state];
         while decision.action == Action::None && decision.requeue == Requeue::Now && states.len() < 8 {
+            if !policy::needs_slot(decision.status.provisioning.state) && before_slot == base {
+                before_slot = decision.status.clone();
+            }
             let next = self.decide_after(record, &decision.status, &observed, now);
             base = std::mem::replace(&mut decision, next).status;
             states.push(decision.status.provisioning.state);
@@ -204,17 +209,28 @@ impl Reconciler {
         states.dedup();
         let action = decision.action.kind();
         debug!(host = %host.qualified_name(), state = %decision.status.provisioning.state, %action, "decided");
-        if !self.has_slot(record, previous, &decision).await {
+        let needs_slot = self.needs_slot(previous, &decision);
+        // held until this step's requests are sent (the end of this call)
+        let _slot = if needs_slot { Some(self.slot_lock.lock().await) } else { None };
+        if needs_slot && !self.has_slot(record).await {
             debug!(host = %host.qualified_name(), state = %decision.status.provisioning.state, "delayed: provisioning limit");
+            // the status-only steps before the first that needs the slot are taken: the host waits
+            // where upstream's waits (available, not still registering)
+            let status = policy::delayed(&before_slot, now);
+            let mut states: Vec<_> = states.into_iter().take_while(|s| !policy::needs_slot(*s)).collect();
+            if states.is_empty() {
+                states.push(status.provisioning.state);
+            }
+            let events = policy::events(previous, &status, &states);
             return Outcome {
-                status: policy::delayed(previous, now),
-                changed: true,
+                changed: policy::status_changed(previous, &status),
+                status,
                 action: ActionKind::None,
                 error: None,
                 requeue: Requeue::Poll,
                 forget: false,
-                states: vec![previous.provisioning.state],
-                events: Vec::new(),
+                states,
+                events,
             };
         }
         if decision.status.operational_status == metalhost_api::OperationalStatus::Delayed {
