@@ -823,7 +823,7 @@ fn provisioned(step: Step<'_>, node: &Node) -> Decision {
 }
 
 fn deprovision(mut step: Step<'_>, node: &Node) -> Decision {
-    if node.blocks_undeploy() {
+    if node.blocks_undeploy() || node.target_power_state.is_some() {
         return step.wait();
     }
     match node.provision_state.as_str() {

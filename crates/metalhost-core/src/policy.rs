@@ -267,8 +267,9 @@ pub fn has_capacity(nodes: &[NodeLoad], me: &str, virtual_media: bool, limit: us
     busy.iter().any(|n| n.name == me) || busy.len() < limit
 }
 
-/// The status of a host kept waiting for a slot: as it was, with operational status `delayed`
-/// (upstream's `recordActionDelayed`); the provisioning state does not move.
+/// The status of a host kept waiting for a slot: as it was (or as the status-only steps before
+/// the one needing the slot left it), with operational status `delayed` (upstream's
+/// `recordActionDelayed`).
 pub fn delayed(previous: &BareMetalHostStatus, now: &str) -> BareMetalHostStatus {
     let mut status = previous.clone();
     if status.operational_status != OperationalStatus::Delayed {

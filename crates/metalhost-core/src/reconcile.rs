@@ -209,7 +209,8 @@ impl Reconciler {
         states.dedup();
         let action = decision.action.kind();
         debug!(host = %host.qualified_name(), state = %decision.status.provisioning.state, %action, "decided");
-        let needs_slot = self.needs_slot(previous, &decision);
+        // virtual-media hosts are never limited: no count, no lock
+        let needs_slot = self.needs_slot(previous, &decision) && !record.bmc.has_virtual_media();
         // held until this step's requests are sent (the end of this call)
         let _slot = if needs_slot { Some(self.slot_lock.lock().await) } else { None };
         if needs_slot && !self.has_slot(record).await {
@@ -221,16 +222,16 @@ impl Reconciler {
             if states.is_empty() {
                 states.push(status.provisioning.state);
             }
-            let events = policy::events(previous, &status, &states);
+            // `reconcile` fills in `changed` and the events from the status and the states
             return Outcome {
-                changed: policy::status_changed(previous, &status),
                 status,
+                changed: true,
                 action: ActionKind::None,
                 error: None,
                 requeue: Requeue::Poll,
                 forget: false,
                 states,
-                events,
+                events: Vec::new(),
             };
         }
         if decision.status.operational_status == metalhost_api::OperationalStatus::Delayed {

@@ -295,10 +295,13 @@ impl Client {
         }
     }
 
-    /// `GET /v1/nodes` (names, UUIDs and states of every node; follows pagination).
+    /// `GET /v1/nodes` (names, UUIDs, states and boot interfaces of every node; follows
+    /// pagination). The boot interface tells the provisioning limit which nodes boot by virtual
+    /// media (they take no slot).
     pub async fn list_nodes(&self) -> Result<Vec<Node>, Error> {
+        const QUERY: &str = "fields=uuid,name,provision_state,power_state,boot_interface&limit=1000";
         let mut nodes = Vec::new();
-        let mut path = "/v1/nodes?fields=uuid,name,provision_state,power_state&limit=1000".to_string();
+        let mut path = format!("/v1/nodes?{QUERY}");
         loop {
             let page: Value = self.call(Method::GET, &path, None::<&()>).await?;
             let batch: Vec<Node> = serde_json::from_value(page["nodes"].clone())
@@ -307,11 +310,7 @@ impl Client {
             let full = batch.len() == 1000;
             nodes.extend(batch);
             match (full, last) {
-                (true, Some(marker)) => {
-                    path = format!(
-                        "/v1/nodes?fields=uuid,name,provision_state,power_state&limit=1000&marker={marker}"
-                    )
-                }
+                (true, Some(marker)) => path = format!("/v1/nodes?{QUERY}&marker={marker}"),
                 _ => return Ok(nodes),
             }
         }
@@ -541,6 +540,37 @@ mod tests {
             .await;
         let client = Client::connect(ClientConfig::new(format!("{}/v1/", server.uri()))).await.unwrap();
         assert!(client.list_nodes().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn every_page_of_the_node_list_asks_for_the_boot_interface() {
+        use wiremock::matchers::query_param;
+        let server = server("1.99").await;
+        let fields = "uuid,name,provision_state,power_state,boot_interface";
+        let page: Vec<Value> = (0..1000)
+            .map(|i| json!({"uuid": format!("u{i}"), "provision_state": "available", "boot_interface": "ipxe"}))
+            .collect();
+        Mock::given(method("GET"))
+            .and(path("/v1/nodes"))
+            .and(query_param("fields", fields))
+            .and(query_param("marker", "u999"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(
+                json!({"nodes": [{"uuid": "last", "provision_state": "deploying", "boot_interface": "redfish-virtual-media"}]}),
+            ))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/v1/nodes"))
+            .and(query_param("fields", fields))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"nodes": page})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let client = Client::connect(ClientConfig::new(server.uri())).await.unwrap();
+        let nodes = client.list_nodes().await.unwrap();
+        assert_eq!(nodes.len(), 1001);
+        assert_eq!(nodes[1000].boot_interface.as_deref(), Some("redfish-virtual-media"));
     }
 
     #[test]

@@ -96,10 +96,22 @@ async fn a_limit_of_one_deploys_one_pxe_host_at_a_time_and_a_deletion_frees_the_
     assert_eq!(operational, OperationalStatus::Delayed, "{nodes_later:?}");
     assert!(matches!(state, ProvisioningState::Available | ProvisioningState::Provisioning), "{state:?}");
 
+    // the limit tells PXE nodes from virtual-media ones by the boot interface the list returns
+    let listed = ironic.list_nodes().await.unwrap();
+    assert!(listed.iter().all(|n| n.boot_interface.as_deref() == Some("ipxe")), "{listed:?}");
+
     // the busy host's manifest goes: it is undeployed from wait call-back and deleted, and the
     // other host takes the slot
     let other = if busy == "pxe-0" { 1 } else { 0 };
     write(dir.path(), "hosts.yaml", &[secret("c"), pxe_host(&lab, other)]);
+    let gone = rt
+        .run_until(
+            Duration::from_secs(120),
+            |c| eprintln!("{c:?}"),
+            |rt| rt.status(&format!("default/{busy}")).is_none(),
+        )
+        .await;
+    assert!(gone, "{busy} deleted while its node waited for the agent: {:?}", node_states(&ironic).await);
     let nodes = run_until_node_in(&mut rt, &ironic, waiting, WAIT_CALL_BACK).await;
     assert!(
         !nodes.iter().any(|(n, _)| *n == format!("default~{busy}")),
