@@ -29,7 +29,7 @@ use metalhost_testlab::{KubeDouble, PatchType, repo_root};
 
 mod support;
 use serde_json::{Value, json};
-use support::metalhost_bin;
+use support::{metalhost_bin, served_port};
 
 const BMO_NS: &str = "baremetal-operator-system";
 const HOSTS_NS: &str = "metal3";
@@ -39,15 +39,6 @@ const METALHOST_WEBHOOK: &str = "baremetalhost.metalhost.io";
 const BMO_SECRET_FINALIZER: &str = "baremetalhost.metal3.io/secret";
 const HOST_FINALIZER: &str = "baremetalhost.metal3.io";
 const PAUSED: &str = "baremetalhost.metal3.io/paused";
-
-/// The port of the address a metalhost process logged it serves at (`… served at
-/// http[s]://127.0.0.1:PORT/path`); None until the whole line is there.
-fn served_port(log: &str) -> Option<u16> {
-    let rest = log.split(" served at http").nth(1)?;
-    let rest = rest.split_once("://127.0.0.1:")?.1;
-    // up to the path, so that a line read half-written gives no port rather than a wrong one
-    rest.split_once('/')?.0.parse().ok()
-}
 
 /// A self-signed serving certificate (its own CA) for a Service's DNS name: (cert PEM, key PEM).
 fn certificate(dir: &Path, dns: &str) -> (String, String) {

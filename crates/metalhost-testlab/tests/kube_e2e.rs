@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use metalhost_testlab::{KubeDouble, Lab, PatchType, RequestRecord};
 use serde_json::{Value, json};
-use support::{Running, assert_within_rbac, bmc, ironic_node, ironic_nodes_of_system, shared_lab, wait_for};
+use support::{
+    Running, assert_within_rbac, bmc, ironic_node, ironic_nodes_of_system, served_port, shared_lab, wait_for,
+};
 
 /// Emulated servers in the shared lab: one per test.
 const SYSTEMS: usize = 6;
@@ -131,15 +133,11 @@ fn ironic_requests(port: u16) -> (f64, f64) {
 /// The port a controller started with `--metrics-listen 127.0.0.1:0` serves its metrics on, from
 /// its log.
 fn metrics_port(controller: &Running) -> u16 {
+    // the controller serves nothing else: its one "served at" line is the metrics'
     wait_for(
         "metrics served",
         Duration::from_secs(30),
-        || {
-            let log = controller.output();
-            let rest = log.split("metrics served at http://127.0.0.1:").nth(1)?;
-            // up to the path, so that a line read half-written gives no port rather than a wrong one
-            rest.split_once("/metrics")?.0.parse().ok()
-        },
+        || served_port(&controller.output()),
         || controller.output(),
     )
 }

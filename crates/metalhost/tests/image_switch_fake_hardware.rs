@@ -12,7 +12,6 @@ use metalhost_ironic::Node;
 use metalhost_testlab::Lab;
 
 const MAC: &str = "52:54:00:aa:bb:01";
-const SHA256: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 
 fn assert_live_iso(node: &Node, url: &str) {
     assert_eq!(node.provision_state, "active");

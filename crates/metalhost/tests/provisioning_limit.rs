@@ -14,7 +14,6 @@ use metalhost::standalone::{Runtime, Source};
 use metalhost_api::{OperationalStatus, ProvisioningState};
 use metalhost_testlab::Lab;
 
-const SHA256: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 const WAIT_CALL_BACK: &str = "wait call-back";
 
 fn pxe_host(lab: &Lab, i: usize) -> String {

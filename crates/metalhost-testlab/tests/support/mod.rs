@@ -237,6 +237,16 @@ pub fn wait_for<T>(
     }
 }
 
+/// The port of the address a metalhost process logged it serves at (`metrics served at
+/// http://127.0.0.1:PORT/metrics`, `webhook served at https://127.0.0.1:PORT/…`); None until the
+/// whole line is there.
+pub fn served_port(log: &str) -> Option<u16> {
+    let rest = log.split(" served at http").nth(1)?;
+    let rest = rest.split_once("://127.0.0.1:")?.1;
+    // up to the path, so that a line read half-written gives no port rather than a wrong one
+    rest.split_once('/')?.0.parse().ok()
+}
+
 /// The requests metalhost (anything but the test's own handle) sent to the double.
 pub fn theirs(double: &KubeDouble) -> Vec<RequestRecord> {
     double.requests().into_iter().filter(|r| r.user_agent != metalhost_testlab::USER_AGENT).collect()

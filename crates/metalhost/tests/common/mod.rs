@@ -14,6 +14,9 @@ use serde_json::Value;
 
 pub const PASSWORD: &str = "Pa55-w0rd-never-logged";
 
+/// A well-formed SHA-256 for disk images the tests never let Ironic download.
+pub const SHA256: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
 pub fn secret(name: &str) -> String {
     format!(
         "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}}}\nstringData: {{username: admin, password: {PASSWORD}}}\n"
