@@ -16,6 +16,9 @@ fn quote_char(c: char) -> String {
     }
 }
 
+/// Go's `maxNestingDepth`: the scanner refuses more open arrays and objects than this.
+const MAX_NESTING_DEPTH: usize = 10_000;
+
 struct Scanner<'a> {
     s: &'a [u8],
     text: &'a str,
@@ -44,81 +47,86 @@ impl Scanner<'_> {
     fn eof(&self) -> bool {
         self.i >= self.s.len()
     }
+    /// One JSON value, scanned with an explicit stack of open containers (no recursion, so no
+    /// input can exhaust the thread's stack), refused past Go's nesting limit with Go's message.
     fn value(&mut self, eof: &str) -> Result<(), String> {
+        let mut open: Vec<u8> = Vec::new();
+        loop {
+            // the start of a value
+            self.ws();
+            if self.eof() {
+                return Err(eof.into());
+            }
+            let c = self.s[self.i];
+            match c {
+                b'{' | b'[' => {
+                    if open.len() >= MAX_NESTING_DEPTH {
+                        return Err(self.invalid("exceeded max depth"));
+                    }
+                    self.i += 1;
+                    self.ws();
+                    let close = if c == b'{' { b'}' } else { b']' };
+                    if !self.eof() && self.s[self.i] == close {
+                        self.i += 1;
+                    } else {
+                        open.push(c);
+                        if c == b'{' {
+                            self.object_key(eof)?;
+                        }
+                        continue;
+                    }
+                }
+                b'"' => self.string(eof)?,
+                b't' => self.literal("true", eof)?,
+                b'f' => self.literal("false", eof)?,
+                b'n' => self.literal("null", eof)?,
+                b'-' | b'0'..=b'9' => self.number(eof)?,
+                _ => return Err(self.invalid("looking for beginning of value")),
+            }
+            // a value ended: close the containers it ends, or go on to the next element
+            loop {
+                let Some(&container) = open.last() else { return Ok(()) };
+                self.ws();
+                if self.eof() {
+                    return Err(eof.into());
+                }
+                match (container, self.s[self.i]) {
+                    (b'[', b',') => self.i += 1,
+                    (b'{', b',') => {
+                        self.i += 1;
+                        self.object_key(eof)?;
+                    }
+                    (b'[', b']') | (b'{', b'}') => {
+                        self.i += 1;
+                        open.pop();
+                        continue;
+                    }
+                    (b'[', _) => return Err(self.after(Ctx::Array)),
+                    _ => return Err(self.after(Ctx::ObjectValue)),
+                }
+                break;
+            }
+        }
+    }
+    /// An object's key and its colon (the value follows).
+    fn object_key(&mut self, eof: &str) -> Result<(), String> {
         self.ws();
         if self.eof() {
             return Err(eof.into());
         }
-        match self.s[self.i] {
-            b'{' => {
-                self.i += 1;
-                self.ws();
-                if !self.eof() && self.s[self.i] == b'}' {
-                    self.i += 1;
-                    return Ok(());
-                }
-                loop {
-                    self.ws();
-                    if self.eof() {
-                        return Err(eof.into());
-                    }
-                    if self.s[self.i] != b'"' {
-                        return Err(self.invalid("looking for beginning of object key string"));
-                    }
-                    self.string(eof)?;
-                    self.ws();
-                    if self.eof() {
-                        return Err(eof.into());
-                    }
-                    if self.s[self.i] != b':' {
-                        return Err(self.after(Ctx::ObjectKey));
-                    }
-                    self.i += 1;
-                    self.value(eof)?;
-                    self.ws();
-                    if self.eof() {
-                        return Err(eof.into());
-                    }
-                    match self.s[self.i] {
-                        b',' => self.i += 1,
-                        b'}' => {
-                            self.i += 1;
-                            return Ok(());
-                        }
-                        _ => return Err(self.after(Ctx::ObjectValue)),
-                    }
-                }
-            }
-            b'[' => {
-                self.i += 1;
-                self.ws();
-                if !self.eof() && self.s[self.i] == b']' {
-                    self.i += 1;
-                    return Ok(());
-                }
-                loop {
-                    self.value(eof)?;
-                    self.ws();
-                    if self.eof() {
-                        return Err(eof.into());
-                    }
-                    match self.s[self.i] {
-                        b',' => self.i += 1,
-                        b']' => {
-                            self.i += 1;
-                            return Ok(());
-                        }
-                        _ => return Err(self.after(Ctx::Array)),
-                    }
-                }
-            }
-            b'"' => self.string(eof),
-            b't' => self.literal("true", eof),
-            b'f' => self.literal("false", eof),
-            b'n' => self.literal("null", eof),
-            b'-' | b'0'..=b'9' => self.number(eof),
-            _ => Err(self.invalid("looking for beginning of value")),
+        if self.s[self.i] != b'"' {
+            return Err(self.invalid("looking for beginning of object key string"));
         }
+        self.string(eof)?;
+        self.ws();
+        if self.eof() {
+            return Err(eof.into());
+        }
+        if self.s[self.i] != b':' {
+            return Err(self.after(Ctx::ObjectKey));
+        }
+        self.i += 1;
+        Ok(())
     }
     fn after(&self, ctx: Ctx) -> String {
         self.invalid(match ctx {

@@ -100,6 +100,22 @@ async fn admission_reviews_over_https() {
     let message = answer["response"]["status"]["message"].as_str().unwrap();
     assert!(message.contains("Unknown BMC type 'foo'") && !message.contains("s3cr3t"), "{message}");
 
+    // 200,000 nested brackets in an annotation (far under the API server's 256 KiB limit) are
+    // denied with Go's message, and the webhook still answers afterwards (it overflowed its stack
+    // and aborted before)
+    let fine = host(json!({"online": true, "bootMACAddress": "00:11:22:33:44:55",
+                           "bmc": {"address": "ipmi://bmc", "credentialsName": "c"}}));
+    let mut deep = fine.clone();
+    deep["metadata"]["annotations"] = json!({"reboot.metal3.io/x": "[".repeat(200_000)});
+    let answer = send(review("CREATE", deep, Value::Null)).await;
+    assert_eq!(answer["response"]["allowed"], false);
+    assert_eq!(
+        answer["response"]["status"]["message"],
+        "metadata.annotations[reboot.metal3.io/x]: failed to unmarshal the data from the reboot.metal3.io \
+         annotation: invalid character '[' exceeded max depth"
+    );
+    assert_eq!(send(review("CREATE", fine, Value::Null)).await["response"]["allowed"], true);
+
     // plain HTTP is not served, and health answers over HTTPS
     let plain = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await;
     assert!(!plain.is_ok_and(|r| r.status().is_success()), "no plain HTTP");

@@ -648,3 +648,36 @@ fn update_rules() {
             .is_empty()
     );
 }
+
+/// Go's scanner stops at 10,000 open arrays or objects; so does ours, without recursing: a thread
+/// with a 256 KiB stack checks 200,000 nested brackets in two annotations (they overflowed the
+/// stack and aborted the webhook before).
+#[test]
+fn deeply_nested_annotation_json_is_refused_with_gos_message_without_recursion() {
+    let deep = "[".repeat(200_000);
+    let at_limit = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let one_past = format!("{}{}", "[".repeat(10_001), "]".repeat(10_001));
+    let got = std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            let mut host = host_yaml("h1", "", OK_SPEC);
+            let annotations = host.metadata.annotations.get_or_insert_default();
+            annotations.insert("reboot.metal3.io/x".into(), deep.clone());
+            annotations.insert("baremetalhost.metal3.io/status".into(), deep);
+            let deep_messages = messages(&host);
+            let scan = |text: &str| crate::gojson::check_unmarshal_syntax(text);
+            (deep_messages, scan(&at_limit), scan(&one_past))
+        })
+        .expect("thread")
+        .join()
+        .expect("no stack overflow");
+    assert_eq!(
+        got.0,
+        [
+            "metadata.annotations[baremetalhost.metal3.io/status]: error decoding status annotation: invalid character '[' exceeded max depth",
+            "metadata.annotations[reboot.metal3.io/x]: failed to unmarshal the data from the reboot.metal3.io annotation: invalid character '[' exceeded max depth",
+        ]
+    );
+    assert_eq!(got.1, Ok(()), "10,000 levels are within Go's limit");
+    assert_eq!(got.2, Err("invalid character '[' exceeded max depth".to_string()));
+}
