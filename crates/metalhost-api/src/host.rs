@@ -809,6 +809,11 @@ pub enum ProvisioningState {
     /// Removing the Ironic node.
     #[serde(rename = "deleting")]
     Deleting,
+    /// A state this build does not know (a newer upstream's, or one written by hand): read so that
+    /// the host still decodes (a list of hosts is decoded whole), left as it is and reported on
+    /// that host alone. metalhost never writes it: a host in it is not reconciled.
+    #[serde(other, rename = "(unknown)")]
+    Unknown,
 }
 
 impl ProvisioningState {
@@ -829,6 +834,7 @@ impl ProvisioningState {
             ProvisioningState::ExternallyProvisioned => "externally provisioned",
             ProvisioningState::PoweringOffBeforeDelete => "powering off before delete",
             ProvisioningState::Deleting => "deleting",
+            ProvisioningState::Unknown => "(unknown)",
         }
     }
 }

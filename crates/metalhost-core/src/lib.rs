@@ -20,6 +20,6 @@ pub mod reconcile;
 pub use error::{DecideError, HostError};
 pub use input::{Bmc, BmcProblem, ConfigDriveError, HostInput, SecretSource, SecretUse, secrets_needed};
 pub use machine::{Action, ActionKind, Decision, Input, Observed, Requeue};
-pub use policy::{EventKind, HostEvent, Schedule};
+pub use policy::{EventKind, HostEvent, Schedule, unknown_state_event};
 pub use provisioner::{IronicProvisioner, ProvisionError};
 pub use reconcile::{Outcome, Reconciler};

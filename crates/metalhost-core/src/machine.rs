@@ -350,6 +350,9 @@ fn set_ignored_fields_condition(status: &mut BareMetalHostStatus, input: &Input<
 
 /// Decides the next step for a host. Pure: the same inputs always give the same decision.
 pub fn decide(input: &Input<'_>, previous: &BareMetalHostStatus, observed: &Observed) -> Decision {
+    if previous.provisioning.state == ProvisioningState::Unknown {
+        return left_as_it_is(previous);
+    }
     let mut status = previous.clone();
     if status.operational_status == OperationalStatus::Unknown {
         status.operational_status = OperationalStatus::Ok;
@@ -480,7 +483,14 @@ pub fn decide(input: &Input<'_>, previous: &BareMetalHostStatus, observed: &Obse
             // deletion was called off: start over
             step.goto(ProvisioningState::Registering)
         }
+        ProvisioningState::Unknown => left_as_it_is(previous),
     }
+}
+
+/// A host in a state this build does not know (a newer upstream's, or one written by hand): its
+/// status is not touched (the state is kept as written) and nothing is done until it changes.
+fn left_as_it_is(previous: &BareMetalHostStatus) -> Decision {
+    Decision { status: previous.clone(), action: Action::None, requeue: Requeue::Idle, error: None }
 }
 
 /// The node fields the host asks for (what registration creates and keeps in line).

@@ -175,6 +175,19 @@ pub struct HostEvent {
     pub note: String,
 }
 
+/// What a host whose `status.provisioning.state` this build does not know is told: nothing is
+/// done to it (its status is not written, so the state stays as it was) until it changes.
+pub fn unknown_state_event() -> HostEvent {
+    HostEvent {
+        kind: EventKind::Warning,
+        reason: "UnknownProvisioningState".into(),
+        note: "status.provisioning.state is not a state this metalhost knows (a newer \
+               baremetal-operator's, or one written by hand): the host is left as it is until its \
+               state is one metalhost knows"
+            .into(),
+    }
+}
+
 /// The events of one step from `before` to `after` (passing through `states`).
 pub fn events(
     before: &BareMetalHostStatus,

@@ -5,6 +5,7 @@
 
 pub mod fleet;
 pub mod kube;
+pub mod listen;
 pub mod metrics;
 pub mod progress;
 pub mod settings;

@@ -94,7 +94,7 @@ enum Command {
     /// Serve the validating admission webhook (HTTPS) with upstream's BareMetalHost rules.
     Webhook {
         /// Address to listen on.
-        #[arg(long, default_value = "0.0.0.0:9443")]
+        #[arg(long, default_value = metalhost::listen::WEBHOOK_DEFAULT)]
         listen: std::net::SocketAddr,
         /// PEM certificate.
         #[arg(long, default_value = "/tmp/k8s-webhook-server/serving-certs/tls.crt")]

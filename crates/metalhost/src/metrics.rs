@@ -146,7 +146,7 @@ impl Metrics {
     /// Serves the router on `addr` (plain HTTP) until the process ends. The address served at is
     /// logged (`metrics served at http://ADDR/metrics`): with port 0 the system picks a free one.
     pub async fn serve(self: Arc<Self>, addr: SocketAddr) -> std::io::Result<()> {
-        self.serve_on(tokio::net::TcpListener::bind(addr).await?).await
+        self.serve_on(tokio::net::TcpListener::from_std(crate::listen::bind(addr)?)?).await
     }
 
     /// As `serve`, on a socket already bound (tests bind port 0 and keep it, so no other process

@@ -61,7 +61,7 @@ async fn validate(Json(body): Json<AdmissionReview<BareMetalHost>>) -> Json<Admi
 /// The files are re-read when they change (see [`ReloadingCert`]), so a renewed certificate is
 /// served without a restart.
 pub async fn serve(addr: SocketAddr, cert: &Path, key: &Path) -> std::io::Result<()> {
-    serve_on(std::net::TcpListener::bind(addr)?, cert, key).await
+    serve_on(crate::listen::bind(addr)?, cert, key).await
 }
 
 /// As `serve`, on a socket already bound (tests bind port 0 and keep it, so no other process can

@@ -335,6 +335,16 @@ fn default_overlay_applies_in_order_with_everything_it_names() {
     assert_eq!(certificate["spec"]["secretName"], "metalhost-webhook-tls");
     let dns = strings(&certificate["spec"]["dnsNames"]);
     assert!(dns.contains(&format!("metalhost-webhook.{NAMESPACE}.svc")), "{dns:?}");
+    // from a CA its renewal leaves as it is (a self-signed serving certificate changes the CA in
+    // caBundle at each renewal, before the kubelet refreshes the mounted Secret)
+    let issuer = &objects[at("Issuer", certificate["spec"]["issuerRef"]["name"].as_str().unwrap())];
+    let ca_secret = issuer["spec"]["ca"]["secretName"].as_str().expect("a CA Issuer, not a self-signed one");
+    let ca = objects
+        .iter()
+        .find(|o| kind(o) == "Certificate" && o["spec"]["secretName"] == ca_secret)
+        .expect("the CA's Certificate");
+    assert_eq!(ca["spec"]["isCA"], true, "{ca}");
+    assert_eq!(ca["spec"]["privateKey"]["rotationPolicy"], "Never", "the CA keeps its key: {ca}");
     let vwc = objects.last().unwrap();
     let inject = vwc["metadata"]["annotations"]["cert-manager.io/inject-ca-from"].as_str().unwrap();
     let (ns, name) = inject.split_once('/').unwrap();

@@ -126,6 +126,33 @@ fn secret() -> Value {
 /// the Secret's resourceVersion as precondition, and answers as the API server does (the Secret
 /// patched, at the next version); returns the patch.
 async fn expect_secret_adopted(handle: &mut Handle, read: Value) -> Value {
+    let patch = expect_secret_patch(handle, read).await;
+    let owner = &patch["metadata"]["ownerReferences"][0];
+    assert_eq!(
+        (owner["kind"].as_str(), owner["name"].as_str(), owner["uid"].as_str()),
+        (Some("BareMetalHost"), Some("h1"), Some("u1"))
+    );
+    patch
+}
+
+/// The label patch of a config-drive Secret: labelled, not owned by the host (upstream's
+/// ObtainSecret; a user-data Secret shared by a fleet must survive its hosts); an owner reference
+/// to the host that an older metalhost added is taken off, others are kept.
+async fn expect_secret_labelled(handle: &mut Handle, read: Value) -> Value {
+    let others: Vec<Value> = read["metadata"]["ownerReferences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|o| o["uid"] != "u1")
+        .cloned()
+        .collect();
+    let patch = expect_secret_patch(handle, read).await;
+    assert_eq!(patch["metadata"]["ownerReferences"], json!(others), "{patch}");
+    patch
+}
+
+/// Answers the next request, a label patch of the Secret `read`, and checks what every one has.
+async fn expect_secret_patch(handle: &mut Handle, read: Value) -> Value {
     let name = read["metadata"]["name"].as_str().unwrap().to_string();
     let version = read["metadata"]["resourceVersion"].as_str().unwrap().to_string();
     let (request, send) = handle.next_request().await.expect("the Secret's label patch");
@@ -140,11 +167,6 @@ async fn expect_secret_adopted(handle: &mut Handle, read: Value) -> Value {
     send.send_response(Response::builder().body(Body::from(serde_json::to_vec(&patched).unwrap())).unwrap());
     assert_eq!(patch["metadata"]["labels"], json!({"environment.metal3.io": "baremetal"}));
     assert_eq!(patch["metadata"]["resourceVersion"], version.as_str());
-    let owner = &patch["metadata"]["ownerReferences"][0];
-    assert_eq!(
-        (owner["kind"].as_str(), owner["name"].as_str(), owner["uid"].as_str()),
-        (Some("BareMetalHost"), Some("h1"), Some("u1"))
-    );
     assert!(!patch.to_string().contains(PASSWORD), "no password in the label patch");
     patch
 }
@@ -456,7 +478,11 @@ async fn config_drive_secrets_are_read_and_sent_with_the_deploy() {
         expect(&mut handle, "GET", "/api/v1/namespaces/default/secrets/bmc", StatusCode::OK, bmc).await;
         use base64::Engine;
         let text = base64::engine::general_purpose::STANDARD.encode("#cloud-config\nhostname: h1\n");
-        let user_data = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "ud", "namespace": "default", "resourceVersion": "9"},
+        // owned by this host (as an older metalhost left it) and by another
+        let owners = json!([{"apiVersion": "metal3.io/v1alpha1", "kind": "BareMetalHost", "name": "h1", "uid": "u1"},
+                            {"apiVersion": "metal3.io/v1alpha1", "kind": "BareMetalHost", "name": "h2", "uid": "u2"}]);
+        let user_data = json!({"apiVersion": "v1", "kind": "Secret",
+                               "metadata": {"name": "ud", "namespace": "default", "resourceVersion": "9", "ownerReferences": owners},
                                "data": {"userData": text}});
         expect(
             &mut handle,
@@ -466,7 +492,7 @@ async fn config_drive_secrets_are_read_and_sent_with_the_deploy() {
             user_data.clone(),
         )
         .await;
-        expect_secret_adopted(&mut handle, user_data).await;
+        expect_secret_labelled(&mut handle, user_data).await;
         handle
     });
     reconcile(h, ctx.clone()).await.unwrap();

@@ -7,7 +7,7 @@ use std::time::{Instant, SystemTime};
 
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use metalhost_api::{BareMetalHost, BareMetalHostStatus, FINALIZER};
+use metalhost_api::{BareMetalHost, BareMetalHostStatus, FINALIZER, ProvisioningState};
 use metalhost_core::HostInput;
 use serde_json::{Value, json};
 use tracing::info;
@@ -107,6 +107,12 @@ async fn reconcile_host(host: &BareMetalHost, ctx: &Context) -> Result<Action, E
     let ours = finalizers.iter().position(|f| f == FINALIZER);
     let paused = host.annotations().contains_key(metalhost_api::PAUSED_ANNOTATION);
     if paused || (deleting && ours.is_none()) {
+        return Ok(Action::await_change());
+    }
+    if host.status.as_ref().is_some_and(|s| s.provisioning.state == ProvisioningState::Unknown) {
+        // a newer upstream's state, or one written by hand: this host alone waits for a change
+        tracing::warn!(host = %host.qualified_name(), "unknown provisioning state: host left as it is");
+        events::publish(&ctx.recorder, host, &[metalhost_core::unknown_state_event()]).await;
         return Ok(Action::await_change());
     }
     if !deleting && ours.is_none() {

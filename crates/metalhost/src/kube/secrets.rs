@@ -2,7 +2,11 @@
 //! metalhost leaves them (labelled, owned by the host), otherwise read from the API server (as
 //! upstream reads unlabelled Secrets past its cache) and adopted. Like upstream, metalhost
 //! labels them (`environment.metal3.io: baremetal`, so that its Secret watch sees changes at once)
-//! and adds an owner reference to the host. Unlike upstream, it puts no finalizer on them, and it
+//! and adds an owner reference to the host on the BMC credentials Secret only (upstream's
+//! `AcquireSecret`; the config-drive Secrets are only labelled, as its `ObtainSecret` does: a
+//! user-data Secret is often shared by a fleet, and an owner reference would let the garbage
+//! collector delete it with its last host; one an older metalhost put there is taken off). Unlike
+//! upstream, it puts no finalizer on them, and it
 //! removes the one baremetal-operator left (`baremetalhost.metal3.io/secret`): BMO releases it only
 //! when it deletes the host, so after a handover nothing else would, and the Secret would hang in
 //! Terminating. metalhost does not need the finalizer's guarantee (the BMC credentials stay in
@@ -20,6 +24,7 @@ use kube::core::Resource;
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
 use metalhost_api::BareMetalHost;
+use metalhost_core::SecretUse;
 use serde_json::json;
 use tracing::warn;
 
@@ -62,8 +67,8 @@ impl SecretCache {
         }
     }
 
-    /// The entry for (namespace, name), when it can serve `host`.
-    fn get(&self, host: &BareMetalHost, namespace: &str, name: &str) -> Option<Secret> {
+    /// The entry for (namespace, name), when it can serve `host` for `used`.
+    fn get(&self, host: &BareMetalHost, namespace: &str, name: &str, used: SecretUse) -> Option<Secret> {
         if !self.fresh.load(Ordering::Acquire) {
             return None;
         }
@@ -73,7 +78,7 @@ impl SecretCache {
             Some(version) => secret.metadata.resource_version.as_ref() == Some(version),
             None => true,
         };
-        (current && adopted(host, &secret)).then(|| Secret::clone(&secret))
+        (current && adopted(host, &secret, used)).then(|| Secret::clone(&secret))
     }
 
     /// Notes the version of a Secret read from (or written to) the API server; `None`: it is gone.
@@ -165,20 +170,21 @@ pub async fn fetch(
     deleting: bool,
 ) -> Result<BTreeMap<(String, String), Secret>, Error> {
     let mut found = BTreeMap::new();
-    for (namespace, name, _) in metalhost_core::secrets_needed(host, deleting) {
+    // the credentials come first: a Secret used both ways is owned
+    for (namespace, name, used) in metalhost_core::secrets_needed(host, deleting) {
         if found.contains_key(&(namespace.clone(), name.clone())) {
             continue;
         }
         let cache = ctx.secret_cache.as_ref();
-        if let Some(secret) = cache.and_then(|c| c.get(host, &namespace, &name)) {
+        if let Some(secret) = cache.and_then(|c| c.get(host, &namespace, &name, used)) {
             found.insert((namespace, name), secret);
             continue;
         }
         let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
         let mut secret = api.get_opt(&name).await?;
         if let Some(read) = &secret
-            && !adopted(host, read)
-            && let Some(adopted) = adopt(&api, host, read).await
+            && !adopted(host, read, used)
+            && let Some(adopted) = adopt(&api, host, read, used).await
         {
             // the version the patch made is the one the host is registered with
             if let (Some(cache), Some(version)) = (cache, &adopted.metadata.resource_version) {
@@ -195,27 +201,29 @@ pub async fn fetch(
     Ok(found)
 }
 
-/// Whether the Secret is as metalhost leaves it for this host: labelled, owned by the host, without
-/// BMO's finalizer.
-fn adopted(host: &BareMetalHost, secret: &Secret) -> bool {
+/// Whether the Secret is as metalhost leaves it for this host: labelled, without BMO's finalizer,
+/// owned by the host when it holds the BMC credentials and not owned by it otherwise.
+fn adopted(host: &BareMetalHost, secret: &Secret, used: SecretUse) -> bool {
     let labelled =
         secret.metadata.labels.as_ref().and_then(|l| l.get(SECRET_LABEL)).is_some_and(|v| v == "baremetal");
     let uid = host.metadata.uid.as_deref().unwrap_or_default();
-    let owned = uid.is_empty() || secret.metadata.owner_references.iter().flatten().any(|o| o.uid == uid);
+    let owned = secret.metadata.owner_references.iter().flatten().any(|o| o.uid == uid);
+    let ownership_right = uid.is_empty() || owned == (used == SecretUse::Credentials);
     let bmo_finalizer = secret.metadata.finalizers.iter().flatten().any(|f| f == BMO_SECRET_FINALIZER);
-    labelled && owned && !bmo_finalizer
+    labelled && ownership_right && !bmo_finalizer
 }
 
-/// Labels the Secret, adds the host as an owner and removes BMO's finalizer.
-/// The patch carries the Secret's resourceVersion, so a concurrent change is not overwritten (the
-/// next reconcile tries again). Failures are logged: the credentials can be used anyway.
-async fn adopt(api: &Api<Secret>, host: &BareMetalHost, secret: &Secret) -> Option<Secret> {
+/// Labels the Secret, makes the host its owner (credentials) or takes the host off its owners
+/// (config drive), and removes BMO's finalizer. The patch carries the Secret's resourceVersion, so
+/// a concurrent change is not overwritten (the next reconcile tries again). Failures are logged:
+/// the credentials can be used anyway.
+async fn adopt(api: &Api<Secret>, host: &BareMetalHost, secret: &Secret, used: SecretUse) -> Option<Secret> {
     let uid = host.metadata.uid.clone().unwrap_or_default();
     let mut owners = secret.metadata.owner_references.clone().unwrap_or_default();
     let owned = owners.iter().any(|o| o.uid == uid);
     let finalizers = secret.metadata.finalizers.clone().unwrap_or_default();
     let bmo_finalizer = finalizers.iter().any(|f| f == BMO_SECRET_FINALIZER);
-    if !owned && !uid.is_empty() {
+    if used == SecretUse::Credentials && !owned && !uid.is_empty() {
         owners.push(k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
             api_version: BareMetalHost::api_version(&()).into_owned(),
             kind: BareMetalHost::kind(&()).into_owned(),
@@ -223,6 +231,8 @@ async fn adopt(api: &Api<Secret>, host: &BareMetalHost, secret: &Secret) -> Opti
             uid,
             ..Default::default()
         });
+    } else if used == SecretUse::ConfigDrive {
+        owners.retain(|o| o.uid != uid);
     }
     let mut patch = json!({"metadata": {
         "resourceVersion": secret.metadata.resource_version,
