@@ -1,7 +1,9 @@
 //! The loopback lab for tests and benchmarks: a real Ironic, a real Redfish BMC emulator
 //! (sushy-tools, fake driver) and HTTP servers, started by the repo's `scripts/lab` on free
-//! 127.0.0.1 ports and stopped (by PID) when the [`Lab`] is dropped. Also [`KubeDouble`], a
-//! stateful Kubernetes API-server double (`scripts/kube-double`) for the Kubernetes runtime.
+//! 127.0.0.1 ports and stopped (by PID) when the [`Lab`] is dropped. Also [`KubeLab`], a real
+//! Kubernetes control plane (`scripts/kube`: etcd, kube-apiserver, kube-controller-manager) for
+//! the Kubernetes runtime, and [`FaultProxy`], a TCP proxy that plays a failing network in front
+//! of it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -9,11 +11,15 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde::Deserialize;
 
-mod kube_double;
-pub use kube_double::{
-    KubeDouble, KubeDoubleInfo, PatchType, RbacAttributes, RbacRules, RequestRecord, Response, StoredObject,
-    USER_AGENT, WatchStream, rbac_attributes,
+mod fault_proxy;
+mod kube_lab;
+mod service_router;
+pub use fault_proxy::FaultProxy;
+pub use kube_lab::{
+    CONTROLLER_USER, Credential, KubeLab, KubeLabInfo, PatchType, RequestRecord, Response, USER_AGENT,
+    WatchStream,
 };
+pub use service_router::ServiceRouter;
 
 /// One emulated server of the Redfish BMC.
 #[derive(Debug, Clone, Deserialize)]

@@ -1,7 +1,7 @@
 //! The handover from baremetal-operator (BMO) to metalhost and back, run step by step with
-//! `scripts/handover` (the commands docs/kubernetes.md gives) and kubectl against the API-server
-//! double, which calls validating admission webhooks as the API server does (failurePolicy Fail:
-//! a webhook nobody serves refuses the write).
+//! `scripts/handover` (the commands docs/kubernetes.md gives) and kubectl against a real control
+//! plane (scripts/kube), whose apiserver calls the validating admission webhooks through their
+//! Services (failurePolicy Fail: a webhook nobody serves refuses the write).
 //!
 //! The cluster starts as a BMO install leaves it: BMO's namespace, Deployment, ConfigMap,
 //! Ironic credentials, webhook Service and ValidatingWebhookConfiguration; BareMetalHosts with
@@ -9,11 +9,14 @@
 //! BareMetalHost write succeeds, and an invalid one is denied by the webhook that should be
 //! answering at that point (so a write never goes unchecked either).
 //!
-//! The double has no controllers and no kubelet: a thread here plays them ([`Kubelet`]). For each
-//! Deployment with replicas it runs one process with the container's arguments and environment
-//! (ConfigMap `envFrom`, `fieldRef`s), its Secret volumes written to a directory, its listen
-//! addresses moved to free loopback ports; it publishes a Pod and the Endpoints of the Services
-//! selecting it, and the Deployment's status; at 0 replicas (or deleted) it kills the process and
+//! The control plane has no nodes, no kubelet and no Deployment controller: a thread here plays
+//! them ([`Kubelet`]). For each Deployment with replicas it runs one process with the container's
+//! arguments and environment (ConfigMap `envFrom`, `fieldRef`s, a token of the pod's
+//! ServiceAccount, so the process acts with exactly config/'s RBAC), its Secret volumes written to
+//! a directory, its listen addresses moved to free loopback ports; it publishes a Pod, routes the
+//! addresses of the Services selecting it to the process (what kube-proxy would do: the
+//! apiserver's calls to Services go through [`ServiceRouter`](metalhost_testlab::ServiceRouter)),
+//! and writes the Deployment's status; at 0 replicas (or deleted) it kills the process and
 //! withdraws them. metalhost's Deployments run the real `metalhost webhook` and
 //! `metalhost run --kube` (Ironic: BMO's IRONIC_ENDPOINT, a dead port); BMO's Deployment runs a
 //! stand-in for BMO's webhook (`metalhost webhook`, same rules, BMO's certificate and Service).
@@ -25,7 +28,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use metalhost_testlab::{KubeDouble, PatchType, repo_root};
+use metalhost_testlab::repo_root;
+use metalhost_testlab::{KubeLab, PatchType};
 
 mod support;
 use serde_json::{Value, json};
@@ -113,6 +117,9 @@ struct PodProcess {
     name: String,
     namespace: String,
     labels: BTreeMap<String, String>,
+    /// The Deployment's pod template spec (the Pod is published with it: admission, Pod Security
+    /// among it, judges it as it would the pod a Deployment controller makes)
+    spec: Value,
     /// containerPort -> the loopback port the process listens on
     ports: HashMap<i64, u16>,
     /// containerPort name -> containerPort
@@ -122,7 +129,7 @@ struct PodProcess {
 
 /// Plays kubelet, the Deployment controller and the Endpoints controller (see the module doc).
 struct Kubelet<'a> {
-    double: &'a KubeDouble,
+    kube: &'a KubeLab,
     bin: PathBuf,
     dir: PathBuf,
     pods: HashMap<(String, String), PodProcess>,
@@ -130,7 +137,7 @@ struct Kubelet<'a> {
 
 impl Kubelet<'_> {
     fn sync(&mut self) {
-        let deployments = self.double.get("/apis/apps/v1/deployments").json()["items"].as_array().cloned();
+        let deployments = self.kube.get("/apis/apps/v1/deployments").json()["items"].as_array().cloned();
         let mut seen = HashSet::new();
         for d in deployments.unwrap_or_default() {
             let key = (
@@ -148,7 +155,7 @@ impl Kubelet<'_> {
             }
             let running = if self.pods.contains_key(&key) { replicas } else { 0 };
             let path = format!("/apis/apps/v1/namespaces/{}/deployments/{}/status", key.0, key.1);
-            let r = self.double.patch(
+            let r = self.kube.patch(
                 &path,
                 PatchType::Merge,
                 &json!({"status": {
@@ -182,7 +189,7 @@ impl Kubelet<'_> {
             // the stand-in for BMO's pod: its webhook, with BMO's certificate mount
             [
                 "webhook",
-                "--listen=0.0.0.0:9443",
+                "--listen=[::]:9443",
                 "--cert=/tmp/k8s-webhook-server/serving-certs/tls.crt",
                 "--key=/tmp/k8s-webhook-server/serving-certs/tls.key",
             ]
@@ -210,7 +217,7 @@ impl Kubelet<'_> {
                 .find(|v| v["name"] == m["name"])
                 .expect("volume");
             if let Some(secret) = volume["secret"]["secretName"].as_str() {
-                let r = self.double.get(&format!("/api/v1/namespaces/{namespace}/secrets/{secret}"));
+                let r = self.kube.get(&format!("/api/v1/namespaces/{namespace}/secrets/{secret}"));
                 let optional = volume["secret"]["optional"] == true;
                 assert!(r.status == 200 || optional, "{deploy}: Secret {secret} to mount: {}", r.status);
                 if r.status == 200 {
@@ -234,7 +241,7 @@ impl Kubelet<'_> {
                 }
             }
             if let Some((flag, value)) = arg.split_once('=')
-                && let Some(port) = value.strip_prefix("0.0.0.0:")
+                && let Some(port) = value.strip_prefix("[::]:").or_else(|| value.strip_prefix("0.0.0.0:"))
             {
                 served.push(port.parse::<i64>().expect("port"));
                 *arg = format!("{flag}=127.0.0.1:0");
@@ -244,7 +251,7 @@ impl Kubelet<'_> {
         let mut env: Vec<(String, String)> = Vec::new();
         for from in container["envFrom"].as_array().into_iter().flatten() {
             if let Some(cm) = from["configMapRef"]["name"].as_str() {
-                let r = self.double.get(&format!("/api/v1/namespaces/{namespace}/configmaps/{cm}"));
+                let r = self.kube.get(&format!("/api/v1/namespaces/{namespace}/configmaps/{cm}"));
                 assert_eq!(r.status, 200, "{deploy}: ConfigMap {cm}");
                 for (k, v) in r.json()["data"].as_object().into_iter().flatten() {
                     env.push((k.clone(), v.as_str().unwrap_or_default().to_string()));
@@ -265,6 +272,15 @@ impl Kubelet<'_> {
         if ca.exists() {
             env.push(("IRONIC_CACERT_FILE".into(), ca.display().to_string()));
         }
+        // the pod's ServiceAccount token, unless the pod opts out of it
+        let pod_spec = &template["spec"];
+        if let Some(account) = pod_spec["serviceAccountName"].as_str()
+            && pod_spec["automountServiceAccountToken"] != false
+        {
+            let credential =
+                self.kube.service_account(&namespace, account, &format!("{namespace}-{deploy}"), None);
+            env.push(("KUBECONFIG".into(), credential.kubeconfig.display().to_string()));
+        }
         let log = pod_dir.join("log");
         let file = std::fs::File::create(&log).expect("log");
         let child = Command::new(&self.bin)
@@ -272,7 +288,6 @@ impl Kubelet<'_> {
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .envs(env)
-            .env("KUBECONFIG", &self.double.kubeconfig)
             .env("RUST_LOG", "info")
             .stdout(file.try_clone().expect("log"))
             .stderr(file)
@@ -284,6 +299,7 @@ impl Kubelet<'_> {
             name: pod_name,
             namespace,
             labels: serde_json::from_value(template["metadata"]["labels"].clone()).unwrap_or_default(),
+            spec: template["spec"].clone(),
             ports: HashMap::new(),
             port_names: HashMap::new(),
             log,
@@ -328,42 +344,40 @@ impl Kubelet<'_> {
         pod
     }
 
-    /// Publishes (or withdraws) the Pod and the addresses of the Services that select it.
+    /// Publishes (or withdraws) the Pod, and routes (or stops routing) the addresses of the
+    /// Services that select it to its process.
     fn publish(&self, pod: &PodProcess, up: bool) {
         let pods = format!("/api/v1/namespaces/{}/pods", pod.namespace);
         if up {
-            let r = self.double.create(
+            let r = self.kube.create(
                 &pods,
-                &json!({"metadata": {"name": pod.name, "labels": pod.labels}, "spec": {"containers": []}}),
+                &json!({"metadata": {"name": pod.name, "labels": pod.labels}, "spec": pod.spec}),
             );
             assert!(r.status < 300, "pod: {}", String::from_utf8_lossy(&r.body));
         } else {
-            self.double.delete(&format!("{pods}/{}", pod.name));
+            // never scheduled: the apiserver deletes it at once
+            self.kube.delete(&format!("{pods}/{}", pod.name));
         }
-        let services = self.double.get(&format!("/api/v1/namespaces/{}/services", pod.namespace)).json();
+        let services = self.kube.get(&format!("/api/v1/namespaces/{}/services", pod.namespace)).json();
         for svc in services["items"].as_array().into_iter().flatten() {
             let selector: BTreeMap<String, String> =
                 serde_json::from_value(svc["spec"]["selector"].clone()).unwrap_or_default();
             if selector.is_empty() || !selector.iter().all(|(k, v)| pod.labels.get(k) == Some(v)) {
                 continue;
             }
-            let name = svc["metadata"]["name"].as_str().expect("service name");
-            let mut ports = Vec::new();
+            let cluster_ip = svc["spec"]["clusterIP"].as_str().expect("a ClusterIP");
             for p in svc["spec"]["ports"].as_array().into_iter().flatten() {
                 let target = match &p["targetPort"] {
                     Value::String(n) => pod.port_names.get(n).copied(),
                     Value::Number(n) => n.as_i64(),
                     _ => p["port"].as_i64(),
                 };
-                if let Some(local) = target.and_then(|t| pod.ports.get(&t)) {
-                    ports.push(json!({"name": p["name"].as_str().unwrap_or_default(), "port": local}));
+                let address = format!("{cluster_ip}:{}", p["port"]);
+                match target.and_then(|t| pod.ports.get(&t)) {
+                    Some(local) if up => self.kube.services.route(&address, *local),
+                    _ => self.kube.services.unroute(&address),
                 }
             }
-            let subsets =
-                if up { json!([{"addresses": [{"ip": "127.0.0.1"}], "ports": ports}]) } else { json!([]) };
-            let endpoints = json!({"apiVersion": "v1", "kind": "Endpoints",
-                "metadata": {"name": name, "namespace": pod.namespace}, "subsets": subsets});
-            self.double.apply_yaml(&endpoints.to_string());
         }
     }
 
@@ -392,18 +406,19 @@ impl Drop for Kubelet<'_> {
     }
 }
 
-/// The test's cluster: the double with a BMO install, a scratch directory, the script's settings.
+/// The test's cluster: the control plane with a BMO install, a scratch directory, the script's
+/// settings.
 struct Cluster {
-    double: KubeDouble,
+    kube: KubeLab,
     dir: PathBuf,
     config: PathBuf,
     bmo_vwc: Value,
 }
 
-fn bmo_install(double: &KubeDouble, dir: &Path) -> Value {
+fn bmo_install(kube: &KubeLab, dir: &Path) -> Value {
     let (bmo_crt, bmo_key) = certificate(dir, &format!("baremetal-operator-webhook-service.{BMO_NS}.svc"));
     let b64 = |s: &str| base64(s.as_bytes());
-    double.apply_yaml(&format!(
+    kube.apply_yaml(&format!(
         "\
 apiVersion: v1
 kind: Namespace
@@ -481,9 +496,9 @@ spec:
 
 /// BareMetalHosts as BMO leaves them: its finalizer on the host and on the BMC Secret (labelled
 /// and owned by the host). `h2` was paused by its user before the handover.
-fn bmo_hosts(double: &KubeDouble) {
+fn bmo_hosts(kube: &KubeLab) {
     for (i, host) in ["h0", "h1", "h2"].iter().enumerate() {
-        let created = double.apply_yaml(&format!(
+        let created = kube.apply_yaml(&format!(
             "\
 apiVersion: metal3.io/v1alpha1
 kind: BareMetalHost
@@ -500,7 +515,7 @@ spec:
 "
         ));
         let uid = created[0]["metadata"]["uid"].as_str().expect("uid");
-        double.apply_yaml(&format!(
+        kube.apply_yaml(&format!(
             "\
 apiVersion: v1
 kind: Secret
@@ -515,7 +530,7 @@ stringData: {{username: admin, password: not-a-real-password}}
         ));
     }
     let r =
-        double.patch(&host_path("h2"), PatchType::Merge, &json!({"metadata": {"annotations": {PAUSED: ""}}}));
+        kube.patch(&host_path("h2"), PatchType::Merge, &json!({"metadata": {"annotations": {PAUSED: ""}}}));
     assert_eq!(r.status, 200);
 }
 
@@ -525,8 +540,8 @@ fn host_path(name: &str) -> String {
 
 impl Cluster {
     fn new() -> Cluster {
-        let double = KubeDouble::start();
-        let dir = double.info.dir.join("handover");
+        let kube = KubeLab::start();
+        let dir = kube.info.dir.join("handover");
         std::fs::create_dir_all(&dir).expect("dir");
         let config = dir.join("config");
         copy_dir(&repo_root().join("config"), &config);
@@ -536,19 +551,20 @@ impl Cluster {
         std::fs::write(tls.join("tls.crt"), &crt).expect("tls.crt");
         std::fs::write(tls.join("tls.key"), &key).expect("tls.key");
         std::fs::write(tls.join("ca.crt"), &crt).expect("ca.crt");
-        let bmo_vwc = bmo_install(&double, &dir);
+        let bmo_vwc = bmo_install(&kube, &dir);
         // the hosts first: BMO's webhook is served only once the kubelet thread runs
-        bmo_hosts(&double);
-        double.apply_yaml(&bmo_vwc.to_string());
-        Cluster { double, dir, config, bmo_vwc }
+        bmo_hosts(&kube);
+        kube.apply_yaml(&bmo_vwc.to_string());
+        Cluster { kube, dir, config, bmo_vwc }
     }
 
-    /// Runs one step of `scripts/handover` with kubectl pointed at the double.
+    /// Runs one step of `scripts/handover` with kubectl pointed at the control plane (an
+    /// administrator, as the person doing the handover).
     fn step(&self, step: &str, kubelet_logs: impl Fn() -> String) {
         let out = Command::new("bash")
             .arg(repo_root().join("scripts/handover"))
             .arg(step)
-            .env("KUBECONFIG", &self.double.kubeconfig)
+            .env("KUBECONFIG", &self.kube.kubeconfig)
             .env("METALHOST_CONFIG", &self.config)
             .env("METALHOST_OVERLAY", "provided-tls")
             .env("HANDOVER_HOSTS", self.dir.join("handover-hosts.txt"))
@@ -564,27 +580,38 @@ impl Cluster {
         );
     }
 
+    /// Whether the address of BMO's webhook Service is routed to BMO's process.
+    fn bmo_serves(&self) -> bool {
+        let svc = self
+            .kube
+            .get(&format!("/api/v1/namespaces/{BMO_NS}/services/baremetal-operator-webhook-service"));
+        svc.status == 200 && {
+            let ip = svc.json()["spec"]["clusterIP"].as_str().unwrap_or_default().to_string();
+            self.kube.services.routes(&format!("{ip}:443"))
+        }
+    }
+
     fn host(&self, name: &str) -> Value {
-        self.double.get(&host_path(name)).json()
+        self.kube.get(&host_path(name)).json()
     }
 
     fn secret(&self, name: &str) -> (u16, Value) {
-        let r = self.double.get(&format!("/api/v1/namespaces/{HOSTS_NS}/secrets/{name}"));
+        let r = self.kube.get(&format!("/api/v1/namespaces/{HOSTS_NS}/secrets/{name}"));
         (r.status, if r.status == 200 { r.json() } else { Value::Null })
     }
 
-    /// After a step: a BareMetalHost write succeeds, and an invalid one is denied by exactly the
-    /// webhooks expected to answer now.
+    /// After a step: a BareMetalHost write succeeds, and an invalid one is denied by one of the
+    /// webhooks expected to answer now (by that one, where only one is).
     fn writes_work(&self, after: &str, checked_by: &[&str]) {
         for host in ["h0", "h1", "h2"] {
-            let r = self.double.patch(
+            let r = self.kube.patch(
                 &host_path(host),
                 PatchType::Merge,
                 &json!({"metadata": {"annotations": {"handover.test/after": after}}}),
             );
             assert_eq!(r.status, 200, "after {after}: writing {host}: {}", String::from_utf8_lossy(&r.body));
         }
-        let r = self.double.patch(
+        let r = self.kube.patch(
             &host_path("h0"),
             PatchType::Merge,
             &json!({"spec": {"bmc": {"address": "no-such-driver://127.0.0.1/"}}}),
@@ -594,10 +621,12 @@ impl Cluster {
             r.status >= 400 && body.contains("denied the request"),
             "after {after}: invalid write: {body}"
         );
-        let first = [BMO_WEBHOOK, METALHOST_WEBHOOK]
+        // the apiserver calls the validating webhooks in parallel and answers with one denial:
+        // with two answering, either may be the one shown
+        let denied_by = [BMO_WEBHOOK, METALHOST_WEBHOOK]
             .into_iter()
             .find(|w| body.contains(&format!("webhook \\\"{w}\\\" denied")));
-        assert_eq!(first, checked_by.first().copied(), "after {after}: denied by {body}");
+        assert!(denied_by.is_some_and(|w| checked_by.contains(&w)), "after {after}: denied by {body}");
         assert_eq!(
             self.host("h0")["spec"]["bmc"]["address"],
             "redfish+http://127.0.0.1:9/redfish/v1/Systems/0"
@@ -616,8 +645,7 @@ fn with_kubelet<T>(cluster: &Cluster, f: impl FnOnce(&dyn Fn() -> String) -> T) 
     let logs = std::sync::Mutex::new(String::new());
     std::thread::scope(|scope| {
         let kubelet = scope.spawn(|| {
-            let mut k =
-                Kubelet { double: &cluster.double, bin, dir: cluster.dir.clone(), pods: HashMap::new() };
+            let mut k = Kubelet { kube: &cluster.kube, bin, dir: cluster.dir.clone(), pods: HashMap::new() };
             while !stop.load(Ordering::SeqCst) {
                 k.sync();
                 *logs.lock().expect("logs") = k.logs();
@@ -649,13 +677,7 @@ fn eventually(what: &str, logs: &dyn Fn() -> String, mut cond: impl FnMut() -> b
 fn handover_to_metalhost_and_back_keeps_every_write_working_and_checked() {
     let cluster = Cluster::new();
     with_kubelet(&cluster, |logs| {
-        eventually("BMO's webhook serves", logs, || {
-            cluster
-                .double
-                .get(&format!("/api/v1/namespaces/{BMO_NS}/endpoints/baremetal-operator-webhook-service"))
-                .status
-                == 200
-        });
+        eventually("BMO's webhook serves", logs, || cluster.bmo_serves());
         cluster.writes_work("BMO install", &[BMO_WEBHOOK]);
         let steps: Vec<String> = String::from_utf8(
             Command::new("bash")
@@ -728,17 +750,17 @@ fn handover_to_metalhost_and_back_keeps_every_write_working_and_checked() {
         }
         assert!(cluster.host("h2")["status"].is_null(), "the paused host is left alone");
         let lease = cluster
-            .double
+            .kube
             .get("/apis/coordination.k8s.io/v1/namespaces/metalhost-system/leases/metalhost-leader")
             .json();
         assert!(lease["spec"]["holderIdentity"].as_str().is_some_and(|h| h.starts_with("metalhost-")));
         // a Secret BMO held is deleted at once, not left Terminating
-        let r = cluster.double.delete(&format!("/api/v1/namespaces/{HOSTS_NS}/secrets/h1-bmc"));
+        let r = cluster.kube.delete(&format!("/api/v1/namespaces/{HOSTS_NS}/secrets/h1-bmc"));
         assert_eq!(r.status, 200);
         assert_eq!(cluster.secret("h1-bmc").0, 404, "h1-bmc deleted, not Terminating");
 
         // ... and back to BMO
-        let r = cluster.double.patch(
+        let r = cluster.kube.patch(
             &host_path("h1"),
             PatchType::Merge,
             &json!({"metadata": {"annotations": {"metalhost.io/boot-device-persistence": "Always"}}}),
@@ -747,12 +769,12 @@ fn handover_to_metalhost_and_back_keeps_every_write_working_and_checked() {
         let out = Command::new("bash")
             .arg(repo_root().join("scripts/handover"))
             .arg("check-extensions")
-            .env("KUBECONFIG", &cluster.double.kubeconfig)
+            .env("KUBECONFIG", &cluster.kube.kubeconfig)
             .output()
             .expect("check-extensions");
         assert!(!out.status.success(), "a host using metalhost's annotations is reported");
         assert!(String::from_utf8_lossy(&out.stderr).contains("metal3 h1"));
-        let r = cluster.double.patch(
+        let r = cluster.kube.patch(
             &host_path("h1"),
             PatchType::Merge,
             &json!({"metadata": {"annotations": {"metalhost.io/boot-device-persistence": null}}}),
@@ -763,24 +785,18 @@ fn handover_to_metalhost_and_back_keeps_every_write_working_and_checked() {
         cluster.step("pause", logs);
         cluster.writes_work("pause (back)", &[METALHOST_WEBHOOK]);
         // the user re-applies BMO's kustomization: its webhook configuration and Deployment
-        cluster.double.apply_yaml(&cluster.bmo_vwc.to_string());
-        let r = cluster.double.patch(
+        cluster.kube.apply_yaml(&cluster.bmo_vwc.to_string());
+        let r = cluster.kube.patch(
             &format!("/apis/apps/v1/namespaces/{BMO_NS}/deployments/baremetal-operator-controller-manager"),
             PatchType::Merge,
             &json!({"spec": {"replicas": 1}}),
         );
         assert_eq!(r.status, 200);
-        eventually("BMO serves again", logs, || {
-            let ep = cluster
-                .double
-                .get(&format!("/api/v1/namespaces/{BMO_NS}/endpoints/baremetal-operator-webhook-service"))
-                .json();
-            ep["subsets"].as_array().is_some_and(|s| !s.is_empty())
-        });
+        eventually("BMO serves again", logs, || cluster.bmo_serves());
         cluster.writes_work("BMO re-applied", &[BMO_WEBHOOK, METALHOST_WEBHOOK]);
         cluster.step("remove-metalhost", logs);
         eventually("metalhost's pods gone", logs, || {
-            cluster.double.get("/api/v1/namespaces/metalhost-system/pods").json()["items"]
+            cluster.kube.get("/api/v1/namespaces/metalhost-system/pods").json()["items"]
                 .as_array()
                 .is_some_and(|p| p.is_empty())
         });
@@ -799,16 +815,10 @@ fn handover_to_metalhost_and_back_keeps_every_write_working_and_checked() {
 fn stopping_bmo_before_removing_its_webhook_configuration_refuses_every_write() {
     let cluster = Cluster::new();
     with_kubelet(&cluster, |logs| {
-        eventually("BMO's webhook serves", logs, || {
-            cluster
-                .double
-                .get(&format!("/api/v1/namespaces/{BMO_NS}/endpoints/baremetal-operator-webhook-service"))
-                .status
-                == 200
-        });
+        eventually("BMO's webhook serves", logs, || cluster.bmo_serves());
         cluster.writes_work("BMO install", &[BMO_WEBHOOK]);
         cluster.step("stop-bmo", logs);
-        let r = cluster.double.patch(
+        let r = cluster.kube.patch(
             &host_path("h0"),
             PatchType::Merge,
             &json!({"metadata": {"annotations": {"handover.test/after": "stop-bmo"}}}),
@@ -817,7 +827,7 @@ fn stopping_bmo_before_removing_its_webhook_configuration_refuses_every_write() 
         assert_eq!(r.status, 500, "{body}");
         assert!(body.contains(&format!("failed calling webhook \\\"{BMO_WEBHOOK}\\\"")), "{body}");
         cluster.step("remove-bmo-webhook", logs);
-        let r = cluster.double.patch(
+        let r = cluster.kube.patch(
             &host_path("h0"),
             PatchType::Merge,
             &json!({"metadata": {"annotations": {"handover.test/after": "remove-bmo-webhook"}}}),
@@ -830,15 +840,16 @@ fn stopping_bmo_before_removing_its_webhook_configuration_refuses_every_write() 
 fn the_controller_takes_bmos_finalizer_off_the_secrets_of_the_hosts_it_reconciles() {
     // no handover script here: a Secret that kept BMO's finalizer (e.g. one BMO claimed after
     // step 8) must not hang in Terminating once metalhost owns its host
-    let double = KubeDouble::start();
+    let kube = KubeLab::start();
     let bin = metalhost_bin();
-    double.apply_yaml(&format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {HOSTS_NS}}}\n"));
-    bmo_hosts(&double);
-    let log = double.info.dir.join("metalhost.log");
+    kube.apply_yaml(&format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {HOSTS_NS}}}\n"));
+    bmo_hosts(&kube);
+    let log = kube.info.dir.join("metalhost.log");
     let file = std::fs::File::create(&log).expect("log");
+    let credential = kube.controller_credential("metalhost");
     let mut child = Command::new(&bin)
         .args(["run", "--kube", "--ironic", "http://127.0.0.1:9"])
-        .env("KUBECONFIG", &double.kubeconfig)
+        .env("KUBECONFIG", &credential.kubeconfig)
         .env("RUST_LOG", "info")
         .env_remove("POD_NAMESPACE")
         .stdout(file.try_clone().expect("log"))
@@ -847,8 +858,8 @@ fn the_controller_takes_bmos_finalizer_off_the_secrets_of_the_hosts_it_reconcile
         .spawn()
         .expect("start metalhost");
     let logs = || std::fs::read_to_string(&log).unwrap_or_default();
-    let secret = |name: &str| double.get(&format!("/api/v1/namespaces/{HOSTS_NS}/secrets/{name}"));
-    let h0 = double.get(&host_path("h0")).json();
+    let secret = |name: &str| kube.get(&format!("/api/v1/namespaces/{HOSTS_NS}/secrets/{name}"));
+    let h0 = kube.get(&host_path("h0")).json();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         eventually("h0-bmc loses BMO's finalizer", &logs, || finalizers(&secret("h0-bmc").json()).is_empty());
         let s = secret("h0-bmc").json();
@@ -861,7 +872,7 @@ fn the_controller_takes_bmos_finalizer_off_the_secrets_of_the_hosts_it_reconcile
         );
         // the paused host's Secret is left as BMO left it
         assert_eq!(finalizers(&secret("h2-bmc").json()), [BMO_SECRET_FINALIZER]);
-        assert_eq!(double.delete(&format!("/api/v1/namespaces/{HOSTS_NS}/secrets/h0-bmc")).status, 200);
+        assert_eq!(kube.delete(&format!("/api/v1/namespaces/{HOSTS_NS}/secrets/h0-bmc")).status, 200);
         assert_eq!(secret("h0-bmc").status, 404, "deleted at once, not Terminating");
     }));
     let _ = child.kill();
