@@ -627,6 +627,10 @@ impl Cluster {
             .into_iter()
             .find(|w| body.contains(&format!("webhook \\\"{w}\\\" denied")));
         assert!(denied_by.is_some_and(|w| checked_by.contains(&w)), "after {after}: denied by {body}");
+        assert!(
+            body.contains("Unknown BMC type 'no-such-driver' for address no-such-driver://127.0.0.1/"),
+            "upstream's message: {body}"
+        );
         assert_eq!(
             self.host("h0")["spec"]["bmc"]["address"],
             "redfish+http://127.0.0.1:9/redfish/v1/Systems/0"
@@ -895,4 +899,49 @@ fn docs_kubernetes_md_lists_the_scripts_steps_in_its_order() {
     let in_script: Vec<String> =
         String::from_utf8(out.stdout).expect("utf-8").split_whitespace().map(String::from).collect();
     assert_eq!(in_doc, in_script);
+}
+
+/// What only the CRD's schema refuses is refused by the apiserver itself (its structural schema,
+/// not a webhook), once config/ is applied with kubectl.
+#[test]
+fn a_host_only_the_crd_schema_refuses_is_refused_by_the_apiserver() {
+    let kube = KubeLab::start();
+    let r = kube.create(
+        "/apis/metal3.io/v1alpha1/namespaces/default/baremetalhosts",
+        &json!({"apiVersion": "metal3.io/v1alpha1", "kind": "BareMetalHost",
+                "metadata": {"name": "dashes", "namespace": "default"},
+                "spec": {"online": true, "bootMACAddress": "00-11-22-33-44-55",
+                         "bmc": {"address": "ipmi://192.0.2.1", "credentialsName": "c"}}}),
+    );
+    let body = String::from_utf8_lossy(&r.body).to_string();
+    assert_eq!(r.status, 422, "{body}");
+    assert!(body.contains("spec.bootMACAddress") && body.contains("should match"), "{body}");
+    assert!(!body.contains("denied the request"), "no webhook is involved: {body}");
+}
+
+/// `scripts/handover check-extensions` finds a host booting a live kernel by its image format
+/// alone (it read upstream's Go field name, diskFormat, and never found one), and passes once
+/// no host uses an extension.
+#[test]
+fn check_extensions_finds_a_live_kernel_host() {
+    let kube = KubeLab::start();
+    kube.apply_yaml(
+        "apiVersion: metal3.io/v1alpha1\nkind: BareMetalHost\nmetadata: {name: kernel, namespace: default}\n\
+         spec: {online: true, bmc: {address: 'redfish+http://127.0.0.1:9/redfish/v1/Systems/1', credentialsName: c},\n\
+         image: {url: 'http://127.0.0.1:9/vmlinuz', format: live-kernel}}\n",
+    );
+    let check = || {
+        Command::new("bash")
+            .arg(repo_root().join("scripts/handover"))
+            .arg("check-extensions")
+            .env("KUBECONFIG", &kube.kubeconfig)
+            .output()
+            .expect("check-extensions")
+    };
+    let out = check();
+    assert!(!out.status.success(), "a live-kernel host is reported");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("default kernel"), "{out:?}");
+    assert_eq!(kube.delete("/apis/metal3.io/v1alpha1/namespaces/default/baremetalhosts/kernel").status, 200);
+    let out = check();
+    assert!(out.status.success(), "{out:?}");
 }

@@ -54,7 +54,9 @@ async fn metrics_are_scraped_and_parsed() {
     let mut rt = Runtime::new(config, Source::Dir(dir.path().to_path_buf()));
     rt.step().await;
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    // the address config/ gives ([::]): both families, so an IPv6-only cluster's probes reach it
+    let listener = metalhost::listen::bind("[::]:0".parse().unwrap()).unwrap();
+    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(metrics.clone().serve_on(listener));
     let mut text = String::new();
@@ -68,6 +70,8 @@ async fn metrics_are_scraped_and_parsed() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let over_ipv6 = reqwest::get(format!("http://[::1]:{port}/healthz")).await.unwrap();
+    assert!(over_ipv6.status().is_success(), "/healthz over ::1");
     let samples = parse(&text);
     assert_eq!(samples.get(r#"metalhost_hosts{state="registering"}"#), Some(&1.0), "{text}");
     assert_eq!(samples.get(r#"metalhost_hosts{state="unmanaged"}"#), Some(&1.0), "{text}");

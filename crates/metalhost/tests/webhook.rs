@@ -192,3 +192,36 @@ async fn a_renewed_certificate_is_served_without_a_restart() {
     assert!(trusted_by(port, &b_cert).await, "B is served after the swap");
     assert!(!trusted_by(port, &a_cert).await, "A is no longer served");
 }
+
+/// The default address ([::]) serves both families: on a single-stack IPv6 cluster the apiserver
+/// and the probes reach the webhook on ::1 as they do on 127.0.0.1 elsewhere.
+#[tokio::test]
+async fn the_default_address_answers_on_ipv6_and_ipv4_loopback() {
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "::1".to_string()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_path, key_path) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+    let default: std::net::SocketAddr = metalhost::listen::WEBHOOK_DEFAULT.parse().unwrap();
+    assert!(default.ip().is_unspecified() && default.is_ipv6(), "the default is [::]: {default}");
+    let listener = metalhost::listen::bind(std::net::SocketAddr::new(default.ip(), 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (c, k) = (cert_path.clone(), key_path.clone());
+    tokio::spawn(async move { serve_on(listener, &c, &k).await.unwrap() });
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    for host in ["127.0.0.1", "[::1]"] {
+        let mut answered = false;
+        for _ in 0..50 {
+            if let Ok(r) = client.get(format!("https://{host}:{port}/healthz")).send().await {
+                assert!(r.status().is_success(), "{host}");
+                answered = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(answered, "no answer on {host}");
+    }
+}
