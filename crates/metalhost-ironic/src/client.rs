@@ -24,6 +24,9 @@ pub const MAX_API_VERSION: (u32, u32) = (1, 115);
 /// refused with [`Error::TooLarge`], never held in memory whole.
 pub const MAX_RESPONSE_BYTES: u64 = 8 * 1024 * 1024;
 
+/// The most pages of the node list read (a million nodes): the list is bounded whatever Ironic says.
+pub const MAX_NODE_PAGES: usize = 1000;
+
 const VERSION_HEADER: &str = "X-OpenStack-Ironic-API-Version";
 const RETRIES: u32 = 4;
 
@@ -122,10 +125,15 @@ fn parse_version(v: &str) -> Option<(u32, u32)> {
 impl Client {
     /// Connects and negotiates the microversion: the newest both sides know, at least 1.89.
     pub async fn connect(config: ClientConfig) -> Result<Self, Error> {
-        let mut builder = reqwest::Client::builder().timeout(config.timeout).connect_timeout(config.timeout);
+        // Ironic never redirects; following one could send a request body (BMC credentials) and the
+        // basic-auth header to another origin: a 3xx is an error like any other answer
+        let mut builder = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout)
+            .redirect(reqwest::redirect::Policy::none());
         if let Some(path) = &config.ca_file {
-            let pem =
-                std::fs::read(path).map_err(|e| Error::Config(format!("CA file {}: {e}", path.display())))?;
+            let pem = crate::read_config_file(path)
+                .map_err(|e| Error::Config(format!("CA file {}: {e}", path.display())))?;
             let cert = reqwest::Certificate::from_pem(&pem)
                 .map_err(|e| Error::Config(format!("CA file {}: {e}", path.display())))?;
             builder = builder.add_root_certificate(cert);
@@ -298,22 +306,38 @@ impl Client {
     /// `GET /v1/nodes` (names, UUIDs, states and boot interfaces of every node; follows
     /// pagination). The boot interface tells the provisioning limit which nodes boot by virtual
     /// media (they take no slot).
+    /// Paging stops with an error when Ironic hands back a marker it gave before (a page repeated
+    /// for ever would otherwise grow the list without end) or past [`MAX_NODE_PAGES`] pages.
     pub async fn list_nodes(&self) -> Result<Vec<Node>, Error> {
         const QUERY: &str = "fields=uuid,name,provision_state,power_state,boot_interface&limit=1000";
         let mut nodes = Vec::new();
+        let mut markers = std::collections::HashSet::new();
         let mut path = format!("/v1/nodes?{QUERY}");
-        loop {
+        for _ in 0..MAX_NODE_PAGES {
             let page: Value = self.call(Method::GET, &path, None::<&()>).await?;
             let batch: Vec<Node> = serde_json::from_value(page["nodes"].clone())
                 .map_err(|e| Error::Decode { what: "GET /v1/nodes".into(), reason: e.to_string() })?;
             let last = batch.last().map(|n| n.uuid.clone());
-            let full = batch.len() == 1000;
+            let full = batch.len() >= 1000;
             nodes.extend(batch);
             match (full, last) {
-                (true, Some(marker)) => path = format!("/v1/nodes?{QUERY}&marker={marker}"),
+                (true, Some(marker)) if !markers.insert(marker.clone()) => {
+                    return Err(Error::Decode {
+                        what: "GET /v1/nodes".into(),
+                        reason: format!(
+                            "the page after marker {} came again: Ironic repeats itself",
+                            truncate(&marker)
+                        ),
+                    });
+                }
+                (true, Some(marker)) => path = format!("/v1/nodes?{QUERY}&marker={}", encode(&marker)),
                 _ => return Ok(nodes),
             }
         }
+        Err(Error::Decode {
+            what: "GET /v1/nodes".into(),
+            reason: format!("more than {MAX_NODE_PAGES} pages of 1000 nodes; not read further"),
+        })
     }
 
     /// `GET /v1/ports?node_uuid=…`.
@@ -571,6 +595,49 @@ mod tests {
         let nodes = client.list_nodes().await.unwrap();
         assert_eq!(nodes.len(), 1001);
         assert_eq!(nodes[1000].boot_interface.as_deref(), Some("redfish-virtual-media"));
+    }
+
+    /// An Ironic (or something in its place) that hands back the same full page for ever: the
+    /// list ends with an error after the second page instead of growing until memory runs out.
+    #[tokio::test]
+    async fn a_node_list_that_repeats_itself_ends_with_an_error() {
+        let server = server("1.99").await;
+        let page: Vec<Value> =
+            (0..1000).map(|i| json!({"uuid": format!("u{i}"), "provision_state": "available"})).collect();
+        Mock::given(method("GET"))
+            .and(path("/v1/nodes"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"nodes": page})))
+            .mount(&server)
+            .await;
+        let client = Client::connect(ClientConfig::new(server.uri())).await.unwrap();
+        let e = client.list_nodes().await.unwrap_err();
+        assert!(e.to_string().contains("came again"), "{e}");
+        let pages =
+            server.received_requests().await.unwrap().iter().filter(|r| r.url.path() == "/v1/nodes").count();
+        assert_eq!(pages, 2, "the repeat is seen on the second page");
+    }
+
+    /// A redirect to another origin is not followed: the request body (BMC credentials) and the
+    /// basic-auth header never reach it, and the call fails with the 3xx.
+    #[tokio::test]
+    async fn a_redirect_is_never_followed() {
+        let server = server("1.99").await;
+        let elsewhere = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/v1/nodes"))
+            .respond_with(
+                ResponseTemplate::new(307).insert_header("Location", format!("{}/v1/nodes", elsewhere.uri())),
+            )
+            .mount(&server)
+            .await;
+        let mut config = ClientConfig::new(server.uri());
+        config.basic_auth = Some(("ironic".into(), "ironic-pw".into()));
+        let client = Client::connect(config).await.unwrap();
+        let mut fields = Map::new();
+        fields.insert("driver_info".into(), json!({"redfish_password": "bmc-secret-pw"}));
+        let e = client.create_node(&fields).await.unwrap_err();
+        assert_eq!(e.status(), Some(307), "{e}");
+        assert!(elsewhere.received_requests().await.unwrap().is_empty(), "nothing reached the other origin");
     }
 
     #[test]

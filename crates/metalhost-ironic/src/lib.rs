@@ -5,6 +5,7 @@
 //! name the cause; a node's own `last_error` is in [`Node::last_error`].
 
 mod client;
+mod config_file;
 mod error;
 mod types;
 
@@ -12,6 +13,7 @@ pub use client::{
     Client, ClientConfig, MAX_API_VERSION, MAX_RESPONSE_BYTES, MIN_API_VERSION, RequestObserver, base_url,
     endpoint,
 };
+pub use config_file::{MAX_CONFIG_FILE_BYTES, read_config_file};
 pub use error::{Error, MAX_ERROR_CHARS};
 pub use json_patch::Patch;
 pub use types::*;

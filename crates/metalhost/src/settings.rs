@@ -97,10 +97,11 @@ pub enum SettingsError {
 /// Reads a file: `Ok(None)` when it does not exist.
 pub type FileReader<'a> = &'a dyn Fn(&Path) -> std::io::Result<Option<String>>;
 
-/// The real file system, for [`resolve`].
+/// The real file system, for [`resolve`]: a regular file of bounded size only (`/dev/zero` or a
+/// FIFO is refused at once), as UTF-8.
 pub fn read_file(path: &Path) -> std::io::Result<Option<String>> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok(Some(text)),
+    match metalhost_ironic::read_config_file(path) {
+        Ok(bytes) => String::from_utf8(bytes).map(Some).map_err(|_| std::io::Error::other("not UTF-8 text")),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }

@@ -98,3 +98,36 @@ fn crd_prints_the_generated_definition() {
     assert_eq!(crd["metadata"]["name"], "baremetalhosts.metal3.io");
     assert_eq!(crd["spec"]["names"]["shortNames"][0], "bmh");
 }
+
+/// A password file that is a device or a FIFO is refused at once with the file's name (it read
+/// /dev/zero until memory ran out, and hung on a FIFO); so is one over the size limit.
+#[test]
+fn a_password_file_that_is_no_regular_file_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let big = dir.path().join("big");
+    std::fs::write(&big, vec![b'x'; 2 * 1024 * 1024]).unwrap();
+    for (file, reason) in [
+        ("/dev/zero", "not a regular file"),
+        (fifo.to_str().unwrap(), "not a regular file"),
+        (big.to_str().unwrap(), "larger than"),
+    ] {
+        let started = std::time::Instant::now();
+        let (code, _, err) = metalhost(&[
+            "run",
+            "--manifests",
+            dir.path().to_str().unwrap(),
+            "--ironic",
+            "http://127.0.0.1:9",
+            "--ironic-user",
+            "u",
+            "--ironic-password-file",
+            file,
+            "--check-config",
+        ]);
+        assert_ne!(code, 0, "{file}: {err}");
+        assert!(err.contains(file) && err.contains(reason), "{file}: {err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "{file}: refused at once");
+    }
+}
