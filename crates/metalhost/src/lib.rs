@@ -10,5 +10,6 @@ pub mod metrics;
 pub mod progress;
 pub mod settings;
 pub mod standalone;
+pub mod stop;
 pub mod validate;
 pub mod webhook;

@@ -265,6 +265,7 @@ async fn run(manifests: PathBuf, stats_file: Option<PathBuf>, common: Common) ->
     if !manifests.is_dir() {
         bail!("--manifests {}: not a directory", manifests.display());
     }
+    let mut stop = metalhost::stop::Stop::listen();
     let mut runtime = Runtime::new(common.config()?, Source::Dir(manifests));
     let mut progress = Progress::new();
     let mut reported_requests = None;
@@ -276,7 +277,7 @@ async fn run(manifests: PathBuf, stats_file: Option<PathBuf>, common: Common) ->
                 }
                 progress.summary(metalhost::fleet::summary::line(runtime.statuses().map(|(_, s)| s)));
             }
-            _ = shutdown() => return Ok(ExitCode::SUCCESS),
+            () = stop.requested() => return Ok(ExitCode::SUCCESS),
         }
         if let Some(path) = &stats_file {
             let requests = runtime.ironic_requests();
@@ -290,7 +291,7 @@ async fn run(manifests: PathBuf, stats_file: Option<PathBuf>, common: Common) ->
         }
         tokio::select! {
             _ = runtime.wait_for_work(Duration::from_secs(2)) => {}
-            _ = shutdown() => return Ok(ExitCode::SUCCESS),
+            () = stop.requested() => return Ok(ExitCode::SUCCESS),
         }
     }
 }
@@ -339,6 +340,7 @@ async fn run_kube(
     lease: Option<String>,
     common: Common,
 ) -> anyhow::Result<ExitCode> {
+    let mut stop = metalhost::stop::Stop::listen();
     let config = common.config()?;
     let client = kube::Client::try_default().await.context("connecting to Kubernetes")?;
     // with leader election: wait to lead (or to be stopped); stop when leadership is lost
@@ -359,7 +361,7 @@ async fn run_kube(
         while !*leader.borrow_and_update() {
             tokio::select! {
                 changed = leader.changed() => changed.context("leader election stopped")?,
-                () = shutdown() => {
+                () = stop.requested() => {
                     drop(leader);
                     let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
                     return Ok(ExitCode::SUCCESS);
@@ -381,14 +383,14 @@ async fn run_kube(
     ctx.idle = config.idle;
     let concurrency = u16::try_from(config.concurrency).unwrap_or(u16::MAX);
     let Some((mut leader, task, lease_namespace, identity)) = leadership else {
-        metalhost::kube::run(ctx, namespace, concurrency, shutdown()).await;
+        metalhost::kube::run(ctx, namespace, concurrency, async move { stop.requested().await }).await;
         return Ok(ExitCode::SUCCESS);
     };
     // stop reconciling on SIGTERM, when the Lease is lost, or when its renewal cannot be confirmed
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<&'static str>();
     let watchdog = tokio::spawn(async move {
         let why = tokio::select! {
-            () = shutdown() => "shutdown",
+            () = stop.requested() => "shutdown",
             _ = async { while leader.changed().await.is_ok() && *leader.borrow() {} } => "lost leadership",
             () = leadership_lost(client, lease_namespace, identity) => "lease renewal not confirmed",
         };
@@ -411,15 +413,6 @@ async fn run_kube(
         _ => tracing::warn!("could not release the leader Lease; it expires on its own"),
     }
     if why == "shutdown" { Ok(ExitCode::SUCCESS) } else { bail!("{why}") }
-}
-
-async fn shutdown() {
-    let mut term =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }
 
 async fn apply(file: PathBuf, wait: bool, timeout: u64, common: Common) -> anyhow::Result<ExitCode> {
@@ -512,25 +505,33 @@ async fn get(
     output: Option<String>,
     names: Vec<String>,
 ) -> anyhow::Result<ExitCode> {
-    use metalhost::fleet::{table, watch::Watch};
+    if watch {
+        return watch_hosts(dir, output, names).await;
+    }
     let now = k8s_openapi::jiff::Timestamp::now;
     let hosts = fleet_hosts(&dir, &names)?;
-    let wide = output.as_deref() == Some("wide");
-    let objects = matches!(output.as_deref(), Some("json" | "yaml"));
-    if !watch {
-        if objects {
-            print_objects(output.as_deref(), &hosts)?;
-        } else if hosts.is_empty() {
-            eprintln!("No hosts found in {}.", dir.display());
-        } else {
-            for line in table::table(&hosts, wide, now()) {
-                println!("{line}");
-            }
+    if matches!(output.as_deref(), Some("json" | "yaml")) {
+        print_objects(output.as_deref(), &hosts)?;
+    } else if hosts.is_empty() {
+        eprintln!("No hosts found in {}.", dir.display());
+    } else {
+        for line in metalhost::fleet::table::table(&hosts, output.as_deref() == Some("wide"), now()) {
+            println!("{line}");
         }
-        return Ok(ExitCode::SUCCESS);
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `get -w`: the hosts, then a line (or an object) per change until a signal.
+async fn watch_hosts(dir: PathBuf, output: Option<String>, names: Vec<String>) -> anyhow::Result<ExitCode> {
+    use metalhost::fleet::watch::Watch;
+    let now = k8s_openapi::jiff::Timestamp::now;
+    // listening from the start: the first read of a large fleet takes a while
+    let mut stop = metalhost::stop::Stop::listen();
+    let hosts = fleet_hosts(&dir, &names)?;
+    let wide = output.as_deref() == Some("wide");
     let (mut watch, lines) = Watch::start(&dir, &names, wide, now());
-    if objects {
+    if matches!(output.as_deref(), Some("json" | "yaml")) {
         print_objects(output.as_deref(), &hosts)?;
     } else {
         for line in lines {
@@ -540,7 +541,7 @@ async fn get(
     loop {
         tokio::select! {
             () = tokio::time::sleep(Duration::from_millis(500)) => {}
-            () = shutdown() => return Ok(ExitCode::SUCCESS),
+            () = stop.requested() => return Ok(ExitCode::SUCCESS),
         }
         for shown in watch.poll(now()) {
             match output.as_deref() {

@@ -131,3 +131,61 @@ fn a_password_file_that_is_no_regular_file_is_refused_at_once() {
         assert!(started.elapsed() < std::time::Duration::from_secs(10), "{file}: refused at once");
     }
 }
+
+/// SIGTERM while `get -w` and `run` are busy with 10,000 hosts ends them within seconds (signal
+/// listeners made anew at each wait lost it: `get -w` ignored it, `run` went on for minutes).
+#[test]
+fn sigterm_ends_a_busy_run_and_watch_within_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::new();
+    for i in 0..10_000 {
+        text += &format!(
+            "---\nkind: BareMetalHost\nmetadata: {{name: host-{i}}}\nspec: {{online: true, bootMACAddress: '52:54:00:{:02x}:{:02x}:01',\n  \
+             bmc: {{address: 'fake-hardware://host-{i}', credentialsName: c}}}}\n",
+            i / 256,
+            i % 256
+        );
+    }
+    std::fs::write(dir.path().join("hosts.yaml"), text).unwrap();
+    // and a status file each, as `run` leaves them: `get -w` reads them all at every look
+    for i in 0..10_000 {
+        std::fs::write(
+            dir.path().join(format!("host-{i}.status.yaml")),
+            format!(
+                "metadata: {{name: host-{i}}}\nspec: {{online: true}}\nstatus: {{operationalStatus: OK, errorMessage: '', \
+                 errorCount: 0, poweredOn: true, provisioning: {{state: provisioned, ID: n{i}}}}}\n"
+            ),
+        )
+        .unwrap();
+    }
+    let manifests = dir.path().to_str().unwrap();
+    for args in [
+        vec!["get", "--manifests", manifests, "-w"],
+        vec!["run", "--manifests", manifests, "--ironic", "http://127.0.0.1:9"],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_metalhost"))
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // busy: loading and going through the fleet
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        assert!(child.try_wait().unwrap().is_none(), "{args:?} still running before the signal");
+        assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+        let signalled = std::time::Instant::now();
+        let ended = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break Some(status);
+            }
+            if signalled.elapsed() > std::time::Duration::from_secs(15) {
+                break None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(ended.is_some(), "{args:?} still running 15 s after SIGTERM");
+        eprintln!("{:?} ended {:.1} s after SIGTERM", args[0], signalled.elapsed().as_secs_f64());
+    }
+}
