@@ -25,13 +25,13 @@ pub fn check_files(files: &[PathBuf]) -> Vec<String> {
             lines.push(bad.reason.clone());
         }
         let dir = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let (records, _) = store::read_all(dir);
         for (key, host) in &manifests.hosts {
-            let previous = records.iter().map(|(_, r)| r).find(|r| r.qualified_name() == *key);
+            // only this host's status file: reading the directory's for each file made
+            // `validate dir/*.yaml` quadratic (133 s for 1,000 hosts)
+            let previous = store::read_one(dir, host);
             let violations = match previous {
-                Some(old) => {
+                Some(mut old) => {
                     // status files hide userinfo in the BMC address: the same address, not a change
-                    let mut old = old.clone();
                     if let (Some(o), Some(n)) = (old.spec.bmc.as_mut(), host.spec.bmc.as_ref())
                         && o.address == metalhost_api::redact::redact_url_userinfo(&n.address)
                     {

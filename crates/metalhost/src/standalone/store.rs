@@ -142,6 +142,14 @@ pub fn read_all(dir: &Path) -> (Vec<(PathBuf, BareMetalHost)>, Vec<String>) {
     (records, problems)
 }
 
+/// Reads the status file of `host` in `dir`, if it has one (and it is sound): what `validate`
+/// needs for one host, without reading the others'.
+pub fn read_one(dir: &Path, host: &BareMetalHost) -> Option<BareMetalHost> {
+    let path = status_path(dir, host).ok()?;
+    std::fs::symlink_metadata(&path).ok()?;
+    read_record(&path).ok()
+}
+
 fn read_record(path: &Path) -> Result<BareMetalHost, String> {
     let corrupt = |e: String| format!("corrupt status file ignored: {e}");
     let text = read_bounded(path, MAX_STATUS_BYTES, Links::Refuse).map_err(corrupt)?;
