@@ -13,6 +13,7 @@ pub mod image;
 pub mod names;
 pub mod redact;
 pub mod secret;
+pub mod text;
 pub mod validation;
 
 pub use bmc::{BmcAccess, BmcKind, Credentials};

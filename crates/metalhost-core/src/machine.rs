@@ -241,7 +241,8 @@ pub fn failed(
     let mut status = decided.clone();
     status.operational_status = OperationalStatus::Error;
     status.error_type = Some(error_type);
-    status.error_message = message;
+    // bounded: an error quoting a huge field from Ironic must not make the status unreadable
+    status.error_message = metalhost_api::text::bounded(&message).into_owned();
     status.error_count = previous.error_count.saturating_add(1);
     let requeue = Requeue::Backoff(backoff(status.error_count));
     (status, requeue)

@@ -256,14 +256,14 @@ impl Client {
         path: &str,
         body: Option<&B>,
     ) -> Result<T, Error> {
-        let body = body
-            .map(serde_json::to_value)
-            .transpose()
-            .map_err(|e| Error::Decode { what: format!("{method} {path} request"), reason: e.to_string() })?;
+        let body = body.map(serde_json::to_value).transpose().map_err(|e| Error::Decode {
+            what: format!("{method} {path} request"),
+            reason: truncate(&e.to_string()),
+        })?;
         let (_, text) = self.send(method.clone(), path, body.as_ref()).await?;
         let text = if text.trim().is_empty() { "null" } else { text.as_str() };
         serde_json::from_str(text)
-            .map_err(|e| Error::Decode { what: format!("{method} {path}"), reason: e.to_string() })
+            .map_err(|e| Error::Decode { what: format!("{method} {path}"), reason: truncate(&e.to_string()) })
     }
 
     async fn call_empty<B: Serialize>(
@@ -315,8 +315,9 @@ impl Client {
         let mut path = format!("/v1/nodes?{QUERY}");
         for _ in 0..MAX_NODE_PAGES {
             let page: Value = self.call(Method::GET, &path, None::<&()>).await?;
-            let batch: Vec<Node> = serde_json::from_value(page["nodes"].clone())
-                .map_err(|e| Error::Decode { what: "GET /v1/nodes".into(), reason: e.to_string() })?;
+            let batch: Vec<Node> = serde_json::from_value(page["nodes"].clone()).map_err(|e| {
+                Error::Decode { what: "GET /v1/nodes".into(), reason: truncate(&e.to_string()) }
+            })?;
             let last = batch.last().map(|n| n.uuid.clone());
             let full = batch.len() >= 1000;
             nodes.extend(batch);
@@ -350,7 +351,7 @@ impl Client {
             )
             .await?;
         serde_json::from_value(page["ports"].clone())
-            .map_err(|e| Error::Decode { what: "GET /v1/ports".into(), reason: e.to_string() })
+            .map_err(|e| Error::Decode { what: "GET /v1/ports".into(), reason: truncate(&e.to_string()) })
     }
 
     /// `POST /v1/ports` for a MAC on a node.
@@ -426,7 +427,7 @@ impl Client {
         let page: Value =
             self.call(Method::GET, &format!("/v1/nodes/{}/history", encode(ident)), None::<&()>).await?;
         serde_json::from_value(page["history"].clone())
-            .map_err(|e| Error::Decode { what: "GET node history".into(), reason: e.to_string() })
+            .map_err(|e| Error::Decode { what: "GET node history".into(), reason: truncate(&e.to_string()) })
     }
 
     /// `GET /v1/drivers`: names of the enabled hardware types.

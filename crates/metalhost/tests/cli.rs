@@ -189,3 +189,43 @@ fn sigterm_ends_a_busy_run_and_watch_within_seconds() {
         eprintln!("{:?} ended {:.1} s after SIGTERM", args[0], signalled.elapsed().as_secs_f64());
     }
 }
+
+/// A manifest whose `image.format` is 2 MB long: the error quoting it is cut before it reaches
+/// the status, so the status file stays readable and `get` still shows the host (the 3 MB status
+/// file was refused and the host vanished from `get` and `describe`).
+#[test]
+fn an_error_quoting_a_huge_field_keeps_the_status_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let format = "x".repeat(2 * 1024 * 1024);
+    std::fs::write(
+        dir.path().join("big.yaml"),
+        format!(
+            "kind: BareMetalHost\nmetadata: {{name: big}}\nspec: {{online: true, bmc: {{address: 'redfish://127.0.0.1:9/redfish/v1/Systems/1', credentialsName: c}},\n  \
+             image: {{url: 'http://127.0.0.1:9/a.iso', format: {format}}}}}\n"
+        ),
+    )
+    .unwrap();
+    let manifests = dir.path().to_str().unwrap();
+    let mut run = Command::new(env!("CARGO_BIN_EXE_metalhost"))
+        .args(["run", "--manifests", manifests, "--ironic", "http://127.0.0.1:9"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let status = dir.path().join("big.status.yaml");
+    for _ in 0..100 {
+        if status.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let _ = run.kill();
+    let _ = run.wait();
+    let size = std::fs::metadata(&status).expect("a status file").len();
+    assert!(size < 64 * 1024, "status file of {size} bytes");
+    let (code, out, err) = metalhost(&["get", "--manifests", manifests]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.lines().any(|l| l.starts_with("big ")), "the host is shown: {out}");
+    assert!(out.contains("cut by metalhost") || err.is_empty(), "{out}");
+}

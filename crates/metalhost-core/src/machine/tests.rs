@@ -658,3 +658,13 @@ fn provisioning_waits_while_the_power_changes() {
     let d = lab.decide(&status_in(S::Provisioning), Some(&powering));
     assert_eq!((d.action, d.status.provisioning.state), (Action::None, S::Provisioning));
 }
+
+/// An error quoting a huge field (a decode error over a 3 MB answer from Ironic) is cut before it
+/// reaches the status, which must stay small enough to be stored and read back.
+#[test]
+fn a_huge_error_message_is_cut_before_the_status() {
+    let previous = BareMetalHostStatus::default();
+    let (status, _) = failed(&previous, &previous, ErrorType::Provisioning, "x".repeat(3 * 1024 * 1024));
+    assert!(status.error_message.len() < 5000, "{} bytes", status.error_message.len());
+    assert!(status.error_message.ends_with("cut by metalhost]"));
+}

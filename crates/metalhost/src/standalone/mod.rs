@@ -470,13 +470,14 @@ impl Runtime {
         let now = rfc3339_now();
         for (key, t) in &mut self.hosts {
             let Some(reason) = t.bad.clone() else { continue };
-            if t.status.error_message == reason {
+            if t.status.error_message == metalhost_api::text::bounded(&reason) {
                 continue;
             }
             let before = t.status.clone();
             t.status.operational_status = OperationalStatus::Error;
             t.status.error_type.get_or_insert(ErrorType::Registration);
-            t.status.error_message = reason.clone();
+            // bounded: serde's error may quote a huge field of the manifest
+            t.status.error_message = metalhost_api::text::bounded(&reason).into_owned();
             t.status.last_updated = Some(now.clone());
             t.save(&dir, key);
             let events = metalhost_core::policy::events(&before, &t.status, &[]);
