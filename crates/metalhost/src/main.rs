@@ -258,7 +258,13 @@ impl Common {
 fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("METALHOST_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    // colours only on a terminal; tracing-subscriber escapes control characters in what it logs
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
 }
 
 async fn run(manifests: PathBuf, stats_file: Option<PathBuf>, common: Common) -> anyhow::Result<ExitCode> {
@@ -479,7 +485,7 @@ fn fleet_hosts(dir: &std::path::Path, names: &[String]) -> anyhow::Result<Vec<me
     }
     let (hosts, problems) = metalhost::fleet::load(dir);
     for p in problems {
-        eprintln!("warning: {p}");
+        eprintln!("warning: {}", safe(&p));
     }
     let hosts: Vec<_> = hosts.into_iter().filter(|h| metalhost::fleet::selected(h, names)).collect();
     for name in names {
@@ -516,7 +522,7 @@ async fn get(
         eprintln!("No hosts found in {}.", dir.display());
     } else {
         for line in metalhost::fleet::table::table(&hosts, output.as_deref() == Some("wide"), now()) {
-            println!("{line}");
+            println!("{}", safe(&line));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -535,7 +541,7 @@ async fn watch_hosts(dir: PathBuf, output: Option<String>, names: Vec<String>) -
         print_objects(output.as_deref(), &hosts)?;
     } else {
         for line in lines {
-            println!("{line}");
+            println!("{}", safe(&line));
         }
     }
     loop {
@@ -547,7 +553,7 @@ async fn watch_hosts(dir: PathBuf, output: Option<String>, names: Vec<String>) -
             match output.as_deref() {
                 Some("json") => println!("{}", serde_json::to_string(&shown.host)?),
                 Some("yaml") => print!("---\n{}", serde_yaml_ng::to_string(&shown.host)?),
-                _ => println!("{}", shown.line),
+                _ => println!("{}", safe(&shown.line)),
             }
         }
     }
@@ -562,15 +568,23 @@ async fn describe(dir: PathBuf, name: String, ironic: IronicArgs) -> anyhow::Res
             Some(config) => lookup(config, host).await,
             None => NodeView::NotAsked,
         };
-        print!("{}", metalhost::fleet::describe::describe(host, &events, &node));
+        for line in metalhost::fleet::describe::describe(host, &events, &node).lines() {
+            println!("{}", safe(line));
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Text from manifests, status files or Ironic as it may reach a terminal: control characters
+/// escaped.
+fn safe(text: &str) -> std::borrow::Cow<'_, str> {
+    metalhost_api::text::terminal_safe(text)
 }
 
 fn validate(files: &[PathBuf]) -> ExitCode {
     let lines = metalhost::validate::check_files(files);
     for line in &lines {
-        println!("{line}");
+        println!("{}", safe(line));
     }
     if lines.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
@@ -626,7 +640,7 @@ async fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("metalhost: {e:#}");
+            eprintln!("metalhost: {}", safe(&format!("{e:#}")));
             ExitCode::from(2)
         }
     }

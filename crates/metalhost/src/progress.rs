@@ -8,6 +8,7 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::standalone::Change;
+use metalhost_api::text::terminal_safe;
 
 /// Shows hosts' progress on the terminal (spinners) or as plain lines when output is not one.
 pub struct Progress {
@@ -23,13 +24,14 @@ impl Progress {
         Progress { bars, summary: (None, String::new()) }
     }
 
-    /// The line printed for a change.
+    /// The line printed for a change (control characters from a manifest or Ironic escaped).
     pub fn line(change: &Change) -> String {
-        match &change.error {
+        let line = match &change.error {
             Some(error) => format!("{}: {} — error: {error}", change.key, change.to),
             None if change.from == change.to => format!("{}: {} ({})", change.key, change.to, change.action),
             None => format!("{}: {} → {}", change.key, change.from, change.to),
-        }
+        };
+        terminal_safe(&line).into_owned()
     }
 
     /// Reports one change.
@@ -45,7 +47,7 @@ impl Progress {
                 ProgressStyle::with_template("{spinner} {prefix:.bold} {wide_msg} [{elapsed}]")
                     .expect("valid template"),
             );
-            bar.set_prefix(change.key.clone());
+            bar.set_prefix(terminal_safe(&change.key).into_owned());
             bar.enable_steady_tick(Duration::from_millis(120));
             bar
         });
@@ -75,6 +77,8 @@ impl Progress {
 
     /// Marks a host as finished, with a last word.
     pub fn finish(&mut self, key: &str, message: String) {
+        let message = terminal_safe(&message).into_owned();
+        let key = &*terminal_safe(key);
         match &mut self.bars {
             Some((_, bars)) => match bars.get(key) {
                 Some(bar) => bar.finish_with_message(message),

@@ -229,3 +229,59 @@ fn an_error_quoting_a_huge_field_keeps_the_status_readable() {
     assert!(out.lines().any(|l| l.starts_with("big ")), "the host is shown: {out}");
     assert!(out.contains("cut by metalhost") || err.is_empty(), "{out}");
 }
+
+/// Control characters from a hostile manifest (consumerRef.name, an unknown image.format that
+/// serde's error echoes) and from a status (an error message as Ironic wrote it) reach no terminal
+/// raw: get, get -o wide, describe, validate, run's progress and its log escape them (a screen
+/// clear, a title, an OSC 52 clipboard write came through before).
+#[test]
+fn control_characters_from_manifests_and_ironic_are_printed_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let evil = "\\e]52;c;cHduZWQ=\\a\\e[2J\\e]0;owned\\a\\u009b31m";
+    std::fs::write(
+        dir.path().join("hosts.yaml"),
+        format!(
+            "kind: BareMetalHost\nmetadata: {{name: h1}}\nspec: {{online: true, consumerRef: {{kind: Machine, name: \"{evil}\"}},\n  \
+             bmc: {{address: 'redfish://127.0.0.1:9/redfish/v1/Systems/1', credentialsName: c}}}}\n---\n\
+             kind: BareMetalHost\nmetadata: {{name: h2}}\nspec: {{online: true, bmc: {{address: 'redfish://127.0.0.1:9/redfish/v1/Systems/2', credentialsName: c}},\n  \
+             image: {{url: 'http://127.0.0.1:9/a.iso', format: \"{evil}\"}}}}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("h1.status.yaml"),
+        format!(
+            "metadata: {{name: h1}}\nspec: {{online: true, consumerRef: {{kind: Machine, name: \"{evil}\"}}}}\n\
+             status: {{operationalStatus: error, errorType: provisioning error, \
+             errorMessage: \"Ironic said {evil}\", errorCount: 1, poweredOn: false, provisioning: {{state: provisioning, ID: n1}}}}\n"
+        ),
+    )
+    .unwrap();
+    let manifests = dir.path().to_str().unwrap();
+    let raw = |text: &str| text.chars().any(|c| matches!(c as u32, 0x07 | 0x1b | 0x9b));
+    for args in [
+        vec!["get", "--manifests", manifests],
+        vec!["get", "--manifests", manifests, "-o", "wide"],
+        vec!["describe", "h1", "--manifests", manifests],
+        vec!["validate", &format!("{manifests}/hosts.yaml")],
+    ] {
+        let (_, out, err) = metalhost(&args);
+        assert!(!raw(&out) && !raw(&err), "{args:?} printed control characters raw:\n{out:?}\n{err:?}");
+        assert!(
+            out.contains("\\u{1b}") || err.contains("\\u{1b}"),
+            "{args:?} shows them escaped:\n{out}\n{err}"
+        );
+    }
+    let run = Command::new(env!("CARGO_BIN_EXE_metalhost"))
+        .args(["run", "--manifests", manifests, "--ironic", "http://127.0.0.1:9"])
+        .env("METALHOST_LOG", "debug")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert!(Command::new("kill").args(["-TERM", &run.id().to_string()]).status().unwrap().success());
+    let out = run.wait_with_output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!raw(&stdout) && !raw(&stderr), "run printed control characters raw:\n{stdout:?}\n{stderr:?}");
+}
