@@ -8,6 +8,7 @@ pub mod kube;
 pub mod listen;
 pub mod metrics;
 pub mod progress;
+pub mod serve;
 pub mod settings;
 pub mod standalone;
 pub mod stop;

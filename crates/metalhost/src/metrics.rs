@@ -153,6 +153,6 @@ impl Metrics {
     /// can take the port between choosing and serving).
     pub async fn serve_on(self: Arc<Self>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
         tracing::info!("metrics served at http://{}/metrics", listener.local_addr()?);
-        axum::serve(listener, self.router()).await
+        crate::serve::serve(listener, None, self.router()).await
     }
 }

@@ -75,11 +75,11 @@ pub async fn serve_on(listener: std::net::TcpListener, cert: &Path, key: &Path) 
         .with_no_client_auth()
         .with_cert_resolver(resolver);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    let tls = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(config));
+    let tls = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     listener.set_nonblocking(true)?;
     // with port 0 the system picks a free port: the log tells which
     tracing::info!("webhook served at https://{}{VALIDATE_PATH}", listener.local_addr()?);
-    axum_server::tls_rustls::from_tcp_rustls(listener, tls)?.serve(router().into_make_service()).await
+    crate::serve::serve(tokio::net::TcpListener::from_std(listener)?, Some(tls), router()).await
 }
 
 /// What identifies a file's version: inode, size and modification time (following symlinks, so

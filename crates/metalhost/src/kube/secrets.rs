@@ -223,6 +223,7 @@ async fn adopt(api: &Api<Secret>, host: &BareMetalHost, secret: &Secret, used: S
     let owned = owners.iter().any(|o| o.uid == uid);
     let finalizers = secret.metadata.finalizers.clone().unwrap_or_default();
     let bmo_finalizer = finalizers.iter().any(|f| f == BMO_SECRET_FINALIZER);
+    let owners_before = owners.len();
     if used == SecretUse::Credentials && !owned && !uid.is_empty() {
         owners.push(k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
             api_version: BareMetalHost::api_version(&()).into_owned(),
@@ -234,14 +235,19 @@ async fn adopt(api: &Api<Secret>, host: &BareMetalHost, secret: &Secret, used: S
     } else if used == SecretUse::ConfigDrive {
         owners.retain(|o| o.uid != uid);
     }
-    let mut patch = json!({"metadata": {
-        "resourceVersion": secret.metadata.resource_version,
-        "labels": {SECRET_LABEL: "baremetal"},
-        "ownerReferences": owners,
-    }});
+    // the label alone merges with anything; lists (owners, finalizers) are replaced whole, so a
+    // patch that changes one carries the version it was computed from (a Secret shared by a fleet
+    // is labelled by many hosts at once without conflicts)
+    let mut patch = json!({"metadata": {"labels": {SECRET_LABEL: "baremetal"}}});
+    if owners.len() != owners_before {
+        patch["metadata"]["ownerReferences"] = json!(owners);
+    }
     if bmo_finalizer {
         let kept: Vec<&String> = finalizers.iter().filter(|f| *f != BMO_SECRET_FINALIZER).collect();
         patch["metadata"]["finalizers"] = json!(kept);
+    }
+    if owners.len() != owners_before || bmo_finalizer {
+        patch["metadata"]["resourceVersion"] = json!(secret.metadata.resource_version);
     }
     let name = secret.metadata.name.as_deref().unwrap_or_default();
     match api.patch(name, &PatchParams::default(), &Patch::Merge(patch)).await {
