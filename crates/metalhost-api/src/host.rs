@@ -811,8 +811,9 @@ pub enum ProvisioningState {
     Deleting,
     /// A state this build does not know (a newer upstream's, or one written by hand): read so that
     /// the host still decodes (a list of hosts is decoded whole), left as it is and reported on
-    /// that host alone. metalhost never writes it: a host in it is not reconciled.
-    #[serde(other, rename = "(unknown)")]
+    /// that host alone. It cannot be written (serializing it is an error): the state as it was
+    /// written stays where it is.
+    #[serde(other, skip_serializing)]
     Unknown,
 }
 

@@ -351,7 +351,7 @@ fn set_ignored_fields_condition(status: &mut BareMetalHostStatus, input: &Input<
 
 /// Decides the next step for a host. Pure: the same inputs always give the same decision.
 pub fn decide(input: &Input<'_>, previous: &BareMetalHostStatus, observed: &Observed) -> Decision {
-    if previous.provisioning.state == ProvisioningState::Unknown {
+    if previous.provisioning.state == ProvisioningState::Unknown && !input.record.deleting {
         return left_as_it_is(previous);
     }
     let mut status = previous.clone();
@@ -374,6 +374,10 @@ pub fn decide(input: &Input<'_>, previous: &BareMetalHostStatus, observed: &Obse
         && let Some(raw) = input.host.annotations().get(STATUS_ANNOTATION)
     {
         return match serde_json::from_str::<BareMetalHostStatus>(raw) {
+            Ok(restored) if restored.provisioning.state == ProvisioningState::Unknown => step.error(
+                ErrorType::Registration,
+                DecideError::StatusAnnotation("its provisioning state is not one metalhost knows".into()),
+            ),
             Ok(mut restored) => {
                 restored.last_updated = Some(input.now.to_string());
                 let mut step = step;
@@ -385,6 +389,11 @@ pub fn decide(input: &Input<'_>, previous: &BareMetalHostStatus, observed: &Obse
     }
 
     if input.record.deleting {
+        let mut step = step;
+        // a host in a state this build does not know leaves all the same, through deletion's own
+        if step.status.provisioning.state == ProvisioningState::Unknown {
+            step.status.provisioning.state = ProvisioningState::Deleting;
+        }
         return delete(step, node);
     }
 

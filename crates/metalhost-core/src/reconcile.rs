@@ -117,6 +117,11 @@ impl Reconciler {
     /// One step for one host, from its resolved input and last status; `now` is the time,
     /// RFC 3339. Never fails: every failure ends up in the returned status and error.
     pub async fn reconcile(&self, input: &HostInput, previous: &BareMetalHostStatus, now: &str) -> Outcome {
+        // a state this build does not know: nothing done, nothing written, said once per look
+        // (deletion goes on: the host leaves whatever its state)
+        if previous.provisioning.state == ProvisioningState::Unknown && !input.deleting {
+            return Outcome { events: vec![policy::unknown_state_event()], ..Outcome::unchanged(previous) };
+        }
         match policy::gate(input, previous) {
             Gate::Paused | Gate::Detached(None) => return Outcome::unchanged(previous),
             Gate::Detached(Some(mut status)) => {

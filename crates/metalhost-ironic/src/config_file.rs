@@ -15,7 +15,7 @@ pub const MAX_CONFIG_FILE_BYTES: u64 = 1024 * 1024;
 /// naming why (a missing file is `NotFound`, as for `std::fs::read`).
 pub fn read_config_file(path: &Path) -> std::io::Result<Vec<u8>> {
     // non-blocking: opening a FIFO must not wait for a writer
-    let file = OpenOptions::new().read(true).custom_flags(libc_flags()).open(path)?;
+    let file = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC).open(path)?;
     let metadata = file.metadata()?;
     if !metadata.is_file() {
         return Err(std::io::Error::other("not a regular file"));
@@ -33,13 +33,6 @@ pub fn read_config_file(path: &Path) -> std::io::Result<Vec<u8>> {
 
 fn too_large() -> std::io::Error {
     std::io::Error::other(format!("larger than {MAX_CONFIG_FILE_BYTES} bytes"))
-}
-
-/// `O_NONBLOCK | O_CLOEXEC` (Linux values; the crate builds for Linux only, as metalhost does).
-fn libc_flags() -> i32 {
-    const O_NONBLOCK: i32 = 0o4000;
-    const O_CLOEXEC: i32 = 0o2000000;
-    O_NONBLOCK | O_CLOEXEC
 }
 
 #[cfg(test)]

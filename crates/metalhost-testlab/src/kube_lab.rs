@@ -21,7 +21,7 @@ use crate::service_router::ServiceRouter;
 pub struct KubeLabInfo {
     /// Its scratch directory.
     pub dir: PathBuf,
-    /// `https://127.0.0.1:PORT` (the apiserver also serves on `[::1]:PORT`).
+    /// `https://127.0.0.1:PORT`.
     pub url: String,
     /// The apiserver's port.
     pub port: u16,
@@ -566,6 +566,7 @@ impl Iterator for WatchStream {
 
 impl Drop for KubeLab {
     fn drop(&mut self) {
+        self.services.stop();
         let _ = Command::new(repo_root().join("scripts/kube")).arg("stop").arg(&self.info.dir).status();
         if std::env::var_os("METALHOST_KEEP_LAB").is_none() {
             let _ = std::fs::remove_dir_all(&self.info.dir);

@@ -59,10 +59,18 @@ impl ServiceRouter {
     }
 }
 
+impl ServiceRouter {
+    /// Stops accepting (its thread ends); called before the socket's directory goes.
+    pub fn stop(&self) {
+        if !self.stopped.swap(true, Ordering::SeqCst) {
+            let _ = UnixStream::connect(&self.socket);
+        }
+    }
+}
+
 impl Drop for ServiceRouter {
     fn drop(&mut self) {
-        self.stopped.store(true, Ordering::SeqCst);
-        let _ = UnixStream::connect(&self.socket);
+        self.stop();
     }
 }
 

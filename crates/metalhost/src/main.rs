@@ -271,7 +271,7 @@ async fn run(manifests: PathBuf, stats_file: Option<PathBuf>, common: Common) ->
     if !manifests.is_dir() {
         bail!("--manifests {}: not a directory", manifests.display());
     }
-    let mut stop = metalhost::stop::Stop::listen();
+    let mut stop = metalhost::stop::Stop::listen(metalhost::stop::STOP_GRACE);
     let mut runtime = Runtime::new(common.config()?, Source::Dir(manifests));
     let mut progress = Progress::new();
     let mut reported_requests = None;
@@ -346,7 +346,7 @@ async fn run_kube(
     lease: Option<String>,
     common: Common,
 ) -> anyhow::Result<ExitCode> {
-    let mut stop = metalhost::stop::Stop::listen();
+    let mut stop = metalhost::stop::Stop::listen(metalhost::stop::KUBE_STOP_GRACE);
     let config = common.config()?;
     let client = kube::Client::try_default().await.context("connecting to Kubernetes")?;
     // with leader election: wait to lead (or to be stopped); stop when leadership is lost
@@ -533,7 +533,7 @@ async fn watch_hosts(dir: PathBuf, output: Option<String>, names: Vec<String>) -
     use metalhost::fleet::watch::Watch;
     let now = k8s_openapi::jiff::Timestamp::now;
     // listening from the start: the first read of a large fleet takes a while
-    let mut stop = metalhost::stop::Stop::listen();
+    let mut stop = metalhost::stop::Stop::listen(metalhost::stop::STOP_GRACE);
     let hosts = fleet_hosts(&dir, &names)?;
     let wide = output.as_deref() == Some("wide");
     let (mut watch, lines) = Watch::start(&dir, &names, wide, now());

@@ -2,8 +2,9 @@
 //! can reach the port can starve the server: a cap on connections (refused past it, never a file
 //! descriptor short for the rest of the process), deadlines for the TLS handshake, for a request's
 //! headers (a connection that sends nothing is dropped), for a whole request with its body, and a
-//! lifetime after which a connection is closed once its request is answered. Bodies are bounded
-//! and only a few are read at a time, so memory stays flat whatever clients send.
+//! lifetime after which a connection is closed once its request is answered. Buffers, HTTP/2
+//! windows and bodies are bounded (the webhook reads only a few bodies at a time), so memory stays
+//! flat whatever clients send.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -22,10 +23,19 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
-use tower::limit::ConcurrencyLimitLayer;
 
-/// Connections served at once; more are closed as they come.
-pub const MAX_CONNECTIONS: usize = 512;
+/// Connections served at once; more are closed as they come. The apiserver, Prometheus and the
+/// kubelet's probes need a handful; each connection may hold its buffers (below), so this bounds
+/// memory too.
+pub const MAX_CONNECTIONS: usize = 64;
+/// An HTTP/1 connection's read buffer (request line and headers must fit).
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// HTTP/2 streams at once on one connection.
+pub const MAX_STREAMS: u32 = 8;
+/// HTTP/2 flow-control windows: what a client may send ahead on a stream and on a connection.
+pub const STREAM_WINDOW: u32 = 64 * 1024;
+/// See [`STREAM_WINDOW`].
+pub const CONNECTION_WINDOW: u32 = 256 * 1024;
 /// A TLS handshake that takes longer is dropped.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// A request's headers must arrive within this (a new connection that sends nothing is dropped).
@@ -38,14 +48,13 @@ pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
 /// The largest request body read (an AdmissionReview carries the object twice; the apiserver
 /// keeps objects under 1.5 MiB).
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
-/// Requests handled at once (their bodies read); the others wait.
+/// Requests of one route handled at once (their bodies read); the others wait. Servers put it on
+/// the routes that read bodies, never on /healthz.
 pub const CONCURRENT_REQUESTS: usize = 8;
 
 /// Serves `router` on `listener` (with TLS when `tls` is given) until the process ends.
 pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, router: Router) -> std::io::Result<()> {
-    let router = router
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(ConcurrencyLimitLayer::new(CONCURRENT_REQUESTS));
+    let router = router.layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let stream = match listener.accept().await {
@@ -98,12 +107,20 @@ where
         }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .max_buf_size(MAX_HEADER_BYTES);
     builder
         .http2()
         .timer(TokioTimer::new())
         .keep_alive_interval(Some(HEADER_TIMEOUT))
-        .keep_alive_timeout(HEADER_TIMEOUT);
+        .keep_alive_timeout(HEADER_TIMEOUT)
+        .max_concurrent_streams(MAX_STREAMS)
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_header_list_size(MAX_HEADER_BYTES as u32);
     let builder = if http2 { builder.http2_only() } else { builder.http1_only() };
     let connection = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);

@@ -7,17 +7,25 @@ use std::time::Duration;
 
 use tokio::signal::unix::{SignalKind, signal};
 
-/// How long a command asked to stop may take to reach its next wait before the process ends
-/// anyway (every write metalhost makes is atomic, so nothing is left half-written).
+/// How long the standalone commands may take to reach their next wait after a signal before the
+/// process ends anyway (every write metalhost makes is atomic, so nothing is left half-written).
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// The same for the Kubernetes runtime, which first lets the reconciles under way finish and then
+/// gives its Lease back: under the 30 s a pod is given to stop.
+pub const KUBE_STOP_GRACE: Duration = Duration::from_secs(25);
+
+/// The exit status of a process ended by the grace running out (128 + SIGTERM), so that it is not
+/// taken for a clean stop.
+pub const FORCED_EXIT: i32 = 143;
 
 /// A request to stop, once a signal came.
 pub struct Stop(tokio::sync::watch::Receiver<bool>);
 
 impl Stop {
     /// Listens for SIGTERM and SIGINT from now on. The command stops at its next wait; if it is
-    /// still busy [`STOP_GRACE`] after the signal, the process ends.
-    pub fn listen() -> Stop {
+    /// still busy `grace` after the signal, the process ends with [`FORCED_EXIT`].
+    pub fn listen(grace: Duration) -> Stop {
         let (tx, rx) = tokio::sync::watch::channel(false);
         let mut term = signal(SignalKind::terminate()).expect("signal handler");
         let mut interrupt = signal(SignalKind::interrupt()).expect("signal handler");
@@ -27,9 +35,9 @@ impl Stop {
                 _ = interrupt.recv() => {}
             }
             let _ = tx.send(true);
-            tokio::time::sleep(STOP_GRACE).await;
-            tracing::warn!("still busy {} s after the signal: stopping now", STOP_GRACE.as_secs());
-            std::process::exit(0);
+            tokio::time::sleep(grace).await;
+            tracing::warn!("still busy {} s after the signal: stopping now", grace.as_secs());
+            std::process::exit(FORCED_EXIT);
         });
         Stop(rx)
     }
@@ -48,7 +56,7 @@ mod tests {
     /// wait returns at once.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_signal_that_comes_while_busy_is_seen_at_the_next_wait() {
-        let mut stop = Stop::listen();
+        let mut stop = Stop::listen(STOP_GRACE);
         let status = std::process::Command::new("kill")
             .args(["-INT", &std::process::id().to_string()])
             .status()

@@ -24,7 +24,11 @@ pub const VALIDATE_PATH: &str = "/validate-metal3-io-v1alpha1-baremetalhost";
 /// The webhook's routes: validation, `/healthz` and `/readyz`.
 pub fn router() -> Router {
     Router::new()
-        .route(VALIDATE_PATH, post(validate))
+        // a few reviews read at a time; the probes never wait behind them
+        .route(
+            VALIDATE_PATH,
+            post(validate).layer(tower::limit::ConcurrencyLimitLayer::new(crate::serve::CONCURRENT_REQUESTS)),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ok" }))
 }

@@ -185,7 +185,10 @@ fn sigterm_ends_a_busy_run_and_watch_within_seconds() {
         };
         let _ = child.kill();
         let _ = child.wait();
+        // ended by itself at its next wait (exit 0), not by the signal's default action nor forced
+        // out when its grace ran out
         assert!(ended.is_some(), "{args:?} still running 15 s after SIGTERM");
+        assert!(ended.is_some_and(|s| s.success()), "{args:?} ended with {ended:?}");
         eprintln!("{:?} ended {:.1} s after SIGTERM", args[0], signalled.elapsed().as_secs_f64());
     }
 }

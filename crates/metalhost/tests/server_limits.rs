@@ -1,7 +1,7 @@
 //! The webhook and the metrics server under a flood, as real processes: 2,000 connections that
-//! send nothing, and a request whose body trickles in. Both keep answering /healthz, drop the idle
-//! and slow connections within seconds, and stay within the webhook's memory limit in config/
-//! (64 MiB). Before, 2,000 half-sent requests took the webhook to 67 MB, and 1,100 idle
+//! send nothing, and a request that trickles in (the metrics: its headers; the webhook: an
+//! AdmissionReview body over TLS). Both answer /healthz within seconds, drop the idle and slow
+//! connections, and stay within the webhook's memory limit in config/ (64 MiB). Before, 2,000 half-sent requests took the webhook to 67 MB, and 1,100 idle
 //! connections to the metrics port used up the process's file descriptors.
 
 use std::io::{Read, Write};
@@ -74,12 +74,18 @@ fn closed(stream: &mut TcpStream) -> bool {
     }
 }
 
-fn flood(port: u16, healthz: impl Fn() -> bool, server: &Server) {
+/// Floods the server with 2,000 idle connections while `slow` (started on a thread, ending when
+/// the server gives up on it) trickles a request in.
+fn flood(port: u16, healthz: impl Fn() -> bool, slow: impl FnOnce() + Send + 'static, server: &Server) {
+    // the trickle first, so that it holds a connection before the flood fills the rest
+    let slow = std::thread::spawn(move || {
+        let began = Instant::now();
+        slow();
+        began.elapsed()
+    });
+    std::thread::sleep(Duration::from_millis(500));
     let mut idle: Vec<TcpStream> =
         (0..2000).filter_map(|_| TcpStream::connect(("127.0.0.1", port)).ok()).collect();
-    // a request whose 2 MB body trickles in, a byte a second
-    let mut slow = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    slow.write_all(b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n").unwrap();
     let started = Instant::now();
     let answered = (0..150).any(|_| {
         if healthz() {
@@ -96,13 +102,14 @@ fn flood(port: u16, healthz: impl Fn() -> bool, server: &Server) {
         std::thread::sleep(Duration::from_millis(500));
     }
     assert!(idle.iter_mut().step_by(97).all(closed), "idle connections still open after 20 s");
-    let mut slow_closed = false;
-    while Instant::now() < deadline + Duration::from_secs(10) && !slow_closed {
-        let _ = slow.write_all(b"x");
-        slow_closed = closed(&mut slow);
+    while Instant::now() < deadline + Duration::from_secs(10) && !slow.is_finished() {
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert!(slow_closed, "the trickling request is still open");
+    assert!(slow.is_finished(), "the trickling request is still served");
+    let lasted = slow.join().expect("the trickling request ended as it should");
+    // the premise: it was served, then cut (not refused at once)
+    assert!(lasted > Duration::from_secs(3), "the trickling request ended after {lasted:?}");
+    eprintln!("the trickling request was cut after {:.1} s", lasted.as_secs_f64());
     eprintln!("idle and slow connections dropped {:.1} s into the flood", started.elapsed().as_secs_f64());
     assert!(healthz(), "/healthz after the flood");
     let peak = server.peak_mib();
@@ -135,7 +142,33 @@ fn the_metrics_server_outlasts_idle_and_slow_connections() {
         let _ = s.read_to_string(&mut answer);
         answer.starts_with("HTTP/1.1 200")
     };
-    flood(port, healthz, &server);
+    // headers that trickle in, a byte every 200 ms: cut at the header deadline
+    let slow = move || {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let _ = stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n");
+        for _ in 0..300 {
+            if stream.write_all(b"X").is_err() || closed(&mut stream) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    flood(port, healthz, slow, &server);
+}
+
+/// A body that yields a byte a second, for 2 MB.
+struct Trickle(usize);
+
+impl Read for Trickle {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.0 == 0 || buf.is_empty() {
+            return Ok(0);
+        }
+        std::thread::sleep(Duration::from_secs(1));
+        self.0 -= 1;
+        buf[0] = b' ';
+        Ok(1)
+    }
 }
 
 #[test]
@@ -165,5 +198,20 @@ fn the_webhook_outlasts_idle_and_slow_connections() {
     let healthz = || {
         client.get(format!("https://127.0.0.1:{port}/healthz")).send().is_ok_and(|r| r.status().is_success())
     };
-    flood(port, healthz, &server);
+    // an AdmissionReview whose 2 MB body comes a byte a second: cut at the request deadline
+    let ca = cert.cert.pem();
+    let slow = move || {
+        let client = reqwest::blocking::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).unwrap())
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        let answer = client
+            .post(format!("https://127.0.0.1:{port}/validate-metal3-io-v1alpha1-baremetalhost"))
+            .header("Content-Type", "application/json")
+            .body(reqwest::blocking::Body::sized(Trickle(2_000_000), 2_000_000))
+            .send();
+        assert!(answer.is_err() || answer.is_ok_and(|r| !r.status().is_success()), "the trickle was served");
+    };
+    flood(port, healthz, slow, &server);
 }

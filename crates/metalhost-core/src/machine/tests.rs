@@ -668,3 +668,31 @@ fn a_huge_error_message_is_cut_before_the_status() {
     assert!(status.error_message.len() < 5000, "{} bytes", status.error_message.len());
     assert!(status.error_message.ends_with("cut by metalhost]"));
 }
+
+/// A state this build does not know: decoded (so lists still decode), left as it is and never
+/// written (serializing it is an error); a status annotation carrying one is refused rather than
+/// restored; deleting such a host goes through deletion's own states.
+#[test]
+fn an_unknown_state_is_kept_unwritten_refused_from_the_annotation_and_deleted_all_the_same() {
+    let status: BareMetalHostStatus = serde_json::from_value(json!({"operationalStatus": "OK",
+        "errorMessage": "", "errorCount": 0, "poweredOn": true,
+        "provisioning": {"state": "a-state-from-the-future", "ID": "n1"}}))
+    .unwrap();
+    assert_eq!(status.provisioning.state, S::Unknown);
+    assert!(serde_json::to_value(&status).is_err(), "an unknown state cannot be written");
+
+    let mut lab = Lab::new(live_spec());
+    let d = lab.decide(&status, Some(&node("active")));
+    assert_eq!((d.status, d.action, d.error), (status.clone(), Action::None, None), "left as it is");
+
+    let d = lab.decide_with(&status, Some(&node("active")), true);
+    assert_eq!(d.status.provisioning.state, S::Deprovisioning, "deleted all the same");
+    assert!(serde_json::to_value(&d.status).is_ok());
+
+    let annotation = json!({"provisioning": {"state": "a-state-from-the-future", "ID": ""}});
+    lab.host.metadata.annotations = Some([(STATUS_ANNOTATION.to_string(), annotation.to_string())].into());
+    let d = lab.decide(&BareMetalHostStatus::default(), None);
+    assert_eq!(d.status.error_type, Some(ErrorType::Registration));
+    assert!(d.status.error_message.contains("not one metalhost knows"), "{}", d.status.error_message);
+    assert!(serde_json::to_value(&d.status).is_ok(), "what is written can be written");
+}

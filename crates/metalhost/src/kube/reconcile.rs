@@ -109,7 +109,7 @@ async fn reconcile_host(host: &BareMetalHost, ctx: &Context) -> Result<Action, E
     if paused || (deleting && ours.is_none()) {
         return Ok(Action::await_change());
     }
-    if host.status.as_ref().is_some_and(|s| s.provisioning.state == ProvisioningState::Unknown) {
+    if !deleting && host.status.as_ref().is_some_and(|s| s.provisioning.state == ProvisioningState::Unknown) {
         // a newer upstream's state, or one written by hand: this host alone waits for a change
         tracing::warn!(host = %host.qualified_name(), "unknown provisioning state: host left as it is");
         events::publish(&ctx.recorder, host, &[metalhost_core::unknown_state_event()]).await;
