@@ -25,6 +25,27 @@ fn review(operation: &str, object: Value, old: Value) -> Value {
     })
 }
 
+/// Serves the webhook on `listener` with a fresh self-signed certificate for `names`: (its port, a
+/// client that trusts it, the directory holding the certificate).
+fn serve_self_signed(
+    listener: std::net::TcpListener,
+    names: &[&str],
+) -> (u16, reqwest::Client, tempfile::TempDir) {
+    let cert =
+        rcgen::generate_simple_self_signed(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_path, key_path) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { serve_on(listener, &cert_path, &key_path).await.unwrap() });
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    (port, client, dir)
+}
+
 fn host(spec: Value) -> Value {
     json!({"apiVersion": "metal3.io/v1alpha1", "kind": "BareMetalHost",
            "metadata": {"name": "h1", "namespace": "default"}, "spec": spec})
@@ -32,22 +53,9 @@ fn host(spec: Value) -> Value {
 
 #[tokio::test]
 async fn admission_reviews_over_https() {
-    let cert =
-        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let (cert_path, key_path) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
-    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
-    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
     // bound here and kept: no other test can take the port before the webhook serves on it
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (c, k) = (cert_path.clone(), key_path.clone());
-    tokio::spawn(async move { serve_on(listener, &c, &k).await.unwrap() });
-
-    let client = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
-        .build()
-        .unwrap();
+    let (port, client, _dir) = serve_self_signed(listener, &["127.0.0.1", "localhost"]);
     let url = format!("https://127.0.0.1:{port}{VALIDATE_PATH}");
     let send = |body: Value| {
         let (client, url) = (client.clone(), url.clone());
@@ -197,21 +205,10 @@ async fn a_renewed_certificate_is_served_without_a_restart() {
 /// and the probes reach the webhook on ::1 as they do on 127.0.0.1 elsewhere.
 #[tokio::test]
 async fn the_default_address_answers_on_ipv6_and_ipv4_loopback() {
-    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "::1".to_string()]).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let (cert_path, key_path) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
-    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
-    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
     let default: std::net::SocketAddr = metalhost::listen::WEBHOOK_DEFAULT.parse().unwrap();
     assert!(default.ip().is_unspecified() && default.is_ipv6(), "the default is [::]: {default}");
     let listener = metalhost::listen::bind(std::net::SocketAddr::new(default.ip(), 0)).unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (c, k) = (cert_path.clone(), key_path.clone());
-    tokio::spawn(async move { serve_on(listener, &c, &k).await.unwrap() });
-    let client = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
-        .build()
-        .unwrap();
+    let (port, client, _dir) = serve_self_signed(listener, &["127.0.0.1", "::1"]);
     for host in ["127.0.0.1", "[::1]"] {
         let mut answered = false;
         for _ in 0..50 {
