@@ -631,7 +631,9 @@ async fn main() -> ExitCode {
         }
         Command::Webhook { listen, cert, key, check_config: false } => {
             init_logging("info");
-            metalhost::webhook::serve(listen, &cert, &key)
+            // on SIGTERM (a rollout) the reviews in flight are answered before the process ends
+            let mut stop = metalhost::stop::Stop::listen(metalhost::stop::KUBE_STOP_GRACE);
+            metalhost::webhook::serve(listen, &cert, &key, async move { stop.requested().await })
                 .await
                 .with_context(|| format!("webhook on {listen}"))
                 .map(|()| ExitCode::SUCCESS)

@@ -54,45 +54,71 @@ pub const CONCURRENT_REQUESTS: usize = 8;
 
 /// Serves `router` on `listener` (with TLS when `tls` is given) until the process ends.
 pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, router: Router) -> std::io::Result<()> {
+    serve_until(listener, tls, router, std::future::pending()).await
+}
+
+/// As [`serve`], until `stop` completes: then no connection is taken, the requests in flight are
+/// answered (for at most [`REQUEST_TIMEOUT`]) and every connection is closed.
+pub async fn serve_until(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    router: Router,
+    stop: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
     let router = router.layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let (closing, closing_seen) = tokio::sync::watch::channel(false);
+    tokio::pin!(stop);
     loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(e) => {
-                // out of file descriptors, say: wait rather than spin
-                tracing::warn!("cannot accept a connection: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // out of file descriptors, say: wait rather than spin
+                    tracing::warn!("cannot accept a connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut stop => break,
         };
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
             drop(stream);
             continue;
         };
-        let (tls, router) = (tls.clone(), router.clone());
+        let (tls, router, closing) = (tls.clone(), router.clone(), closing_seen.clone());
         tokio::spawn(async move {
             let _slot = slot;
             match tls {
-                None => connection(stream, router, false).await,
+                None => connection(stream, router, false, closing).await,
                 Some(acceptor) => {
                     if let Ok(Ok(stream)) =
                         tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
                     {
                         let http2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-                        connection(stream, router, http2).await;
+                        connection(stream, router, http2, closing).await;
                     }
                 }
             }
         });
     }
+    drop(listener);
+    let _ = closing.send(true);
+    // each connection gives its slot back once it has closed
+    let all = u32::try_from(MAX_CONNECTIONS).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(REQUEST_TIMEOUT + HANDSHAKE_TIMEOUT, slots.acquire_many(all)).await;
+    Ok(())
 }
 
 /// One connection, HTTP/2 when TLS negotiated it, else HTTP/1.1 (whose header deadline then
 /// counts from the first byte on: no protocol sniffing that would wait for ever), within the
 /// deadlines.
-async fn connection<S>(stream: S, router: Router, http2: bool)
-where
+async fn connection<S>(
+    stream: S,
+    router: Router,
+    http2: bool,
+    mut closing: tokio::sync::watch::Receiver<bool>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
@@ -125,10 +151,11 @@ where
     let connection = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
     tokio::select! {
-        _ = connection.as_mut() => {}
-        () = tokio::time::sleep(CONNECTION_LIFETIME) => {
-            connection.as_mut().graceful_shutdown();
-            let _ = tokio::time::timeout(REQUEST_TIMEOUT, connection).await;
-        }
+        _ = connection.as_mut() => return,
+        () = tokio::time::sleep(CONNECTION_LIFETIME) => {}
+        _ = closing.wait_for(|closing| *closing) => {}
     }
+    // the request in flight is answered, then the connection closes
+    connection.as_mut().graceful_shutdown();
+    let _ = tokio::time::timeout(REQUEST_TIMEOUT, connection).await;
 }

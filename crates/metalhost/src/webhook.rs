@@ -64,13 +64,29 @@ async fn validate(Json(body): Json<AdmissionReview<BareMetalHost>>) -> Json<Admi
 /// Serves the webhook over HTTPS with this certificate and key (PEM files) until the process ends.
 /// The files are re-read when they change (see [`ReloadingCert`]), so a renewed certificate is
 /// served without a restart.
-pub async fn serve(addr: SocketAddr, cert: &Path, key: &Path) -> std::io::Result<()> {
-    serve_on(crate::listen::bind(addr)?, cert, key).await
+/// Until `stop` completes; the reviews in flight are answered first.
+pub async fn serve(
+    addr: SocketAddr,
+    cert: &Path,
+    key: &Path,
+    stop: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    serve_on_until(crate::listen::bind(addr)?, cert, key, stop).await
 }
 
 /// As `serve`, on a socket already bound (tests bind port 0 and keep it, so no other process can
 /// take the port between choosing and serving).
 pub async fn serve_on(listener: std::net::TcpListener, cert: &Path, key: &Path) -> std::io::Result<()> {
+    serve_on_until(listener, cert, key, std::future::pending()).await
+}
+
+/// As [`serve_on`], until `stop` completes.
+pub async fn serve_on_until(
+    listener: std::net::TcpListener,
+    cert: &Path,
+    key: &Path,
+    stop: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
     let resolver = Arc::new(ReloadingCert::load(cert, key)?);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
@@ -83,7 +99,7 @@ pub async fn serve_on(listener: std::net::TcpListener, cert: &Path, key: &Path) 
     listener.set_nonblocking(true)?;
     // with port 0 the system picks a free port: the log tells which
     tracing::info!("webhook served at https://{}{VALIDATE_PATH}", listener.local_addr()?);
-    crate::serve::serve(tokio::net::TcpListener::from_std(listener)?, Some(tls), router()).await
+    crate::serve::serve_until(tokio::net::TcpListener::from_std(listener)?, Some(tls), router(), stop).await
 }
 
 /// What identifies a file's version: inode, size and modification time (following symlinks, so

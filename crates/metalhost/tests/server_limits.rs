@@ -215,3 +215,85 @@ fn the_webhook_outlasts_idle_and_slow_connections() {
     };
     flood(port, healthz, slow, &server);
 }
+
+/// A body given in pieces a second apart.
+struct Slowly(Vec<Vec<u8>>);
+
+impl Read for Slowly {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.0.is_empty() {
+            return Ok(0);
+        }
+        std::thread::sleep(Duration::from_secs(1));
+        let mut piece = self.0.remove(0);
+        let n = piece.len().min(buf.len());
+        buf[..n].copy_from_slice(&piece[..n]);
+        if n < piece.len() {
+            self.0.insert(0, piece.split_off(n));
+        }
+        Ok(n)
+    }
+}
+
+/// SIGTERM (a rollout) while a review is being sent: the review is still answered, then the
+/// webhook ends by itself (exit 0). Before, the signal's default action ended it mid-review.
+#[test]
+fn sigterm_lets_the_review_in_flight_finish_then_the_webhook_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let (crt, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    std::fs::write(&crt, cert.cert.pem()).unwrap();
+    std::fs::write(&key, cert.signing_key.serialize_pem()).unwrap();
+    let (mut server, port) = Server::start(
+        &[
+            "webhook",
+            "--listen",
+            "127.0.0.1:0",
+            "--cert",
+            crt.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    let review =
+        serde_json::json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": "u-1", "kind": {"group": "metal3.io", "version": "v1alpha1", "kind": "BareMetalHost"},
+        "resource": {"group": "metal3.io", "version": "v1alpha1", "resource": "baremetalhosts"},
+        "name": "h1", "namespace": "default", "operation": "CREATE", "userInfo": {"username": "admin"},
+        "object": {"apiVersion": "metal3.io/v1alpha1", "kind": "BareMetalHost",
+                   "metadata": {"name": "h1", "namespace": "default"},
+                   "spec": {"online": true, "bootMACAddress": "00:11:22:33:44:55",
+                            "bmc": {"address": "ipmi://bmc", "credentialsName": "c"}}}}})
+        .to_string()
+        .into_bytes();
+    let len = review.len() as u64;
+    let pieces: Vec<Vec<u8>> = review.chunks(review.len() / 3 + 1).map(<[u8]>::to_vec).collect();
+    let ca = cert.cert.pem();
+    let sent = std::thread::spawn(move || {
+        let client = reqwest::blocking::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).unwrap())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        client
+            .post(format!("https://127.0.0.1:{port}/validate-metal3-io-v1alpha1-baremetalhost"))
+            .header("Content-Type", "application/json")
+            .body(reqwest::blocking::Body::sized(Slowly(pieces), len))
+            .send()
+            .and_then(|r| r.json::<serde_json::Value>())
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap().success());
+    let answer = sent.join().unwrap().expect("the review in flight is answered");
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the webhook still runs 15 s after SIGTERM");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "ended by itself, not by the signal: {status:?}");
+}
