@@ -117,6 +117,26 @@ fn flood(port: u16, healthz: impl Fn() -> bool, slow: impl FnOnce() + Send + 'st
     assert!(peak < 64.0, "peak RSS {peak:.1} MiB, over the 64 MiB limit of config/");
 }
 
+/// `metalhost webhook` on a free loopback port with a fresh self-signed certificate in `dir`:
+/// (the process, its port, the certificate's PEM to trust).
+fn start_webhook(dir: &std::path::Path) -> (Server, u16, String) {
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let (crt, key) = (dir.join("tls.crt"), dir.join("tls.key"));
+    std::fs::write(&crt, cert.cert.pem()).unwrap();
+    std::fs::write(&key, cert.signing_key.serialize_pem()).unwrap();
+    let args = [
+        "webhook",
+        "--listen",
+        "127.0.0.1:0",
+        "--cert",
+        crt.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ];
+    let (server, port) = Server::start(&args, dir);
+    (server, port, cert.cert.pem())
+}
+
 #[test]
 fn the_metrics_server_outlasts_idle_and_slow_connections() {
     let dir = tempfile::tempdir().unwrap();
@@ -174,24 +194,9 @@ impl Read for Trickle {
 #[test]
 fn the_webhook_outlasts_idle_and_slow_connections() {
     let dir = tempfile::tempdir().unwrap();
-    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
-    let (crt, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
-    std::fs::write(&crt, cert.cert.pem()).unwrap();
-    std::fs::write(&key, cert.signing_key.serialize_pem()).unwrap();
-    let (server, port) = Server::start(
-        &[
-            "webhook",
-            "--listen",
-            "127.0.0.1:0",
-            "--cert",
-            crt.to_str().unwrap(),
-            "--key",
-            key.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
+    let (server, port, ca) = start_webhook(dir.path());
     let client = reqwest::blocking::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).unwrap())
         .timeout(Duration::from_secs(2))
         .build()
         .unwrap();
@@ -199,7 +204,6 @@ fn the_webhook_outlasts_idle_and_slow_connections() {
         client.get(format!("https://127.0.0.1:{port}/healthz")).send().is_ok_and(|r| r.status().is_success())
     };
     // an AdmissionReview whose 2 MB body comes a byte a second: cut at the request deadline
-    let ca = cert.cert.pem();
     let slow = move || {
         let client = reqwest::blocking::Client::builder()
             .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).unwrap())
@@ -240,22 +244,7 @@ impl Read for Slowly {
 #[test]
 fn sigterm_lets_the_review_in_flight_finish_then_the_webhook_ends() {
     let dir = tempfile::tempdir().unwrap();
-    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
-    let (crt, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
-    std::fs::write(&crt, cert.cert.pem()).unwrap();
-    std::fs::write(&key, cert.signing_key.serialize_pem()).unwrap();
-    let (mut server, port) = Server::start(
-        &[
-            "webhook",
-            "--listen",
-            "127.0.0.1:0",
-            "--cert",
-            crt.to_str().unwrap(),
-            "--key",
-            key.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
+    let (mut server, port, ca) = start_webhook(dir.path());
     let review =
         serde_json::json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
         "uid": "u-1", "kind": {"group": "metal3.io", "version": "v1alpha1", "kind": "BareMetalHost"},
@@ -269,7 +258,6 @@ fn sigterm_lets_the_review_in_flight_finish_then_the_webhook_ends() {
         .into_bytes();
     let len = review.len() as u64;
     let pieces: Vec<Vec<u8>> = review.chunks(review.len() / 3 + 1).map(<[u8]>::to_vec).collect();
-    let ca = cert.cert.pem();
     let sent = std::thread::spawn(move || {
         let client = reqwest::blocking::Client::builder()
             .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).unwrap())
