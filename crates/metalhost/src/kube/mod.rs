@@ -65,6 +65,10 @@ pub struct Context {
     schedules: Mutex<HashMap<String, Schedule>>,
     /// The last status written for each host, by uid.
     written: Mutex<HashMap<String, Written>>,
+    /// The resourceVersion each host had when this process added its finalizer, by uid: a look at
+    /// the host at that version is a look at a cache that has not caught up (a Secret event can
+    /// come first), and adding the finalizer again would be refused.
+    finalized: Mutex<HashMap<String, String>>,
     /// The labelled Secrets as the Secret watch last saw them: a Secret found here that needs no
     /// adopting is not read again from the API server (an idle look costs no API request). `run`
     /// fills it; without it every Secret is read with a GET.
@@ -85,6 +89,7 @@ impl Context {
             clock: Arc::new(std::time::Instant::now),
             schedules: Default::default(),
             written: Default::default(),
+            finalized: Default::default(),
             secret_cache: None,
         }
     }

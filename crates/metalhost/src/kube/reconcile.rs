@@ -116,9 +116,18 @@ async fn reconcile_host(host: &BareMetalHost, ctx: &Context) -> Result<Action, E
         return Ok(Action::await_change());
     }
     if !deleting && ours.is_none() {
+        let version = host.metadata.resource_version.clone().unwrap_or_default();
+        let stale = ctx.finalized.lock().expect("finalized lock").get(&uid) == Some(&version);
+        if stale {
+            // this version is the one we added the finalizer to: the cache has not caught up yet,
+            // and the watch brings the newer version (and another look) soon
+            return Ok(Action::await_change());
+        }
         api.patch(&name, &PatchParams::default(), &Patch::<()>::Json(add_finalizer(host)?)).await?;
+        ctx.finalized.lock().expect("finalized lock").insert(uid, version);
         return Ok(Action::await_change());
     }
+    ctx.finalized.lock().expect("finalized lock").remove(&uid);
     let secrets = secrets::fetch(ctx, host, deleting).await?;
     let input = HostInput::resolve(host.clone(), deleting, &secrets);
     let (previous, on_server) = previous_status(ctx, host, &uid);
