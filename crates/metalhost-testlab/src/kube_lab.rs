@@ -235,12 +235,17 @@ impl KubeLab {
             "-f",
             &repo_path("config/crd/metal3.io_baremetalhosts.yaml"),
         ]);
-        lab.kubectl_ok(&[
-            "wait",
-            "--for=condition=Established",
-            "crd/baremetalhosts.metal3.io",
-            "--timeout=60s",
-        ]);
+        // polled here: `kubectl wait` fails outright while the CRD has no conditions yet
+        lab.wait_for_object(
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/baremetalhosts.metal3.io",
+            Duration::from_secs(60),
+            |r| {
+                r.status == 200
+                    && r.json()["status"]["conditions"].as_array().is_some_and(|c| {
+                        c.iter().any(|c| c["type"] == "Established" && c["status"] == "True")
+                    })
+            },
+        );
         lab.kubectl_ok(&[
             "apply",
             "-f",
