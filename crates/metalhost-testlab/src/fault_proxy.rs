@@ -1,11 +1,11 @@
 //! A TCP proxy on loopback that plays the network faults a real apiserver will not produce on
 //! request: every open connection cut at once (a dropped watch, an apiserver restart), new
-//! connections refused (an apiserver that is down) or held back (a slow one). TLS passes through
+//! connections closed at once (an apiserver that is down). TLS passes through
 //! untouched, so the client still checks the apiserver's own certificate.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,10 +23,7 @@ struct State {
     /// Both ends of every open connection, to cut them.
     open: Mutex<Vec<TcpStream>>,
     refusing: AtomicBool,
-    delay_ms: AtomicU64,
     stopped: AtomicBool,
-    /// Connections accepted so far.
-    accepted: AtomicU64,
 }
 
 impl FaultProxy {
@@ -39,9 +36,7 @@ impl FaultProxy {
             target,
             open: Mutex::new(Vec::new()),
             refusing: AtomicBool::new(false),
-            delay_ms: AtomicU64::new(0),
             stopped: AtomicBool::new(false),
-            accepted: AtomicU64::new(0),
         });
         let accepting = Arc::clone(&state);
         std::thread::spawn(move || accept(listener, accepting));
@@ -64,16 +59,6 @@ impl FaultProxy {
     pub fn set_refusing(&self, on: bool) {
         self.state.refusing.store(on, Ordering::SeqCst);
     }
-
-    /// Each new connection waits this long before it is forwarded (a slow apiserver).
-    pub fn set_delay(&self, delay: Duration) {
-        self.state.delay_ms.store(delay.as_millis() as u64, Ordering::SeqCst);
-    }
-
-    /// Connections accepted so far.
-    pub fn accepted(&self) -> u64 {
-        self.state.accepted.load(Ordering::SeqCst)
-    }
 }
 
 impl Drop for FaultProxy {
@@ -91,7 +76,6 @@ fn accept(listener: TcpListener, state: Arc<State>) {
             return;
         }
         let Ok(client) = client else { continue };
-        state.accepted.fetch_add(1, Ordering::SeqCst);
         if state.refusing.load(Ordering::SeqCst) {
             let _ = client.shutdown(Shutdown::Both);
             continue;
@@ -102,10 +86,6 @@ fn accept(listener: TcpListener, state: Arc<State>) {
 }
 
 fn forward(client: TcpStream, state: &State) {
-    let delay = state.delay_ms.load(Ordering::SeqCst);
-    if delay > 0 {
-        std::thread::sleep(Duration::from_millis(delay));
-    }
     let Ok(server) = TcpStream::connect_timeout(&state.target, Duration::from_secs(10)) else {
         let _ = client.shutdown(Shutdown::Both);
         return;

@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -147,14 +147,6 @@ impl Response {
             .and_then(|v| v["reason"].as_str().map(str::to_string))
             .unwrap_or_default()
     }
-
-    /// The `message` of a `Status` answer, empty if none.
-    pub fn message(&self) -> String {
-        serde_json::from_slice::<Value>(&self.body)
-            .ok()
-            .and_then(|v| v["message"].as_str().map(str::to_string))
-            .unwrap_or_default()
-    }
 }
 
 /// Patch types, as the apiserver's Content-Types.
@@ -204,8 +196,6 @@ pub struct KubeLab {
     pub kubeconfig: PathBuf,
     client: reqwest::blocking::Client,
     watch_client: reqwest::blocking::Client,
-    /// Audit log bytes before this offset are forgotten ([`reset_requests`](Self::reset_requests)).
-    audit_from: AtomicU64,
     /// Routes the apiserver's calls to Services (webhooks) to host processes.
     pub services: ServiceRouter,
 }
@@ -257,7 +247,7 @@ impl KubeLab {
     }
 
     /// Starts one with nothing installed.
-    pub fn start_bare(args: &[&str]) -> KubeLab {
+    fn start_bare(args: &[&str]) -> KubeLab {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let dir = std::env::temp_dir().join(format!("metalhost-kube-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -290,7 +280,6 @@ impl KubeLab {
             client: client(REQUEST_TIMEOUT),
             watch_client: client(WATCH_TIMEOUT),
             info,
-            audit_from: AtomicU64::new(0),
         }
     }
 
@@ -363,12 +352,10 @@ impl KubeLab {
         self.service_account("metalhost-system", "metalhost-controller", file, None)
     }
 
-    /// Every request answered so far (since the last [`reset_requests`](Self::reset_requests)).
+    /// Every request answered so far.
     pub fn requests(&self) -> Vec<RequestRecord> {
         let text = std::fs::read(&self.info.audit_log).unwrap_or_default();
-        let from = (self.audit_from.load(Ordering::SeqCst) as usize).min(text.len());
-        text[from..]
-            .split(|b| *b == b'\n')
+        text.split(|b| *b == b'\n')
             .filter(|l| !l.is_empty())
             // the last line may be half-written
             .filter_map(|l| serde_json::from_slice::<Value>(l).ok())
@@ -379,12 +366,6 @@ impl KubeLab {
     /// The requests of one user.
     pub fn requests_of(&self, user: &str) -> Vec<RequestRecord> {
         self.requests().into_iter().filter(|r| r.user == user).collect()
-    }
-
-    /// Forgets the requests answered so far.
-    pub fn reset_requests(&self) {
-        let len = std::fs::metadata(&self.info.audit_log).map(|m| m.len()).unwrap_or(0);
-        self.audit_from.store(len, Ordering::SeqCst);
     }
 
     /// Compacts etcd's history at its current revision: a watch or list from an older
@@ -415,11 +396,6 @@ impl KubeLab {
     /// POST `obj` to the collection `path`.
     pub fn create(&self, path: &str, obj: &Value) -> Response {
         self.request("POST", path, Some("application/json"), Some(obj.to_string().into_bytes()))
-    }
-
-    /// PUT `obj` at `path`.
-    pub fn update(&self, path: &str, obj: &Value) -> Response {
-        self.request("PUT", path, Some("application/json"), Some(obj.to_string().into_bytes()))
     }
 
     /// PATCH `path` (add `?fieldManager=...&force=true` to `path` for server-side apply).
