@@ -5,14 +5,12 @@
 //! Manifests are untrusted input, read defensively: only regular files (FIFOs, devices and
 //! sockets are refused, also behind a symlink), at most [`MAX_MANIFEST_BYTES`] read whatever the
 //! file claims, no YAML aliases and at most [`MAX_YAML_DEPTH`] levels of nesting (checked with
-//! libyaml's event parser, the same parser serde_yaml_ng uses, before any document is built), each
-//! file parsed within [`PARSE_BUDGET`], and hosts whose name or namespace Kubernetes would refuse
-//! are reported, never used.
+//! a safe port of libyaml's event parser, the parser serde_yaml_ng uses, before any document is
+//! built), and hosts whose name or namespace Kubernetes would refuse are reported, never used.
 
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use metalhost_api::BareMetalHost;
@@ -26,9 +24,6 @@ pub const STATUS_SUFFIX: &str = ".status.yaml";
 pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
 /// The deepest nesting of mappings and sequences accepted (a BareMetalHost needs about 6).
 pub const MAX_YAML_DEPTH: usize = 64;
-/// How long one file may take to parse before it is given up (and reported) so that the other
-/// files, and the hosts in them, are not held up.
-pub const PARSE_BUDGET: Duration = Duration::from_secs(5);
 
 /// Whether [`read_bounded`] may follow a symlink at the path itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,96 +87,56 @@ fn kind_of(t: &std::fs::FileType) -> &'static str {
 
 /// Refuses YAML that could cost far more to load than its size: aliases (`*name`, the stuff of
 /// "billion laughs" bombs, where each alias repeats a whole anchored node) and nesting deeper than
-/// [`MAX_YAML_DEPTH`]. Walks the text with libyaml's event parser (through `unsafe-libyaml`, the
-/// very parser serde_yaml_ng is built on, so both see the same structure) and stops at the first
-/// offence, before any value is built: linear in the text. A syntax error ends the walk without
-/// an error here: everything before it has been checked, and the real parse reports it.
+/// [`MAX_YAML_DEPTH`]. Walks the text with `libyaml-safer`'s event parser (a safe Rust port of
+/// libyaml, the parser serde_yaml_ng is built on, so both see the same structure) and stops at
+/// the first offence, before any value is built: linear in the text. A syntax error ends the walk
+/// without an error here: everything before it has been checked, and the real parse reports it.
 pub fn check_yaml_shape(text: &str) -> Result<(), String> {
-    use std::mem::MaybeUninit;
-    use unsafe_libyaml as unsafe_sys;
-
-    /// The libyaml parser, freed on every way out.
-    struct Parser(Box<MaybeUninit<unsafe_sys::yaml_parser_t>>);
-    impl Drop for Parser {
-        fn drop(&mut self) {
-            // SAFETY: only built after yaml_parser_initialize succeeded
-            unsafe { unsafe_sys::yaml_parser_delete(self.0.as_mut_ptr()) }
-        }
-    }
-
-    let mut raw = Box::new(MaybeUninit::<unsafe_sys::yaml_parser_t>::uninit());
-    // SAFETY: the parser lives in its own heap allocation (it never moves) and reads `text`,
-    // which outlives it (dropped at the end of this function, before `text` can go).
-    let mut parser = unsafe {
-        if unsafe_sys::yaml_parser_initialize(raw.as_mut_ptr()).fail {
-            return Err("cannot start the YAML parser".into());
-        }
-        let parser = Parser(raw);
-        let p = parser.0.as_ptr().cast_mut();
-        unsafe_sys::yaml_parser_set_encoding(p, unsafe_sys::YAML_UTF8_ENCODING);
-        unsafe_sys::yaml_parser_set_input_string(p, text.as_ptr(), text.len() as u64);
-        parser
-    };
+    use libyaml_safer::{Encoding, EventData, Parser};
+    let mut input = text.as_bytes();
+    let mut parser = Parser::new();
+    parser.set_encoding(Encoding::Utf8);
+    parser.set_input_string(&mut input);
     let mut depth = 0usize;
     loop {
-        let mut event = MaybeUninit::<unsafe_sys::yaml_event_t>::uninit();
-        // SAFETY: the parser is initialised; a successfully parsed event is read, then freed once
-        let (kind, line) = unsafe {
-            if unsafe_sys::yaml_parser_parse(parser.0.as_mut_ptr(), event.as_mut_ptr()).fail {
-                return Ok(());
-            }
-            let e = event.as_mut_ptr();
-            let seen = ((*e).type_, (*e).start_mark.line + 1);
-            unsafe_sys::yaml_event_delete(e);
-            seen
-        };
-        match kind {
-            unsafe_sys::YAML_ALIAS_EVENT => {
+        let Ok(event) = parser.parse() else { return Ok(()) };
+        let line = event.start_mark.line + 1;
+        match event.data {
+            EventData::Alias { .. } => {
                 return Err(format!(
                     "line {line}: YAML aliases (*name) are not accepted (they can expand a small file into gigabytes)"
                 ));
             }
-            unsafe_sys::YAML_SEQUENCE_START_EVENT | unsafe_sys::YAML_MAPPING_START_EVENT => {
+            EventData::SequenceStart { .. } | EventData::MappingStart { .. } => {
                 depth += 1;
                 if depth > MAX_YAML_DEPTH {
                     return Err(format!("line {line}: nested deeper than {MAX_YAML_DEPTH} levels"));
                 }
             }
-            unsafe_sys::YAML_SEQUENCE_END_EVENT | unsafe_sys::YAML_MAPPING_END_EVENT => {
-                depth = depth.saturating_sub(1)
-            }
-            unsafe_sys::YAML_STREAM_END_EVENT | unsafe_sys::YAML_NO_EVENT => return Ok(()),
+            EventData::SequenceEnd | EventData::MappingEnd => depth = depth.saturating_sub(1),
+            EventData::StreamEnd => return Ok(()),
             _ => {}
         }
     }
 }
 
-/// Parses every document of a YAML stream into JSON values after [`check_yaml_shape`], in a
-/// worker thread given [`PARSE_BUDGET`]: a file that takes longer is reported and left (the
-/// worker finishes on its own; the shape check bounds what it can cost). Each item is a document
-/// or the syntax error that ended the stream.
-pub fn parse_documents(text: String) -> Result<Vec<Result<Value, String>>, String> {
-    check_yaml_shape(&text)?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::Builder::new()
-        .name("yaml-parse".into())
-        .spawn(move || {
-            let mut docs = Vec::new();
-            for doc in serde_yaml_ng::Deserializer::from_str(&text) {
-                match Value::deserialize(doc) {
-                    Ok(v) => docs.push(Ok(v)),
-                    Err(e) => {
-                        docs.push(Err(e.to_string()));
-                        // the rest of the stream cannot be trusted after a syntax error
-                        break;
-                    }
-                }
+/// Parses every document of a YAML stream into JSON values after [`check_yaml_shape`], which
+/// bounds what the parse can cost (no aliases, bounded depth: linear in the text). Each item is a
+/// document or the syntax error that ended the stream.
+pub fn parse_documents(text: &str) -> Result<Vec<Result<Value, String>>, String> {
+    check_yaml_shape(text)?;
+    let mut docs = Vec::new();
+    for doc in serde_yaml_ng::Deserializer::from_str(text) {
+        match Value::deserialize(doc) {
+            Ok(v) => docs.push(Ok(v)),
+            Err(e) => {
+                docs.push(Err(e.to_string()));
+                // the rest of the stream cannot be trusted after a syntax error
+                break;
             }
-            let _ = tx.send(docs);
-        })
-        .map_err(|e| format!("cannot start a parser thread: {e}"))?;
-    rx.recv_timeout(PARSE_BUDGET)
-        .map_err(|_| format!("not parsed within {} s; not read", PARSE_BUDGET.as_secs()))
+        }
+    }
+    Ok(docs)
 }
 
 /// A host whose manifest could not be used, with the reason (shown in its status).
@@ -267,7 +222,7 @@ impl Manifests {
 
     fn read_file(&mut self, file: &Path) {
         let where_ = file.display().to_string();
-        let docs = read_bounded(file, MAX_MANIFEST_BYTES, Links::Follow).and_then(parse_documents);
+        let docs = read_bounded(file, MAX_MANIFEST_BYTES, Links::Follow).and_then(|text| parse_documents(&text));
         let docs = match docs {
             Ok(docs) => docs,
             Err(e) => {

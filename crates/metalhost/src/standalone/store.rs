@@ -153,7 +153,7 @@ pub fn read_one(dir: &Path, host: &BareMetalHost) -> Option<BareMetalHost> {
 fn read_record(path: &Path) -> Result<BareMetalHost, String> {
     let corrupt = |e: String| format!("corrupt status file ignored: {e}");
     let text = read_bounded(path, MAX_STATUS_BYTES, Links::Refuse).map_err(corrupt)?;
-    let mut docs = parse_documents(text).map_err(corrupt)?.into_iter();
+    let mut docs = parse_documents(&text).map_err(corrupt)?.into_iter();
     let value = match (docs.next(), docs.next()) {
         (Some(Ok(value)), None) => value,
         (Some(Err(e)), _) => return Err(corrupt(e)),
