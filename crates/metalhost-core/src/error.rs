@@ -7,8 +7,8 @@ use metalhost_api::extensions::ExtensionError;
 use metalhost_api::{ImageError, STATUS_ANNOTATION};
 
 use crate::input::{BmcProblem, ConfigDriveError};
-use crate::machine::ActionKind;
 use crate::provisioner::ProvisionError;
+use crate::vocab::ActionKind;
 
 /// Why the state machine could not go on with a host (input problems and failures Ironic
 /// reported on the node).

@@ -16,10 +16,12 @@ pub mod plan;
 pub mod policy;
 pub mod provisioner;
 pub mod reconcile;
+pub mod vocab;
 
 pub use error::{DecideError, HostError};
 pub use input::{Bmc, BmcProblem, ConfigDriveError, HostInput, SecretSource, SecretUse, secrets_needed};
-pub use machine::{Action, ActionKind, Decision, Input, Observed, Requeue};
+pub use machine::{Decision, Input};
 pub use policy::{EventKind, HostEvent, Schedule, unknown_state_event};
 pub use provisioner::{IronicProvisioner, ProvisionError};
 pub use reconcile::{Outcome, Reconciler};
+pub use vocab::{Action, ActionKind, Observed, Requeue, Wants};

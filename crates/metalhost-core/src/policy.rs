@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use metalhost_api::{BareMetalHostStatus, CredentialsStatus, OperationalStatus, ProvisioningState};
 
 use crate::input::{Bmc, HostInput};
-use crate::machine::{self, Requeue};
+use crate::vocab::{Requeue, Wants, media_ejected};
 
 /// What a reconcile may do with a host before anything else.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,21 +66,6 @@ pub fn good_credentials(status: &BareMetalHostStatus) -> Option<&CredentialsStat
     status.good_credentials.as_ref()
 }
 
-/// What to read from Ironic for one reconcile.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Wants {
-    /// The node (by the UUID in the status, else by name).
-    pub node: bool,
-    /// Its ports (only while registering with a boot MAC).
-    pub ports: bool,
-    /// Its virtual media (only for a provisioned host using the eject extension).
-    pub vmedia: bool,
-    /// Whether to look the node up by name when the status names none. Not for a host that
-    /// never registered: its create tells the same (a name Ironic has already is a conflict, and
-    /// then the node is looked up), one request less per host.
-    pub by_name: bool,
-}
-
 /// What a reconcile must observe in Ironic, given the input and the last status.
 pub fn wants(input: &HostInput, previous: &BareMetalHostStatus) -> Wants {
     let usable = matches!(input.bmc, Bmc::Ready { .. });
@@ -95,11 +80,16 @@ pub fn wants(input: &HostInput, previous: &BareMetalHostStatus) -> Wants {
     let vmedia = node
         && previous.provisioning.state == ProvisioningState::Provisioned
         && input.bmc.has_virtual_media()
-        && (input.options.as_ref().is_ok_and(|o| o.eject_media) || machine::media_ejected(previous));
+        && (input.options.as_ref().is_ok_and(|o| o.eject_media) || media_ejected(previous));
     let never_registered = previous.provisioning.state == ProvisioningState::None
         && previous.provisioning.id.is_empty()
         && !input.deleting;
     Wants { node, ports, vmedia, by_name: node && !never_registered }
+}
+
+/// Back-off after the n-th consecutive error: 2^n seconds, at most 5 minutes.
+pub fn backoff(error_count: u32) -> Duration {
+    Duration::from_secs(2u64.saturating_pow(error_count.min(9)).min(300))
 }
 
 /// How long to wait before polling a busy node again: quick at first, slower the longer the
@@ -455,7 +445,7 @@ mod tests {
 
     #[test]
     fn error_back_off_doubles() {
-        let delays: Vec<u64> = (1..=10).map(|n| machine::backoff(n).as_secs()).collect();
+        let delays: Vec<u64> = (1..=10).map(|n| backoff(n).as_secs()).collect();
         assert_eq!(delays, [2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
     }
 

@@ -9,9 +9,8 @@ use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 use tracing::{debug, info, warn};
 
-use crate::machine::{Action, Observed};
 use crate::plan;
-use crate::policy::Wants;
+use crate::vocab::{Action, Observed, Wants};
 
 /// Why an action or an observation failed. The message is what the host's status shows.
 #[derive(Debug, thiserror::Error)]

@@ -9,10 +9,11 @@ use tracing::{debug, warn};
 
 use crate::error::HostError;
 use crate::input::HostInput;
-use crate::machine::{self, Action, ActionKind, Input, Requeue, error_type_for};
+use crate::machine::{self, Input, error_type_for};
 use crate::plan::NodeDefaults;
 use crate::policy::{self, Gate, HostEvent};
 use crate::provisioner::IronicProvisioner;
+use crate::vocab::{Action, ActionKind, Observed, Requeue};
 
 /// What one reconcile did, for the runtime to store.
 #[derive(Debug, Clone)]
@@ -151,7 +152,7 @@ impl Reconciler {
         &self,
         record: &HostInput,
         status: &BareMetalHostStatus,
-        observed: &machine::Observed,
+        observed: &Observed,
         now: &str,
     ) -> machine::Decision {
         let mut so_far = status.clone();
@@ -286,8 +287,7 @@ impl Reconciler {
             // The status is written once at the end; a crash in between finds the node by name.
             let chained = match (&decision.action, node) {
                 (Action::CreateNode(_), Some((created, true))) => {
-                    observed =
-                        machine::Observed { node: Some(created), port_macs: Some(Vec::new()), vmedia: None };
+                    observed = Observed { node: Some(created), port_macs: Some(Vec::new()), vmedia: None };
                     true
                 }
                 (Action::CreatePort(mac), _) => {

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use metalhost_api::extensions::LiveIsoOptions;
 use metalhost_api::{BareMetalHost, BmcAccess, Credentials, DeployImage};
-use metalhost_core::machine::Requeue;
+use metalhost_core::Requeue;
 use metalhost_core::plan::{NodeDefaults, deploy_patch, node_create_fields};
 use metalhost_core::policy::Schedule;
 use metalhost_ironic::{Client, ClientConfig, Node, ProvisionTarget, state};

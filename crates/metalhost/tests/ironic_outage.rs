@@ -76,7 +76,7 @@ async fn ironic_outage_is_reported_then_provisioning_converges() {
         let gaps: Vec<(u32, Duration)> = v[1..].windows(2).map(|w| (w[0].0, w[1].1 - w[0].1)).collect();
         eprintln!("{key}: (error count, time to the next retry): {gaps:?}");
         for (count, gap) in &gaps {
-            let backoff = metalhost_core::machine::backoff(*count);
+            let backoff = metalhost_core::policy::backoff(*count);
             // a few ms of slack: the retry is timed from the end of the failed pass
             assert!(
                 *gap >= backoff.mul_f64(0.9),

@@ -59,7 +59,7 @@ async fn boot_persistence_and_direct_iso_download_reach_ironic_and_the_bmc() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eject_media_on_request_while_the_host_stays_provisioned() {
-    use metalhost_core::machine::media_ejected;
+    use metalhost_core::vocab::media_ejected;
     let lab = Lab::start(1);
     let dir = tempfile::tempdir().unwrap();
     let manifest = |annotation: &str| {

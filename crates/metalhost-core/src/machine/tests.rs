@@ -1,5 +1,6 @@
 use super::*;
 use serde_json::json;
+use std::time::Duration;
 
 const NOW: &str = "2026-11-24T20:00:00Z";
 

@@ -222,7 +222,8 @@ impl Manifests {
 
     fn read_file(&mut self, file: &Path) {
         let where_ = file.display().to_string();
-        let docs = read_bounded(file, MAX_MANIFEST_BYTES, Links::Follow).and_then(|text| parse_documents(&text));
+        let docs =
+            read_bounded(file, MAX_MANIFEST_BYTES, Links::Follow).and_then(|text| parse_documents(&text));
         let docs = match docs {
             Ok(docs) => docs,
             Err(e) => {
