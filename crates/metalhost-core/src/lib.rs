@@ -9,6 +9,7 @@
 //! - [`provisioner`]: observes the node and carries out actions (the only I/O);
 //! - [`reconcile`]: glues them into one step.
 
+pub mod chain;
 pub mod error;
 pub mod input;
 pub mod machine;
@@ -23,5 +24,6 @@ pub use input::{Bmc, BmcProblem, ConfigDriveError, HostInput, SecretSource, Secr
 pub use machine::{Decision, Input};
 pub use policy::{EventKind, HostEvent, Schedule, unknown_state_event};
 pub use provisioner::{IronicProvisioner, ProvisionError};
-pub use reconcile::{Outcome, Reconciler};
+pub use chain::Outcome;
+pub use reconcile::Reconciler;
 pub use vocab::{Action, ActionKind, Observed, Requeue, Wants};

@@ -243,6 +243,28 @@ pub fn needs_slot(state: ProvisioningState) -> bool {
     )
 }
 
+/// Whether a step may start at once or must first find a free provisioning slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// No slot needed: no limit, a step that starts nothing limited, or a virtual-media host
+    /// (never limited, as upstream's).
+    Free,
+    /// The step starts inspecting, provisioning or deprovisioning under this limit.
+    NeedsSlot {
+        /// At most this many nodes busy at once.
+        limit: usize,
+    },
+}
+
+/// Whether a step into `state` needs a provisioning slot under `limit` (BMO's
+/// `PROVISIONING_LIMIT`); `starts`: the step changes the state or acts on the node.
+pub fn admission(limit: Option<usize>, state: ProvisioningState, starts: bool, virtual_media: bool) -> Admission {
+    match limit {
+        Some(limit) if needs_slot(state) && starts && !virtual_media => Admission::NeedsSlot { limit },
+        _ => Admission::Free,
+    }
+}
+
 /// One Ironic node as the provisioning limit sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeLoad {

@@ -7,50 +7,12 @@ use std::sync::Arc;
 use metalhost_api::host::{BareMetalHostStatus, ProvisioningState};
 use tracing::{debug, warn};
 
-use crate::error::HostError;
+use crate::chain::{self, Context, Next, Outcome, Settled};
 use crate::input::HostInput;
-use crate::machine::{self, Input, error_type_for};
 use crate::plan::NodeDefaults;
-use crate::policy::{self, Gate, HostEvent};
+use crate::policy::{self, Admission, Gate};
 use crate::provisioner::IronicProvisioner;
-use crate::vocab::{Action, ActionKind, Observed, Requeue};
-
-/// What one reconcile did, for the runtime to store.
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    /// The new status.
-    pub status: BareMetalHostStatus,
-    /// Whether the status changed in more than its time stamp: only then is it written.
-    pub changed: bool,
-    /// The step taken (`None` when only the status changed, or nothing at all).
-    pub action: ActionKind,
-    /// What went wrong, if anything (also in the status).
-    pub error: Option<HostError>,
-    /// When to reconcile again (turn into a delay with [`policy::Schedule`]).
-    pub requeue: Requeue,
-    /// The host is out of Ironic and its record may be dropped.
-    pub forget: bool,
-    /// The states passed through, in order, ending with the new one (several when steps that
-    /// need no Ironic call followed each other).
-    pub states: Vec<ProvisioningState>,
-    /// What to tell the user (Kubernetes Events, the standalone event log).
-    pub events: Vec<HostEvent>,
-}
-
-impl Outcome {
-    fn unchanged(previous: &BareMetalHostStatus) -> Self {
-        Outcome {
-            status: previous.clone(),
-            changed: false,
-            action: ActionKind::None,
-            error: None,
-            requeue: Requeue::Never,
-            forget: false,
-            states: vec![previous.provisioning.state],
-            events: Vec::new(),
-        }
-    }
-}
+use crate::vocab::{Action, Observed};
 
 /// Reconciles hosts against one Ironic.
 #[derive(Debug, Clone)]
@@ -76,17 +38,9 @@ impl Reconciler {
         self
     }
 
-    /// Whether the step decided starts something that needs a provisioning-limit slot.
-    fn needs_slot(&self, previous: &BareMetalHostStatus, decision: &machine::Decision) -> bool {
-        let state = decision.status.provisioning.state;
-        let starts = state != previous.provisioning.state || decision.action != Action::None;
-        self.provisioning_limit.is_some() && policy::needs_slot(state) && starts
-    }
-
     /// Whether there is a slot for the host under the provisioning limit. A failure to list
     /// Ironic's nodes counts as no room (the host waits and asks again).
-    async fn has_slot(&self, record: &HostInput) -> bool {
-        let Some(limit) = self.provisioning_limit else { return true };
+    async fn has_slot(&self, record: &HostInput, limit: usize) -> bool {
         let nodes = match self.provisioner.client().await {
             Ok(client) => client.list_nodes().await.map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
@@ -124,202 +78,73 @@ impl Reconciler {
             return Outcome { events: vec![policy::unknown_state_event()], ..Outcome::unchanged(previous) };
         }
         match policy::gate(input, previous) {
-            Gate::Paused | Gate::Detached(None) => return Outcome::unchanged(previous),
+            Gate::Paused | Gate::Detached(None) => Outcome::unchanged(previous),
             Gate::Detached(Some(mut status)) => {
                 status.last_updated = Some(now.to_string());
                 let events = policy::events(previous, &status, &[]);
-                return Outcome { status: *status, changed: true, events, ..Outcome::unchanged(previous) };
+                Outcome { status: *status, changed: true, events, ..Outcome::unchanged(previous) }
             }
-            Gate::Proceed => {}
+            Gate::Proceed => self.step(input, previous, now).await.finish(input, previous),
         }
-        let mut outcome = self.step(input, previous, now).await;
-        // errors may quote a BMC address or an Ironic URL: no userinfo in a status or an event
-        if outcome.status.error_message.contains('@') {
-            outcome.status.error_message =
-                metalhost_api::redact::redact_url_userinfo(&outcome.status.error_message);
-        }
-        if !outcome.forget {
-            policy::record_credentials(&input.bmc, &mut outcome.status);
-        }
-        outcome.changed = policy::status_changed(previous, &outcome.status);
-        outcome.events = policy::events(previous, &outcome.status, &outcome.states);
-        outcome
     }
 
-    /// The decision that follows a step which ended in `status`, on the same observation:
-    /// credentials confirmed by the step just taken are not "changed" for the next one.
-    fn decide_after(
-        &self,
-        record: &HostInput,
-        status: &BareMetalHostStatus,
-        observed: &Observed,
-        now: &str,
-    ) -> machine::Decision {
-        let mut so_far = status.clone();
-        policy::record_credentials(&record.bmc, &mut so_far);
-        let changed = policy::credentials_changed(&record.bmc, &so_far);
-        machine::decide(&Input::new(record, &self.defaults, now, changed), &so_far, observed)
-    }
-
+    /// Observes, settles the status-only steps, takes a provisioning slot when one is needed,
+    /// and carries out the decided writes.
     async fn step(&self, record: &HostInput, previous: &BareMetalHostStatus, now: &str) -> Outcome {
-        let credentials_changed = policy::credentials_changed(&record.bmc, previous);
-        let input = Input::new(record, &self.defaults, now, credentials_changed);
-        let host = &record.host;
+        let ctx = Context { record, defaults: &self.defaults, now };
+        let host = record.host.qualified_name();
         let wants = policy::wants(record, previous);
         let observed = if wants.node {
-            match self.provisioner.observe(host, &previous.provisioning.id, wants).await {
+            match self.provisioner.observe(&record.host, &previous.provisioning.id, wants).await {
                 Ok(o) => o,
                 Err(e) => {
-                    let mut decided = previous.clone();
-                    decided.last_updated = Some(now.to_string());
-                    let state = previous.provisioning.state;
-                    let (status, requeue) = machine::failed(
-                        previous,
-                        &decided,
-                        error_type_for(state, &Action::None),
-                        e.to_string(),
-                    );
-                    warn!(host = %host.qualified_name(), error = %e, "cannot observe Ironic node");
-                    let states = vec![status.provisioning.state];
-                    let error = Some(HostError::Observe(Arc::new(e)));
-                    return Outcome {
-                        status,
-                        changed: true,
-                        action: ActionKind::None,
-                        error,
-                        requeue,
-                        forget: false,
-                        states,
-                        events: Vec::new(),
-                    };
+                    warn!(%host, error = %e, "cannot observe Ironic node");
+                    return Outcome::observe_failed(previous, now, e);
                 }
             }
         } else {
-            Default::default()
+            Observed::default()
         };
-        let mut decision = machine::decide(&input, previous, &observed);
-        // Steps that only change the status (registering → preparing → available → provisioning)
-        // follow at once on the same observation: no Ironic request between them.
-        let mut base = previous.clone();
-        // the furthest of those steps reached before any that needs a provisioning-limit slot
-        let mut before_slot = previous.clone();
-        let mut states = vec![decision.status.provisioning.state];
-        while decision.action == Action::None && decision.requeue == Requeue::Now && states.len() < 8 {
-            if !policy::needs_slot(decision.status.provisioning.state) && before_slot == base {
-                before_slot = decision.status.clone();
+        let settled = chain::settle(&ctx, previous, &observed);
+        let state = settled.decision.status.provisioning.state;
+        debug!(%host, %state, action = %settled.decision.action.kind(), "decided");
+        // held until this step's requests are sent (the end of this call), so that two hosts of
+        // this process never both take the last slot
+        let _slot = match settled.admission(&ctx, previous, self.provisioning_limit) {
+            Admission::Free => None,
+            Admission::NeedsSlot { limit } => {
+                let guard = self.slot_lock.lock().await;
+                if !self.has_slot(record, limit).await {
+                    debug!(%host, %state, "delayed: provisioning limit");
+                    return settled.delayed(now);
+                }
+                Some(guard)
             }
-            let next = self.decide_after(record, &decision.status, &observed, now);
-            base = std::mem::replace(&mut decision, next).status;
-            states.push(decision.status.provisioning.state);
-        }
-        states.dedup();
-        let action = decision.action.kind();
-        debug!(host = %host.qualified_name(), state = %decision.status.provisioning.state, %action, "decided");
-        // virtual-media hosts are never limited: no count, no lock
-        let needs_slot = self.needs_slot(previous, &decision) && !record.bmc.has_virtual_media();
-        // held until this step's requests are sent (the end of this call)
-        let _slot = if needs_slot { Some(self.slot_lock.lock().await) } else { None };
-        if needs_slot && !self.has_slot(record).await {
-            debug!(host = %host.qualified_name(), state = %decision.status.provisioning.state, "delayed: provisioning limit");
-            // the status-only steps before the first that needs the slot are taken: the host waits
-            // where upstream's waits (available, not still registering)
-            let status = policy::delayed(&before_slot, now);
-            let mut states: Vec<_> = states.into_iter().take_while(|s| !policy::needs_slot(*s)).collect();
-            if states.is_empty() {
-                states.push(status.provisioning.state);
-            }
-            // `reconcile` fills in `changed` and the events from the status and the states
-            return Outcome {
-                status,
-                changed: true,
-                action: ActionKind::None,
-                error: None,
-                requeue: Requeue::Poll,
-                forget: false,
-                states,
-                events: Vec::new(),
-            };
-        }
-        if decision.status.operational_status == metalhost_api::OperationalStatus::Delayed {
-            // a slot is free: no longer delayed (upstream clears it the same way)
-            decision.status.operational_status = metalhost_api::OperationalStatus::Ok;
-        }
-        let mut observed = observed;
-        let mut actions = 0;
-        loop {
-            let decided_error = decision.error.take().map(HostError::Decided);
-            let action = decision.action.kind();
-            let result = match &decision.action {
+        };
+        self.write(&ctx, settled.admitted(), observed).await
+    }
+
+    /// Carries out the settled decision's write and those that follow it at once.
+    async fn write(&self, ctx: &Context<'_>, mut settled: Settled, mut observed: Observed) -> Outcome {
+        for actions in 1.. {
+            let written = match &settled.decision.action {
                 Action::CreateNode(fields) => self.provisioner.create_node(fields).await.map(Some),
-                other => self
-                    .provisioner
-                    .execute(other, observed.node.as_ref())
-                    .await
-                    .map(|n| n.map(|n| (n, false))),
-            };
-            actions += 1;
-            let node = match result {
-                Ok(node) => node,
-                Err(e) => {
-                    let error_type = error_type_for(decision.status.provisioning.state, &decision.action);
-                    let error = HostError::Action { action, source: Arc::new(e) };
-                    warn!(host = %host.qualified_name(), %error, "action failed");
-                    let (status, requeue) =
-                        machine::failed(&base, &decision.status, error_type, error.to_string());
-                    return Outcome {
-                        status,
-                        changed: true,
-                        action,
-                        error: Some(error),
-                        requeue,
-                        forget: false,
-                        states,
-                        events: Vec::new(),
-                    };
+                other => {
+                    self.provisioner.execute(other, observed.node.as_ref()).await.map(|n| n.map(|n| (n, false)))
                 }
             };
-            let mut status = decision.status;
-            if let Some((node, _)) = &node {
-                status.provisioning.id = node.uuid.clone();
+            if let Err(error) = &written {
+                warn!(host = %ctx.record.host.qualified_name(), %error, "action failed");
             }
-            // A node just created (or given its port) is known without asking Ironic: the
-            // registration writes that follow (port, manage) go out at once, with no read between.
-            // The status is written once at the end; a crash in between finds the node by name.
-            let chained = match (&decision.action, node) {
-                (Action::CreateNode(_), Some((created, true))) => {
-                    observed = Observed { node: Some(created), port_macs: Some(Vec::new()), vmedia: None };
-                    true
-                }
-                (Action::CreatePort(mac), _) => {
-                    observed.port_macs.get_or_insert_with(Vec::new).push(mac.clone());
-                    true
-                }
-                _ => false,
+            settled = match chain::after_write(ctx, settled, written, &mut observed, actions) {
+                Next::Done(outcome) => return *outcome,
+                Next::Act(next) => *next,
             };
-            if !chained || decision.requeue != Requeue::Now || actions >= MAX_CHAINED_ACTIONS {
-                let forget = decision.action == Action::Forget;
-                return Outcome {
-                    status,
-                    changed: true,
-                    action,
-                    error: decided_error,
-                    requeue: decision.requeue,
-                    forget,
-                    states,
-                    events: Vec::new(),
-                };
-            }
-            decision = self.decide_after(record, &status, &observed, now);
-            base = status;
-            states.push(decision.status.provisioning.state);
-            states.dedup();
-            debug!(host = %host.qualified_name(), state = %decision.status.provisioning.state, action = %decision.action.kind(), "chained");
+            debug!(host = %ctx.record.host.qualified_name(), action = %settled.decision.action.kind(), "chained");
         }
+        unreachable!("the writes of one reconcile are bounded by chain::MAX_CHAINED_ACTIONS")
     }
 }
-
-/// The most Ironic writes one reconcile makes: create node, create port, manage.
-const MAX_CHAINED_ACTIONS: usize = 3;
 
 #[cfg(test)]
 mod tests {
@@ -327,6 +152,8 @@ mod tests {
 
     use metalhost_api::BareMetalHost;
     use metalhost_ironic::ClientConfig;
+
+    use crate::vocab::Requeue;
 
     use super::*;
 
