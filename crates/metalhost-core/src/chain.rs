@@ -75,7 +75,10 @@ impl Outcome {
         let error_type = error_type_for(previous.provisioning.state, &Action::None);
         let (status, requeue) = machine::failed(previous, &decided, error_type, error.to_string());
         let states = vec![status.provisioning.state];
-        Outcome { error: Some(HostError::Observe(Arc::new(error))), ..Outcome::stepped(status, requeue, states) }
+        Outcome {
+            error: Some(HostError::Observe(Arc::new(error))),
+            ..Outcome::stepped(status, requeue, states)
+        }
     }
 
     /// The finished outcome: no userinfo in the error, credentials recorded, `changed` and the
@@ -83,7 +86,8 @@ impl Outcome {
     pub fn finish(mut self, input: &HostInput, previous: &BareMetalHostStatus) -> Self {
         // errors may quote a BMC address or an Ironic URL: no userinfo in a status or an event
         if self.status.error_message.contains('@') {
-            self.status.error_message = metalhost_api::redact::redact_url_userinfo(&self.status.error_message);
+            self.status.error_message =
+                metalhost_api::redact::redact_url_userinfo(&self.status.error_message);
         }
         if !self.forget {
             policy::record_credentials(&input.bmc, &mut self.status);
@@ -139,7 +143,10 @@ pub fn settle(ctx: &Context<'_>, previous: &BareMetalHostStatus, observed: &Obse
     let mut base = previous.clone();
     let mut before_slot = previous.clone();
     let mut states = vec![decision.status.provisioning.state];
-    while decision.action == Action::None && decision.requeue == Requeue::Now && states.len() < MAX_STATUS_STEPS {
+    while decision.action == Action::None
+        && decision.requeue == Requeue::Now
+        && states.len() < MAX_STATUS_STEPS
+    {
         if !policy::needs_slot(decision.status.provisioning.state) && before_slot == base {
             before_slot = decision.status.clone();
         }
@@ -340,7 +347,10 @@ mod tests {
             assert_eq!(settled.admission(&ctx, &previous, limit), expected);
         }
         // a host already provisioning (polled, nothing started) needs no new slot
-        assert_eq!(policy::admission(Some(2), ProvisioningState::Provisioning, false, false), policy::Admission::Free);
+        assert_eq!(
+            policy::admission(Some(2), ProvisioningState::Provisioning, false, false),
+            policy::Admission::Free
+        );
     }
 
     #[test]
@@ -390,7 +400,10 @@ mod tests {
         let created = created(&settled);
         let Next::Act(port) = after_write(&ctx, settled, Ok(created), &mut seen, 1) else { panic!() };
         let Next::Act(manage) = after_write(&ctx, *port, Ok(None), &mut seen, 2) else { panic!() };
-        assert_eq!(manage.decision.action.kind(), ActionKind::Provision(metalhost_ironic::ProvisionTarget::Manage));
+        assert_eq!(
+            manage.decision.action.kind(),
+            ActionKind::Provision(metalhost_ironic::ProvisionTarget::Manage)
+        );
         let Next::Done(outcome) = after_write(&ctx, *manage, Ok(None), &mut seen, MAX_CHAINED_ACTIONS) else {
             panic!("the third write ends the reconcile")
         };

@@ -19,11 +19,11 @@ pub mod provisioner;
 pub mod reconcile;
 pub mod vocab;
 
+pub use chain::Outcome;
 pub use error::{DecideError, HostError};
 pub use input::{Bmc, BmcProblem, ConfigDriveError, HostInput, SecretSource, SecretUse, secrets_needed};
 pub use machine::{Decision, Input};
 pub use policy::{EventKind, HostEvent, Schedule, unknown_state_event};
 pub use provisioner::{IronicProvisioner, ProvisionError};
-pub use chain::Outcome;
 pub use reconcile::Reconciler;
 pub use vocab::{Action, ActionKind, Observed, Requeue, Wants};

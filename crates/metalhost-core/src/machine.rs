@@ -5,7 +5,7 @@
 use metalhost_api::host::*;
 use metalhost_api::{BmcAccess, Credentials, DeployImage};
 
-use metalhost_ironic::{Node, PowerTarget, ProvisionTarget, state};
+use metalhost_ironic::{Node, PowerTarget, ProvisionState as Ironic, ProvisionTarget};
 use serde_json::{Map, Value};
 
 use crate::error::DecideError;
@@ -208,8 +208,7 @@ pub fn decide(input: &Input<'_>, previous: &BareMetalHostStatus, observed: &Obse
         status.provisioning.id = node.uuid.clone();
         status.powered_on = node.powered_on();
     }
-    let step = Step { input, previous, observed, status };
-    let node = observed.node.as_ref();
+    let mut step = Step { input, previous, observed, status };
 
     // A new host may carry a status to restore (upstream's status annotation), e.g. one moved
     // from another cluster: its history says what need not be done again (inspection).
@@ -217,58 +216,18 @@ pub fn decide(input: &Input<'_>, previous: &BareMetalHostStatus, observed: &Obse
         && previous.operation_history == OperationHistory::default()
         && let Some(raw) = input.host.annotations().get(STATUS_ANNOTATION)
     {
-        return match serde_json::from_str::<BareMetalHostStatus>(raw) {
-            Ok(restored) if restored.provisioning.state == ProvisioningState::Unknown => step.error(
-                ErrorType::Registration,
-                DecideError::StatusAnnotation("its provisioning state is not one metalhost knows".into()),
-            ),
-            Ok(mut restored) => {
-                restored.last_updated = Some(input.now.to_string());
-                let mut step = step;
-                step.status = restored;
-                step.ok(Action::None, Requeue::Now)
-            }
-            Err(e) => step.error(ErrorType::Registration, DecideError::StatusAnnotation(e.to_string())),
-        };
+        return restore_status(step, raw);
     }
-
     if input.record.deleting {
-        let mut step = step;
         // a host in a state this build does not know leaves all the same, through deletion's own
         if step.status.provisioning.state == ProvisioningState::Unknown {
             step.status.provisioning.state = ProvisioningState::Deleting;
         }
-        return delete(step, node);
+        return delete(step, observed.node.as_ref());
     }
-
-    let (access, credentials) = match &input.record.bmc {
-        Bmc::Absent => {
-            if matches!(previous.provisioning.state, ProvisioningState::None | ProvisioningState::Unmanaged) {
-                let mut step = step;
-                step.status.provisioning.state = ProvisioningState::Unmanaged;
-                return step.ok(Action::None, Requeue::Idle);
-            }
-            let state = previous.provisioning.state;
-            return step.error(error_type_for(state, &Action::None), DecideError::BmcRequired);
-        }
-        Bmc::Unusable(problem) => {
-            let mut step = step;
-            let state = previous.provisioning.state;
-            let error_type = match state {
-                ProvisioningState::None | ProvisioningState::Unmanaged => {
-                    step.status.provisioning.state = ProvisioningState::Registering;
-                    ErrorType::Registration
-                }
-                ProvisioningState::Provisioned | ProvisioningState::ExternallyProvisioned => {
-                    ErrorType::ProvisionedRegistration
-                }
-                _ => ErrorType::Registration,
-            };
-            return step.error(error_type, problem.clone());
-        }
-        Bmc::Ready { access, credentials, .. } => (access, credentials),
+    let Bmc::Ready { access, credentials, .. } = &input.record.bmc else {
+        return without_bmc(step);
     };
-
     if input.credentials_changed
         && !matches!(
             previous.provisioning.state,
@@ -279,65 +238,108 @@ pub fn decide(input: &Input<'_>, previous: &BareMetalHostStatus, observed: &Obse
                 | ProvisioningState::PoweringOffBeforeDelete
         )
     {
-        // Ironic refuses to update a node in the middle of a state transition (409): a busy node
-        // gets the new credentials once it rests (upstream retries the same way, not an error)
-        if node.is_some_and(Node::is_settling) {
-            return step.wait();
+        return resend_credentials(step, access, credentials);
+    }
+    by_state(step, access, credentials)
+}
+
+/// The status from upstream's status annotation, taken as the host's own (or why it cannot be).
+fn restore_status(mut step: Step<'_>, raw: &str) -> Decision {
+    match serde_json::from_str::<BareMetalHostStatus>(raw) {
+        Ok(restored) if restored.provisioning.state == ProvisioningState::Unknown => step.error(
+            ErrorType::Registration,
+            DecideError::StatusAnnotation("its provisioning state is not one metalhost knows".into()),
+        ),
+        Ok(mut restored) => {
+            restored.last_updated = Some(step.input.now.to_string());
+            step.status = restored;
+            step.ok(Action::None, Requeue::Now)
         }
-        // send the new credentials with the move back to registering: once there, registration
-        // completes as usual and the runtime records the credentials as good
-        let mut step = step;
-        step.status.provisioning.state = ProvisioningState::Registering;
-        let action = match node {
-            Some(node) => {
-                let desired = desired_fields(input, access, credentials);
-                Action::Patch(plan::registration_patch(node, &desired, true))
-            }
-            None => Action::None,
-        };
-        return step.ok(action, Requeue::Now);
+        Err(e) => step.error(ErrorType::Registration, DecideError::StatusAnnotation(e.to_string())),
     }
+}
 
-    // A node that vanished from Ironic (deleted by hand, Ironic database reset) is registered again.
-    if node.is_none()
-        && !matches!(
-            previous.provisioning.state,
-            ProvisioningState::None | ProvisioningState::Unmanaged | ProvisioningState::Registering
-        )
-    {
-        let mut step = step;
-        step.status.provisioning.id.clear();
-        step.status.provisioning.state = ProvisioningState::Registering;
-        return step.ok(Action::None, Requeue::Now);
+/// A host whose BMC is absent (unmanaged, or an error once registered) or unusable.
+fn without_bmc(mut step: Step<'_>) -> Decision {
+    let state = step.previous.provisioning.state;
+    match &step.input.record.bmc {
+        Bmc::Absent if matches!(state, ProvisioningState::None | ProvisioningState::Unmanaged) => {
+            step.status.provisioning.state = ProvisioningState::Unmanaged;
+            step.ok(Action::None, Requeue::Idle)
+        }
+        Bmc::Absent | Bmc::Ready { .. } => {
+            step.error(error_type_for(state, &Action::None), DecideError::BmcRequired)
+        }
+        Bmc::Unusable(problem) => {
+            let error_type = match state {
+                ProvisioningState::None | ProvisioningState::Unmanaged => {
+                    step.status.provisioning.state = ProvisioningState::Registering;
+                    ErrorType::Registration
+                }
+                ProvisioningState::Provisioned | ProvisioningState::ExternallyProvisioned => {
+                    ErrorType::ProvisionedRegistration
+                }
+                _ => ErrorType::Registration,
+            };
+            step.error(error_type, problem.clone())
+        }
     }
+}
 
-    match previous.provisioning.state {
-        ProvisioningState::None | ProvisioningState::Unmanaged => {
-            let mut step = step;
+/// The credentials changed on a registered host: send them with the move back to registering.
+/// Once there, registration completes as usual and the runtime records them as good.
+fn resend_credentials(mut step: Step<'_>, access: &BmcAccess, credentials: &Credentials) -> Decision {
+    let node = step.observed.node.as_ref();
+    // Ironic refuses to update a node in the middle of a state transition (409): a busy node
+    // gets the new credentials once it rests (upstream retries the same way, not an error)
+    if node.is_some_and(Node::is_settling) {
+        return step.wait();
+    }
+    step.status.provisioning.state = ProvisioningState::Registering;
+    let action = match node {
+        Some(node) => {
+            let desired = desired_fields(step.input, access, credentials);
+            Action::Patch(plan::registration_patch(node, &desired, true))
+        }
+        None => Action::None,
+    };
+    step.ok(action, Requeue::Now)
+}
+
+/// The step of a host with a usable BMC, by the state it is in. States that act on the node get
+/// it by construction; a node that vanished from Ironic (deleted by hand, Ironic database reset)
+/// is registered again.
+fn by_state(mut step: Step<'_>, access: &BmcAccess, credentials: &Credentials) -> Decision {
+    let observed = step.observed;
+    match (step.previous.provisioning.state, observed.node.as_ref()) {
+        (ProvisioningState::None | ProvisioningState::Unmanaged, _) => {
             step.status.operation_history.register =
-                OperationMetric { start: Some(input.now.into()), end: None };
+                OperationMetric { start: Some(step.input.now.into()), end: None };
             step.goto(ProvisioningState::Registering)
         }
-        ProvisioningState::Registering => register(step, node, access, credentials, observed),
-        ProvisioningState::Inspecting => inspect(step, node.expect("checked above")),
-        ProvisioningState::Preparing | ProvisioningState::MatchProfile => {
+        (ProvisioningState::Registering, node) => register(step, node, access, credentials, observed),
+        (ProvisioningState::Unknown, _) => left_as_it_is(step.previous),
+        (_, None) => {
+            step.status.provisioning.id.clear();
+            step.status.provisioning.state = ProvisioningState::Registering;
+            step.ok(Action::None, Requeue::Now)
+        }
+        (ProvisioningState::Inspecting, Some(node)) => inspect(step, node),
+        (ProvisioningState::Preparing | ProvisioningState::MatchProfile, Some(_)) => {
             step.goto(ProvisioningState::Available)
         }
-        ProvisioningState::Available | ProvisioningState::Ready => available(step),
-        ProvisioningState::Provisioning => {
-            let desired = desired_fields(input, access, credentials);
-            provision(step, node.expect("checked above"), &desired)
+        (ProvisioningState::Available | ProvisioningState::Ready, Some(_)) => available(step),
+        (ProvisioningState::Provisioning, Some(node)) => {
+            let desired = desired_fields(step.input, access, credentials);
+            provision(step, node, &desired)
         }
-        ProvisioningState::Provisioned => provisioned(step, node.expect("checked above")),
-        ProvisioningState::Deprovisioning => deprovision(step, node.expect("checked above")),
-        ProvisioningState::ExternallyProvisioned => {
-            externally_provisioned(step, node.expect("checked above"))
-        }
-        ProvisioningState::PoweringOffBeforeDelete | ProvisioningState::Deleting => {
+        (ProvisioningState::Provisioned, Some(node)) => provisioned(step, node),
+        (ProvisioningState::Deprovisioning, Some(node)) => deprovision(step, node),
+        (ProvisioningState::ExternallyProvisioned, Some(node)) => externally_provisioned(step, node),
+        (ProvisioningState::PoweringOffBeforeDelete | ProvisioningState::Deleting, Some(_)) => {
             // deletion was called off: start over
             step.goto(ProvisioningState::Registering)
         }
-        ProvisioningState::Unknown => left_as_it_is(previous),
     }
 }
 
@@ -382,7 +384,7 @@ fn register(
     if node.is_settling() {
         return step.wait();
     }
-    let verify_failed = node.provision_state == state::ENROLL && node.last_error.is_some();
+    let verify_failed = node.provision_state == Ironic::Enroll && node.last_error.is_some();
     if verify_failed && step.previous.error_type.is_none() {
         let reason = node.last_error.clone().unwrap_or_default();
         return step.error(ErrorType::Registration, DecideError::ManageFailed(reason));
@@ -391,14 +393,14 @@ fn register(
     if !patch.0.is_empty() {
         return step.ok(Action::Patch(patch), Requeue::Now);
     }
-    match node.provision_state.as_str() {
-        state::ENROLL => step.ok(Action::Provision(ProvisionTarget::Manage), Requeue::Poll),
-        state::MANAGEABLE | state::AVAILABLE | state::ACTIVE => {
+    match &node.provision_state {
+        Ironic::Enroll => step.ok(Action::Provision(ProvisionTarget::Manage), Requeue::Poll),
+        Ironic::Manageable | Ironic::Available | Ironic::Active => {
             step.status.operation_history.register.end = Some(input.now.into());
             let host = input.host;
             let next = if host.spec.externally_provisioned {
                 ProvisioningState::ExternallyProvisioned
-            } else if node.provision_state == state::ACTIVE {
+            } else if node.provision_state == Ironic::Active {
                 // already deployed (e.g. the status was lost): take it back as provisioned
                 // only if it runs what the spec asks for, else undo it
                 match &input.record.image {
@@ -409,7 +411,7 @@ fn register(
                     _ => ProvisioningState::Deprovisioning,
                 }
             } else if !host.inspection_disabled()
-                && node.provision_state == state::MANAGEABLE
+                && node.provision_state == Ironic::Manageable
                 && step.status.operation_history.inspect.end.is_none()
             {
                 ProvisioningState::Inspecting
@@ -418,16 +420,26 @@ fn register(
             };
             step.goto(next)
         }
-        other => {
-            // a node in a failed or transient state from an earlier life: bring it to manageable
-            if matches!(other, state::CLEAN_FAILED | state::INSPECT_FAILED | state::ADOPT_FAILED) {
-                step.ok(Action::Provision(ProvisionTarget::Manage), Requeue::Poll)
-            } else if matches!(other, state::DEPLOY_FAILED | state::DEPLOY_WAIT) {
-                step.ok(Action::Provision(ProvisionTarget::Deleted), Requeue::Poll)
-            } else {
-                step.wait()
-            }
+        // a node in a failed state from an earlier life: bring it to manageable
+        Ironic::CleanFailed | Ironic::InspectFailed | Ironic::AdoptFailed => {
+            step.ok(Action::Provision(ProvisionTarget::Manage), Requeue::Poll)
         }
+        Ironic::DeployFailed | Ironic::DeployWait => {
+            step.ok(Action::Provision(ProvisionTarget::Deleted), Requeue::Poll)
+        }
+        // under way (or a state metalhost does not act on): wait for Ironic
+        Ironic::Verifying
+        | Ironic::Inspecting
+        | Ironic::InspectWait
+        | Ironic::Cleaning
+        | Ironic::CleanWait
+        | Ironic::Deploying
+        | Ironic::Deleting
+        | Ironic::Adopting
+        | Ironic::ServiceFailed
+        | Ironic::RescueFailed
+        | Ironic::Error
+        | Ironic::Other(_) => step.wait(),
     }
 }
 
@@ -436,22 +448,41 @@ fn inspect(mut step: Step<'_>, node: &Node) -> Decision {
         return step.wait();
     }
     let now = step.input.now;
-    match node.provision_state.as_str() {
-        state::MANAGEABLE if step.status.operation_history.inspect.start.is_none() => {
+    match &node.provision_state {
+        Ironic::Manageable if step.status.operation_history.inspect.start.is_none() => {
             step.status.operation_history.inspect = OperationMetric { start: Some(now.into()), end: None };
             step.ok(Action::Provision(ProvisionTarget::Inspect), Requeue::Poll)
         }
-        state::MANAGEABLE => {
+        Ironic::Manageable => {
             step.status.operation_history.inspect.end = Some(now.into());
             step.goto(ProvisioningState::Preparing)
         }
-        state::INSPECT_FAILED => step.failed_then_retry(
+        Ironic::InspectFailed => step.failed_then_retry(
             ErrorType::Inspection,
             "inspection",
             node,
             Action::Provision(ProvisionTarget::Inspect),
         ),
-        _ => step.goto(ProvisioningState::Preparing),
+        // not busy and past inspection (or never to be inspected here): preparing sorts it out
+        Ironic::Enroll
+        | Ironic::Verifying
+        | Ironic::Inspecting
+        | Ironic::InspectWait
+        | Ironic::Cleaning
+        | Ironic::CleanWait
+        | Ironic::CleanFailed
+        | Ironic::Available
+        | Ironic::Deploying
+        | Ironic::DeployWait
+        | Ironic::DeployFailed
+        | Ironic::Active
+        | Ironic::Deleting
+        | Ironic::Adopting
+        | Ironic::AdoptFailed
+        | Ironic::ServiceFailed
+        | Ironic::RescueFailed
+        | Ironic::Error
+        | Ironic::Other(_) => step.goto(ProvisioningState::Preparing),
     }
 }
 
@@ -492,13 +523,13 @@ fn provision(mut step: Step<'_>, node: &Node, desired: &Map<String, Value>) -> D
         step.status.last_attempted_image = host.spec.image.clone();
     }
     let matches = plan::instance_matches(node, image);
-    match node.provision_state.as_str() {
-        state::DEPLOYING | state::DEPLOY_WAIT | state::ACTIVE if !matches && !node.blocks_undeploy() => {
+    match &node.provision_state {
+        Ironic::Deploying | Ironic::DeployWait | Ironic::Active if !matches && !node.blocks_undeploy() => {
             // the spec changed while deploying: undo, then deploy the new image
             start_deprovisioning(step)
         }
         _ if node.is_settling() => step.wait(),
-        state::MANAGEABLE => {
+        Ironic::Manageable => {
             let want_clean = host.automated_cleaning();
             if node.automated_clean != Some(want_clean) {
                 let patch = serde_json::from_value(serde_json::json!([
@@ -509,7 +540,7 @@ fn provision(mut step: Step<'_>, node: &Node, desired: &Map<String, Value>) -> D
             }
             step.ok(Action::Provision(ProvisionTarget::Provide), Requeue::Poll)
         }
-        state::AVAILABLE => {
+        Ironic::Available => {
             // driver settings that changed since registration (not secrets) ride along
             let mut patch = plan::registration_patch(node, desired, false);
             patch.0.extend(plan::deploy_patch(node, image, &options).0);
@@ -526,7 +557,7 @@ fn provision(mut step: Step<'_>, node: &Node, desired: &Map<String, Value>) -> D
             };
             step.ok(Action::Deploy(patch, drive), Requeue::Poll)
         }
-        state::ACTIVE => {
+        Ironic::Active => {
             let now = step.input.now;
             step.status.operation_history.provision.end = Some(now.into());
             step.status.provisioning.image = host.spec.image.clone();
@@ -534,20 +565,34 @@ fn provision(mut step: Step<'_>, node: &Node, desired: &Map<String, Value>) -> D
             step.status.provisioning.root_device_hints = host.spec.root_device_hints.clone();
             step.goto(ProvisioningState::Provisioned)
         }
-        state::DEPLOY_FAILED => step.failed_then_retry(
+        Ironic::DeployFailed => step.failed_then_retry(
             ErrorType::Provisioning,
             "provisioning",
             node,
             Action::Provision(ProvisionTarget::Deleted),
         ),
-        state::CLEAN_FAILED => step.failed_then_retry(
+        Ironic::CleanFailed => step.failed_then_retry(
             ErrorType::Provisioning,
             "cleaning before provisioning",
             node,
             Action::Provision(ProvisionTarget::Manage),
         ),
-        state::ENROLL => step.goto(ProvisioningState::Registering),
-        _ => step.wait(),
+        Ironic::Enroll => step.goto(ProvisioningState::Registering),
+        Ironic::Verifying
+        | Ironic::Inspecting
+        | Ironic::InspectWait
+        | Ironic::InspectFailed
+        | Ironic::Cleaning
+        | Ironic::CleanWait
+        | Ironic::Deploying
+        | Ironic::DeployWait
+        | Ironic::Deleting
+        | Ironic::Adopting
+        | Ironic::AdoptFailed
+        | Ironic::ServiceFailed
+        | Ironic::RescueFailed
+        | Ironic::Error
+        | Ironic::Other(_) => step.wait(),
     }
 }
 
@@ -659,13 +704,13 @@ fn provisioned(step: Step<'_>, node: &Node) -> Decision {
     }
     // a new reprovision token: boot fresh content from the same URL
     if let Some(Ok(DeployImage::LiveIso { url })) = &step.input.record.image
-        && node.provision_state == state::ACTIVE
+        && node.provision_state == Ironic::Active
         && !node.is_busy()
         && node.instance_str("boot_iso").is_some_and(|have| have != url.as_str())
     {
         return start_deprovisioning(step);
     }
-    if node.provision_state != state::ACTIVE && !node.is_busy() {
+    if node.provision_state != Ironic::Active && !node.is_busy() {
         // someone undeployed it behind our back: deploy again
         return step.goto(ProvisioningState::Provisioning);
     }
@@ -690,11 +735,11 @@ fn deprovision(mut step: Step<'_>, node: &Node) -> Decision {
     if node.blocks_undeploy() || node.target_power_state.is_some() {
         return step.wait();
     }
-    match node.provision_state.as_str() {
-        state::ACTIVE | state::DEPLOY_FAILED | state::DEPLOY_WAIT => {
+    match &node.provision_state {
+        Ironic::Active | Ironic::DeployFailed | Ironic::DeployWait => {
             step.ok(Action::Provision(ProvisionTarget::Deleted), Requeue::Poll)
         }
-        state::AVAILABLE | state::MANAGEABLE | state::ENROLL => {
+        Ironic::Available | Ironic::Manageable | Ironic::Enroll => {
             let now = step.input.now;
             step.status.operation_history.deprovision.end = Some(now.into());
             step.status.provisioning.image = None;
@@ -702,13 +747,26 @@ fn deprovision(mut step: Step<'_>, node: &Node) -> Decision {
             step.status.provisioning.root_device_hints = None;
             step.goto(ProvisioningState::Available)
         }
-        state::CLEAN_FAILED => step.failed_then_retry(
+        Ironic::CleanFailed => step.failed_then_retry(
             ErrorType::Provisioning,
             "cleaning after deprovisioning",
             node,
             Action::Provision(ProvisionTarget::Manage),
         ),
-        _ => step.wait(),
+        Ironic::Verifying
+        | Ironic::Inspecting
+        | Ironic::InspectWait
+        | Ironic::InspectFailed
+        | Ironic::Cleaning
+        | Ironic::CleanWait
+        | Ironic::Deploying
+        | Ironic::Deleting
+        | Ironic::Adopting
+        | Ironic::AdoptFailed
+        | Ironic::ServiceFailed
+        | Ironic::RescueFailed
+        | Ironic::Error
+        | Ironic::Other(_) => step.wait(),
     }
 }
 
@@ -716,17 +774,33 @@ fn externally_provisioned(step: Step<'_>, node: &Node) -> Decision {
     if node.is_busy() {
         return step.wait();
     }
-    match node.provision_state.as_str() {
-        state::MANAGEABLE => step.ok(Action::Provision(ProvisionTarget::Adopt), Requeue::Poll),
-        state::AVAILABLE => step.ok(Action::Provision(ProvisionTarget::Manage), Requeue::Poll),
-        state::ADOPT_FAILED => step.failed_then_retry(
+    match &node.provision_state {
+        Ironic::Manageable => step.ok(Action::Provision(ProvisionTarget::Adopt), Requeue::Poll),
+        Ironic::Available => step.ok(Action::Provision(ProvisionTarget::Manage), Requeue::Poll),
+        Ironic::AdoptFailed => step.failed_then_retry(
             ErrorType::Provisioning,
             "adoption",
             node,
             Action::Provision(ProvisionTarget::Adopt),
         ),
-        state::ACTIVE => manage_power(step, node),
-        _ => step.wait(),
+        Ironic::Active => manage_power(step, node),
+        Ironic::Enroll
+        | Ironic::Verifying
+        | Ironic::Inspecting
+        | Ironic::InspectWait
+        | Ironic::InspectFailed
+        | Ironic::Cleaning
+        | Ironic::CleanWait
+        | Ironic::CleanFailed
+        | Ironic::Deploying
+        | Ironic::DeployWait
+        | Ironic::DeployFailed
+        | Ironic::Deleting
+        | Ironic::Adopting
+        | Ironic::ServiceFailed
+        | Ironic::RescueFailed
+        | Ironic::Error
+        | Ironic::Other(_) => step.wait(),
     }
 }
 
@@ -738,8 +812,8 @@ fn delete(mut step: Step<'_>, node: Option<&Node>) -> Decision {
     if node.blocks_undeploy() || node.target_power_state.is_some() {
         return step.wait();
     }
-    match node.provision_state.as_str() {
-        state::ACTIVE | state::DEPLOY_FAILED | state::DEPLOY_WAIT
+    match &node.provision_state {
+        Ironic::Active | Ironic::DeployFailed | Ironic::DeployWait
             if !step.input.host.spec.externally_provisioned =>
         {
             if step.status.provisioning.state != ProvisioningState::Deprovisioning {
@@ -749,7 +823,7 @@ fn delete(mut step: Step<'_>, node: Option<&Node>) -> Decision {
             step.status.provisioning.state = ProvisioningState::Deprovisioning;
             step.ok(Action::Provision(ProvisionTarget::Deleted), Requeue::Poll)
         }
-        state::AVAILABLE | state::MANAGEABLE | state::ENROLL | state::ACTIVE => {
+        Ironic::Available | Ironic::Manageable | Ironic::Enroll | Ironic::Active => {
             if node.powered_on() && !step.input.host.spec.disable_power_off {
                 step.status.provisioning.state = ProvisioningState::PoweringOffBeforeDelete;
                 return step.ok(Action::Power(PowerTarget::Off), Requeue::Poll);
@@ -757,10 +831,23 @@ fn delete(mut step: Step<'_>, node: Option<&Node>) -> Decision {
             step.status.provisioning.state = ProvisioningState::Deleting;
             step.ok(Action::DeleteNode, Requeue::Now)
         }
-        state::CLEAN_FAILED | state::INSPECT_FAILED | state::ADOPT_FAILED => {
+        Ironic::CleanFailed | Ironic::InspectFailed | Ironic::AdoptFailed => {
             step.ok(Action::Provision(ProvisionTarget::Manage), Requeue::Poll)
         }
-        _ => step.wait(),
+        Ironic::Verifying
+        | Ironic::Inspecting
+        | Ironic::InspectWait
+        | Ironic::Cleaning
+        | Ironic::CleanWait
+        | Ironic::Deploying
+        | Ironic::DeployWait
+        | Ironic::DeployFailed
+        | Ironic::Deleting
+        | Ironic::Adopting
+        | Ironic::ServiceFailed
+        | Ironic::RescueFailed
+        | Ironic::Error
+        | Ironic::Other(_) => step.wait(),
     }
 }
 

@@ -228,12 +228,6 @@ fn camel_case(words: &str) -> String {
         .collect()
 }
 
-/// Ironic provision states in which a node holds one of the `PROVISIONING_LIMIT` slots, as
-/// upstream's `loadBusyHosts` counts them: cleaning, inspecting, deploying, deleting, and waiting
-/// in them.
-pub const BUSY_PROVISION_STATES: [&str; 7] =
-    ["cleaning", "clean wait", "inspecting", "inspect wait", "deploying", "wait call-back", "deleting"];
-
 /// Whether entering (or staying in) this state needs a `PROVISIONING_LIMIT` slot: inspecting,
 /// provisioning and deprovisioning, as upstream checks them.
 pub fn needs_slot(state: ProvisioningState) -> bool {
@@ -258,7 +252,12 @@ pub enum Admission {
 
 /// Whether a step into `state` needs a provisioning slot under `limit` (BMO's
 /// `PROVISIONING_LIMIT`); `starts`: the step changes the state or acts on the node.
-pub fn admission(limit: Option<usize>, state: ProvisioningState, starts: bool, virtual_media: bool) -> Admission {
+pub fn admission(
+    limit: Option<usize>,
+    state: ProvisioningState,
+    starts: bool,
+    virtual_media: bool,
+) -> Admission {
     match limit {
         Some(limit) if needs_slot(state) && starts && !virtual_media => Admission::NeedsSlot { limit },
         _ => Admission::Free,
@@ -271,7 +270,7 @@ pub struct NodeLoad {
     /// Node name (`namespace~name`).
     pub name: String,
     /// Its provision state.
-    pub provision_state: String,
+    pub provision_state: metalhost_ironic::ProvisionState,
     /// Its boot interface (virtual-media nodes take no slot).
     pub boot_interface: String,
 }
@@ -286,7 +285,7 @@ pub fn has_capacity(nodes: &[NodeLoad], me: &str, virtual_media: bool, limit: us
     }
     let busy: Vec<&NodeLoad> = nodes
         .iter()
-        .filter(|n| BUSY_PROVISION_STATES.contains(&n.provision_state.as_str()))
+        .filter(|n| n.provision_state.counts_against_limit())
         .filter(|n| !n.boot_interface.contains("virtual-media"))
         .collect();
     busy.iter().any(|n| n.name == me) || busy.len() < limit
@@ -522,7 +521,16 @@ mod tests {
         // virtual-media hosts are never limited, and their nodes take no slot
         assert!(has_capacity(&nodes, "ns~e", true, 0));
         assert!(has_capacity(&[node("ns~d", "deploying", "redfish-virtual-media")], "ns~e", false, 1));
-        for state in BUSY_PROVISION_STATES {
+        // upstream's loadBusyHosts counts these
+        for state in [
+            "cleaning",
+            "clean wait",
+            "inspecting",
+            "inspect wait",
+            "deploying",
+            "wait call-back",
+            "deleting",
+        ] {
             assert!(!has_capacity(&[node("ns~x", state, "ipxe")], "ns~e", false, 1), "{state} is busy");
         }
         for state in ["enroll", "manageable", "available", "active", "deploy failed", "clean failed"] {

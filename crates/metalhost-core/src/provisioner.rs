@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use metalhost_api::BareMetalHost;
-use metalhost_ironic::{Client, ClientConfig, Node, ProvisionTarget, state};
+use metalhost_ironic::{Client, ClientConfig, Node, ProvisionState, ProvisionTarget};
 use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 use tracing::{debug, info, warn};
@@ -97,7 +97,7 @@ impl IronicProvisioner {
         }
         // ports matter only until the node is enrolled and verified
         let port_macs = match (&node, wants.ports) {
-            (Some(n), true) if n.provision_state == state::ENROLL && !n.is_busy() => Some(
+            (Some(n), true) if n.provision_state == ProvisionState::Enroll && !n.is_busy() => Some(
                 client
                     .list_ports(&n.uuid)
                     .await?
@@ -203,9 +203,9 @@ impl IronicProvisioner {
             }
             Action::DeleteNode => {
                 let deletable = node.is_none_or(|n| {
+                    use ProvisionState::*;
                     n.maintenance
-                        || [state::AVAILABLE, state::MANAGEABLE, state::ENROLL, state::ADOPT_FAILED]
-                            .contains(&n.provision_state.as_str())
+                        || matches!(n.provision_state, Available | Manageable | Enroll | AdoptFailed)
                 });
                 if !deletable {
                     // Ironic deletes nodes in other states (adopted, active) only in maintenance

@@ -129,9 +129,11 @@ impl Reconciler {
         for actions in 1.. {
             let written = match &settled.decision.action {
                 Action::CreateNode(fields) => self.provisioner.create_node(fields).await.map(Some),
-                other => {
-                    self.provisioner.execute(other, observed.node.as_ref()).await.map(|n| n.map(|n| (n, false)))
-                }
+                other => self
+                    .provisioner
+                    .execute(other, observed.node.as_ref())
+                    .await
+                    .map(|n| n.map(|n| (n, false))),
             };
             if let Err(error) = &written {
                 warn!(host = %ctx.record.host.qualified_name(), %error, "action failed");

@@ -24,9 +24,9 @@ pub struct Node {
     /// Hardware type.
     #[serde(default)]
     pub driver: String,
-    /// Provision state, e.g. `enroll`, `manageable`, `available`, `active`.
+    /// Provision state.
     #[serde(default)]
-    pub provision_state: String,
+    pub provision_state: ProvisionState,
     /// The state Ironic is moving to, while it moves.
     #[serde(default)]
     pub target_provision_state: Option<String>,
@@ -75,7 +75,7 @@ impl Node {
     /// Whether Ironic is still moving the node between provision states. A node in a failed state
     /// keeps its target (e.g. `deploy failed` → `active`) but nothing is under way.
     pub fn is_busy(&self) -> bool {
-        self.target_provision_state.is_some() && !state::is_stable(&self.provision_state)
+        self.target_provision_state.is_some() && !self.provision_state.is_stable()
     }
 
     /// Whether the node is busy in a way an undeploy must wait for. A node waiting for the
@@ -83,7 +83,7 @@ impl Node {
     /// there, and upstream's Deprovision sends it, so that a host whose boot never calls back can
     /// be deleted or given another image without waiting for Ironic's call-back timeout.
     pub fn blocks_undeploy(&self) -> bool {
-        self.is_busy() && self.provision_state != state::DEPLOY_WAIT
+        self.is_busy() && self.provision_state != ProvisionState::DeployWait
     }
 
     /// Whether Ironic is moving the node between provision states or changing its power: either
@@ -94,7 +94,7 @@ impl Node {
 
     /// Whether the node sits in a failed provision state.
     pub fn is_failed(&self) -> bool {
-        state::FAILED.contains(&self.provision_state.as_str())
+        self.provision_state.is_failed()
     }
 
     /// Whether Ironic reports the node powered on.
@@ -108,56 +108,159 @@ impl Node {
     }
 }
 
-/// Ironic's provision states that metalhost acts on.
-pub mod state {
-    /// Just created; credentials not yet verified.
-    pub const ENROLL: &str = "enroll";
-    /// Checking credentials.
-    pub const VERIFYING: &str = "verifying";
-    /// Credentials work; under Ironic's management.
-    pub const MANAGEABLE: &str = "manageable";
-    /// Being inspected.
-    pub const INSPECTING: &str = "inspecting";
-    /// Waiting for an inspection agent.
-    pub const INSPECT_WAIT: &str = "inspect wait";
-    /// Inspection failed.
-    pub const INSPECT_FAILED: &str = "inspect failed";
-    /// Being cleaned.
-    pub const CLEANING: &str = "cleaning";
-    /// Waiting for a cleaning agent.
-    pub const CLEAN_WAIT: &str = "clean wait";
-    /// Cleaning failed.
-    pub const CLEAN_FAILED: &str = "clean failed";
-    /// Ready to deploy.
-    pub const AVAILABLE: &str = "available";
-    /// Being deployed.
-    pub const DEPLOYING: &str = "deploying";
-    /// Waiting for a deploy agent.
-    pub const DEPLOY_WAIT: &str = "wait call-back";
-    /// Deployment failed.
-    pub const DEPLOY_FAILED: &str = "deploy failed";
-    /// Deployed and running.
-    pub const ACTIVE: &str = "active";
-    /// Being undeployed.
-    pub const DELETING: &str = "deleting";
-    /// Being adopted.
-    pub const ADOPTING: &str = "adopting";
-    /// Adoption failed.
-    pub const ADOPT_FAILED: &str = "adopt failed";
-    /// Failed while servicing.
-    pub const SERVICE_FAILED: &str = "service failed";
-    /// Failed while rescuing.
-    pub const RESCUE_FAILED: &str = "rescue failed";
-    /// A generic error (e.g. a failed undeploy).
-    pub const ERROR: &str = "error";
+/// An Ironic provision state. The states metalhost acts on are named; any other (Ironic has more,
+/// and may add some) is kept as it was sent, so a node is never misread.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum ProvisionState {
+    /// `enroll`: Just created; credentials not yet verified.
+    Enroll,
+    /// `verifying`: Checking credentials.
+    Verifying,
+    /// `manageable`: Credentials work; under Ironic's management.
+    Manageable,
+    /// `inspecting`: Being inspected.
+    Inspecting,
+    /// `inspect wait`: Waiting for an inspection agent.
+    InspectWait,
+    /// `inspect failed`: Inspection failed.
+    InspectFailed,
+    /// `cleaning`: Being cleaned.
+    Cleaning,
+    /// `clean wait`: Waiting for a cleaning agent.
+    CleanWait,
+    /// `clean failed`: Cleaning failed.
+    CleanFailed,
+    /// `available`: Ready to deploy.
+    Available,
+    /// `deploying`: Being deployed.
+    Deploying,
+    /// `wait call-back`: Waiting for a deploy agent.
+    DeployWait,
+    /// `deploy failed`: Deployment failed.
+    DeployFailed,
+    /// `active`: Deployed and running.
+    Active,
+    /// `deleting`: Being undeployed.
+    Deleting,
+    /// `adopting`: Being adopted.
+    Adopting,
+    /// `adopt failed`: Adoption failed.
+    AdoptFailed,
+    /// `service failed`: Failed while servicing.
+    ServiceFailed,
+    /// `rescue failed`: Failed while rescuing.
+    RescueFailed,
+    /// `error`: A generic error (e.g. a failed undeploy).
+    Error,
+    /// A state metalhost does not act on (`servicing`, `rescue`, …), as Ironic sent it.
+    Other(String),
+}
 
-    /// States that mean an operation failed; the node waits for the next request.
-    pub const FAILED: &[&str] =
-        &[INSPECT_FAILED, CLEAN_FAILED, DEPLOY_FAILED, ADOPT_FAILED, SERVICE_FAILED, RESCUE_FAILED, ERROR];
+impl ProvisionState {
+    /// The name in the Ironic API.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ProvisionState::Enroll => "enroll",
+            ProvisionState::Verifying => "verifying",
+            ProvisionState::Manageable => "manageable",
+            ProvisionState::Inspecting => "inspecting",
+            ProvisionState::InspectWait => "inspect wait",
+            ProvisionState::InspectFailed => "inspect failed",
+            ProvisionState::Cleaning => "cleaning",
+            ProvisionState::CleanWait => "clean wait",
+            ProvisionState::CleanFailed => "clean failed",
+            ProvisionState::Available => "available",
+            ProvisionState::Deploying => "deploying",
+            ProvisionState::DeployWait => "wait call-back",
+            ProvisionState::DeployFailed => "deploy failed",
+            ProvisionState::Active => "active",
+            ProvisionState::Deleting => "deleting",
+            ProvisionState::Adopting => "adopting",
+            ProvisionState::AdoptFailed => "adopt failed",
+            ProvisionState::ServiceFailed => "service failed",
+            ProvisionState::RescueFailed => "rescue failed",
+            ProvisionState::Error => "error",
+            ProvisionState::Other(other) => other,
+        }
+    }
+
+    /// Whether an operation failed here; the node waits for the next request.
+    pub fn is_failed(&self) -> bool {
+        use ProvisionState::*;
+        matches!(
+            self,
+            InspectFailed | CleanFailed | DeployFailed | AdoptFailed | ServiceFailed | RescueFailed | Error
+        )
+    }
 
     /// Whether nothing is under way in this state (Ironic waits for a request).
-    pub fn is_stable(state: &str) -> bool {
-        FAILED.contains(&state) || [ENROLL, MANAGEABLE, AVAILABLE, ACTIVE].contains(&state)
+    pub fn is_stable(&self) -> bool {
+        use ProvisionState::*;
+        self.is_failed() || matches!(self, Enroll | Manageable | Available | Active)
+    }
+
+    /// Whether a node here counts against the provisioning limit: cleaning, inspecting,
+    /// deploying or undeploying (upstream counts the same states).
+    pub fn counts_against_limit(&self) -> bool {
+        use ProvisionState::*;
+        matches!(self, Cleaning | CleanWait | Inspecting | InspectWait | Deploying | DeployWait | Deleting)
+    }
+}
+
+/// None sent: not a state metalhost acts on.
+impl Default for ProvisionState {
+    fn default() -> Self {
+        ProvisionState::Other(String::new())
+    }
+}
+
+impl From<&str> for ProvisionState {
+    fn from(name: &str) -> Self {
+        match name {
+            "enroll" => ProvisionState::Enroll,
+            "verifying" => ProvisionState::Verifying,
+            "manageable" => ProvisionState::Manageable,
+            "inspecting" => ProvisionState::Inspecting,
+            "inspect wait" => ProvisionState::InspectWait,
+            "inspect failed" => ProvisionState::InspectFailed,
+            "cleaning" => ProvisionState::Cleaning,
+            "clean wait" => ProvisionState::CleanWait,
+            "clean failed" => ProvisionState::CleanFailed,
+            "available" => ProvisionState::Available,
+            "deploying" => ProvisionState::Deploying,
+            "wait call-back" => ProvisionState::DeployWait,
+            "deploy failed" => ProvisionState::DeployFailed,
+            "active" => ProvisionState::Active,
+            "deleting" => ProvisionState::Deleting,
+            "adopting" => ProvisionState::Adopting,
+            "adopt failed" => ProvisionState::AdoptFailed,
+            "service failed" => ProvisionState::ServiceFailed,
+            "rescue failed" => ProvisionState::RescueFailed,
+            "error" => ProvisionState::Error,
+            other => ProvisionState::Other(other.to_string()),
+        }
+    }
+}
+
+impl From<String> for ProvisionState {
+    fn from(name: String) -> Self {
+        match ProvisionState::from(name.as_str()) {
+            ProvisionState::Other(_) => ProvisionState::Other(name),
+            known => known,
+        }
+    }
+}
+
+impl From<ProvisionState> for String {
+    fn from(state: ProvisionState) -> Self {
+        state.as_str().to_string()
+    }
+}
+
+impl std::fmt::Display for ProvisionState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -30,7 +30,7 @@ use metalhost_api::{BareMetalHost, BmcAccess, Credentials, DeployImage};
 use metalhost_core::Requeue;
 use metalhost_core::plan::{NodeDefaults, deploy_patch, node_create_fields};
 use metalhost_core::policy::Schedule;
-use metalhost_ironic::{Client, ClientConfig, Node, ProvisionTarget, state};
+use metalhost_ironic::{Client, ClientConfig, Node, ProvisionState, ProvisionTarget};
 use metalhost_testlab::Lab;
 use serde_json::json;
 use tokio::sync::Semaphore;
@@ -202,11 +202,13 @@ async fn direct(
             )
             .await;
             let mut schedule = Schedule::default();
-            let steps =
-                [(ProvisionTarget::Manage, state::MANAGEABLE), (ProvisionTarget::Provide, state::AVAILABLE)];
+            let steps = [
+                (ProvisionTarget::Manage, ProvisionState::Manageable),
+                (ProvisionTarget::Provide, ProvisionState::Available),
+            ];
             let mut node = node;
             for (target, wanted) in steps {
-                change(&client, &uuid, target, wanted, &call).await;
+                change(&client, &uuid, target, wanted.clone(), &call).await;
                 node = wait_for(&client, &uuid, wanted, &mut schedule, &call, started).await;
             }
             let patch = deploy_patch(&node, &image, &options);
@@ -219,8 +221,8 @@ async fn direct(
                 || async { None },
             )
             .await;
-            change(&client, &uuid, ProvisionTarget::Active, state::ACTIVE, &call).await;
-            wait_for(&client, &uuid, state::ACTIVE, &mut schedule, &call, started).await;
+            change(&client, &uuid, ProvisionTarget::Active, ProvisionState::Active, &call).await;
+            wait_for(&client, &uuid, ProvisionState::Active, &mut schedule, &call, started).await;
         });
     }
     while let Some(r) = tasks.join_next().await {
@@ -229,8 +231,13 @@ async fn direct(
     start.elapsed()
 }
 
-async fn change<F, Fut>(client: &Client, uuid: &str, target: ProvisionTarget, wanted: &str, call: &F)
-where
+async fn change<F, Fut>(
+    client: &Client,
+    uuid: &str,
+    target: ProvisionTarget,
+    wanted: ProvisionState,
+    call: &F,
+) where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = tokio::sync::OwnedSemaphorePermit>,
 {
@@ -255,7 +262,7 @@ where
 async fn wait_for<F, Fut>(
     client: &Client,
     uuid: &str,
-    wanted: &str,
+    wanted: ProvisionState,
     schedule: &mut Schedule,
     call: &F,
     started: Instant,
@@ -286,7 +293,7 @@ where
                 return node;
             }
             assert!(
-                !state::is_stable(&node.provision_state),
+                !node.provision_state.is_stable(),
                 "direct client: node {uuid} rests in {} (wanted {wanted}): {:?}",
                 node.provision_state,
                 node.last_error

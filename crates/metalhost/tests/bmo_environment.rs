@@ -110,12 +110,12 @@ async fn bmo_deploy_images_reach_the_nodes_as_bmo_sets_them() {
 
     let ironic = common::ironic(&lab).await;
     let vm = common::node(&ironic, "vm").await;
-    assert_eq!(vm.provision_state, "active");
+    assert_eq!(vm.provision_state.as_str(), "active");
     assert_eq!(vm.driver_info.get("deploy_iso"), Some(&json!(agent_iso)), "{:?}", vm.driver_info);
     assert!(!vm.driver_info.contains_key("deploy_kernel"), "{:?}", vm.driver_info);
     assert!(!vm.driver_info.contains_key("deploy_ramdisk"), "{:?}", vm.driver_info);
     let pxe = common::node(&ironic, "pxe").await;
-    assert_eq!(pxe.provision_state, "active");
+    assert_eq!(pxe.provision_state.as_str(), "active");
     assert_eq!(pxe.driver_info.get("deploy_kernel"), Some(&json!(lab.info.deploy_kernel_url)));
     assert_eq!(pxe.driver_info.get("deploy_ramdisk"), Some(&json!(lab.info.deploy_ramdisk_url)));
     assert!(!pxe.driver_info.contains_key("deploy_iso"), "{:?}", pxe.driver_info);

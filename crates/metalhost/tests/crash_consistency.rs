@@ -239,7 +239,7 @@ async fn check_ironic(lab: &Lab, dir: &Path, seed: u64, provision_state: &str) {
         let matching: Vec<_> = nodes.iter().filter(|n| n.name.as_deref() == Some(name.as_str())).collect();
         assert_eq!(matching.len(), 1, "seed {seed}: {name}");
         let node = ironic.get_node(&matching[0].uuid).await.unwrap().unwrap();
-        assert_eq!(node.provision_state, provision_state, "seed {seed}: {name}");
+        assert_eq!(node.provision_state.as_str(), provision_state, "seed {seed}: {name}");
         assert_eq!(ironic.list_ports(&node.uuid).await.unwrap().len(), 1, "seed {seed}: {name} ports");
         let status = status_file(dir, &format!("host-{i}")).unwrap().status.unwrap();
         assert_eq!(status.provisioning.id, node.uuid, "seed {seed}: {name}: status names the node");

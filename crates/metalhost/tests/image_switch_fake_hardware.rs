@@ -14,7 +14,7 @@ use metalhost_testlab::Lab;
 const MAC: &str = "52:54:00:aa:bb:01";
 
 fn assert_live_iso(node: &Node, url: &str) {
-    assert_eq!(node.provision_state, "active");
+    assert_eq!(node.provision_state.as_str(), "active");
     assert_eq!(node.deploy_interface.as_deref(), Some("ramdisk"));
     assert_eq!(node.instance_str("boot_iso"), Some(url));
     for key in DISK_IMAGE_KEYS {
@@ -57,7 +57,7 @@ async fn switching_between_live_iso_and_disk_image_rewrites_the_node() {
     );
     settle(&mut rt, Duration::from_secs(120)).await;
     let n = node(&ironic, "fh1").await;
-    assert_eq!(n.provision_state, "active");
+    assert_eq!(n.provision_state.as_str(), "active");
     assert_ne!(n.deploy_interface.as_deref(), Some("ramdisk"), "back to the default deploy interface");
     assert!(!n.instance_info.contains_key("boot_iso"), "{:?}", n.instance_info);
     assert_eq!(n.instance_str("image_source"), Some(disk.as_str()));
@@ -106,7 +106,7 @@ async fn live_kernel_boots_in_place_and_switches_with_a_live_iso() {
     settle(&mut rt, Duration::from_secs(120)).await;
     let ironic = ironic(&lab).await;
     let n = node(&ironic, "lk").await;
-    assert_eq!(n.provision_state, "active");
+    assert_eq!(n.provision_state.as_str(), "active");
     assert_eq!(n.deploy_interface.as_deref(), Some("ramdisk"));
     assert_eq!(n.instance_str("kernel"), Some(format!("{base}/agent.kernel").as_str()));
     assert_eq!(n.instance_str("ramdisk"), Some(format!("{base}/agent.initramfs").as_str()));

@@ -95,6 +95,6 @@ async fn ironic_outage_is_reported_then_provisioning_converges() {
         let st = status(&rt, &format!("h{i}"));
         assert_eq!(st.provisioning.state, ProvisioningState::Provisioned);
         assert_eq!(st.error_type, None::<ErrorType>);
-        assert_eq!(node(&ironic, &format!("h{i}")).await.provision_state, "active");
+        assert_eq!(node(&ironic, &format!("h{i}")).await.provision_state.as_str(), "active");
     }
 }

@@ -75,7 +75,7 @@ async fn tls_and_basic_auth_to_ironic() {
     let mut rt = Runtime::new(cfg, Source::Dir(dir.path().to_path_buf()));
     settle(&mut rt, Duration::from_secs(120)).await;
     assert_eq!(status(&rt, "h1").provisioning.state, ProvisioningState::Provisioned);
-    assert_eq!(node(&client, "h1").await.provision_state, "active");
+    assert_eq!(node(&client, "h1").await.provision_state.as_str(), "active");
 
     // the binary: CA file, user and password file as flags
     let (ca, user, password) = (

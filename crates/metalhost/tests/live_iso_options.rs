@@ -87,7 +87,7 @@ async fn eject_media_on_request_while_the_host_stays_provisioned() {
     assert_eq!(st.provisioning.state, metalhost_api::ProvisioningState::Provisioned);
     let condition = st.conditions.iter().find(|c| c.type_ == "LiveISOMediaInserted").unwrap();
     assert_eq!((condition.status.as_str(), condition.reason.as_str()), ("False", "Ejected"));
-    assert_eq!(node(&ironic(&lab).await, "live").await.provision_state, "active");
+    assert_eq!(node(&ironic(&lab).await, "live").await.provision_state.as_str(), "active");
 
     write(dir.path(), "host.yaml", &manifest(""));
     let inserted = rt
@@ -127,7 +127,7 @@ async fn user_data_reaches_a_live_iso_as_a_second_virtual_media_device() {
         st.conditions
     );
     let node = node(&ironic(&lab).await, "cd").await;
-    assert_eq!(node.provision_state, "active");
+    assert_eq!(node.provision_state.as_str(), "active");
     assert!(node.instance_info.contains_key("configdrive"), "{:?}", node.instance_info.keys());
 
     let uuid = &lab.info.systems[0].uuid;

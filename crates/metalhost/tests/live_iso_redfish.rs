@@ -41,7 +41,7 @@ async fn live_iso_boots_on_redfish_virtual_media_then_deprovisions() {
         assert!(st.powered_on);
         let node = node(&ironic, &name).await;
         assert_eq!(st.provisioning.id, node.uuid);
-        assert_eq!(node.provision_state, "active");
+        assert_eq!(node.provision_state.as_str(), "active");
         assert_eq!(node.deploy_interface.as_deref(), Some("ramdisk"));
         assert_eq!(node.boot_interface.as_deref(), Some("redfish-virtual-media"));
         assert_eq!(node.instance_str("boot_iso"), Some(lab.info.iso_url.as_str()));
@@ -73,7 +73,7 @@ async fn live_iso_boots_on_redfish_virtual_media_then_deprovisions() {
         assert!(st.operation_history.deprovision.end.is_some());
         assert_eq!(st.powered_on, power == "power on");
         let node = node(&ironic, &name).await;
-        assert_eq!(node.provision_state, "available");
+        assert_eq!(node.provision_state.as_str(), "available");
         assert_eq!(node.power_state.as_deref(), Some(power));
         let bmc_power = if power == "power on" { "On" } else { "Off" };
         let (system, cd) =

@@ -36,7 +36,7 @@ async fn node_states(ironic: &metalhost_ironic::Client) -> Vec<(String, String)>
         .await
         .unwrap()
         .into_iter()
-        .map(|n| (n.name.unwrap_or_default(), n.provision_state))
+        .map(|n| (n.name.unwrap_or_default(), n.provision_state.to_string()))
         .collect();
     states.sort();
     states

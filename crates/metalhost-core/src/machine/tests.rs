@@ -202,7 +202,7 @@ fn live_iso_journey_registers_provisions_and_deprovisions() {
     lab.host.spec.image = None;
     let states = run(&lab, &mut status, &mut n, false);
     assert_eq!(states, [S::Provisioned, S::Deprovisioning, S::Available]);
-    assert_eq!(n.as_ref().unwrap().provision_state, "available");
+    assert_eq!(n.as_ref().unwrap().provision_state.as_str(), "available");
     assert!(status.provisioning.image.is_none() && status.operation_history.deprovision.end.is_some());
 }
 
@@ -476,7 +476,7 @@ fn externally_provisioned_host_is_adopted_not_deployed() {
     let (mut status, mut n) = (BareMetalHostStatus::default(), None);
     let states = run(&lab, &mut status, &mut n, false);
     assert_eq!(states.last(), Some(&S::ExternallyProvisioned));
-    assert_eq!(n.unwrap().provision_state, "active");
+    assert_eq!(n.unwrap().provision_state.as_str(), "active");
     assert!(status.provisioning.image.is_none());
 }
 

@@ -12,7 +12,6 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{Method, StatusCode, header};
 use axum::response::Response;
-use metalhost_ironic::state;
 use serde_json::Value;
 
 /// Requests seen by the proxy, per kind, and the nodes (by UUID and name) it has seen `active`.
@@ -41,7 +40,7 @@ impl Counts {
     /// Notes a node read that shows the node active with nothing under way.
     pub fn saw(&self, body: &[u8]) {
         let Ok(node) = serde_json::from_slice::<Value>(body) else { return };
-        if node["provision_state"] == state::ACTIVE && node["target_provision_state"].is_null() {
+        if node["provision_state"] == "active" && node["target_provision_state"].is_null() {
             let mut active = self.active.lock().unwrap();
             for key in ["uuid", "name"] {
                 if let Some(v) = node[key].as_str() {
