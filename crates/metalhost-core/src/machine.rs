@@ -2,6 +2,7 @@
 //! decide the new status and the one Ironic action to take next. No I/O, no clock: the caller
 //! passes `now` and carries out the action.
 
+use metalhost_api::extensions::LiveIsoOptions;
 use metalhost_api::host::*;
 use metalhost_api::{BmcAccess, Credentials, DeployImage};
 
@@ -395,31 +396,7 @@ fn register(
     }
     match &node.provision_state {
         Ironic::Enroll => step.ok(Action::Provision(ProvisionTarget::Manage), Requeue::Poll),
-        Ironic::Manageable | Ironic::Available | Ironic::Active => {
-            step.status.operation_history.register.end = Some(input.now.into());
-            let host = input.host;
-            let next = if host.spec.externally_provisioned {
-                ProvisioningState::ExternallyProvisioned
-            } else if node.provision_state == Ironic::Active {
-                // already deployed (e.g. the status was lost): take it back as provisioned
-                // only if it runs what the spec asks for, else undo it
-                match &input.record.image {
-                    Some(Ok(image)) if plan::instance_matches(node, image) => {
-                        step.status.provisioning.image = host.spec.image.clone();
-                        ProvisioningState::Provisioned
-                    }
-                    _ => ProvisioningState::Deprovisioning,
-                }
-            } else if !host.inspection_disabled()
-                && node.provision_state == Ironic::Manageable
-                && step.status.operation_history.inspect.end.is_none()
-            {
-                ProvisioningState::Inspecting
-            } else {
-                ProvisioningState::Preparing
-            };
-            step.goto(next)
-        }
+        Ironic::Manageable | Ironic::Available | Ironic::Active => registered(step, node),
         // a node in a failed state from an earlier life: bring it to manageable
         Ironic::CleanFailed | Ironic::InspectFailed | Ironic::AdoptFailed => {
             step.ok(Action::Provision(ProvisionTarget::Manage), Requeue::Poll)
@@ -441,6 +418,35 @@ fn register(
         | Ironic::Error
         | Ironic::Other(_) => step.wait(),
     }
+}
+
+/// Registration is done (the node is manageable, available or even active): where the host goes
+/// from here.
+fn registered(mut step: Step<'_>, node: &Node) -> Decision {
+    let input = step.input;
+    step.status.operation_history.register.end = Some(input.now.into());
+    let host = input.host;
+    let next = if host.spec.externally_provisioned {
+        ProvisioningState::ExternallyProvisioned
+    } else if node.provision_state == Ironic::Active {
+        // already deployed (e.g. the status was lost): take it back as provisioned
+        // only if it runs what the spec asks for, else undo it
+        match &input.record.image {
+            Some(Ok(image)) if plan::instance_matches(node, image) => {
+                step.status.provisioning.image = host.spec.image.clone();
+                ProvisioningState::Provisioned
+            }
+            _ => ProvisioningState::Deprovisioning,
+        }
+    } else if !host.inspection_disabled()
+        && node.provision_state == Ironic::Manageable
+        && step.status.operation_history.inspect.end.is_none()
+    {
+        ProvisioningState::Inspecting
+    } else {
+        ProvisioningState::Preparing
+    };
+    step.goto(next)
 }
 
 fn inspect(mut step: Step<'_>, node: &Node) -> Decision {
@@ -540,23 +546,7 @@ fn provision(mut step: Step<'_>, node: &Node, desired: &Map<String, Value>) -> D
             }
             step.ok(Action::Provision(ProvisionTarget::Provide), Requeue::Poll)
         }
-        Ironic::Available => {
-            // driver settings that changed since registration (not secrets) ride along
-            let mut patch = plan::registration_patch(node, desired, false);
-            patch.0.extend(plan::deploy_patch(node, image, &options).0);
-            let drive = if options.config_drive && image.is_live_iso() {
-                match &step.input.record.config_drive {
-                    Some(Ok(drive)) => Some(drive.clone()),
-                    Some(Err(e)) => return step.error(ErrorType::Provisioning, e.clone()),
-                    None => {
-                        return step.error(ErrorType::Provisioning, DecideError::ConfigDriveMissing);
-                    }
-                }
-            } else {
-                None
-            };
-            step.ok(Action::Deploy(patch, drive), Requeue::Poll)
-        }
+        Ironic::Available => deploy(step, node, desired, image, options),
         Ironic::Active => {
             let now = step.input.now;
             step.status.operation_history.provision.end = Some(now.into());
@@ -594,6 +584,29 @@ fn provision(mut step: Step<'_>, node: &Node, desired: &Map<String, Value>) -> D
         | Ironic::Error
         | Ironic::Other(_) => step.wait(),
     }
+}
+
+/// Deploys on an available node: the image (and driver settings that changed since registration,
+/// not secrets) patched on, then the deploy, with the config drive when the host asks for one.
+fn deploy(
+    step: Step<'_>,
+    node: &Node,
+    desired: &Map<String, Value>,
+    image: &DeployImage,
+    options: LiveIsoOptions,
+) -> Decision {
+    let mut patch = plan::registration_patch(node, desired, false);
+    patch.0.extend(plan::deploy_patch(node, image, &options).0);
+    let drive = if options.config_drive && image.is_live_iso() {
+        match &step.input.record.config_drive {
+            Some(Ok(drive)) => Some(drive.clone()),
+            Some(Err(e)) => return step.error(ErrorType::Provisioning, e.clone()),
+            None => return step.error(ErrorType::Provisioning, DecideError::ConfigDriveMissing),
+        }
+    } else {
+        None
+    };
+    step.ok(Action::Deploy(patch, drive), Requeue::Poll)
 }
 
 fn start_deprovisioning(mut step: Step<'_>) -> Decision {
