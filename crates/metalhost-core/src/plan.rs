@@ -172,99 +172,84 @@ pub fn registration_patch(node: &Node, desired: &Map<String, Value>, resend_secr
 /// - disk image: no `boot_iso`, `deploy_interface` back to the default (when it was ramdisk), and
 ///   `image_source`, the checksum keys and `image_disk_format` set.
 pub fn deploy_patch(node: &Node, image: &DeployImage, options: &LiveIsoOptions) -> Patch {
+    let wanted = Wanted::of(image, options);
     let mut patch = PatchBuilder::default();
+    let ramdisk_now = node.deploy_interface.as_deref() == Some(RAMDISK_DEPLOY);
+    match (wanted.ramdisk, ramdisk_now) {
+        (true, false) => patch.set("/deploy_interface", json!(RAMDISK_DEPLOY)),
+        (false, true) => patch.remove("/deploy_interface"),
+        _ => {}
+    }
     let has = |key: &str| node.instance_info.contains_key(key);
-    match image {
-        DeployImage::LiveIso { url } => {
-            if node.deploy_interface.as_deref() != Some(RAMDISK_DEPLOY) {
-                patch.set("/deploy_interface", json!(RAMDISK_DEPLOY));
-            }
-            if node.instance_str("boot_iso") != Some(url) {
-                patch.set("/instance_info/boot_iso", json!(url));
-            }
-            for key in DISK_IMAGE_KEYS.iter().chain(LIVE_KERNEL_KEYS) {
-                if has(key) {
-                    patch.remove(&format!("/instance_info/{key}"));
-                }
-            }
-            let source = options.download_source.map(|s| s.as_str());
-            match source {
-                Some(s) if node.instance_str(DOWNLOAD_SOURCE_KEY) != Some(s) => {
-                    patch.set(&format!("/instance_info/{DOWNLOAD_SOURCE_KEY}"), json!(s))
-                }
-                None if has(DOWNLOAD_SOURCE_KEY) => {
-                    patch.remove(&format!("/instance_info/{DOWNLOAD_SOURCE_KEY}"))
-                }
-                _ => {}
-            }
+    for key in wanted.absent {
+        if has(key) {
+            patch.remove(&format!("/instance_info/{key}"));
         }
-        DeployImage::LiveKernel { kernel, initramfs, kernel_arguments } => {
-            if node.deploy_interface.as_deref() != Some(RAMDISK_DEPLOY) {
-                patch.set("/deploy_interface", json!(RAMDISK_DEPLOY));
+    }
+    for (key, value) in wanted.keys {
+        match value {
+            Some(v) if node.instance_str(key) != Some(v.as_str()) => {
+                patch.set(&format!("/instance_info/{key}"), json!(v))
             }
-            for key in ["boot_iso", DOWNLOAD_SOURCE_KEY].iter().chain(DISK_IMAGE_KEYS) {
-                if has(key) {
-                    patch.remove(&format!("/instance_info/{key}"));
-                }
-            }
-            let want = [
-                ("kernel", Some(kernel.as_str())),
-                ("ramdisk", Some(initramfs.as_str())),
-                ("ramdisk_kernel_arguments", kernel_arguments.as_deref()),
-            ];
-            for (key, value) in want {
-                match value {
-                    Some(v) if node.instance_str(key) != Some(v) => {
-                        patch.set(&format!("/instance_info/{key}"), json!(v))
-                    }
-                    None if has(key) => patch.remove(&format!("/instance_info/{key}")),
-                    _ => {}
-                }
-            }
-        }
-        DeployImage::Disk { url, checksum, checksum_type, format } => {
-            if node.deploy_interface.as_deref() == Some(RAMDISK_DEPLOY) {
-                patch.remove("/deploy_interface");
-            }
-            for key in ["boot_iso", DOWNLOAD_SOURCE_KEY].iter().chain(LIVE_KERNEL_KEYS) {
-                if has(key) {
-                    patch.remove(&format!("/instance_info/{key}"));
-                }
-            }
-            let mut want: Vec<(&str, Option<String>)> = vec![("image_source", Some(url.clone()))];
-            let explicit = checksum_type.filter(|t| *t != metalhost_api::ChecksumType::Auto);
-            match (checksum, explicit) {
-                (Some(sum), Some(kind)) => {
-                    want.push(("image_os_hash_algo", Some(kind.as_str().to_string())));
-                    want.push(("image_os_hash_value", Some(sum.clone())));
-                    want.push(("image_checksum", None));
-                }
-                (Some(sum), None) => {
-                    want.push(("image_checksum", Some(sum.clone())));
-                    want.push(("image_os_hash_algo", None));
-                    want.push(("image_os_hash_value", None));
-                }
-                (None, _) => {
-                    want.extend([
-                        ("image_checksum", None),
-                        ("image_os_hash_algo", None),
-                        ("image_os_hash_value", None),
-                    ]);
-                }
-            }
-            want.push(("image_disk_format", format.map(|f| f.as_str().to_string())));
-            for (key, value) in want {
-                match value {
-                    Some(v) if node.instance_str(key) != Some(v.as_str()) => {
-                        patch.set(&format!("/instance_info/{key}"), json!(v))
-                    }
-                    None if has(key) => patch.remove(&format!("/instance_info/{key}")),
-                    _ => {}
-                }
-            }
+            None if has(key) => patch.remove(&format!("/instance_info/{key}")),
+            _ => {}
         }
     }
     patch.build()
+}
+
+/// What a node must hold to deploy one image: the ramdisk deploy interface or the default, the
+/// instance_info keys of other kinds of image gone, and its own keys set (`Some`) or gone (`None`).
+struct Wanted {
+    ramdisk: bool,
+    absent: Vec<&'static str>,
+    keys: Vec<(&'static str, Option<String>)>,
+}
+
+impl Wanted {
+    fn of(image: &DeployImage, options: &LiveIsoOptions) -> Self {
+        let not_live_iso = ["boot_iso", DOWNLOAD_SOURCE_KEY];
+        match image {
+            DeployImage::LiveIso { url } => Wanted {
+                ramdisk: true,
+                absent: [DISK_IMAGE_KEYS, LIVE_KERNEL_KEYS].concat(),
+                keys: vec![
+                    ("boot_iso", Some(url.clone())),
+                    (DOWNLOAD_SOURCE_KEY, options.download_source.map(|s| s.as_str().to_string())),
+                ],
+            },
+            DeployImage::LiveKernel { kernel, initramfs, kernel_arguments } => Wanted {
+                ramdisk: true,
+                absent: [&not_live_iso, DISK_IMAGE_KEYS].concat(),
+                keys: vec![
+                    ("kernel", Some(kernel.clone())),
+                    ("ramdisk", Some(initramfs.clone())),
+                    ("ramdisk_kernel_arguments", kernel_arguments.clone()),
+                ],
+            },
+            DeployImage::Disk { url, checksum, checksum_type, format } => {
+                let mut keys = vec![("image_source", Some(url.clone()))];
+                keys.extend(checksum_keys(checksum.as_deref(), *checksum_type));
+                keys.push(("image_disk_format", format.map(|f| f.as_str().to_string())));
+                Wanted { ramdisk: false, absent: [&not_live_iso, LIVE_KERNEL_KEYS].concat(), keys }
+            }
+        }
+    }
+}
+
+/// A disk image's checksum keys: an explicit algorithm goes as `image_os_hash_*`, a checksum of
+/// unnamed (or `auto`) kind as `image_checksum`; the other form goes.
+fn checksum_keys(
+    checksum: Option<&str>,
+    kind: Option<metalhost_api::ChecksumType>,
+) -> [(&'static str, Option<String>); 3] {
+    let explicit = kind.filter(|t| *t != metalhost_api::ChecksumType::Auto);
+    let (plain, algo, value) = match (checksum, explicit) {
+        (Some(sum), Some(kind)) => (None, Some(kind.as_str().to_string()), Some(sum.to_string())),
+        (Some(sum), None) => (Some(sum.to_string()), None, None),
+        (None, _) => (None, None, None),
+    };
+    [("image_checksum", plain), ("image_os_hash_algo", algo), ("image_os_hash_value", value)]
 }
 
 /// Whether the node is set up to deploy exactly `image` (nothing left to patch; the live-ISO
