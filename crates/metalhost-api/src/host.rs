@@ -1119,6 +1119,14 @@ fn upstream_keyword_table() -> Vec<(String, &'static str, serde_json::Value)> {
         (".status.hardware.nics[].mac".into(), "pattern", json!(MAC)),
         (".status.hardware.storage[].sizeBytes".into(), "format", json!("int64")),
     ];
+    add_repeated_keywords(&mut table);
+    table
+}
+
+/// The keywords that stand at several paths: VLAN ids, atomic maps, operation times, and the
+/// RAID layout (which upstream has twice).
+fn add_repeated_keywords(table: &mut Vec<(String, &'static str, serde_json::Value)>) {
+    use serde_json::json;
     for path in [".status.hardware.nics[].vlanId", ".status.hardware.nics[].vlans[].id"] {
         table.push((path.into(), "format", json!("int32")));
         table.push((path.into(), "minimum", json!(0)));
@@ -1152,7 +1160,6 @@ fn upstream_keyword_table() -> Vec<(String, &'static str, serde_json::Value)> {
         table.push((format!("{raid}.hardwareRAIDVolumes[].sizeGibibytes"), "minimum", json!(0)));
         table.push((format!("{raid}.hardwareRAIDVolumes[].numberOfPhysicalDisks"), "minimum", json!(1)));
     }
-    table
 }
 
 /// Reshapes the generated schema into upstream's: drops [`GENERATED_KEYWORDS`] everywhere, then
