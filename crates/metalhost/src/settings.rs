@@ -150,24 +150,85 @@ pub fn resolve(
     env: &HashMap<String, String>,
     files: FileReader<'_>,
 ) -> Result<Settings, SettingsError> {
-    let mut sources = Vec::new();
-    let mut warnings = Vec::new();
-
+    let mut r = Resolver { flags, env, files, sources: Vec::new(), warnings: Vec::new() };
     // Ironic's URL; credentials in it become basic auth and leave the URL
-    let (raw_url, source) = match (&flags.ironic_url, var(env, "IRONIC_ENDPOINT")) {
-        (Some(url), _) => (url.clone(), "--ironic/METALHOST_IRONIC_URL"),
-        (None, Some(url)) => (url.to_string(), "IRONIC_ENDPOINT"),
-        (None, None) => (DEFAULT_IRONIC_URL.to_string(), "default"),
-    };
-    sources.push(("ironic", source));
-    let (url, url_auth) = split_userinfo(&raw_url);
+    let (url, url_auth) = r.ironic_url();
     let mut ironic = ClientConfig::new(url);
+    ironic.basic_auth = r.basic_auth(url_auth)?;
+    ironic.ca_file = r.ca_file()?;
+    ironic.insecure = r.insecure();
+    r.warn_of_client_certificate()?;
+    let (deploy_kernel, deploy_ramdisk) = r.deploy_kernel_and_ramdisk()?;
+    let deploy_iso = r.deploy_iso();
+    let boot_persistence = r.boot_persistence()?;
+    let concurrency = r.concurrency()?;
+    let provisioning_limit = r.provisioning_limit()?;
+    Ok(Settings {
+        ironic,
+        defaults: NodeDefaults { deploy_kernel, deploy_ramdisk, deploy_iso, boot_persistence },
+        concurrency,
+        provisioning_limit,
+        sources: r.sources,
+        warnings: r.warnings,
+    })
+}
 
-    // basic auth: --ironic-user, else the URL's userinfo, else BMO's files
-    let auth_dir = Path::new(var(env, "METAL3_AUTH_ROOT_DIR").unwrap_or(BMO_AUTH_ROOT)).join("ironic");
-    ironic.basic_auth = if let Some(user) = &flags.ironic_user {
-        let password = match (&flags.ironic_password_file, var(env, "METALHOST_IRONIC_PASSWORD")) {
-            (Some(file), _) => read(files, file)?
+/// What [`resolve`] reads from, and what it has found out so far.
+struct Resolver<'a> {
+    flags: &'a Flags,
+    env: &'a HashMap<String, String>,
+    files: FileReader<'a>,
+    sources: Vec<(&'static str, &'static str)>,
+    warnings: Vec<String>,
+}
+
+impl<'a> Resolver<'a> {
+    fn var(&self, name: &str) -> Option<&'a str> {
+        var(self.env, name)
+    }
+
+    fn read(&self, path: &Path) -> Result<Option<String>, SettingsError> {
+        read(self.files, path)
+    }
+
+    /// Ironic's URL without userinfo, and the userinfo's credentials.
+    fn ironic_url(&mut self) -> (String, Option<(String, String)>) {
+        let (raw_url, source) = match (&self.flags.ironic_url, self.var("IRONIC_ENDPOINT")) {
+            (Some(url), _) => (url.clone(), "--ironic/METALHOST_IRONIC_URL"),
+            (None, Some(url)) => (url.to_string(), "IRONIC_ENDPOINT"),
+            (None, None) => (DEFAULT_IRONIC_URL.to_string(), "default"),
+        };
+        self.sources.push(("ironic", source));
+        split_userinfo(&raw_url)
+    }
+
+    /// Basic auth: `--ironic-user`, else the URL's userinfo, else BMO's files.
+    fn basic_auth(
+        &mut self,
+        url_auth: Option<(String, String)>,
+    ) -> Result<Option<(String, String)>, SettingsError> {
+        if let Some(user) = &self.flags.ironic_user {
+            let password = self.flag_password()?;
+            self.sources.push(("ironic auth", "--ironic-user/METALHOST_IRONIC_USER"));
+            return Ok(Some((user.clone(), password)));
+        }
+        if let Some((user, password)) = url_auth {
+            if password.is_empty() {
+                return Err(SettingsError::Conflict(
+                    "no password supplied for HTTP Basic Auth in the Ironic URL".into(),
+                ));
+            }
+            self.sources.push(("ironic auth", "URL userinfo"));
+            return Ok(Some((user, password)));
+        }
+        self.auth_files()
+    }
+
+    /// The password that goes with `--ironic-user`.
+    fn flag_password(&self) -> Result<String, SettingsError> {
+        match (&self.flags.ironic_password_file, self.var("METALHOST_IRONIC_PASSWORD")) {
+            (Some(file), _) => Ok(self
+                .read(file)?
                 .ok_or_else(|| SettingsError::File {
                     path: file.display().to_string(),
                     reason: "no such file (--ironic-password-file)".into(),
@@ -175,186 +236,166 @@ pub fn resolve(
                 .lines()
                 .next()
                 .unwrap_or("")
-                .to_string(),
-            (None, Some(password)) => password.to_string(),
-            (None, None) => {
-                return Err(SettingsError::Conflict(
-                    "--ironic-user needs a password: METALHOST_IRONIC_PASSWORD or --ironic-password-file"
-                        .into(),
-                ));
-            }
-        };
-        sources.push(("ironic auth", "--ironic-user/METALHOST_IRONIC_USER"));
-        Some((user.clone(), password))
-    } else if let Some((user, password)) = url_auth {
-        if password.is_empty() {
-            return Err(SettingsError::Conflict(
-                "no password supplied for HTTP Basic Auth in the Ironic URL".into(),
-            ));
+                .to_string()),
+            (None, Some(password)) => Ok(password.to_string()),
+            (None, None) => Err(SettingsError::Conflict(
+                "--ironic-user needs a password: METALHOST_IRONIC_PASSWORD or --ironic-password-file".into(),
+            )),
         }
-        sources.push(("ironic auth", "URL userinfo"));
-        Some((user, password))
-    } else {
+    }
+
+    /// BMO's `username` and `password` files: both or neither.
+    fn auth_files(&mut self) -> Result<Option<(String, String)>, SettingsError> {
+        let auth_dir = Path::new(self.var("METAL3_AUTH_ROOT_DIR").unwrap_or(BMO_AUTH_ROOT)).join("ironic");
         let (user_file, password_file) = (auth_dir.join("username"), auth_dir.join("password"));
-        match (read(files, &user_file)?, read(files, &password_file)?) {
-            (None, None) => None,
+        let file_error = |path: &Path, reason: &str| SettingsError::File {
+            path: path.display().to_string(),
+            reason: reason.to_string(),
+        };
+        match (self.read(&user_file)?, self.read(&password_file)?) {
+            (None, None) => Ok(None),
             (Some(user), Some(password)) => {
                 let (user, password) = (user.trim().to_string(), password.trim().to_string());
                 if user.is_empty() {
-                    return Err(SettingsError::File {
-                        path: user_file.display().to_string(),
-                        reason: "empty HTTP Basic Auth username".into(),
-                    });
+                    return Err(file_error(&user_file, "empty HTTP Basic Auth username"));
                 }
                 if password.is_empty() {
-                    return Err(SettingsError::File {
-                        path: password_file.display().to_string(),
-                        reason: "empty HTTP Basic Auth password".into(),
-                    });
+                    return Err(file_error(&password_file, "empty HTTP Basic Auth password"));
                 }
-                sources.push(("ironic auth", "auth files (BMO)"));
-                Some((user, password))
+                self.sources.push(("ironic auth", "auth files (BMO)"));
+                Ok(Some((user, password)))
             }
-            (None, Some(_)) => {
-                return Err(SettingsError::File {
-                    path: user_file.display().to_string(),
-                    reason: "missing while the password file is there".into(),
-                });
-            }
-            (Some(_), None) => {
-                return Err(SettingsError::File {
-                    path: password_file.display().to_string(),
-                    reason: "missing while the username file is there".into(),
-                });
-            }
+            (None, Some(_)) => Err(file_error(&user_file, "missing while the password file is there")),
+            (Some(_), None) => Err(file_error(&password_file, "missing while the username file is there")),
         }
-    };
+    }
 
-    // CA: the flag; else IRONIC_CACERT_FILE or BMO's default path, if the file exists
-    if let Some(ca) = &flags.ironic_ca_file {
-        ironic.ca_file = Some(ca.clone());
-        sources.push(("ironic CA", "--ironic-ca-file/METALHOST_IRONIC_CA_FILE"));
-    } else {
-        let (ca, source) = match var(env, "IRONIC_CACERT_FILE") {
+    /// The CA: the flag; else `IRONIC_CACERT_FILE` or BMO's default path, if the file exists.
+    fn ca_file(&mut self) -> Result<Option<PathBuf>, SettingsError> {
+        if let Some(ca) = &self.flags.ironic_ca_file {
+            self.sources.push(("ironic CA", "--ironic-ca-file/METALHOST_IRONIC_CA_FILE"));
+            return Ok(Some(ca.clone()));
+        }
+        let (ca, source) = match self.var("IRONIC_CACERT_FILE") {
             Some(path) => (PathBuf::from(path), "IRONIC_CACERT_FILE"),
             None => (PathBuf::from(BMO_CA_FILE), "default CA path (BMO)"),
         };
-        if read(files, &ca)?.is_some() {
-            ironic.ca_file = Some(ca);
-            sources.push(("ironic CA", source));
-        } else if source == "IRONIC_CACERT_FILE" {
-            warnings
+        if self.read(&ca)?.is_some() {
+            self.sources.push(("ironic CA", source));
+            return Ok(Some(ca));
+        }
+        if source == "IRONIC_CACERT_FILE" {
+            self.warnings
                 .push(format!("IRONIC_CACERT_FILE {}: no such file, ignored (as BMO does)", ca.display()));
         }
-    }
-    ironic.insecure =
-        flags.ironic_insecure || var(env, "IRONIC_INSECURE").is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    if ironic.insecure {
-        warnings.push("Ironic's certificate is not checked (--ironic-insecure or IRONIC_INSECURE)".into());
-    }
-    let client_cert = var(env, "IRONIC_CLIENT_CERT_FILE").unwrap_or(BMO_CLIENT_CERT_FILE);
-    if read(files, Path::new(client_cert))?.is_some() {
-        warnings
-            .push(format!("{client_cert}: client certificates (mTLS) to Ironic are not supported, ignored"));
+        Ok(None)
     }
 
-    // the agent's kernel and ramdisk: flags, else BMO's pair
-    let (deploy_kernel, deploy_ramdisk) = if flags.deploy_kernel.is_some() || flags.deploy_ramdisk.is_some() {
-        if flags.deploy_kernel.is_some() != flags.deploy_ramdisk.is_some() {
-            return Err(SettingsError::Conflict(
-                "--deploy-kernel and --deploy-ramdisk can only be given together".into(),
+    fn insecure(&mut self) -> bool {
+        let insecure = self.flags.ironic_insecure
+            || self.var("IRONIC_INSECURE").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        if insecure {
+            self.warnings
+                .push("Ironic's certificate is not checked (--ironic-insecure or IRONIC_INSECURE)".into());
+        }
+        insecure
+    }
+
+    fn warn_of_client_certificate(&mut self) -> Result<(), SettingsError> {
+        let client_cert = self.var("IRONIC_CLIENT_CERT_FILE").unwrap_or(BMO_CLIENT_CERT_FILE);
+        if self.read(Path::new(client_cert))?.is_some() {
+            self.warnings.push(format!(
+                "{client_cert}: client certificates (mTLS) to Ironic are not supported, ignored"
             ));
         }
-        sources.push(("deploy kernel/ramdisk", "--deploy-kernel/--deploy-ramdisk"));
-        (flags.deploy_kernel.clone(), flags.deploy_ramdisk.clone())
-    } else {
-        let kernel = var(env, "DEPLOY_KERNEL_URL").map(str::to_string);
-        let ramdisk = var(env, "DEPLOY_RAMDISK_URL").map(str::to_string);
+        Ok(())
+    }
+
+    /// The agent's kernel and ramdisk: flags, else BMO's pair; only together.
+    fn deploy_kernel_and_ramdisk(&mut self) -> Result<(Option<String>, Option<String>), SettingsError> {
+        let flags = self.flags;
+        if flags.deploy_kernel.is_some() || flags.deploy_ramdisk.is_some() {
+            if flags.deploy_kernel.is_some() != flags.deploy_ramdisk.is_some() {
+                return Err(SettingsError::Conflict(
+                    "--deploy-kernel and --deploy-ramdisk can only be given together".into(),
+                ));
+            }
+            self.sources.push(("deploy kernel/ramdisk", "--deploy-kernel/--deploy-ramdisk"));
+            return Ok((flags.deploy_kernel.clone(), flags.deploy_ramdisk.clone()));
+        }
+        let kernel = self.var("DEPLOY_KERNEL_URL").map(str::to_string);
+        let ramdisk = self.var("DEPLOY_RAMDISK_URL").map(str::to_string);
         if kernel.is_some() != ramdisk.is_some() {
             return Err(SettingsError::Conflict(
                 "DEPLOY_KERNEL_URL and DEPLOY_RAMDISK_URL can only be set together".into(),
             ));
         }
         if kernel.is_some() {
-            sources.push(("deploy kernel/ramdisk", "DEPLOY_KERNEL_URL/DEPLOY_RAMDISK_URL"));
+            self.sources.push(("deploy kernel/ramdisk", "DEPLOY_KERNEL_URL/DEPLOY_RAMDISK_URL"));
         }
-        (kernel, ramdisk)
-    };
-    // the agent's ISO, for BMCs that boot ISOs (BMO: preferred to the kernel and ramdisk there)
-    let deploy_iso = match (&flags.deploy_iso, var(env, "DEPLOY_ISO_URL")) {
-        (Some(iso), _) => {
-            sources.push(("deploy ISO", "--deploy-iso"));
-            Some(iso.clone())
-        }
-        (None, Some(iso)) => {
-            sources.push(("deploy ISO", "DEPLOY_ISO_URL"));
-            Some(iso.to_string())
-        }
-        (None, None) => None,
-    };
+        Ok((kernel, ramdisk))
+    }
 
-    let persistence =
-        match (&flags.boot_device_persistence, var(env, "LIVE_ISO_FORCE_PERSISTENT_BOOT_DEVICE")) {
-            (Some(v), _) => Some((v.as_str(), "--boot-device-persistence")),
-            (None, Some(v)) => Some((v, "LIVE_ISO_FORCE_PERSISTENT_BOOT_DEVICE")),
-            (None, None) => None,
+    /// The agent's ISO, for BMCs that boot ISOs (BMO: preferred to the kernel and ramdisk there).
+    fn deploy_iso(&mut self) -> Option<String> {
+        let (iso, source) = match (&self.flags.deploy_iso, self.var("DEPLOY_ISO_URL")) {
+            (Some(iso), _) => (iso.clone(), "--deploy-iso"),
+            (None, Some(iso)) => (iso.to_string(), "DEPLOY_ISO_URL"),
+            (None, None) => return None,
         };
-    let boot_persistence = match persistence {
-        None => None,
-        Some((value, name)) => {
-            sources.push(("boot-device persistence", name));
-            Some(BootPersistence::parse(value).ok_or_else(|| SettingsError::Invalid {
-                var: name,
-                value: value.to_string(),
-                expected: "one of Default, Always, Never",
-            })?)
-        }
-    };
+        self.sources.push(("deploy ISO", source));
+        Some(iso)
+    }
 
-    let concurrency = match (flags.concurrency, var(env, "BMO_CONCURRENCY")) {
-        (Some(n), _) => {
-            sources.push(("concurrency", "--concurrency/METALHOST_CONCURRENCY"));
-            n.max(1)
-        }
-        (None, Some(v)) => {
-            let n: i64 = v.trim().parse().map_err(|_| SettingsError::Invalid {
-                var: "BMO_CONCURRENCY",
-                value: v.to_string(),
-                expected: "an integer",
-            })?;
-            if n > 0 {
-                sources.push(("concurrency", "BMO_CONCURRENCY"));
-                usize::try_from(n).unwrap_or(usize::MAX)
-            } else {
-                warnings.push(format!(
-                    "BMO_CONCURRENCY={n}: not positive, the default {DEFAULT_CONCURRENCY} is used"
-                ));
-                DEFAULT_CONCURRENCY
+    fn boot_persistence(&mut self) -> Result<Option<BootPersistence>, SettingsError> {
+        let (value, name) =
+            match (&self.flags.boot_device_persistence, self.var("LIVE_ISO_FORCE_PERSISTENT_BOOT_DEVICE")) {
+                (Some(v), _) => (v.clone(), "--boot-device-persistence"),
+                (None, Some(v)) => (v.to_string(), "LIVE_ISO_FORCE_PERSISTENT_BOOT_DEVICE"),
+                (None, None) => return Ok(None),
+            };
+        self.sources.push(("boot-device persistence", name));
+        let invalid = || SettingsError::Invalid {
+            var: name,
+            value: value.clone(),
+            expected: "one of Default, Always, Never",
+        };
+        BootPersistence::parse(&value).map(Some).ok_or_else(invalid)
+    }
+
+    /// Hosts reconciled at once: the flag, else `BMO_CONCURRENCY` (0 or less: the default).
+    fn concurrency(&mut self) -> Result<usize, SettingsError> {
+        let v = match (self.flags.concurrency, self.var("BMO_CONCURRENCY")) {
+            (Some(n), _) => {
+                self.sources.push(("concurrency", "--concurrency/METALHOST_CONCURRENCY"));
+                return Ok(n.max(1));
             }
+            (None, Some(v)) => v,
+            (None, None) => return Ok(DEFAULT_CONCURRENCY),
+        };
+        let n: i64 = v.trim().parse().map_err(|_| SettingsError::Invalid {
+            var: "BMO_CONCURRENCY",
+            value: v.to_string(),
+            expected: "an integer",
+        })?;
+        if n > 0 {
+            self.sources.push(("concurrency", "BMO_CONCURRENCY"));
+            return Ok(usize::try_from(n).unwrap_or(usize::MAX));
         }
-        (None, None) => DEFAULT_CONCURRENCY,
-    };
+        self.warnings
+            .push(format!("BMO_CONCURRENCY={n}: not positive, the default {DEFAULT_CONCURRENCY} is used"));
+        Ok(DEFAULT_CONCURRENCY)
+    }
 
-    let provisioning_limit = match var(env, "PROVISIONING_LIMIT") {
-        None => None,
-        Some(v) => {
-            let n: usize = v.trim().parse().map_err(|_| SettingsError::Invalid {
-                var: "PROVISIONING_LIMIT",
-                value: v.to_string(),
-                expected: "a non-negative integer",
-            })?;
-            Some(n)
-        }
-    };
-
-    Ok(Settings {
-        ironic,
-        defaults: NodeDefaults { deploy_kernel, deploy_ramdisk, deploy_iso, boot_persistence },
-        concurrency,
-        provisioning_limit,
-        sources,
-        warnings,
-    })
+    fn provisioning_limit(&self) -> Result<Option<usize>, SettingsError> {
+        let Some(v) = self.var("PROVISIONING_LIMIT") else { return Ok(None) };
+        let n = v.trim().parse().map_err(|_| SettingsError::Invalid {
+            var: "PROVISIONING_LIMIT",
+            value: v.to_string(),
+            expected: "a non-negative integer",
+        })?;
+        Ok(Some(n))
+    }
 }
 
 impl Settings {
