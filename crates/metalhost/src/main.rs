@@ -87,7 +87,7 @@ enum Command {
         #[arg(long, default_value = ".")]
         manifests: PathBuf,
         #[command(flatten)]
-        ironic: IronicArgs,
+        ironic: settings::IronicFlags,
     },
     /// Print the BareMetalHost CustomResourceDefinition (YAML), generated from the Rust types.
     Crd,
@@ -115,89 +115,11 @@ enum Command {
     },
 }
 
-/// How `describe` reaches Ironic (the same flags and variables as `run`'s).
-#[derive(Args)]
-struct IronicArgs {
-    /// Ironic API URL [default: $IRONIC_ENDPOINT; without either, Ironic is not asked].
-    #[arg(long, env = "METALHOST_IRONIC_URL")]
-    ironic: Option<String>,
-    /// PEM file of the CA that signed Ironic's certificate.
-    #[arg(long, env = "METALHOST_IRONIC_CA_FILE")]
-    ironic_ca_file: Option<PathBuf>,
-    /// Accept any certificate from Ironic (testing only).
-    #[arg(long)]
-    ironic_insecure: bool,
-    /// Ironic HTTP basic auth user (password from METALHOST_IRONIC_PASSWORD or the file).
-    #[arg(long, env = "METALHOST_IRONIC_USER")]
-    ironic_user: Option<String>,
-    /// File holding the Ironic basic auth password (first line).
-    #[arg(long, env = "METALHOST_IRONIC_PASSWORD_FILE")]
-    ironic_password_file: Option<PathBuf>,
-}
-
-impl IronicArgs {
-    /// Ironic's client settings, if an Ironic URL is given or configured.
-    fn config(&self) -> anyhow::Result<Option<metalhost_ironic::ClientConfig>> {
-        let env: std::collections::HashMap<String, String> = std::env::vars_os()
-            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-            .collect();
-        if self.ironic.is_none() && !env.contains_key("IRONIC_ENDPOINT") {
-            return Ok(None);
-        }
-        let flags = settings::Flags {
-            ironic_url: self.ironic.clone(),
-            ironic_ca_file: self.ironic_ca_file.clone(),
-            ironic_insecure: self.ironic_insecure,
-            ironic_user: self.ironic_user.clone(),
-            ironic_password_file: self.ironic_password_file.clone(),
-            ..Default::default()
-        };
-        let mut ironic = settings::resolve(&flags, &env, &settings::read_file)?.ironic;
-        ironic.timeout = Duration::from_secs(10);
-        Ok(Some(ironic))
-    }
-}
-
+/// What `run` and `apply` take besides their own arguments.
 #[derive(Args)]
 struct Common {
-    /// Ironic API URL [default: $IRONIC_ENDPOINT as baremetal-operator reads it, else
-    /// http://127.0.0.1:6385]. A trailing /v1 is dropped.
-    #[arg(long, env = "METALHOST_IRONIC_URL")]
-    ironic: Option<String>,
-    /// PEM file of the CA that signed Ironic's certificate [default: $IRONIC_CACERT_FILE, else
-    /// /opt/metal3/certs/ca/tls.crt if it exists].
-    #[arg(long, env = "METALHOST_IRONIC_CA_FILE")]
-    ironic_ca_file: Option<PathBuf>,
-    /// Accept any certificate from Ironic (testing only; also IRONIC_INSECURE=true).
-    #[arg(long)]
-    ironic_insecure: bool,
-    /// Ironic HTTP basic auth user (password from METALHOST_IRONIC_PASSWORD or
-    /// --ironic-password-file) [default: the files username and password in
-    /// /opt/metal3/auth/ironic, as baremetal-operator reads them, else no auth].
-    #[arg(long, env = "METALHOST_IRONIC_USER")]
-    ironic_user: Option<String>,
-    /// File holding the Ironic basic auth password (first line).
-    #[arg(long, env = "METALHOST_IRONIC_PASSWORD_FILE")]
-    ironic_password_file: Option<PathBuf>,
-    /// Agent kernel URL set as driver_info.deploy_kernel (needed to write disk images)
-    /// [default: $DEPLOY_KERNEL_URL].
-    #[arg(long, env = "METALHOST_DEPLOY_KERNEL")]
-    deploy_kernel: Option<String>,
-    /// Agent ramdisk URL set as driver_info.deploy_ramdisk [default: $DEPLOY_RAMDISK_URL].
-    #[arg(long, env = "METALHOST_DEPLOY_RAMDISK")]
-    deploy_ramdisk: Option<String>,
-    /// Agent ISO URL set as driver_info.deploy_iso on BMCs that boot ISOs (virtual media, UEFI
-    /// HTTP), in place of the kernel and ramdisk [default: $DEPLOY_ISO_URL].
-    #[arg(long, env = "METALHOST_DEPLOY_ISO")]
-    deploy_iso: Option<String>,
-    /// Operator-wide boot-device persistence for live ISOs: Default, Always or Never (a host's
-    /// `metalhost.io/boot-device-persistence` annotation wins)
-    /// [default: $LIVE_ISO_FORCE_PERSISTENT_BOOT_DEVICE].
-    #[arg(long, env = "METALHOST_BOOT_DEVICE_PERSISTENCE")]
-    boot_device_persistence: Option<String>,
-    /// Hosts reconciled at once [default: $BMO_CONCURRENCY, else 32].
-    #[arg(long, env = "METALHOST_CONCURRENCY")]
-    concurrency: Option<usize>,
+    #[command(flatten)]
+    flags: settings::Flags,
     /// Serve Prometheus metrics, /healthz and /readyz (plain HTTP) on this address (port 0: a free
     /// port, named in the log).
     #[arg(long, env = "METALHOST_METRICS_LISTEN")]
@@ -209,39 +131,29 @@ struct Common {
 }
 
 impl Common {
-    fn config(&self) -> anyhow::Result<RuntimeConfig> {
-        let flags = settings::Flags {
-            ironic_url: self.ironic.clone(),
-            ironic_ca_file: self.ironic_ca_file.clone(),
-            ironic_insecure: self.ironic_insecure,
-            ironic_user: self.ironic_user.clone(),
-            ironic_password_file: self.ironic_password_file.clone(),
-            deploy_kernel: self.deploy_kernel.clone(),
-            deploy_ramdisk: self.deploy_ramdisk.clone(),
-            deploy_iso: self.deploy_iso.clone(),
-            boot_device_persistence: self.boot_device_persistence.clone(),
-            concurrency: self.concurrency,
-        };
-        let env = std::env::vars_os()
-            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-            .collect();
-        let settings = settings::resolve(&flags, &env, &settings::read_file)?;
-        if self.check_config {
-            for line in settings.describe() {
-                println!("{line}");
-            }
-            if let Some(addr) = self.metrics_listen {
-                println!("metrics, /healthz, /readyz: {addr}");
-            }
-            std::process::exit(0);
+    /// The runtime's settings (no side effect: nothing printed, started or connected).
+    fn settings(&self) -> anyhow::Result<settings::Settings> {
+        Ok(settings::resolve(&self.flags, &settings::process_env(), &settings::read_file)?)
+    }
+
+    /// With `--check-config`: the settings as they would be used, for the operator to read.
+    fn check_config(&self, settings: &settings::Settings) -> ExitCode {
+        for line in settings.describe() {
+            println!("{line}");
         }
+        if let Some(addr) = self.metrics_listen {
+            println!("metrics, /healthz, /readyz: {addr}");
+        }
+        ExitCode::SUCCESS
+    }
+
+    /// The runtime's configuration, its warnings logged and its metrics served when asked for.
+    fn start(&self) -> anyhow::Result<RuntimeConfig> {
+        let settings = self.settings()?;
         for warning in &settings.warnings {
             tracing::warn!("{warning}");
         }
-        let mut config = RuntimeConfig::new(settings.ironic);
-        config.defaults = settings.defaults;
-        config.concurrency = settings.concurrency;
-        config.provisioning_limit = settings.provisioning_limit;
+        let mut config = RuntimeConfig::from_settings(settings);
         if let Some(addr) = self.metrics_listen {
             let metrics = metalhost::metrics::Metrics::new();
             config.metrics = Some(metrics.clone());
@@ -253,6 +165,18 @@ impl Common {
         }
         Ok(config)
     }
+}
+
+/// How `describe` reaches Ironic: without `--ironic` or `$IRONIC_ENDPOINT`, Ironic is not asked.
+fn describe_ironic(flags: &settings::IronicFlags) -> anyhow::Result<Option<metalhost_ironic::ClientConfig>> {
+    let env = settings::process_env();
+    if flags.ironic_url.is_none() && !env.contains_key("IRONIC_ENDPOINT") {
+        return Ok(None);
+    }
+    let flags = settings::Flags { ironic: flags.clone(), ..Default::default() };
+    let mut ironic = settings::resolve(&flags, &env, &settings::read_file)?.ironic;
+    ironic.timeout = Duration::from_secs(10);
+    Ok(Some(ironic))
 }
 
 fn init_logging(default: &str) {
@@ -272,7 +196,7 @@ async fn run(manifests: PathBuf, stats_file: Option<PathBuf>, common: Common) ->
         bail!("--manifests {}: not a directory", manifests.display());
     }
     let mut stop = metalhost::stop::Stop::listen(metalhost::stop::STOP_GRACE);
-    let mut runtime = Runtime::new(common.config()?, Source::Dir(manifests));
+    let mut runtime = Runtime::new(common.start()?, Source::Dir(manifests));
     let mut progress = Progress::new();
     let mut reported_requests = None;
     loop {
@@ -302,130 +226,45 @@ async fn run(manifests: PathBuf, stats_file: Option<PathBuf>, common: Common) ->
     }
 }
 
-/// How long a lease lasts, and how long a leader may go without confirming it before it stops
-/// reconciling on its own (well before another replica may take over).
-const LEASE_SECONDS: u64 = 30;
-const RENEW_DEADLINE: Duration = Duration::from_secs(20);
-
-/// Confirms, every few seconds, that this replica still holds the Lease (holder and a renewal
-/// within the deadline). Returns when it cannot confirm it within `RENEW_DEADLINE`: a leader whose
-/// renewals fail must stop before another replica may take over.
-async fn leadership_lost(client: kube::Client, namespace: String, identity: String) {
-    use k8s_openapi::api::coordination::v1::Lease;
-    let api: kube::Api<Lease> = kube::Api::namespaced(client, &namespace);
-    let mut confirmed = std::time::Instant::now();
-    loop {
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        let holds = match api.get_opt(LEASE_NAME).await {
-            Ok(Some(lease)) => lease.spec.as_ref().is_some_and(|spec| {
-                spec.holder_identity.as_deref() == Some(identity.as_str())
-                    && spec.renew_time.as_ref().is_some_and(|t| {
-                        let age = k8s_openapi::jiff::Timestamp::now().duration_since(t.0);
-                        age.as_secs() < i64::try_from(RENEW_DEADLINE.as_secs()).unwrap_or(i64::MAX)
-                    })
-            }),
-            Ok(None) => false,
-            Err(e) => {
-                tracing::warn!("cannot read the leader Lease: {e}");
-                false
-            }
-        };
-        if holds {
-            confirmed = std::time::Instant::now();
-        } else if confirmed.elapsed() >= RENEW_DEADLINE {
-            return;
-        }
-    }
-}
-
-/// The leader Lease's name.
-const LEASE_NAME: &str = "metalhost-leader";
-
 async fn run_kube(
     namespace: Option<String>,
     lease: Option<String>,
     common: Common,
 ) -> anyhow::Result<ExitCode> {
+    use metalhost::kube::leader::{Leadership, StopReason};
     let mut stop = metalhost::stop::Stop::listen(metalhost::stop::KUBE_STOP_GRACE);
-    let config = common.config()?;
+    let config = common.start()?;
     let client = kube::Client::try_default().await.context("connecting to Kubernetes")?;
-    // with leader election: wait to lead (or to be stopped); stop when leadership is lost
-    let mut leadership = None;
-    if let Some(lease_namespace) = lease {
-        let identity =
-            std::env::var("POD_NAME").unwrap_or_else(|_| format!("metalhost-{}", std::process::id()));
-        let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), LEASE_NAME)
-            .with_namespace(lease_namespace.clone())
-            .with_identity(identity.clone())
-            .with_duration(LEASE_SECONDS)
-            .with_grace(5)
-            .build()
-            .await
-            .context("leader election")?;
-        let (mut leader, task) = manager.watch().await;
-        tracing::info!("waiting to become the leader");
-        while !*leader.borrow_and_update() {
-            tokio::select! {
-                changed = leader.changed() => changed.context("leader election stopped")?,
-                () = stop.requested() => {
-                    drop(leader);
-                    let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
-                    return Ok(ExitCode::SUCCESS);
-                }
-            }
-        }
-        tracing::info!("leading");
-        leadership = Some((leader, task, lease_namespace, identity));
-    }
-    let mut ironic = config.ironic.clone();
-    if let Some(metrics) = &config.metrics {
-        ironic.observer = Some(metrics.ironic_observer());
-    }
-    let provisioner = metalhost_core::IronicProvisioner::connect_lazily(ironic);
-    let reconciler = metalhost_core::Reconciler::new(provisioner, config.defaults.clone())
-        .with_provisioning_limit(config.provisioning_limit);
-    let mut ctx = metalhost::kube::Context::new(client.clone(), reconciler);
+    // with leader election: wait to lead (or to be stopped)
+    let leadership = match lease {
+        Some(lease_namespace) => match Leadership::acquire(client.clone(), lease_namespace, &mut stop).await?
+        {
+            Some(leadership) => Some(leadership),
+            None => return Ok(ExitCode::SUCCESS),
+        },
+        None => None,
+    };
+    let mut ctx = metalhost::kube::Context::new(client, config.reconciler());
     ctx.metrics = config.metrics.clone();
     ctx.idle = config.idle;
     let concurrency = u16::try_from(config.concurrency).unwrap_or(u16::MAX);
-    let Some((mut leader, task, lease_namespace, identity)) = leadership else {
+    let Some(leadership) = leadership else {
         metalhost::kube::run(ctx, namespace, concurrency, async move { stop.requested().await }).await;
         return Ok(ExitCode::SUCCESS);
     };
-    // stop reconciling on SIGTERM, when the Lease is lost, or when its renewal cannot be confirmed
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<&'static str>();
-    let watchdog = tokio::spawn(async move {
-        let why = tokio::select! {
-            () = stop.requested() => "shutdown",
-            _ = async { while leader.changed().await.is_ok() && *leader.borrow() {} } => "lost leadership",
-            () = leadership_lost(client, lease_namespace, identity) => "lease renewal not confirmed",
-        };
-        let _ = stop_tx.send(why);
-        leader
-    });
-    let (why_tx, why_rx) = tokio::sync::oneshot::channel();
-    let stop = async move {
-        let why = stop_rx.await.unwrap_or("shutdown");
-        let _ = why_tx.send(why);
-    };
-    metalhost::kube::run(ctx, namespace, concurrency, stop).await;
-    let why = why_rx.await.unwrap_or("shutdown");
-    // give the Lease back at once so that another replica leads without waiting for it to expire
-    if let Ok(leader) = watchdog.await {
-        drop(leader);
+    let reason =
+        leadership.lead(stop, |signal| metalhost::kube::run(ctx, namespace, concurrency, signal)).await;
+    match reason {
+        StopReason::Shutdown => Ok(ExitCode::SUCCESS),
+        failure => Err(failure.into()),
     }
-    match tokio::time::timeout(Duration::from_secs(5), task).await {
-        Ok(Ok(Ok(_))) => tracing::info!("leader Lease released"),
-        _ => tracing::warn!("could not release the leader Lease; it expires on its own"),
-    }
-    if why == "shutdown" { Ok(ExitCode::SUCCESS) } else { bail!("{why}") }
 }
 
 async fn apply(file: PathBuf, wait: bool, timeout: u64, common: Common) -> anyhow::Result<ExitCode> {
     if !file.is_file() {
         bail!("{}: no such manifest file", file.display());
     }
-    let mut runtime = Runtime::new(common.config()?, Source::File(file.clone()));
+    let mut runtime = Runtime::new(common.start()?, Source::File(file.clone()));
     let mut progress = Progress::new();
     let failed =
         |rt: &Runtime| rt.present().any(|(_, _, s)| s.operational_status == OperationalStatus::Error);
@@ -559,12 +398,12 @@ async fn watch_hosts(dir: PathBuf, output: Option<String>, names: Vec<String>) -
     }
 }
 
-async fn describe(dir: PathBuf, name: String, ironic: IronicArgs) -> anyhow::Result<ExitCode> {
+async fn describe(dir: PathBuf, name: String, ironic: settings::IronicFlags) -> anyhow::Result<ExitCode> {
     use metalhost::fleet::ironic::{NodeView, lookup};
     let hosts = fleet_hosts(&dir, std::slice::from_ref(&name))?;
     let events = metalhost::standalone::events::read(&dir);
     for host in &hosts {
-        let node = match ironic.config()? {
+        let node = match describe_ironic(&ironic)? {
             Some(config) => lookup(config, host).await,
             None => NodeView::NotAsked,
         };
@@ -589,9 +428,25 @@ fn validate(files: &[PathBuf]) -> ExitCode {
     if lines.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
+impl Command {
+    /// The controller settings of `run` and `apply`.
+    fn common(&self) -> Option<&Common> {
+        match self {
+            Command::Run { common, .. } | Command::Apply { common, .. } => Some(common),
+            _ => None,
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(common) = cli.command.common().filter(|c| c.check_config) {
+        return match common.settings() {
+            Ok(settings) => common.check_config(&settings),
+            Err(e) => failed(&e),
+        };
+    }
     let result = match cli.command {
         Command::Run { manifests, kube, namespace, leader_elect, lease_namespace, stats_file, common } => {
             init_logging("info");
@@ -639,11 +494,11 @@ async fn main() -> ExitCode {
                 .map(|()| ExitCode::SUCCESS)
         }
     };
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("metalhost: {}", safe(&format!("{e:#}")));
-            ExitCode::from(2)
-        }
-    }
+    result.unwrap_or_else(|e| failed(&e))
+}
+
+/// How a command that could not run ends: its reason on stderr, exit status 2.
+fn failed(e: &anyhow::Error) -> ExitCode {
+    eprintln!("metalhost: {}", safe(&format!("{e:#}")));
+    ExitCode::from(2)
 }

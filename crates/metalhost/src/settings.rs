@@ -23,31 +23,62 @@ pub const BMO_CA_FILE: &str = "/opt/metal3/certs/ca/tls.crt";
 /// BMO's client certificate for Ironic (mTLS), which metalhost does not support.
 pub const BMO_CLIENT_CERT_FILE: &str = "/opt/metal3/certs/client/tls.crt";
 
-/// What the command line (and clap's `METALHOST_*` variables) said; these win over BMO's
-/// variables.
-#[derive(Debug, Default, Clone)]
-pub struct Flags {
-    /// `--ironic` / `METALHOST_IRONIC_URL`.
+/// How to reach Ironic, as the command line (and clap's `METALHOST_*` variables) said: the flags
+/// every command that talks to Ironic takes, declared once.
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct IronicFlags {
+    /// Ironic API URL [default: $IRONIC_ENDPOINT as baremetal-operator reads it, else
+    /// http://127.0.0.1:6385]. A trailing /v1 is dropped.
+    #[arg(long = "ironic", env = "METALHOST_IRONIC_URL")]
     pub ironic_url: Option<String>,
-    /// `--ironic-ca-file` / `METALHOST_IRONIC_CA_FILE`.
+    /// PEM file of the CA that signed Ironic's certificate [default: $IRONIC_CACERT_FILE, else
+    /// /opt/metal3/certs/ca/tls.crt if it exists].
+    #[arg(long, env = "METALHOST_IRONIC_CA_FILE")]
     pub ironic_ca_file: Option<PathBuf>,
-    /// `--ironic-insecure`.
+    /// Accept any certificate from Ironic (testing only; also IRONIC_INSECURE=true).
+    #[arg(long)]
     pub ironic_insecure: bool,
-    /// `--ironic-user` / `METALHOST_IRONIC_USER` (password from `METALHOST_IRONIC_PASSWORD` or
-    /// the password file).
+    /// Ironic HTTP basic auth user (password from METALHOST_IRONIC_PASSWORD or
+    /// --ironic-password-file) [default: the files username and password in
+    /// /opt/metal3/auth/ironic, as baremetal-operator reads them, else no auth].
+    #[arg(long, env = "METALHOST_IRONIC_USER")]
     pub ironic_user: Option<String>,
-    /// `--ironic-password-file` / `METALHOST_IRONIC_PASSWORD_FILE`.
+    /// File holding the Ironic basic auth password (first line).
+    #[arg(long, env = "METALHOST_IRONIC_PASSWORD_FILE")]
     pub ironic_password_file: Option<PathBuf>,
-    /// `--deploy-kernel` / `METALHOST_DEPLOY_KERNEL`.
+}
+
+/// What the command line (and clap's `METALHOST_*` variables) said of a controller's settings;
+/// these win over BMO's variables.
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct Flags {
+    /// How to reach Ironic.
+    #[command(flatten)]
+    pub ironic: IronicFlags,
+    /// Agent kernel URL set as driver_info.deploy_kernel (needed to write disk images)
+    /// [default: $DEPLOY_KERNEL_URL].
+    #[arg(long, env = "METALHOST_DEPLOY_KERNEL")]
     pub deploy_kernel: Option<String>,
-    /// `--deploy-ramdisk` / `METALHOST_DEPLOY_RAMDISK`.
+    /// Agent ramdisk URL set as driver_info.deploy_ramdisk [default: $DEPLOY_RAMDISK_URL].
+    #[arg(long, env = "METALHOST_DEPLOY_RAMDISK")]
     pub deploy_ramdisk: Option<String>,
-    /// `--deploy-iso` / `METALHOST_DEPLOY_ISO`.
+    /// Agent ISO URL set as driver_info.deploy_iso on BMCs that boot ISOs (virtual media, UEFI
+    /// HTTP), in place of the kernel and ramdisk [default: $DEPLOY_ISO_URL].
+    #[arg(long, env = "METALHOST_DEPLOY_ISO")]
     pub deploy_iso: Option<String>,
-    /// `--boot-device-persistence` / `METALHOST_BOOT_DEVICE_PERSISTENCE`.
+    /// Operator-wide boot-device persistence for live ISOs: Default, Always or Never (a host's
+    /// `metalhost.io/boot-device-persistence` annotation wins)
+    /// [default: $LIVE_ISO_FORCE_PERSISTENT_BOOT_DEVICE].
+    #[arg(long, env = "METALHOST_BOOT_DEVICE_PERSISTENCE")]
     pub boot_device_persistence: Option<String>,
-    /// `--concurrency` / `METALHOST_CONCURRENCY`.
+    /// Hosts reconciled at once [default: $BMO_CONCURRENCY, else 32].
+    #[arg(long, env = "METALHOST_CONCURRENCY")]
     pub concurrency: Option<usize>,
+}
+
+/// The process's environment as a map (variables that are not UTF-8 are left out).
+pub fn process_env() -> HashMap<String, String> {
+    std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect()
 }
 
 /// The resolved settings of a controller.
@@ -193,7 +224,7 @@ impl<'a> Resolver<'a> {
 
     /// Ironic's URL without userinfo, and the userinfo's credentials.
     fn ironic_url(&mut self) -> (String, Option<(String, String)>) {
-        let (raw_url, source) = match (&self.flags.ironic_url, self.var("IRONIC_ENDPOINT")) {
+        let (raw_url, source) = match (&self.flags.ironic.ironic_url, self.var("IRONIC_ENDPOINT")) {
             (Some(url), _) => (url.clone(), "--ironic/METALHOST_IRONIC_URL"),
             (None, Some(url)) => (url.to_string(), "IRONIC_ENDPOINT"),
             (None, None) => (DEFAULT_IRONIC_URL.to_string(), "default"),
@@ -207,7 +238,7 @@ impl<'a> Resolver<'a> {
         &mut self,
         url_auth: Option<(String, String)>,
     ) -> Result<Option<(String, String)>, SettingsError> {
-        if let Some(user) = &self.flags.ironic_user {
+        if let Some(user) = &self.flags.ironic.ironic_user {
             let password = self.flag_password()?;
             self.sources.push(("ironic auth", "--ironic-user/METALHOST_IRONIC_USER"));
             return Ok(Some((user.clone(), password)));
@@ -226,7 +257,7 @@ impl<'a> Resolver<'a> {
 
     /// The password that goes with `--ironic-user`.
     fn flag_password(&self) -> Result<String, SettingsError> {
-        match (&self.flags.ironic_password_file, self.var("METALHOST_IRONIC_PASSWORD")) {
+        match (&self.flags.ironic.ironic_password_file, self.var("METALHOST_IRONIC_PASSWORD")) {
             (Some(file), _) => Ok(self
                 .read(file)?
                 .ok_or_else(|| SettingsError::File {
@@ -272,7 +303,7 @@ impl<'a> Resolver<'a> {
 
     /// The CA: the flag; else `IRONIC_CACERT_FILE` or BMO's default path, if the file exists.
     fn ca_file(&mut self) -> Result<Option<PathBuf>, SettingsError> {
-        if let Some(ca) = &self.flags.ironic_ca_file {
+        if let Some(ca) = &self.flags.ironic.ironic_ca_file {
             self.sources.push(("ironic CA", "--ironic-ca-file/METALHOST_IRONIC_CA_FILE"));
             return Ok(Some(ca.clone()));
         }
@@ -292,7 +323,7 @@ impl<'a> Resolver<'a> {
     }
 
     fn insecure(&mut self) -> bool {
-        let insecure = self.flags.ironic_insecure
+        let insecure = self.flags.ironic.ironic_insecure
             || self.var("IRONIC_INSECURE").is_some_and(|v| v.eq_ignore_ascii_case("true"));
         if insecure {
             self.warnings
@@ -504,10 +535,14 @@ mod tests {
 
     #[test]
     fn flags_and_metalhost_variables_win() {
-        let flags = Flags {
+        let ironic = IronicFlags {
             ironic_url: Some("https://mine:6385".into()),
             ironic_ca_file: Some("/etc/mine/ca.crt".into()),
             ironic_user: Some("me".into()),
+            ..IronicFlags::default()
+        };
+        let flags = Flags {
+            ironic: ironic.clone(),
             deploy_kernel: Some("http://k".into()),
             deploy_ramdisk: Some("http://r".into()),
             boot_device_persistence: Some("Always".into()),
@@ -524,10 +559,13 @@ mod tests {
         assert_eq!(s.defaults.boot_persistence, Some(BootPersistence::Always));
         assert_eq!(s.concurrency, 7);
         // the password file wins over the variable
-        let flags = Flags { ironic_password_file: Some("/p".into()), ..flags };
+        let flags = Flags {
+            ironic: IronicFlags { ironic_password_file: Some("/p".into()), ..ironic.clone() },
+            ..flags
+        };
         let s = resolve(&flags, &e, &files(&[("/p", "from-file\nignored")])).unwrap();
         assert_eq!(s.ironic.basic_auth, Some(("me".into(), "from-file".into())));
-        let flags = Flags { ironic_password_file: None, ..flags };
+        let flags = Flags { ironic: IronicFlags { ironic_password_file: None, ..ironic }, ..flags };
         let err = resolve(&flags, &env(&[]), &files(&[])).unwrap_err();
         assert!(err.to_string().contains("needs a password"), "{err}");
     }

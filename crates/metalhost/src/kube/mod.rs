@@ -8,6 +8,7 @@
 //! annotations, labels, finalizers and deletion.
 
 pub(crate) mod events;
+pub mod leader;
 mod reconcile;
 mod secrets;
 pub mod status;

@@ -57,6 +57,26 @@ pub struct RuntimeConfig {
 pub const GONE_FOR: Duration = Duration::from_secs(1);
 
 impl RuntimeConfig {
+    /// The configuration the resolved settings give (no metrics until a runtime sets them).
+    pub fn from_settings(settings: crate::settings::Settings) -> Self {
+        let mut config = RuntimeConfig::new(settings.ironic);
+        config.defaults = settings.defaults;
+        config.concurrency = settings.concurrency;
+        config.provisioning_limit = settings.provisioning_limit;
+        config
+    }
+
+    /// The reconciler both runtimes use: Ironic reached lazily (a runtime started before Ironic
+    /// keeps running), its requests counted in the metrics, the provisioning limit applied.
+    pub fn reconciler(&self) -> Reconciler {
+        let mut ironic = self.ironic.clone();
+        if let Some(metrics) = &self.metrics {
+            ironic.observer = Some(metrics.ironic_observer());
+        }
+        Reconciler::new(IronicProvisioner::connect_lazily(ironic), self.defaults.clone())
+            .with_provisioning_limit(self.provisioning_limit)
+    }
+
     /// Defaults: 32 hosts at once, idle hosts looked at every 2 minutes.
     pub fn new(ironic: ClientConfig) -> Self {
         RuntimeConfig {
@@ -184,13 +204,7 @@ fn rfc3339_now() -> String {
 impl Runtime {
     /// A runtime over `source`; status files already beside the manifests are picked up.
     pub fn new(config: RuntimeConfig, source: Source) -> Self {
-        let mut ironic = config.ironic.clone();
-        if let Some(metrics) = &config.metrics {
-            ironic.observer = Some(metrics.ironic_observer());
-        }
-        let provisioner = IronicProvisioner::connect_lazily(ironic);
-        let reconciler = Reconciler::new(provisioner, config.defaults.clone())
-            .with_provisioning_limit(config.provisioning_limit);
+        let reconciler = config.reconciler();
         let source_dir = source.dir().to_path_buf();
         let mut rt = Runtime {
             source,
