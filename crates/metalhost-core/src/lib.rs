@@ -15,6 +15,7 @@ pub mod input;
 pub mod machine;
 pub mod plan;
 pub mod policy;
+pub mod presence;
 pub mod provisioner;
 pub mod reconcile;
 pub mod vocab;

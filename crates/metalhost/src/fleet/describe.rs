@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use metalhost_api::{BareMetalHost, OperationalStatus};
+use metalhost_api::{BareMetalHost, BareMetalHostStatus, OperationalStatus};
 
 use super::ironic::NodeView;
 use crate::standalone::events::LoggedEvent;
@@ -21,9 +21,20 @@ fn or_none(s: &str) -> &str {
 pub fn describe(host: &BareMetalHost, events: &[LoggedEvent], node: &NodeView) -> String {
     let key = host.qualified_name();
     let events: Vec<&LoggedEvent> = events.iter().filter(|e| e.host == key).collect();
-    let mut out = String::new();
-    let w = &mut out;
     let status = host.status.clone().unwrap_or_default();
+    let mut out = String::new();
+    write_spec(&mut out, host);
+    write_status(&mut out, &status);
+    write_conditions(&mut out, &status);
+    write_node(&mut out, host, node);
+    write_errors(&mut out, &events);
+    write_history(&mut out, &status);
+    write_events(&mut out, &events);
+    out
+}
+
+/// Name, namespace and the spec in short.
+fn write_spec(w: &mut String, host: &BareMetalHost) {
     let spec = &host.spec;
     let _ = writeln!(w, "Name:         {}", host.metadata.name.as_deref().unwrap_or(""));
     let _ = writeln!(w, "Namespace:    {}", host.namespace_or_default());
@@ -65,6 +76,9 @@ pub fn describe(host: &BareMetalHost, events: &[LoggedEvent], node: &NodeView) -
     if let Some(consumer) = &spec.consumer_ref {
         let _ = writeln!(w, "  Consumer:           {}", consumer.name.as_deref().unwrap_or(""));
     }
+}
+
+fn write_status(w: &mut String, status: &BareMetalHostStatus) {
     let _ = writeln!(w, "Status:");
     let _ = writeln!(w, "  State:              {}", or_none(status.provisioning.state.as_str()));
     let _ = writeln!(
@@ -96,6 +110,9 @@ pub fn describe(host: &BareMetalHost, events: &[LoggedEvent], node: &NodeView) -
     } else {
         let _ = writeln!(w, "  Error:              <none>");
     }
+}
+
+fn write_conditions(w: &mut String, status: &BareMetalHostStatus) {
     let _ = writeln!(w, "Conditions:");
     if status.conditions.is_empty() {
         let _ = writeln!(w, "  <none>");
@@ -113,6 +130,10 @@ pub fn describe(host: &BareMetalHost, events: &[LoggedEvent], node: &NodeView) -
         }
         indented(w, &rows);
     }
+}
+
+/// What Ironic says of the host's node.
+fn write_node(w: &mut String, host: &BareMetalHost, node: &NodeView) {
     let _ = writeln!(w, "Ironic:");
     match node {
         NodeView::NotAsked => {
@@ -150,6 +171,10 @@ pub fn describe(host: &BareMetalHost, events: &[LoggedEvent], node: &NodeView) -
             let _ = writeln!(w, "  Last error:         {}", or_none(&last_error));
         }
     }
+}
+
+/// The warnings among the host's events.
+fn write_errors(w: &mut String, events: &[&LoggedEvent]) {
     let _ = writeln!(w, "Errors:");
     let errors: Vec<_> = events.iter().filter(|e| e.kind == "Warning").collect();
     if errors.is_empty() {
@@ -160,6 +185,9 @@ pub fn describe(host: &BareMetalHost, events: &[LoggedEvent], node: &NodeView) -
         rows.extend(errors[start..].iter().map(|e| vec![e.time.clone(), e.reason.clone(), e.note.clone()]));
         indented(w, &rows);
     }
+}
+
+fn write_history(w: &mut String, status: &BareMetalHostStatus) {
     let _ = writeln!(w, "Operation history:");
     let history = &status.operation_history;
     let mut rows = vec![["Operation", "Start", "End"].map(String::from).to_vec()];
@@ -173,6 +201,9 @@ pub fn describe(host: &BareMetalHost, events: &[LoggedEvent], node: &NodeView) -
         rows.push(vec![name.into(), time(&op.start), time(&op.end)]);
     }
     indented(w, &rows);
+}
+
+fn write_events(w: &mut String, events: &[&LoggedEvent]) {
     let _ = writeln!(w, "Events:");
     if events.is_empty() {
         let _ = writeln!(w, "  <none>");
@@ -186,7 +217,6 @@ pub fn describe(host: &BareMetalHost, events: &[LoggedEvent], node: &NodeView) -
         );
         indented(w, &rows);
     }
-    out
 }
 
 fn indented(w: &mut String, rows: &[Vec<String>]) {

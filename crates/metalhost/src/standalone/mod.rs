@@ -19,6 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 use futures::FutureExt;
 use metalhost_api::{BareMetalHost, BareMetalHostStatus, ErrorType, OperationalStatus, ProvisioningState};
 use metalhost_core::plan::NodeDefaults;
+use metalhost_core::presence::Presence;
 use metalhost_core::{HostInput, IronicProvisioner, Reconciler, Schedule};
 use metalhost_ironic::ClientConfig;
 use tokio::task::JoinSet;
@@ -128,15 +129,12 @@ pub struct Change {
 struct Tracked {
     host: BareMetalHost,
     status: BareMetalHostStatus,
-    deleting: bool,
-    /// The manifest is unusable: report, do nothing to the host.
-    bad: Option<String>,
+    /// Whether its manifest is there (and usable).
+    presence: Presence,
     due: Instant,
     schedule: Schedule,
     /// The status file could not be written: written again at the next pass.
     unsaved: bool,
-    /// Since when the host's manifest has been seen gone (deleted once that lasts).
-    gone_since: Option<Instant>,
     /// The manifest changed (or the host is to be deleted) since the last reconcile started: a
     /// reconcile under way did not see it, so the host is looked at again when it finishes.
     changed: bool,
@@ -147,12 +145,10 @@ impl Tracked {
         Tracked {
             host,
             status,
-            deleting: false,
-            bad: None,
+            presence: Presence::Present,
             due,
             schedule: Schedule::default(),
             unsaved: false,
-            gone_since: None,
             changed: true,
         }
     }
@@ -252,19 +248,22 @@ impl Runtime {
     /// The hosts not being deleted (a host whose manifest has just gone is among them until its
     /// absence is confirmed, see [`GONE_FOR`]).
     pub fn present(&self) -> impl Iterator<Item = (&str, &BareMetalHost, &BareMetalHostStatus)> {
-        self.hosts.iter().filter(|(_, t)| !t.deleting).map(|(k, t)| (k.as_str(), &t.host, &t.status))
+        self.hosts
+            .iter()
+            .filter(|(_, t)| !t.presence.deleting())
+            .map(|(k, t)| (k.as_str(), &t.host, &t.status))
     }
 
     /// When the next host is due (a host being reconciled counts as due until it is done).
     pub fn next_due(&self) -> Option<Instant> {
-        self.hosts.values().filter(|t| t.bad.is_none()).map(|t| t.due).min()
+        self.hosts.values().filter(|t| t.presence.unusable().is_none()).map(|t| t.due).min()
     }
 
     /// When the next reconcile may start: the hosts being reconciled are not waited for here.
     fn next_start(&self) -> Option<Instant> {
         self.hosts
             .iter()
-            .filter(|(k, t)| t.bad.is_none() && !self.in_flight.contains(*k))
+            .filter(|(k, t)| t.presence.unusable().is_none() && !self.in_flight.contains(*k))
             .map(|(_, t)| t.due)
             .min()
     }
@@ -276,7 +275,9 @@ impl Runtime {
             .hosts
             .iter()
             .filter(|(k, t)| {
-                t.bad.is_none() && t.gone_since.is_none() && t.due <= now && !self.in_flight.contains(*k)
+                (t.presence == Presence::Present || t.presence.deleting())
+                    && t.due <= now
+                    && !self.in_flight.contains(*k)
             })
             .map(|(k, t)| (t.due, k.clone()))
             .collect();
@@ -287,7 +288,7 @@ impl Runtime {
             }
             let Some(t) = self.hosts.get_mut(&key) else { continue };
             t.changed = false;
-            let input = HostInput::resolve(t.host.clone(), t.deleting, &self.manifests);
+            let input = HostInput::resolve(t.host.clone(), t.presence.deleting(), &self.manifests);
             let status = t.status.clone();
             let reconciler = self.reconciler.clone();
             let metrics = self.config.metrics.clone();
@@ -334,13 +335,47 @@ impl Runtime {
         }
     }
 
+    /// Reads the manifests again if any file changed, and takes in what they say.
     fn reload(&mut self) {
+        let Some(manifests) = self.read_manifests() else {
+            self.delete_long_gone(Instant::now());
+            return;
+        };
+        for p in manifests.problems.clone() {
+            self.report(p);
+        }
+        let now = Instant::now();
+        let mut present = self.take_hosts(&manifests, now);
+        present.extend(self.take_unusable_hosts(&manifests, now));
+        // one file: its hosts only, whatever other status files lie beside it
+        if matches!(self.source, Source::File(_)) {
+            self.hosts.retain(|key, _| present.contains(key));
+        }
+        // a manifest that is gone means: delete the host, once it has been seen gone a while.
+        // Not when some file could not be read: its hosts would look gone.
+        if matches!(self.source, Source::Dir(_)) {
+            let complete = manifests.problems.is_empty();
+            for (key, t) in self.hosts.iter_mut().filter(|(key, _)| !present.contains(*key)) {
+                if t.presence.not_seen(now, complete) {
+                    debug!(host = %key, "manifest gone: the host is deleted if it stays gone");
+                    // nothing starts for it meanwhile; it is looked at again when the wait ends
+                    t.due = now + self.config.gone_for;
+                }
+            }
+        }
+        self.manifests = manifests;
+        self.delete_long_gone(now);
+    }
+
+    /// The manifests, when a file changed since the last read (`None`: nothing changed, or the
+    /// directory cannot be listed, which is reported).
+    fn read_manifests(&mut self) -> Option<Manifests> {
         let dir = self.source.dir().to_path_buf();
         let files = match manifest_files(&dir) {
             Ok(f) => f,
             Err(e) => {
                 self.report(format!("{}: cannot list manifests: {e}", dir.display()));
-                return;
+                return None;
             }
         };
         let fingerprint: Vec<_> = files
@@ -351,32 +386,29 @@ impl Runtime {
             })
             .collect();
         if self.fingerprint.as_ref() == Some(&fingerprint) {
-            self.delete_long_gone(Instant::now());
-            return;
+            return None;
         }
         self.fingerprint = Some(fingerprint);
         let mut manifests = Manifests::load(&files);
         manifests.keep_versions_of_unchanged_secrets(&self.manifests);
-        let incomplete = !manifests.problems.is_empty();
         if let Source::File(file) = &self.source {
             let only = Manifests::load(std::slice::from_ref(file));
             manifests.hosts = only.hosts;
             manifests.bad_hosts = only.bad_hosts;
         }
-        for p in manifests.problems.clone() {
-            self.report(p);
-        }
-        let now = Instant::now();
-        let mut present = BTreeSet::new();
+        Some(manifests)
+    }
+
+    /// Takes in the usable hosts read; returns their keys.
+    fn take_hosts(&mut self, manifests: &Manifests, now: Instant) -> BTreeSet<String> {
         for (key, host) in &manifests.hosts {
-            present.insert(key.clone());
             let entry = self.hosts.entry(key.clone()).or_insert_with(|| {
                 Tracked::new(with_creation_time(host.clone()), BareMetalHostStatus::default(), now)
             });
-            if entry.host.spec != host.spec
+            let again = entry.presence.seen(None);
+            if again
+                || entry.host.spec != host.spec
                 || entry.host.metadata.annotations != host.metadata.annotations
-                || entry.deleting
-                || entry.bad.is_some()
             {
                 entry.due = now;
                 entry.changed = true;
@@ -384,10 +416,14 @@ impl Runtime {
             let created = entry.host.metadata.creation_timestamp.take();
             entry.host = host.clone();
             entry.host.metadata.creation_timestamp = created.or_else(creation_time);
-            entry.deleting = false;
-            entry.bad = None;
-            entry.gone_since = None;
         }
+        manifests.hosts.keys().cloned().collect()
+    }
+
+    /// Takes in the hosts whose manifests are unusable (reported, nothing done to them); returns
+    /// their keys. A document without a name is reported only.
+    fn take_unusable_hosts(&mut self, manifests: &Manifests, now: Instant) -> BTreeSet<String> {
+        let mut present = BTreeSet::new();
         for bad in &manifests.bad_hosts {
             let Some(key) = &bad.key else {
                 self.report(bad.reason.clone());
@@ -400,41 +436,16 @@ impl Runtime {
                 host.metadata.namespace = Some(namespace.to_string());
                 Tracked::new(host, BareMetalHostStatus::default(), now)
             });
-            entry.bad = Some(bad.reason.clone());
-            entry.deleting = false;
-            entry.gone_since = None;
+            entry.presence.seen(Some(bad.reason.clone()));
         }
-        // one file: its hosts only, whatever other status files lie beside it
-        if matches!(self.source, Source::File(_)) {
-            self.hosts.retain(|key, _| present.contains(key));
-        }
-        // a manifest that is gone means: delete the host, once it has been seen gone a while.
-        // Not when some file could not be read: its hosts would look gone.
-        if matches!(self.source, Source::Dir(_)) {
-            for (key, t) in &mut self.hosts {
-                if incomplete || present.contains(key) || t.deleting {
-                    t.gone_since = None;
-                } else if t.gone_since.is_none() {
-                    debug!(host = %key, "manifest gone: the host is deleted if it stays gone");
-                    t.gone_since = Some(now);
-                    // nothing starts for it meanwhile; it is looked at again when the wait ends
-                    t.due = now + self.config.gone_for;
-                }
-            }
-        }
-        self.manifests = manifests;
-        self.delete_long_gone(now);
+        present
     }
 
     /// Deletes the hosts whose manifests have been gone for [`RuntimeConfig::gone_for`].
     fn delete_long_gone(&mut self, now: Instant) {
         for (key, t) in &mut self.hosts {
-            if t.gone_since.is_some_and(|since| now.duration_since(since) >= self.config.gone_for) {
+            if t.presence.expire(now, self.config.gone_for) {
                 info!(host = %key, "manifest removed: deleting host");
-                t.gone_since = None;
-                // a host whose manifest was unusable is deleted all the same once it is gone
-                t.bad = None;
-                t.deleting = true;
                 t.due = now;
                 t.changed = true;
             }
@@ -483,7 +494,7 @@ impl Runtime {
         let dir = self.source.dir().to_path_buf();
         let now = rfc3339_now();
         for (key, t) in &mut self.hosts {
-            let Some(reason) = t.bad.clone() else { continue };
+            let Some(reason) = t.presence.unusable().map(str::to_string) else { continue };
             if t.status.error_message == metalhost_api::text::bounded(&reason) {
                 continue;
             }
@@ -528,7 +539,7 @@ impl Runtime {
             // changed while this reconcile was under way: it did not see the change
             t.due = now;
         }
-        if let Some(since) = t.gone_since {
+        if let Some(since) = t.presence.missing_since() {
             // the manifest went meanwhile: nothing starts before its absence is confirmed
             t.due = t.due.max(since + self.config.gone_for);
         }
@@ -741,7 +752,7 @@ mod tests {
         // saved through a rename: the file is missing for a moment
         std::fs::rename(&file, dir.path().join("a.yaml~")).unwrap();
         rt.step().await;
-        assert!(rt.hosts["default/a"].gone_since.is_some(), "the file is seen gone");
+        assert!(rt.hosts["default/a"].presence.missing_since().is_some(), "the file is seen gone");
         std::fs::rename(dir.path().join("a.yaml~"), &file).unwrap();
         tokio::time::sleep(Duration::from_millis(300)).await;
         rt.step().await;
