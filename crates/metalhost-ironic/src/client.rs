@@ -466,9 +466,10 @@ async fn read_body(
     Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
-/// Splits `user:password@` off an Ironic URL: the base URL to keep (no userinfo, no trailing
-/// slash) and the credentials, percent-decoded. Errors never repeat the URL's userinfo.
-fn split_userinfo(raw: &str) -> Result<(String, Option<(String, String)>), Error> {
+/// Splits `user:password@` off an Ironic URL (as BMO accepts in `IRONIC_ENDPOINT`): the base URL
+/// to keep (no userinfo, no trailing slash) and the credentials, percent-decoded. Errors never
+/// repeat the URL's userinfo.
+pub fn split_userinfo(raw: &str) -> Result<(String, Option<(String, String)>), Error> {
     let mut url =
         url::Url::parse(raw).map_err(|e| Error::Config(format!("Ironic URL '{}': {e}", redacted(raw))))?;
     if !matches!(url.scheme(), "http" | "https") {

@@ -11,7 +11,7 @@ mod types;
 
 pub use client::{
     Client, ClientConfig, MAX_API_VERSION, MAX_RESPONSE_BYTES, MIN_API_VERSION, RequestObserver, base_url,
-    endpoint,
+    endpoint, split_userinfo,
 };
 pub use config_file::{MAX_CONFIG_FILE_BYTES, read_config_file};
 pub use error::{Error, MAX_ERROR_CHARS};

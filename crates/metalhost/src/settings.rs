@@ -146,24 +146,6 @@ fn read(files: FileReader<'_>, path: &Path) -> Result<Option<String>, SettingsEr
     files(path).map_err(|e| SettingsError::File { path: path.display().to_string(), reason: e.to_string() })
 }
 
-/// `%XX` escapes decoded (as a URL's userinfo is written); invalid UTF-8 becomes U+FFFD.
-fn percent_decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
-}
-
-/// Splits `user:password@` out of a URL (as BMO accepts in `IRONIC_ENDPOINT`): the URL without it,
-/// and the credentials if there were any.
-pub fn split_userinfo(url: &str) -> (String, Option<(String, String)>) {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else { return (url.to_string(), None) };
-    let rest = &url[scheme_end..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let Some(at) = rest[..authority_end].rfind('@') else { return (url.to_string(), None) };
-    let userinfo = &rest[..at];
-    let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
-    let stripped = format!("{}{}", &url[..scheme_end], &rest[at + 1..]);
-    (stripped, Some((percent_decode(user), percent_decode(password))))
-}
-
 /// Resolves the settings: flags first, then BMO's variables and files, then metalhost's defaults.
 ///
 /// BMO's meanings: `IRONIC_ENDPOINT` is Ironic's URL (a trailing `/v1/` is dropped by the client);
@@ -183,7 +165,7 @@ pub fn resolve(
 ) -> Result<Settings, SettingsError> {
     let mut r = Resolver { flags, env, files, sources: Vec::new(), warnings: Vec::new() };
     // Ironic's URL; credentials in it become basic auth and leave the URL
-    let (url, url_auth) = r.ironic_url();
+    let (url, url_auth) = r.ironic_url()?;
     let mut ironic = ClientConfig::new(url);
     ironic.basic_auth = r.basic_auth(url_auth)?;
     ironic.ca_file = r.ca_file()?;
@@ -223,14 +205,21 @@ impl<'a> Resolver<'a> {
     }
 
     /// Ironic's URL without userinfo, and the userinfo's credentials.
-    fn ironic_url(&mut self) -> (String, Option<(String, String)>) {
+    fn ironic_url(&mut self) -> Result<(String, Option<(String, String)>), SettingsError> {
         let (raw_url, source) = match (&self.flags.ironic.ironic_url, self.var("IRONIC_ENDPOINT")) {
             (Some(url), _) => (url.clone(), "--ironic/METALHOST_IRONIC_URL"),
             (None, Some(url)) => (url.to_string(), "IRONIC_ENDPOINT"),
             (None, None) => (DEFAULT_IRONIC_URL.to_string(), "default"),
         };
         self.sources.push(("ironic", source));
-        split_userinfo(&raw_url)
+        let (stripped, auth) =
+            metalhost_ironic::split_userinfo(&raw_url).map_err(|_| SettingsError::Invalid {
+                var: source,
+                value: metalhost_api::redact::redact_url_userinfo(&raw_url),
+                expected: "an http:// or https:// URL",
+            })?;
+        // the URL as given unless it held credentials
+        Ok(if auth.is_some() { (stripped, auth) } else { (raw_url, None) })
     }
 
     /// Basic auth: `--ironic-user`, else the URL's userinfo, else BMO's files.
@@ -607,10 +596,12 @@ mod tests {
     fn credentials_in_the_endpoint_move_to_basic_auth() {
         let e = env(&[("IRONIC_ENDPOINT", "https://us%40r:p%3Ass@ironic:6385/v1/")]);
         let s = resolve(&Flags::default(), &e, &files(&[])).unwrap();
-        assert_eq!(s.ironic.url, "https://ironic:6385/v1/");
+        assert_eq!(s.ironic.url, "https://ironic:6385/v1");
         assert_eq!(s.ironic.basic_auth, Some(("us@r".into(), "p:ss".into())));
         assert!(!s.describe().join("\n").contains("p:ss"));
-        assert_eq!(split_userinfo("http://h:1/a@b"), ("http://h:1/a@b".to_string(), None));
+        let e = env(&[("IRONIC_ENDPOINT", "ftp://u:secret@ironic/")]);
+        let err = resolve(&Flags::default(), &e, &files(&[])).unwrap_err().to_string();
+        assert!(err.starts_with("IRONIC_ENDPOINT='ftp://***@ironic/'"), "{err}");
     }
 
     #[test]
