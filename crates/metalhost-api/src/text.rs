@@ -20,6 +20,53 @@ pub fn bounded(text: &str) -> Cow<'_, str> {
     }
 }
 
+/// `text` cut to at most `max` bytes on a character boundary, with `…` marking the cut.
+pub fn truncate_bytes(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let marker = "…";
+    let mut end = max.saturating_sub(marker.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{marker}", &text[..end])
+}
+
+/// Text fit to show a user in a status message or an Event note: URL userinfo hidden
+/// ([`crate::redact::redact_url_userinfo`]) and cut to [`MAX_MESSAGE_CHARS`]. Status errors and
+/// event notes are made of it, so that none can be written without going through here.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Redacted(String);
+
+impl Redacted {
+    /// `text` with its URL userinfo hidden, bounded.
+    pub fn new(text: &str) -> Self {
+        Redacted(bounded(&crate::redact::redact_url_userinfo(text)).into_owned())
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Cut to at most `max` bytes (see [`truncate_bytes`]); still redacted.
+    pub fn truncated(self, max: usize) -> Self {
+        Redacted(truncate_bytes(&self.0, max))
+    }
+
+    /// The text, owned.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl std::fmt::Display for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// `text` with every C0 and C1 control character (but none of the printable ones) written as an
 /// escape, `\u{1b}` for ESC: nothing a terminal acts on reaches it. Tabs and newlines are escaped
 /// too: one host's cell or line stays one.
@@ -45,6 +92,23 @@ fn is_control(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn notes_are_cut_to_the_limit_on_a_character_boundary() {
+        assert_eq!(truncate_bytes("short", 1024), "short");
+        let long = "é".repeat(2000);
+        let cut = truncate_bytes(&long, 1024);
+        assert!(cut.len() <= 1024, "{}", cut.len());
+        assert!(cut.ends_with('…'));
+    }
+
+    #[test]
+    fn redacted_text_hides_userinfo_and_is_bounded() {
+        let text = Redacted::new(&format!("cannot reach redfish://admin:s3cr3t@bmc/x {}", "x".repeat(9000)));
+        assert!(text.as_str().starts_with("cannot reach redfish://***@bmc/x"));
+        assert!(text.as_str().chars().count() < 4200, "bounded");
+        assert!(Redacted::new("a://u:p@h").truncated(6).as_str().len() <= 6);
+    }
 
     #[test]
     fn long_text_is_cut_with_a_marker() {

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use metalhost_api::host::{BareMetalHostStatus, OperationalStatus, ProvisioningState};
+use metalhost_api::text::Redacted;
 use metalhost_ironic::Node;
 
 use crate::error::HostError;
@@ -73,7 +74,8 @@ impl Outcome {
         let mut decided = previous.clone();
         decided.last_updated = Some(now.to_string());
         let error_type = error_type_for(previous.provisioning.state, &Action::None);
-        let (status, requeue) = machine::failed(previous, &decided, error_type, error.to_string());
+        let (status, requeue) =
+            machine::failed(previous, &decided, error_type, Redacted::new(&error.to_string()));
         let states = vec![status.provisioning.state];
         Outcome {
             error: Some(HostError::Observe(Arc::new(error))),
@@ -81,14 +83,9 @@ impl Outcome {
         }
     }
 
-    /// The finished outcome: no userinfo in the error, credentials recorded, `changed` and the
-    /// events derived from the status before and after.
+    /// The finished outcome: credentials recorded, `changed` and the events derived from the
+    /// status before and after. (Errors are [`Redacted`] where they are recorded.)
     pub fn finish(mut self, input: &HostInput, previous: &BareMetalHostStatus) -> Self {
-        // errors may quote a BMC address or an Ironic URL: no userinfo in a status or an event
-        if self.status.error_message.contains('@') {
-            self.status.error_message =
-                metalhost_api::redact::redact_url_userinfo(&self.status.error_message);
-        }
         if !self.forget {
             policy::record_credentials(&input.bmc, &mut self.status);
         }
@@ -223,7 +220,8 @@ pub fn after_write(
         Err(e) => {
             let error_type = error_type_for(decision.status.provisioning.state, &decision.action);
             let error = HostError::Action { action, source: Arc::new(e) };
-            let (status, requeue) = machine::failed(&base, &decision.status, error_type, error.to_string());
+            let message = Redacted::new(&error.to_string());
+            let (status, requeue) = machine::failed(&base, &decision.status, error_type, message);
             let outcome = Outcome { action, error: Some(error), ..Outcome::stepped(status, requeue, states) };
             return Next::Done(Box::new(outcome));
         }

@@ -4,6 +4,7 @@
 
 use metalhost_api::extensions::LiveIsoOptions;
 use metalhost_api::host::*;
+use metalhost_api::text::Redacted;
 use metalhost_api::{BmcAccess, Credentials, DeployImage};
 
 use metalhost_ironic::{Node, PowerTarget, ProvisionState as Ironic, ProvisionTarget};
@@ -76,18 +77,19 @@ pub fn error_type_for(state: ProvisioningState, action: &Action) -> ErrorType {
 }
 
 /// The status after a failed step: `decided` (what it would have been) with the error recorded
-/// and the error count one more than `previous`'s.
+/// and the error count one more than `previous`'s. The message is [`Redacted`] (no URL
+/// userinfo; bounded, so that an error quoting a huge field from Ironic leaves the status
+/// readable).
 pub fn failed(
     previous: &BareMetalHostStatus,
     decided: &BareMetalHostStatus,
     error_type: ErrorType,
-    message: String,
+    message: Redacted,
 ) -> (BareMetalHostStatus, Requeue) {
     let mut status = decided.clone();
     status.operational_status = OperationalStatus::Error;
     status.error_type = Some(error_type);
-    // bounded: an error quoting a huge field from Ironic must not make the status unreadable
-    status.error_message = metalhost_api::text::bounded(&message).into_owned();
+    status.error_message = message.into_string();
     status.error_count = previous.error_count.saturating_add(1);
     let requeue = Requeue::Backoff(backoff(status.error_count));
     (status, requeue)
@@ -125,7 +127,8 @@ impl Step<'_> {
     /// Records an error Ironic or the input reported, without acting; the next look retries.
     fn error(self, error_type: ErrorType, error: impl Into<DecideError>) -> Decision {
         let error = error.into();
-        let (status, requeue) = failed(self.previous, &self.status, error_type, error.to_string());
+        let (status, requeue) =
+            failed(self.previous, &self.status, error_type, Redacted::new(&error.to_string()));
         Decision { status, action: Action::None, requeue, error: Some(error) }
     }
 
@@ -253,6 +256,8 @@ fn restore_status(mut step: Step<'_>, raw: &str) -> Decision {
         ),
         Ok(mut restored) => {
             restored.last_updated = Some(step.input.now.to_string());
+            // written by someone else: no URL userinfo from it in this host's status
+            restored.error_message = Redacted::new(&restored.error_message).into_string();
             step.status = restored;
             step.ok(Action::None, Requeue::Now)
         }

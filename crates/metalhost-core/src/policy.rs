@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use metalhost_api::text::{Redacted, truncate_bytes};
 use metalhost_api::{BareMetalHostStatus, CredentialsStatus, OperationalStatus, ProvisioningState};
 
 use crate::input::{Bmc, HostInput};
@@ -153,8 +154,14 @@ pub enum EventKind {
     Warning,
 }
 
+/// The longest note events.k8s.io/v1 accepts (in bytes).
+pub const MAX_NOTE_BYTES: usize = 1024;
+/// The longest reason it accepts.
+pub const MAX_REASON_BYTES: usize = 128;
+
 /// Something that happened to a host, worth telling its user (Kubernetes Events; the standalone
-/// event log).
+/// event log). Made to fit an Event: the reason and note are cut to the API's limits, and the
+/// note is [`Redacted`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostEvent {
     /// Normal or warning.
@@ -162,20 +169,34 @@ pub struct HostEvent {
     /// A CamelCase reason (upstream's where it has one).
     pub reason: String,
     /// What happened.
-    pub note: String,
+    pub note: Redacted,
+    /// For a state change, the state the host went to.
+    pub to: Option<ProvisioningState>,
+}
+
+impl HostEvent {
+    /// An event with this reason and note, cut to an Event's limits.
+    pub fn new(kind: EventKind, reason: &str, note: &str) -> Self {
+        let note = Redacted::new(note).truncated(MAX_NOTE_BYTES);
+        HostEvent { kind, reason: truncate_bytes(reason, MAX_REASON_BYTES), note, to: None }
+    }
+
+    /// The host went from one state to another.
+    pub fn state_changed(from: ProvisioningState, to: ProvisioningState) -> Self {
+        let event = HostEvent::new(EventKind::Normal, "ProvisioningStateChanged", &format!("{from} → {to}"));
+        HostEvent { to: Some(to), ..event }
+    }
 }
 
 /// What a host whose `status.provisioning.state` this build does not know is told: nothing is
 /// done to it (its status is not written, so the state stays as it was) until it changes.
 pub fn unknown_state_event() -> HostEvent {
-    HostEvent {
-        kind: EventKind::Warning,
-        reason: "UnknownProvisioningState".into(),
-        note: "status.provisioning.state is not a state this metalhost knows (a newer \
-               baremetal-operator's, or one written by hand): the host is left as it is until its \
-               state is one metalhost knows"
-            .into(),
-    }
+    HostEvent::new(
+        EventKind::Warning,
+        "UnknownProvisioningState",
+        "status.provisioning.state is not a state this metalhost knows (a newer baremetal-operator's, \
+         or one written by hand): the host is left as it is until its state is one metalhost knows",
+    )
 }
 
 /// The events of one step from `before` to `after` (passing through `states`).
@@ -188,30 +209,18 @@ pub fn events(
     let mut from = before.provisioning.state;
     for &to in states.iter().filter(|s| **s != before.provisioning.state) {
         if to != from {
-            out.push(HostEvent {
-                kind: EventKind::Normal,
-                reason: "ProvisioningStateChanged".into(),
-                note: format!("{from} → {to}"),
-            });
+            out.push(HostEvent::state_changed(from, to));
             from = to;
         }
     }
     if after.operational_status == OperationalStatus::Error && after.error_message != before.error_message {
         let reason = after.error_type.map_or("Error", |t| t.as_str());
-        out.push(HostEvent {
-            kind: EventKind::Warning,
-            reason: camel_case(reason),
-            note: after.error_message.clone(),
-        });
+        out.push(HostEvent::new(EventKind::Warning, &camel_case(reason), &after.error_message));
     }
     if after.operational_status == OperationalStatus::Detached
         && before.operational_status != OperationalStatus::Detached
     {
-        out.push(HostEvent {
-            kind: EventKind::Normal,
-            reason: "Detached".into(),
-            note: "detached from Ironic by annotation".into(),
-        });
+        out.push(HostEvent::new(EventKind::Normal, "Detached", "detached from Ironic by annotation"));
     }
     out
 }

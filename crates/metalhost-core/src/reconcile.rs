@@ -175,7 +175,7 @@ mod tests {
             reconciler.reconcile(&input, &BareMetalHostStatus::default(), "2026-11-25T00:00:00Z").await;
         let message = &outcome.status.error_message;
         assert!(message.contains("Unknown BMC type 'foo'") && !message.contains("s3cr3t"), "{message}");
-        assert!(outcome.events.iter().all(|e| !e.note.contains("s3cr3t")), "{:?}", outcome.events);
+        assert!(outcome.events.iter().all(|e| !e.note.as_str().contains("s3cr3t")), "{:?}", outcome.events);
         assert_eq!(reconciler.provisioner().request_count(), 0);
     }
 

@@ -220,7 +220,7 @@ fn get_w_prints_each_state_change_of_a_reprovisioning_host_and_events_survive_re
     apply(&lab, &file);
     let applied = events::read(dir.path());
     assert!(
-        applied.iter().any(|e| e.new_state() == Some("provisioned")),
+        applied.iter().any(|e| e.state == Some(metalhost_api::ProvisioningState::Provisioned)),
         "apply logged events: {applied:#?}"
     );
 
@@ -247,7 +247,7 @@ fn get_w_prints_each_state_change_of_a_reprovisioning_host_and_events_survive_re
     let logged: Vec<String> = events::read(dir.path())
         .into_iter()
         .filter(|e| e.seq > seq_before && e.host == "default/live-0")
-        .filter_map(|e| e.new_state().map(String::from))
+        .filter_map(|e| e.state.map(|s| s.to_string()))
         .collect();
     assert_eq!(shown_changes, logged, "one line per state change, in order: {rows:#?}");
     assert!(shown.contains(&"deprovisioning") && shown.contains(&"provisioning"), "{rows:#?}");

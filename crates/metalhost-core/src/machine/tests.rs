@@ -665,7 +665,8 @@ fn provisioning_waits_while_the_power_changes() {
 #[test]
 fn a_huge_error_message_is_cut_before_the_status() {
     let previous = BareMetalHostStatus::default();
-    let (status, _) = failed(&previous, &previous, ErrorType::Provisioning, "x".repeat(3 * 1024 * 1024));
+    let (status, _) =
+        failed(&previous, &previous, ErrorType::Provisioning, Redacted::new(&"x".repeat(3 * 1024 * 1024)));
     assert!(status.error_message.len() < 5000, "{} bytes", status.error_message.len());
     assert!(status.error_message.ends_with("cut by metalhost]"));
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use metalhost_api::{BareMetalHost, ProvisioningState};
+use metalhost_api::BareMetalHost;
 
 use super::table::{self, Column};
 use crate::standalone::events;
@@ -100,12 +100,7 @@ impl Watch {
         let seen = self.last_seq;
         for event in logged.into_iter().filter(|e| e.seq > seen) {
             self.last_seq = event.seq;
-            let (Some(state), Some(host)) = (event.new_state(), hosts.get(&event.host)) else { continue };
-            let Ok(state) =
-                serde_json::from_value::<ProvisioningState>(serde_json::Value::String(state.into()))
-            else {
-                continue;
-            };
+            let (Some(state), Some(host)) = (event.state, hosts.get(&event.host)) else { continue };
             let mut host = host.clone();
             host.status.get_or_insert_with(Default::default).provisioning.state = state;
             self.show(host, now, &mut out);
@@ -137,8 +132,8 @@ mod tests {
     use super::*;
     use crate::standalone::events::EventLog;
     use crate::standalone::store;
-    use metalhost_api::{BareMetalHostStatus, ErrorType, OperationalStatus};
-    use metalhost_core::{EventKind, HostEvent};
+    use metalhost_api::{BareMetalHostStatus, ErrorType, OperationalStatus, ProvisioningState};
+    use metalhost_core::HostEvent;
 
     fn write(dir: &Path, state: ProvisioningState, error: Option<ErrorType>) {
         let mut host = BareMetalHost::new("h", Default::default());
@@ -150,11 +145,8 @@ mod tests {
     }
 
     fn changed(log: &mut EventLog, from: &str, to: &str) {
-        let e = HostEvent {
-            kind: EventKind::Normal,
-            reason: "ProvisioningStateChanged".into(),
-            note: format!("{from} → {to}"),
-        };
+        let state = |s: &str| serde_json::from_value(serde_json::json!(s)).unwrap();
+        let e = HostEvent::state_changed(state(from), state(to));
         log.append("default/h", &[e], "t").unwrap();
     }
 

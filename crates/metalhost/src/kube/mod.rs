@@ -28,7 +28,6 @@ use kube::runtime::{Controller, Predicate, WatchStreamExt, predicates, watcher};
 use metalhost_api::{BareMetalHost, BareMetalHostStatus};
 use metalhost_core::{Reconciler, Schedule};
 
-pub use events::{MAX_NOTE_BYTES, truncate};
 pub use reconcile::reconcile;
 pub use secrets::{SECRET_LABEL, SecretCache};
 

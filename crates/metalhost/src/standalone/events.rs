@@ -14,11 +14,11 @@ use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use metalhost_api::ProvisioningState;
 use metalhost_core::{EventKind, HostEvent};
 use serde::{Deserialize, Serialize};
 
 use super::bounded::open_regular;
-use crate::kube::events::{MAX_NOTE_BYTES, MAX_REASON_BYTES, truncate};
 
 /// The current generation of the log, in the manifest directory.
 pub const LOG_FILE: &str = ".metalhost-events.jsonl";
@@ -46,13 +46,9 @@ pub struct LoggedEvent {
     pub reason: String,
     /// What happened.
     pub note: String,
-}
-
-impl LoggedEvent {
-    /// For a `ProvisioningStateChanged` event, the state the host went to.
-    pub fn new_state(&self) -> Option<&str> {
-        (self.reason == "ProvisioningStateChanged").then(|| self.note.rsplit(" → ").next()).flatten()
-    }
+    /// For a state change, the state the host went to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<ProvisioningState>,
 }
 
 /// Appends events to a directory's log, keeping it within its bounds.
@@ -112,11 +108,9 @@ impl EventLog {
                     EventKind::Warning => "Warning",
                 }
                 .to_string(),
-                reason: truncate(
-                    &metalhost_api::redact::redact_url_userinfo(&event.reason),
-                    MAX_REASON_BYTES,
-                ),
-                note: truncate(&metalhost_api::redact::redact_url_userinfo(&event.note), MAX_NOTE_BYTES),
+                reason: event.reason.clone(),
+                note: event.note.to_string(),
+                state: event.to,
             };
             let mut line = serde_json::to_string(&logged).map_err(std::io::Error::other)?;
             line.push('\n');
@@ -162,7 +156,7 @@ mod tests {
     use super::*;
 
     fn event(note: &str) -> HostEvent {
-        HostEvent { kind: EventKind::Normal, reason: "ProvisioningStateChanged".into(), note: note.into() }
+        HostEvent::new(EventKind::Normal, "ProvisioningStateChanged", note)
     }
 
     fn size(dir: &Path) -> u64 {
@@ -189,11 +183,13 @@ mod tests {
         // a restart continues the sequence and keeps what was logged
         drop(log);
         let mut log = EventLog::open(dir.path());
-        log.append("default/h", &[event("provisioning → provisioned")], "t").unwrap();
+        let provisioned =
+            HostEvent::state_changed(ProvisioningState::Provisioning, ProvisioningState::Provisioned);
+        log.append("default/h", &[provisioned], "t").unwrap();
         let after = read(dir.path());
         assert_eq!(after.last().unwrap().seq, 2501);
         assert!(after.iter().any(|e| e.note == "available → provisioning 2499"));
-        assert_eq!(after.last().unwrap().new_state(), Some("provisioned"));
+        assert_eq!(after.last().unwrap().state, Some(ProvisioningState::Provisioned));
     }
 
     #[test]
@@ -204,7 +200,7 @@ mod tests {
             log.append("default/h", &[event(&"x".repeat(5000))], "t").unwrap();
         }
         assert!(size(dir.path()) <= 64 * 1024, "{}", size(dir.path()));
-        assert!(read(dir.path()).iter().all(|e| e.note.len() <= MAX_NOTE_BYTES));
+        assert!(read(dir.path()).iter().all(|e| e.note.len() <= metalhost_core::policy::MAX_NOTE_BYTES));
     }
 
     #[test]
@@ -244,11 +240,11 @@ mod tests {
     fn no_userinfo_reaches_the_log() {
         let dir = tempfile::tempdir().unwrap();
         let mut log = EventLog::open(dir.path());
-        let e = HostEvent {
-            kind: EventKind::Warning,
-            reason: "RegistrationError".into(),
-            note: "cannot reach redfish://admin:hunter2@10.0.0.1/redfish/v1".into(),
-        };
+        let e = HostEvent::new(
+            EventKind::Warning,
+            "RegistrationError",
+            "cannot reach redfish://admin:hunter2@10.0.0.1/redfish/v1",
+        );
         log.append("default/h", &[e], "t").unwrap();
         let text = std::fs::read_to_string(dir.path().join(LOG_FILE)).unwrap();
         assert!(!text.contains("hunter2") && text.contains("redfish://***@10.0.0.1"), "{text}");

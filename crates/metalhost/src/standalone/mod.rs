@@ -495,14 +495,15 @@ impl Runtime {
         let now = rfc3339_now();
         for (key, t) in &mut self.hosts {
             let Some(reason) = t.presence.unusable().map(str::to_string) else { continue };
-            if t.status.error_message == metalhost_api::text::bounded(&reason) {
+            let message = metalhost_api::text::Redacted::new(&reason);
+            if t.status.error_message == message.as_str() {
                 continue;
             }
             let before = t.status.clone();
             t.status.operational_status = OperationalStatus::Error;
             t.status.error_type.get_or_insert(ErrorType::Registration);
             // bounded: serde's error may quote a huge field of the manifest
-            t.status.error_message = metalhost_api::text::bounded(&reason).into_owned();
+            t.status.error_message = message.into_string();
             t.status.last_updated = Some(now.clone());
             t.save(&dir, key);
             let events = metalhost_core::policy::events(&before, &t.status, &[]);
@@ -563,8 +564,6 @@ impl Runtime {
             return Vec::new();
         }
         t.status = outcome.status;
-        // messages may echo a BMC address with credentials in it: never show or store those
-        t.status.error_message = metalhost_api::redact::redact_url_userinfo(&t.status.error_message);
         t.save(&dir, key);
         // the events Kubernetes would publish, logged after the status they tell of is stored
         self.log_events(key, &outcome.events);
