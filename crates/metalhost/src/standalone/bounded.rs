@@ -1,9 +1,73 @@
-//! Opening files of the manifest directory defensively (the event log): never through a symlink
-//! in the file's place, never blocking on a FIFO. Reading with a bound: `manifests::read_bounded`.
+//! Every file of the manifest directory is opened here, defensively: manifests, status files and
+//! the event log. Only regular files (FIFOs, devices and sockets are refused, also behind a
+//! symlink; a FIFO never blocks the opener), reads bounded whatever the file claims, and no
+//! symlink followed where metalhost writes. Status files are written by `store` through a fresh
+//! temporary file and a rename, never through a path that could be a planted link.
 
 use std::fs::{File, OpenOptions};
+use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+
+/// Whether [`read_bounded`] may follow a symlink at the path itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Links {
+    /// Follow it (manifests may be symlinks, as in a mounted ConfigMap); the target must still be
+    /// a regular file.
+    Follow,
+    /// Refuse it (status files are written by metalhost as regular files, never as links).
+    Refuse,
+}
+
+/// Reads a regular file of at most `limit` bytes as UTF-8. The file is opened without blocking
+/// (a FIFO cannot hang the caller) and checked with fstat on the open descriptor (no race between
+/// the check and the read): FIFOs, devices, sockets and directories are refused, and the read
+/// stops after `limit + 1` bytes, so a file that grows after the check or lies about its size is
+/// refused too.
+pub fn read_bounded(path: &Path, limit: u64, links: Links) -> Result<String, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut flags = libc::O_NONBLOCK | libc::O_NOCTTY;
+    if links == Links::Refuse {
+        flags |= libc::O_NOFOLLOW;
+    }
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(flags).open(path).map_err(|e| {
+        if links == Links::Refuse && e.raw_os_error() == Some(libc::ELOOP) {
+            "is a symbolic link; not read".to_string()
+        } else {
+            e.to_string()
+        }
+    })?;
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if !meta.file_type().is_file() {
+        return Err(format!("not a regular file ({}); not read", kind_of(&meta.file_type())));
+    }
+    if meta.len() > limit {
+        return Err(format!("{} bytes is over the {limit}-byte limit; not read", meta.len()));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(limit + 1).read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > limit {
+        return Err(format!("over the {limit}-byte limit; not read"));
+    }
+    String::from_utf8(bytes).map_err(|e| format!("not UTF-8 text: {e}"))
+}
+
+fn kind_of(t: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a plain file"
+    }
+}
 
 /// Opens `path` with `options` only if it is a regular file: a symlink in its place is refused
 /// (`O_NOFOLLOW`), a FIFO does not block (`O_NONBLOCK`).

@@ -14,7 +14,8 @@ use std::time::{Duration, SystemTime};
 use metalhost_api::BareMetalHost;
 use metalhost_api::redact::redact_url_userinfo;
 
-use super::manifests::{Links, STATUS_SUFFIX, parse_documents, read_bounded};
+use super::bounded::{Links, read_bounded};
+use super::manifests::{STATUS_SUFFIX, parse_documents};
 
 /// The largest status file read back.
 pub const MAX_STATUS_BYTES: u64 = 1024 * 1024;
