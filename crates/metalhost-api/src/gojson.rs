@@ -4,7 +4,7 @@
 //! `json: cannot unmarshal …` for values of the wrong JSON type. Field names and JSON types come
 //! from the generated CRD schema, which matches upstream's.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// Go's `quoteChar`.
 fn quote_char(c: char) -> String {
@@ -19,10 +19,24 @@ fn quote_char(c: char) -> String {
 /// Go's `maxNestingDepth`: the scanner refuses more open arrays and objects than this.
 const MAX_NESTING_DEPTH: usize = 10_000;
 
+/// Containers nested deeper than this are checked for syntax but kept empty: the types decoded
+/// into are far shallower, so a type error is found above this depth, and no deep value is ever
+/// built (or dropped, which is recursive).
+const KEPT_DEPTH: usize = 64;
+
+/// A container being read.
+enum Open {
+    Array(Vec<Value>),
+    Object(Map<String, Value>, String),
+}
+
 struct Scanner<'a> {
     s: &'a [u8],
     text: &'a str,
     i: usize,
+    /// The first number Go could not hold (reported only once the syntax is known good, as Go
+    /// checks the syntax of the whole value before decoding it).
+    bad_number: Option<String>,
 }
 
 enum Ctx {
@@ -32,7 +46,10 @@ enum Ctx {
     ObjectValue,
 }
 
-impl Scanner<'_> {
+impl<'a> Scanner<'a> {
+    fn new(text: &'a str) -> Self {
+        Scanner { s: text.as_bytes(), text, i: 0, bad_number: None }
+    }
     fn char_at(&self, i: usize) -> char {
         self.text[i..].chars().next().unwrap_or('\0')
     }
@@ -47,86 +64,91 @@ impl Scanner<'_> {
     fn eof(&self) -> bool {
         self.i >= self.s.len()
     }
-    /// One JSON value, scanned with an explicit stack of open containers (no recursion, so no
-    /// input can exhaust the thread's stack), refused past Go's nesting limit with Go's message.
-    fn value(&mut self, eof: &str) -> Result<(), String> {
-        let mut open: Vec<u8> = Vec::new();
+    fn peek(&mut self, eof: &str) -> Result<u8, String> {
+        self.ws();
+        if self.eof() { Err(eof.into()) } else { Ok(self.s[self.i]) }
+    }
+    /// One JSON value, read with an explicit stack of open containers (no recursion, so no input
+    /// can exhaust the thread's stack), refused past Go's nesting limit with Go's message.
+    fn value(&mut self, eof: &str) -> Result<Value, String> {
+        let mut open: Vec<Open> = Vec::new();
         loop {
-            // the start of a value
-            self.ws();
-            if self.eof() {
-                return Err(eof.into());
-            }
-            let c = self.s[self.i];
-            match c {
+            let c = self.peek(eof)?;
+            let mut done = match c {
                 b'{' | b'[' => {
                     if open.len() >= MAX_NESTING_DEPTH {
                         return Err(self.invalid("exceeded max depth"));
                     }
                     self.i += 1;
-                    self.ws();
                     let close = if c == b'{' { b'}' } else { b']' };
-                    if !self.eof() && self.s[self.i] == close {
+                    if self.peek(eof).is_ok() && self.s[self.i] == close {
                         self.i += 1;
+                        if c == b'{' { Value::Object(Map::new()) } else { Value::Array(Vec::new()) }
+                    } else if c == b'{' {
+                        let key = self.object_key(eof)?;
+                        open.push(Open::Object(Map::new(), key));
+                        continue;
                     } else {
-                        open.push(c);
-                        if c == b'{' {
-                            self.object_key(eof)?;
-                        }
+                        open.push(Open::Array(Vec::new()));
                         continue;
                     }
                 }
-                b'"' => self.string(eof)?,
-                b't' => self.literal("true", eof)?,
-                b'f' => self.literal("false", eof)?,
-                b'n' => self.literal("null", eof)?,
+                b'"' => Value::String(self.string(eof)?),
+                b't' => self.literal("true", Value::Bool(true), eof)?,
+                b'f' => self.literal("false", Value::Bool(false), eof)?,
+                b'n' => self.literal("null", Value::Null, eof)?,
                 b'-' | b'0'..=b'9' => self.number(eof)?,
                 _ => return Err(self.invalid("looking for beginning of value")),
-            }
-            // a value ended: close the containers it ends, or go on to the next element
+            };
+            // a value ended: put it in its container; close the containers it ends, or go on to
+            // the next element
             loop {
-                let Some(&container) = open.last() else { return Ok(()) };
-                self.ws();
-                if self.eof() {
-                    return Err(eof.into());
-                }
-                match (container, self.s[self.i]) {
-                    (b'[', b',') => self.i += 1,
-                    (b'{', b',') => {
+                let depth = open.len();
+                let Some(container) = open.last_mut() else { return Ok(done) };
+                let keep = depth <= KEPT_DEPTH;
+                let next = self.peek(eof)?;
+                match (container, next) {
+                    (Open::Array(items), b',' | b']') => {
+                        if keep {
+                            items.push(std::mem::take(&mut done));
+                        }
                         self.i += 1;
-                        self.object_key(eof)?;
+                        if next == b',' {
+                            break;
+                        }
                     }
-                    (b'[', b']') | (b'{', b'}') => {
+                    (Open::Object(map, key), b',' | b'}') => {
+                        if keep {
+                            map.insert(std::mem::take(key), std::mem::take(&mut done));
+                        }
                         self.i += 1;
-                        open.pop();
-                        continue;
+                        if next == b',' {
+                            *key = self.object_key(eof)?;
+                            break;
+                        }
                     }
-                    (b'[', _) => return Err(self.after(Ctx::Array)),
-                    _ => return Err(self.after(Ctx::ObjectValue)),
+                    (Open::Array(_), _) => return Err(self.after(Ctx::Array)),
+                    (Open::Object(..), _) => return Err(self.after(Ctx::ObjectValue)),
                 }
-                break;
+                done = match open.pop() {
+                    Some(Open::Array(items)) => Value::Array(items),
+                    Some(Open::Object(map, _)) => Value::Object(map),
+                    None => Value::Null,
+                };
             }
         }
     }
     /// An object's key and its colon (the value follows).
-    fn object_key(&mut self, eof: &str) -> Result<(), String> {
-        self.ws();
-        if self.eof() {
-            return Err(eof.into());
-        }
-        if self.s[self.i] != b'"' {
+    fn object_key(&mut self, eof: &str) -> Result<String, String> {
+        if self.peek(eof)? != b'"' {
             return Err(self.invalid("looking for beginning of object key string"));
         }
-        self.string(eof)?;
-        self.ws();
-        if self.eof() {
-            return Err(eof.into());
-        }
-        if self.s[self.i] != b':' {
+        let key = self.string(eof)?;
+        if self.peek(eof)? != b':' {
             return Err(self.after(Ctx::ObjectKey));
         }
         self.i += 1;
-        Ok(())
+        Ok(key)
     }
     fn after(&self, ctx: Ctx) -> String {
         self.invalid(match ctx {
@@ -136,63 +158,107 @@ impl Scanner<'_> {
             Ctx::ObjectValue => "after object key:value pair",
         })
     }
-    fn literal(&mut self, word: &str, eof: &str) -> Result<(), String> {
-        for (n, expected) in word.bytes().enumerate() {
+    fn literal(&mut self, word: &str, value: Value, eof: &str) -> Result<Value, String> {
+        for expected in word.bytes() {
             if self.eof() {
                 return Err(eof.into());
             }
             if self.s[self.i] != expected {
                 return Err(self.invalid(&format!("in literal {word} (expecting '{}')", expected as char)));
             }
-            let _ = n;
             self.i += 1;
         }
-        Ok(())
+        Ok(value)
     }
-    fn string(&mut self, eof: &str) -> Result<(), String> {
+    /// A string, its escapes decoded as Go does (a lone surrogate becomes U+FFFD).
+    fn string(&mut self, eof: &str) -> Result<String, String> {
         self.i += 1;
+        let mut out = String::new();
+        let mut high: Option<u32> = None;
         loop {
             if self.eof() {
                 return Err(eof.into());
             }
-            match self.s[self.i] {
+            let c = self.s[self.i];
+            if c == b'\\' && self.s.get(self.i + 1) == Some(&b'u') {
+                self.i += 2;
+                let unit = self.hex4(eof)?;
+                match (high.take(), unit) {
+                    (None, 0xD800..=0xDBFF) => high = Some(unit),
+                    (Some(h), 0xDC00..=0xDFFF) => out.push(
+                        char::from_u32(0x10000 + ((h - 0xD800) << 10) + (unit - 0xDC00))
+                            .unwrap_or('\u{FFFD}'),
+                    ),
+                    (Some(_), 0xD800..=0xDBFF) => {
+                        out.push('\u{FFFD}');
+                        high = Some(unit);
+                    }
+                    (earlier, unit) => {
+                        if earlier.is_some() {
+                            out.push('\u{FFFD}');
+                        }
+                        out.push(char::from_u32(unit).unwrap_or('\u{FFFD}'));
+                    }
+                }
+                continue;
+            }
+            if high.take().is_some() {
+                out.push('\u{FFFD}');
+            }
+            match c {
                 b'"' => {
                     self.i += 1;
-                    return Ok(());
+                    return Ok(out);
                 }
                 b'\\' => {
                     self.i += 1;
                     if self.eof() {
                         return Err(eof.into());
                     }
-                    match self.s[self.i] {
-                        b'b' | b'f' | b'n' | b'r' | b't' | b'\\' | b'/' | b'"' => self.i += 1,
-                        b'u' => {
-                            self.i += 1;
-                            for _ in 0..4 {
-                                if self.eof() {
-                                    return Err(eof.into());
-                                }
-                                if !self.s[self.i].is_ascii_hexdigit() {
-                                    return Err(self.invalid("in \\u hexadecimal character escape"));
-                                }
-                                self.i += 1;
-                            }
-                        }
+                    out.push(match self.s[self.i] {
+                        b'b' => '\u{8}',
+                        b'f' => '\u{c}',
+                        b'n' => '\n',
+                        b'r' => '\r',
+                        b't' => '\t',
+                        b'\\' => '\\',
+                        b'/' => '/',
+                        b'"' => '"',
                         _ => return Err(self.invalid("in string escape code")),
-                    }
+                    });
+                    self.i += 1;
                 }
                 c if c < 0x20 => return Err(self.invalid("in string literal")),
-                _ => self.i += self.char_at(self.i).len_utf8(),
+                _ => {
+                    let ch = self.char_at(self.i);
+                    out.push(ch);
+                    self.i += ch.len_utf8();
+                }
             }
         }
+    }
+    /// The four hexadecimal digits of a `\u` escape.
+    fn hex4(&mut self, eof: &str) -> Result<u32, String> {
+        let mut unit = 0;
+        for _ in 0..4 {
+            if self.eof() {
+                return Err(eof.into());
+            }
+            let Some(digit) = (self.s[self.i] as char).to_digit(16) else {
+                return Err(self.invalid("in \\u hexadecimal character escape"));
+            };
+            unit = unit * 16 + digit;
+            self.i += 1;
+        }
+        Ok(unit)
     }
     fn digits(&mut self) {
         while !self.eof() && self.s[self.i].is_ascii_digit() {
             self.i += 1;
         }
     }
-    fn number(&mut self, eof: &str) -> Result<(), String> {
+    fn number(&mut self, eof: &str) -> Result<Value, String> {
+        let start = self.i;
         if self.s[self.i] == b'-' {
             self.i += 1;
             if self.eof() {
@@ -230,31 +296,56 @@ impl Scanner<'_> {
             }
             self.digits();
         }
-        Ok(())
+        Ok(self.number_value(&self.text[start..self.i]))
+    }
+    /// The number a literal stands for: an integer when it is one that fits, else a float.
+    fn number_value(&mut self, literal: &str) -> Value {
+        if let Ok(n) = literal.parse::<i64>() {
+            return n.into();
+        }
+        if let Ok(n) = literal.parse::<u64>() {
+            return n.into();
+        }
+        match literal.parse::<f64>().ok().and_then(serde_json::Number::from_f64) {
+            Some(n) => Value::Number(n),
+            None => {
+                self.bad_number.get_or_insert_with(|| {
+                    format!("json: cannot unmarshal number {literal} into Go value of type float64")
+                });
+                Value::Null
+            }
+        }
+    }
+    /// The value read, unless a number in it was out of range.
+    fn checked(&mut self, value: Value) -> Result<Value, String> {
+        match self.bad_number.take() {
+            Some(e) => Err(e),
+            None => Ok(value),
+        }
     }
 }
 
-/// Go's `json.Unmarshal` syntax check: the whole text must be one JSON value.
-pub(crate) fn check_unmarshal_syntax(text: &str) -> Result<(), String> {
-    let mut s = Scanner { s: text.as_bytes(), text, i: 0 };
-    s.value("unexpected end of JSON input")?;
+/// Decodes as Go's `json.Unmarshal` does: the whole text must be one JSON value.
+pub(crate) fn unmarshal(text: &str) -> Result<Value, String> {
+    let mut s = Scanner::new(text);
+    let value = s.value("unexpected end of JSON input")?;
     s.ws();
     if !s.eof() {
         return Err(s.after(Ctx::Top));
     }
-    Ok(())
+    s.checked(value)
 }
 
-/// Go's `json.Decoder.Decode` syntax check: the first JSON value of the text (the rest is not
-/// read). Returns the length of that value.
-pub(crate) fn check_decoder_syntax(text: &str) -> Result<usize, String> {
-    let mut s = Scanner { s: text.as_bytes(), text, i: 0 };
+/// Decodes as Go's `json.Decoder.Decode` does: the first JSON value of the text (the rest is not
+/// read).
+pub(crate) fn decode(text: &str) -> Result<Value, String> {
+    let mut s = Scanner::new(text);
     s.ws();
     if s.eof() {
         return Err("EOF".into());
     }
-    s.value("unexpected EOF")?;
-    Ok(s.i)
+    let value = s.value("unexpected EOF")?;
+    s.checked(value)
 }
 
 fn kind_of(value: &Value) -> String {
@@ -367,4 +458,44 @@ pub(crate) fn field<'a>(
 pub(crate) fn get<'a>(object: &'a Value, name: &str) -> Option<&'a Value> {
     let map = object.as_object()?;
     map.get(name).or_else(|| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_decoded_as_go_decodes_them() {
+        let v = unmarshal(r#" {"a": "x\u00e9\ud83d\ude00\n\/", "b": [1, -2, 1.5, 18446744073709551615, 1e3], "c": null, "d": true} "#)
+            .unwrap();
+        assert_eq!(v["a"], "xé😀\n/");
+        assert_eq!(v["b"], serde_json::json!([1, -2, 1.5, 18446744073709551615u64, 1000.0]));
+        assert_eq!((v["c"].is_null(), v["d"].as_bool()), (true, Some(true)));
+        // a lone surrogate becomes U+FFFD, as in Go
+        assert_eq!(unmarshal(r#""\ud83dx""#).unwrap(), "\u{FFFD}x");
+        // a number Go cannot hold is refused once the syntax is known good; a syntax error first
+        assert_eq!(
+            unmarshal("[1e400]").unwrap_err(),
+            "json: cannot unmarshal number 1e400 into Go value of type float64"
+        );
+        assert_eq!(
+            unmarshal("[1e400,]").unwrap_err(),
+            "invalid character ']' looking for beginning of value"
+        );
+        // the decoder reads the first value only
+        assert_eq!(decode(r#"{"a": 1} trailing"#).unwrap(), serde_json::json!({"a": 1}));
+        assert_eq!(decode("  ").unwrap_err(), "EOF");
+    }
+
+    #[test]
+    fn deep_values_are_checked_but_not_kept() {
+        let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+        let mut v = unmarshal(&deep).unwrap();
+        let mut depth = 0;
+        while let Value::Array(mut items) = v {
+            depth += 1;
+            v = items.pop().unwrap_or(Value::Null);
+        }
+        assert_eq!(depth, KEPT_DEPTH + 1);
+    }
 }

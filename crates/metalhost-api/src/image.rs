@@ -1,8 +1,6 @@
 //! The image rules (docs/architecture.md §4): which images need a checksum, which URL schemes are accepted,
 //! and whether the host boots the image as a live ISO or gets it written to disk.
 
-use url::Url;
-
 use crate::host::{ChecksumType, Image, ImageFormat};
 
 /// The longest image URL accepted.
@@ -125,16 +123,16 @@ impl DeployImage {
         if url.len() > MAX_URL_LEN {
             return Err(ImageError::UrlTooLong(url.len()));
         }
-        let parsed = Url::parse(url)
-            .map_err(|e| ImageError::MalformedUrl { url: url.to_string(), reason: e.to_string() })?;
-        if !IMAGE_URL_SCHEMES.contains(&parsed.scheme()) {
-            return Err(ImageError::UnsupportedScheme { scheme: parsed.scheme().to_string() });
+        let parsed = crate::gourl::parse_request_uri(url)
+            .map_err(|e| ImageError::MalformedUrl { url: url.to_string(), reason: e })?;
+        if !IMAGE_URL_SCHEMES.contains(&parsed.scheme.as_str()) {
+            return Err(ImageError::UnsupportedScheme { scheme: parsed.scheme.clone() });
         }
-        if parsed.host_str().is_none_or(str::is_empty) {
+        if parsed.hostname().is_empty() {
             return Err(ImageError::MalformedUrl { url: url.to_string(), reason: "no host name".into() });
         }
         let checksum = image.checksum.as_deref().map(str::trim).filter(|c| !c.is_empty());
-        let oci = parsed.scheme() == "oci";
+        let oci = parsed.scheme == "oci";
         if image.format == Some(ImageFormat::LiveIso) {
             if oci && checksum.is_some() {
                 return Err(ImageError::ChecksumWithOciLiveIso);
@@ -177,21 +175,16 @@ impl DeployImage {
                     .map(|u| u.trim().to_string())
                     .filter(|u| !u.is_empty())
                     .ok_or(ImageError::MissingInitramfs)?;
-                match Url::parse(&initramfs) {
-                    Ok(u)
-                        if IMAGE_URL_SCHEMES.contains(&u.scheme())
-                            && u.host_str().is_some_and(|h| !h.is_empty()) => {}
+                match crate::gourl::parse(&initramfs) {
+                    Ok(u) if IMAGE_URL_SCHEMES.contains(&u.scheme.as_str()) && !u.hostname().is_empty() => {}
                     Ok(u) => {
                         return Err(ImageError::MalformedInitramfs {
                             url: initramfs.clone(),
-                            reason: format!("scheme '{}' or host not usable", u.scheme()),
+                            reason: format!("scheme '{}' or host not usable", u.scheme),
                         });
                     }
-                    Err(e) => {
-                        return Err(ImageError::MalformedInitramfs {
-                            url: initramfs.clone(),
-                            reason: e.to_string(),
-                        });
+                    Err(reason) => {
+                        return Err(ImageError::MalformedInitramfs { url: initramfs.clone(), reason });
                     }
                 }
                 let kernel_arguments = annotations

@@ -345,8 +345,7 @@ fn status_schema() -> &'static Value {
 
 /// Decodes annotation JSON as upstream's `json.Decoder` with unknown fields refused does.
 fn decode_strict(text: &str, schema: &Value, root: &str) -> Result<Value, String> {
-    let end = crate::gojson::check_decoder_syntax(text)?;
-    let value: Value = serde_json::from_str(&text[..end]).map_err(|e| e.to_string())?;
+    let value = crate::gojson::decode(text)?;
     crate::gojson::check_fields(&value, schema, root)?;
     Ok(value)
 }
@@ -381,8 +380,7 @@ fn status_annotation(value: &str) -> Result<(), String> {
 fn reboot_annotation(value: &str) -> Result<(), String> {
     let fail =
         |e: String| format!("failed to unmarshal the data from the {REBOOT_ANNOTATION} annotation: {e}");
-    crate::gojson::check_unmarshal_syntax(value).map_err(fail)?;
-    let args: Value = serde_json::from_str(value).map_err(|e| fail(e.to_string()))?;
+    let args = crate::gojson::unmarshal(value).map_err(fail)?;
     let schema = serde_json::json!({"type": "object", "properties": {
         "mode": {"type": "string", "x-go-type": "v1alpha1.RebootMode"}, "force": {"type": "boolean"}}});
     // unknown fields are fine here (plain json.Unmarshal)

@@ -665,7 +665,7 @@ fn deeply_nested_annotation_json_is_refused_with_gos_message_without_recursion()
             annotations.insert("reboot.metal3.io/x".into(), deep.clone());
             annotations.insert("baremetalhost.metal3.io/status".into(), deep);
             let deep_messages = messages(&host);
-            let scan = |text: &str| crate::gojson::check_unmarshal_syntax(text);
+            let scan = |text: &str| crate::gojson::unmarshal(text).map(drop);
             (deep_messages, scan(&at_limit), scan(&one_past))
         })
         .expect("thread")
@@ -679,5 +679,11 @@ fn deeply_nested_annotation_json_is_refused_with_gos_message_without_recursion()
         ]
     );
     assert_eq!(got.1, Ok(()), "10,000 levels are within Go's limit");
+    // deeper than serde_json's 128 levels but within Go's: decoded, and refused by the type as Go does
+    let mut host = host_yaml("h1", "", OK_SPEC);
+    let nested = format!("{{\"conditions\": [{}{}]}}", "[".repeat(300), "]".repeat(300));
+    host.metadata.annotations.get_or_insert_default().insert("baremetalhost.metal3.io/status".into(), nested);
+    let message = messages(&host).join("\n");
+    assert!(message.contains("json: cannot unmarshal array into Go struct field"), "{message}");
     assert_eq!(got.2, Err("invalid character '[' exceeded max depth".to_string()));
 }
