@@ -13,12 +13,15 @@ use serde::Deserialize;
 
 mod fault_proxy;
 mod kube_lab;
+pub mod process;
 mod service_router;
+pub mod support;
 pub use fault_proxy::FaultProxy;
 pub use kube_lab::{
     CONTROLLER_USER, Credential, KubeLab, KubeLabInfo, PatchType, RequestRecord, Response, USER_AGENT,
     WatchStream,
 };
+pub use process::Metalhost;
 pub use service_router::ServiceRouter;
 
 /// One emulated server of the Redfish BMC.

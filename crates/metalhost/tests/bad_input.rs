@@ -5,36 +5,17 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
 use metalhost_api::{BareMetalHost, ErrorType, OperationalStatus, ProvisioningState};
-use metalhost_testlab::Lab;
+use metalhost_testlab::{Lab, Metalhost};
 
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn_run(dir: &Path, ironic: &str, extra: &[&str]) -> Running {
-    let log = std::fs::File::create(dir.join("metalhost.log")).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_metalhost"))
-        .args(["run", "--manifests"])
-        .arg(dir)
-        .args(["--ironic", ironic])
-        .args(extra)
-        .env("METALHOST_LOG", "debug")
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    Running(child)
+fn spawn_run(dir: &Path, ironic: &str, extra: &[&str]) -> Metalhost {
+    let dir_arg = dir.to_string_lossy();
+    let mut args = vec!["run", "--manifests", &dir_arg, "--ironic", ironic];
+    args.extend_from_slice(extra);
+    Metalhost::start(BIN.as_ref(), &args, &[("METALHOST_LOG", "debug")], &dir.join("metalhost.log"))
 }
 
 /// Waits until host `name`'s status file satisfies `pred`; returns it.
@@ -162,7 +143,7 @@ async fn bad_input_is_reported_per_host_and_the_process_keeps_running() {
     for name in ["bad-scheme", "no-secret", "bad-field"] {
         assert!(ironic.get_node(&format!("default~{name}")).await.unwrap().is_none(), "{name} has a node");
     }
-    assert!(proc.0.try_wait().unwrap().is_none(), "metalhost run exited");
+    assert!(proc.exit_status().is_none(), "metalhost run exited");
 
     // the password is nowhere: not in the log, not in any status file
     for entry in std::fs::read_dir(d).unwrap() {
@@ -195,5 +176,5 @@ async fn unreachable_ironic_is_reported_and_the_process_keeps_running() {
     // it keeps trying: the error count grows
     wait_status(d, "h1", Duration::from_secs(30), |h| h.status.as_ref().is_some_and(|s| s.error_count >= 2))
         .await;
-    assert!(proc.0.try_wait().unwrap().is_none(), "metalhost run exited");
+    assert!(proc.exit_status().is_none(), "metalhost run exited");
 }

@@ -6,7 +6,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::process::Command;
 
 use metalhost::settings::{Flags, read_file, resolve};
 use metalhost_ironic::Client;
@@ -89,12 +88,7 @@ async fn bmo_deploy_images_reach_the_nodes_as_bmo_sets_them() {
     ];
     let file = common::write(dir.path(), "hosts.yaml", &docs);
     let agent_iso = format!("{}/agent.iso", lab.info.iso_base_url);
-    let mut command = Command::new(env!("CARGO_BIN_EXE_metalhost"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("METALHOST_") || key.starts_with("DEPLOY_") || key.starts_with("IRONIC_") {
-            command.env_remove(key);
-        }
-    }
+    let mut command = metalhost_testlab::process::command(env!("CARGO_BIN_EXE_metalhost").as_ref());
     let out = command
         .args(["apply", file.to_str().unwrap(), "--wait", "--timeout", "600"])
         .env("IRONIC_ENDPOINT", format!("{}/v1/", lab.info.ironic_url))

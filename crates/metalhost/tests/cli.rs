@@ -3,7 +3,10 @@
 use std::process::Command;
 
 fn metalhost(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_metalhost")).args(args).output().unwrap();
+    let out = metalhost_testlab::process::command(env!("CARGO_BIN_EXE_metalhost").as_ref())
+        .args(args)
+        .output()
+        .unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into(),
@@ -163,7 +166,7 @@ fn sigterm_ends_a_busy_run_and_watch_within_seconds() {
         vec!["get", "--manifests", manifests, "-w"],
         vec!["run", "--manifests", manifests, "--ironic", "http://127.0.0.1:9"],
     ] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_metalhost"))
+        let mut child = metalhost_testlab::process::command(env!("CARGO_BIN_EXE_metalhost").as_ref())
             .args(&args)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -209,7 +212,7 @@ fn an_error_quoting_a_huge_field_keeps_the_status_readable() {
     )
     .unwrap();
     let manifests = dir.path().to_str().unwrap();
-    let mut run = Command::new(env!("CARGO_BIN_EXE_metalhost"))
+    let mut run = metalhost_testlab::process::command(env!("CARGO_BIN_EXE_metalhost").as_ref())
         .args(["run", "--manifests", manifests, "--ironic", "http://127.0.0.1:9"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -275,7 +278,7 @@ fn control_characters_from_manifests_and_ironic_are_printed_escaped() {
             "{args:?} shows them escaped:\n{out}\n{err}"
         );
     }
-    let run = Command::new(env!("CARGO_BIN_EXE_metalhost"))
+    let run = metalhost_testlab::process::command(env!("CARGO_BIN_EXE_metalhost").as_ref())
         .args(["run", "--manifests", manifests, "--ironic", "http://127.0.0.1:9"])
         .env("METALHOST_LOG", "debug")
         .stdout(std::process::Stdio::piped())

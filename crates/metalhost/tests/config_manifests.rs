@@ -144,8 +144,12 @@ fn check_config(objects: &[Value], container: &Value) -> BTreeMap<String, String
     }
     let mut args = strings(&container["args"]);
     args.push("--check-config".into());
-    let out =
-        Command::new(env!("CARGO_BIN_EXE_metalhost")).args(&args).env_clear().envs(&env).output().unwrap();
+    let out = metalhost_testlab::process::command(env!("CARGO_BIN_EXE_metalhost").as_ref())
+        .args(&args)
+        .env_clear()
+        .envs(&env)
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "metalhost {args:?} with {env:?}: {}{}",

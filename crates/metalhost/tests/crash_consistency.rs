@@ -16,7 +16,7 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
@@ -29,7 +29,7 @@ const KILLS_PER_PHASE: usize = 6;
 
 /// Starts `metalhost run` against Ironic at `ironic` (the lab's, or the holding proxy).
 fn spawn(dir: &Path, ironic: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_metalhost"))
+    metalhost_testlab::process::command(env!("CARGO_BIN_EXE_metalhost").as_ref())
         .args(["run", "--manifests"])
         .arg(dir)
         .args(["--ironic", ironic])

@@ -16,10 +16,8 @@ use metalhost::standalone::events;
 use metalhost_testlab::Lab;
 
 fn metalhost(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_metalhost"))
+    let out = metalhost_testlab::process::command(env!("CARGO_BIN_EXE_metalhost").as_ref())
         .args(args)
-        .env_remove("METALHOST_IRONIC_URL")
-        .env_remove("IRONIC_ENDPOINT")
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -171,7 +169,7 @@ impl Drop for Running {
 
 /// Starts `metalhost` with `args`; its stdout lines come through the receiver.
 fn spawn(args: &[&str]) -> (Running, mpsc::Receiver<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_metalhost"))
+    let mut child = metalhost_testlab::process::command(env!("CARGO_BIN_EXE_metalhost").as_ref())
         .args(args)
         .env("METALHOST_LOG", "warn")
         .stdin(Stdio::null())

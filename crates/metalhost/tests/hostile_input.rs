@@ -11,23 +11,14 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
 use metalhost_api::BareMetalHost;
-use metalhost_testlab::Lab;
+use metalhost_testlab::{Lab, Metalhost};
 
 /// Kills the process when dropped, also when an assertion fails.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// A scratch root holding `manifests/` (given to metalhost), `outside/` (must stay empty) and
 /// the log (kept out of the manifests directory so that the directory checks see only
 /// metalhost's own files).
@@ -52,21 +43,16 @@ impl Scene {
 
     /// Starts `metalhost run` at debug level, under a 4 GiB address-space limit so that a
     /// regression (a file read without bound) fails the test instead of the machine.
-    fn run(&self, ironic: &str) -> Running {
-        let log = std::fs::File::create(&self.log).unwrap();
-        let child = Command::new("sh")
-            .args(["-c", "ulimit -v 4194304; exec \"$0\" \"$@\""])
-            .arg(env!("CARGO_BIN_EXE_metalhost"))
+    fn run(&self, ironic: &str) -> Metalhost {
+        // through sh, which sets the limit and then becomes metalhost
+        let mut cmd = metalhost_testlab::process::command("sh".as_ref());
+        cmd.args(["-c", "ulimit -v 4194304; exec \"$0\" \"$@\""])
+            .arg(BIN)
             .args(["run", "--manifests"])
             .arg(&self.dir)
             .args(["--ironic", ironic])
-            .env("METALHOST_LOG", "debug")
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        Running(child)
+            .env("METALHOST_LOG", "debug");
+        Metalhost::spawn(cmd, &self.log)
     }
 
     fn log(&self) -> String {
@@ -76,7 +62,7 @@ impl Scene {
     /// Waits until the status file `file` (in the manifests directory) satisfies `pred`.
     fn wait_status(
         &self,
-        proc: &mut Running,
+        proc: &mut Metalhost,
         file: &str,
         pred: impl Fn(&BareMetalHost) -> bool,
     ) -> BareMetalHost {
@@ -88,7 +74,7 @@ impl Scene {
             if let Some(h) = host.filter(|h| pred(h)) {
                 return h;
             }
-            if let Some(code) = proc.0.try_wait().unwrap() {
+            if let Some(code) = proc.exit_status() {
                 panic!("metalhost run exited ({code}) before {file} was written; log:\n{}", self.log());
             }
             assert!(Instant::now() < deadline, "{file} not written in time; log:\n{}", self.log());
@@ -97,13 +83,13 @@ impl Scene {
     }
 
     /// Waits until the log holds `text`; returns how long after `since` it was first seen.
-    fn wait_log(&self, proc: &mut Running, text: &str, since: Instant) -> Duration {
+    fn wait_log(&self, proc: &mut Metalhost, text: &str, since: Instant) -> Duration {
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             if self.log().contains(text) {
                 return since.elapsed();
             }
-            if let Some(code) = proc.0.try_wait().unwrap() {
+            if let Some(code) = proc.exit_status() {
                 panic!("metalhost run exited ({code}); log:\n{}", self.log());
             }
             assert!(Instant::now() < deadline, "log never said {text:?}; log:\n{}", self.log());
@@ -252,7 +238,7 @@ fn special_files_are_refused_without_hanging_or_reading_without_bound() {
     ] {
         assert!(log.contains(refused), "not reported: {refused}\nlog:\n{log}");
     }
-    assert!(proc.0.try_wait().unwrap().is_none(), "metalhost run exited");
+    assert!(proc.exit_status().is_none(), "metalhost run exited");
 }
 
 #[test]

@@ -7,14 +7,13 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
 use metalhost::standalone::{Runtime, Source};
 use metalhost_api::ProvisioningState;
 use metalhost_ironic::{Client, ClientConfig, Error};
-use metalhost_testlab::Lab;
+use metalhost_testlab::{Lab, Metalhost};
 
 fn secure_config(lab: &Lab) -> ClientConfig {
     let mut config = ClientConfig::new(lab.info.ironic_url.clone());
@@ -141,15 +140,6 @@ async fn tls_and_basic_auth_to_ironic() {
 }
 
 /// Kills the process when dropped, also when an assertion fails.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// A manifests directory with one live-ISO-less host `name` (fake hardware).
 fn binary_dir(name: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -166,24 +156,17 @@ fn binary_dir(name: &str) -> tempfile::TempDir {
 /// `metalhost run --manifests DIR` with these flags and environment variables (and none of the
 /// METALHOST_IRONIC_* variables of the test's own environment), logging at debug level to
 /// DIR/metalhost.log.
-fn run(dir: &Path, flags: &[&str], env: &[(&str, &str)]) -> Running {
-    let log = std::fs::File::create(dir.join("metalhost.log")).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_metalhost"));
+fn run(dir: &Path, flags: &[&str], env: &[(&str, &str)]) -> Metalhost {
+    let log = dir.join("metalhost.log");
+    let mut cmd = metalhost_testlab::process::command(BIN.as_ref());
     cmd.args(["run", "--manifests"]).arg(dir).args(flags);
-    for var in ["URL", "CA_FILE", "USER", "PASSWORD", "PASSWORD_FILE"] {
-        cmd.env_remove(format!("METALHOST_IRONIC_{var}"));
-    }
-    cmd.envs(env.iter().copied())
-        .env("METALHOST_LOG", "debug")
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .stdin(Stdio::null());
-    Running(cmd.spawn().unwrap())
+    cmd.envs(env.iter().copied()).env("METALHOST_LOG", "debug");
+    Metalhost::spawn(cmd, &log)
 }
 
 /// Waits until the status file of `name` satisfies `pred`; returns its status.
 fn wait_status(
-    proc: &mut Running,
+    proc: &mut Metalhost,
     dir: &Path,
     name: &str,
     pred: impl Fn(&metalhost_api::BareMetalHostStatus) -> bool,
@@ -194,7 +177,7 @@ fn wait_status(
             return s;
         }
         let log = || std::fs::read_to_string(dir.join("metalhost.log")).unwrap_or_default();
-        if let Some(code) = proc.0.try_wait().unwrap() {
+        if let Some(code) = proc.exit_status() {
             panic!("metalhost run exited ({code}); log:\n{}", log());
         }
         assert!(

@@ -6,37 +6,28 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-struct Server {
-    child: Child,
-    log: std::path::PathBuf,
-}
+use metalhost_testlab::Metalhost;
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+struct Server {
+    child: Metalhost,
 }
 
 impl Server {
     fn start(args: &[&str], dir: &std::path::Path) -> (Server, u16) {
         let log = dir.join(format!("{}.log", args[0]));
-        let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_metalhost"))
-            .args(args)
-            .env("METALHOST_LOG", "info")
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        let server = Server { child, log };
+        let child = Metalhost::start(
+            env!("CARGO_BIN_EXE_metalhost").as_ref(),
+            args,
+            &[("METALHOST_LOG", "info")],
+            &log,
+        );
+        let server = Server { child };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let text = std::fs::read_to_string(&server.log).unwrap_or_default();
+            let text = server.child.output();
             if let Some(port) = text
                 .split(" served at http")
                 .nth(1)
@@ -53,7 +44,7 @@ impl Server {
 
     /// Peak resident memory (VmHWM), MiB.
     fn peak_mib(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.pid())).unwrap();
         let kib: f64 = status
             .lines()
             .find_map(|l| l.strip_prefix("VmHWM:"))
@@ -272,12 +263,14 @@ fn sigterm_lets_the_review_in_flight_finish_then_the_webhook_ends() {
             .and_then(|r| r.json::<serde_json::Value>())
     });
     std::thread::sleep(Duration::from_millis(1500));
-    assert!(Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap().success());
+    assert!(
+        Command::new("kill").args(["-TERM", &server.child.pid().to_string()]).status().unwrap().success()
+    );
     let answer = sent.join().unwrap().expect("the review in flight is answered");
     assert_eq!(answer["response"]["allowed"], true, "{answer}");
     let deadline = Instant::now() + Duration::from_secs(15);
     let status = loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
+        if let Some(status) = server.child.exit_status() {
             break status;
         }
         assert!(Instant::now() < deadline, "the webhook still runs 15 s after SIGTERM");

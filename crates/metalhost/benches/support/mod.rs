@@ -204,7 +204,7 @@ impl Drop for KillOnDrop {
 /// each host was looked at).
 pub fn spawn_metalhost(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> KillOnDrop {
     let log = std::env::var("METALHOST_BENCH_LOG").unwrap_or_else(|_| "warn".into());
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_metalhost"))
+    let child = metalhost_testlab::process::command(env!("CARGO_BIN_EXE_metalhost").as_ref())
         .args(args)
         .env_clear()
         .envs(env.iter().copied())

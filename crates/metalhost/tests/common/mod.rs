@@ -12,6 +12,9 @@ use metalhost_ironic::{Client, ClientConfig, Node};
 use metalhost_testlab::Lab;
 use serde_json::Value;
 
+/// The binary under test, started with `metalhost_testlab::Metalhost` or `process::command`.
+pub const BIN: &str = env!("CARGO_BIN_EXE_metalhost");
+
 pub const PASSWORD: &str = "Pa55-w0rd-never-logged";
 
 /// A well-formed SHA-256 for disk images the tests never let Ironic download.

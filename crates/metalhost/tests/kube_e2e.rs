@@ -7,17 +7,18 @@
 //! The tests share one lab (one emulated server each, distinct host names); each has its own
 //! control plane and its own controller processes.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use metalhost_testlab::Metalhost;
+use metalhost_testlab::support::{
+    self, assert_within_rbac, bmc, ironic_node, ironic_nodes_of_system, served_port, shared_lab, wait_for,
+};
 use metalhost_testlab::{KubeLab, Lab, PatchType, RequestRecord};
 use serde_json::{Value, json};
-use support::{
-    Running, assert_within_rbac, bmc, ironic_node, ironic_nodes_of_system, served_port, shared_lab, wait_for,
-};
 
+/// The binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_metalhost");
 /// Emulated servers in the shared lab: one per test (two for the shared Secret's).
 const SYSTEMS: usize = 8;
 const FINALIZER: &str = "baremetalhost.metal3.io";
@@ -70,7 +71,7 @@ fn finalizers(host: &Value) -> Vec<String> {
 }
 
 /// `metalhost run --kube` against `kube` and the lab's Ironic, logging to `DIR/<log>.log`.
-fn controller(kube: &KubeLab, lab: &Lab, extra: &[&str], log: &str) -> Running {
+fn controller(kube: &KubeLab, lab: &Lab, extra: &[&str], log: &str) -> Metalhost {
     let mut args = vec![
         "--deploy-kernel",
         &lab.info.deploy_kernel_url,
@@ -78,7 +79,7 @@ fn controller(kube: &KubeLab, lab: &Lab, extra: &[&str], log: &str) -> Running {
         &lab.info.deploy_ramdisk_url,
     ];
     args.extend_from_slice(extra);
-    Running::kube(kube, &lab.info.ironic_url, &args, log)
+    Metalhost::kube(BIN.as_ref(), kube, &lab.info.ironic_url, &args, log)
 }
 
 fn merge(kube: &KubeLab, path: &str, patch: Value) -> Value {
@@ -139,7 +140,7 @@ fn ironic_requests(port: u16) -> (f64, f64) {
 
 /// The port a controller started with `--metrics-listen 127.0.0.1:0` serves its metrics on, from
 /// its log.
-fn metrics_port(controller: &Running) -> u16 {
+fn metrics_port(controller: &Metalhost) -> u16 {
     // the controller serves nothing else: its one "served at" line is the metrics'
     wait_for(
         "metrics served",
@@ -529,7 +530,8 @@ fn two_replicas_only_the_leader_writes_and_the_other_takes_over() {
         let credential = kube.controller_credential(who);
         let kubeconfig = credential.kubeconfig.to_string_lossy().into_owned();
         credentials.insert(who.to_string(), credential.id);
-        Running::start(
+        Metalhost::start(
+            BIN.as_ref(),
             &[
                 "run",
                 "--kube",
@@ -544,7 +546,7 @@ fn two_replicas_only_the_leader_writes_and_the_other_takes_over() {
         )
     };
     let mut replicas = [replica("replica-a"), replica("replica-b")];
-    let log = |r: &[Running; 2]| format!("replica-a:\n{}\nreplica-b:\n{}", r[0].output(), r[1].output());
+    let log = |r: &[Metalhost; 2]| format!("replica-a:\n{}\nreplica-b:\n{}", r[0].output(), r[1].output());
     let lease_path = "/apis/coordination.k8s.io/v1/namespaces/metalhost-system/leases/metalhost-leader";
     let holder = || {
         let r = kube.get(lease_path);

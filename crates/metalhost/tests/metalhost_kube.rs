@@ -5,14 +5,15 @@
 //! refuses none of its requests. Ironic is a dead port (127.0.0.1:9): only the Kubernetes side is
 //! under test here.
 
-mod support;
-
 use std::time::Duration;
 
+use metalhost_testlab::Metalhost;
+use metalhost_testlab::support::{self, wait_for};
 use metalhost_testlab::{FaultProxy, KubeLab, PatchType};
 use serde_json::{Value, json};
-use support::{Running, wait_for};
 
+/// The binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_metalhost");
 const HOSTS: &str = "/apis/metal3.io/v1alpha1/namespaces/default/baremetalhosts";
 const SECRETS: &str = "/api/v1/namespaces/default/secrets";
 const FINALIZER: &str = "baremetalhost.metal3.io";
@@ -50,7 +51,8 @@ fn metalhost_run_kube_leads_adds_its_finalizer_writes_status_and_stays_within_rb
 
     let credential = kube.controller_credential("metalhost");
     let kubeconfig = credential.kubeconfig.to_string_lossy().into_owned();
-    let _metalhost = Running::start(
+    let _metalhost = Metalhost::start(
+        BIN.as_ref(),
         &[
             "run",
             "--kube",
@@ -127,10 +129,11 @@ fn manifest(name: &str) -> String {
 
 /// `metalhost run --kube` as config/'s controller ServiceAccount through `server` (the apiserver, or
 /// a proxy in front of it), Ironic a dead port.
-fn controller(kube: &KubeLab, server: Option<&str>) -> Running {
+fn controller(kube: &KubeLab, server: Option<&str>) -> Metalhost {
     let credential = kube.service_account("metalhost-system", "metalhost-controller", "metalhost", server);
     let kubeconfig = credential.kubeconfig.to_string_lossy().into_owned();
-    Running::start(
+    Metalhost::start(
+        BIN.as_ref(),
         &["run", "--kube", "--ironic", "http://127.0.0.1:9"],
         &[("KUBECONFIG", &kubeconfig), ("METALHOST_LOG", "info")],
         &kube.info.dir.join("metalhost.log"),

@@ -24,16 +24,16 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use metalhost_testlab::repo_root;
 use metalhost_testlab::{KubeLab, PatchType};
 
-mod support;
+use metalhost_testlab::support::served_port;
+use metalhost_testlab::{Metalhost, process};
 use serde_json::{Value, json};
-use support::{metalhost_bin, served_port};
 
 const BMO_NS: &str = "baremetal-operator-system";
 const HOSTS_NS: &str = "metal3";
@@ -113,7 +113,7 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// A process playing a Pod.
 struct PodProcess {
-    child: Child,
+    child: Metalhost,
     name: String,
     namespace: String,
     labels: BTreeMap<String, String>,
@@ -282,18 +282,14 @@ impl Kubelet<'_> {
             env.push(("KUBECONFIG".into(), credential.kubeconfig.display().to_string()));
         }
         let log = pod_dir.join("log");
-        let file = std::fs::File::create(&log).expect("log");
-        let child = Command::new(&self.bin)
-            .args(&args)
+        // a pod's environment is its template's, nothing of the test's
+        let mut cmd = process::command(&self.bin);
+        cmd.args(&args)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .envs(env)
-            .env("RUST_LOG", "info")
-            .stdout(file.try_clone().expect("log"))
-            .stderr(file)
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("start the pod's process");
+            .env("RUST_LOG", "info");
+        let child = Metalhost::spawn(cmd, &log);
         let mut pod = PodProcess {
             child,
             name: pod_name,
@@ -312,7 +308,7 @@ impl Kubelet<'_> {
                 if let Some(port) = served_port(&text) {
                     break port;
                 }
-                if let Ok(Some(status)) = pod.child.try_wait() {
+                if let Some(status) = pod.child.exit_status() {
                     panic!("{deploy} exited ({status}):\n{text}");
                 }
                 tries += 1;
@@ -330,7 +326,7 @@ impl Kubelet<'_> {
         for port in pod.ports.values() {
             let mut tries = 0;
             while TcpStream::connect(("127.0.0.1", *port)).is_err() {
-                if let Ok(Some(status)) = pod.child.try_wait() {
+                if let Some(status) = pod.child.exit_status() {
                     panic!(
                         "{deploy} exited ({status}):\n{}",
                         std::fs::read_to_string(&pod.log).unwrap_or_default()
@@ -383,8 +379,7 @@ impl Kubelet<'_> {
 
     fn stop(&mut self, key: &(String, String)) {
         if let Some(mut pod) = self.pods.remove(key) {
-            let _ = pod.child.kill();
-            let _ = pod.child.wait();
+            pod.child.kill();
             self.publish(&pod, false);
         }
     }
@@ -400,8 +395,7 @@ impl Kubelet<'_> {
 impl Drop for Kubelet<'_> {
     fn drop(&mut self) {
         for pod in self.pods.values_mut() {
-            let _ = pod.child.kill();
-            let _ = pod.child.wait();
+            pod.child.kill();
         }
     }
 }
@@ -644,7 +638,7 @@ fn finalizers(obj: &Value) -> Vec<String> {
 
 /// Runs `f` with a [`Kubelet`] syncing in the background.
 fn with_kubelet<T>(cluster: &Cluster, f: impl FnOnce(&dyn Fn() -> String) -> T) -> T {
-    let bin = metalhost_bin();
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_metalhost"));
     let stop = AtomicBool::new(false);
     let logs = std::sync::Mutex::new(String::new());
     std::thread::scope(|scope| {
@@ -845,23 +839,11 @@ fn the_controller_takes_bmos_finalizer_off_the_secrets_of_the_hosts_it_reconcile
     // no handover script here: a Secret that kept BMO's finalizer (e.g. one BMO claimed after
     // step 8) must not hang in Terminating once metalhost owns its host
     let kube = KubeLab::start();
-    let bin = metalhost_bin();
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_metalhost"));
     kube.apply_yaml(&format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {HOSTS_NS}}}\n"));
     bmo_hosts(&kube);
-    let log = kube.info.dir.join("metalhost.log");
-    let file = std::fs::File::create(&log).expect("log");
-    let credential = kube.controller_credential("metalhost");
-    let mut child = Command::new(&bin)
-        .args(["run", "--kube", "--ironic", "http://127.0.0.1:9"])
-        .env("KUBECONFIG", &credential.kubeconfig)
-        .env("RUST_LOG", "info")
-        .env_remove("POD_NAMESPACE")
-        .stdout(file.try_clone().expect("log"))
-        .stderr(file)
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("start metalhost");
-    let logs = || std::fs::read_to_string(&log).unwrap_or_default();
+    let child = Metalhost::kube(&bin, &kube, "http://127.0.0.1:9", &[], "metalhost");
+    let logs = || child.output();
     let secret = |name: &str| kube.get(&format!("/api/v1/namespaces/{HOSTS_NS}/secrets/{name}"));
     let h0 = kube.get(&host_path("h0")).json();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -879,8 +861,7 @@ fn the_controller_takes_bmos_finalizer_off_the_secrets_of_the_hosts_it_reconcile
         assert_eq!(kube.delete(&format!("/api/v1/namespaces/{HOSTS_NS}/secrets/h0-bmc")).status, 200);
         assert_eq!(secret("h0-bmc").status, 404, "deleted at once, not Terminating");
     }));
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     result.unwrap_or_else(|e| std::panic::resume_unwind(e));
 }
 
