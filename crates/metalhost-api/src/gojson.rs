@@ -339,11 +339,10 @@ pub(crate) fn unmarshal(text: &str) -> Result<Value, String> {
 /// Decodes as Go's `json.Decoder.Decode` does: the first JSON value of the text (the rest is not
 /// read).
 pub(crate) fn decode(text: &str) -> Result<Value, String> {
-    let mut s = Scanner::new(text);
-    s.ws();
-    if s.eof() {
+    if text.trim_start_matches([' ', '\t', '\n', '\r']).is_empty() {
         return Err("EOF".into());
     }
+    let mut s = Scanner::new(text);
     let value = s.value("unexpected EOF")?;
     s.checked(value)
 }

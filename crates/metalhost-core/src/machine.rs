@@ -410,18 +410,11 @@ fn register(
             step.ok(Action::Provision(ProvisionTarget::Deleted), Requeue::Poll)
         }
         // under way (or a state metalhost does not act on): wait for Ironic
-        Ironic::Verifying
-        | Ironic::Inspecting
-        | Ironic::InspectWait
-        | Ironic::Cleaning
-        | Ironic::CleanWait
-        | Ironic::Deploying
-        | Ironic::Deleting
-        | Ironic::Adopting
-        | Ironic::ServiceFailed
-        | Ironic::RescueFailed
-        | Ironic::Error
-        | Ironic::Other(_) => step.wait(),
+        #[rustfmt::skip]
+        Ironic::Verifying | Ironic::Inspecting | Ironic::InspectWait | Ironic::Cleaning
+            | Ironic::CleanWait | Ironic::Deploying | Ironic::Deleting | Ironic::Adopting
+            | Ironic::ServiceFailed | Ironic::RescueFailed | Ironic::Error
+            | Ironic::Other(_) => step.wait(),
     }
 }
 
@@ -475,25 +468,13 @@ fn inspect(mut step: Step<'_>, node: &Node) -> Decision {
             Action::Provision(ProvisionTarget::Inspect),
         ),
         // not busy and past inspection (or never to be inspected here): preparing sorts it out
-        Ironic::Enroll
-        | Ironic::Verifying
-        | Ironic::Inspecting
-        | Ironic::InspectWait
-        | Ironic::Cleaning
-        | Ironic::CleanWait
-        | Ironic::CleanFailed
-        | Ironic::Available
-        | Ironic::Deploying
-        | Ironic::DeployWait
-        | Ironic::DeployFailed
-        | Ironic::Active
-        | Ironic::Deleting
-        | Ironic::Adopting
-        | Ironic::AdoptFailed
-        | Ironic::ServiceFailed
-        | Ironic::RescueFailed
-        | Ironic::Error
-        | Ironic::Other(_) => step.goto(ProvisioningState::Preparing),
+        #[rustfmt::skip]
+        Ironic::Enroll | Ironic::Verifying | Ironic::Inspecting | Ironic::InspectWait
+            | Ironic::Cleaning | Ironic::CleanWait | Ironic::CleanFailed | Ironic::Available
+            | Ironic::Deploying | Ironic::DeployWait | Ironic::DeployFailed | Ironic::Active
+            | Ironic::Deleting | Ironic::Adopting | Ironic::AdoptFailed | Ironic::ServiceFailed
+            | Ironic::RescueFailed | Ironic::Error
+            | Ironic::Other(_) => step.goto(ProvisioningState::Preparing),
     }
 }
 
@@ -573,21 +554,11 @@ fn provision(mut step: Step<'_>, node: &Node, desired: &Map<String, Value>) -> D
             Action::Provision(ProvisionTarget::Manage),
         ),
         Ironic::Enroll => step.goto(ProvisioningState::Registering),
-        Ironic::Verifying
-        | Ironic::Inspecting
-        | Ironic::InspectWait
-        | Ironic::InspectFailed
-        | Ironic::Cleaning
-        | Ironic::CleanWait
-        | Ironic::Deploying
-        | Ironic::DeployWait
-        | Ironic::Deleting
-        | Ironic::Adopting
-        | Ironic::AdoptFailed
-        | Ironic::ServiceFailed
-        | Ironic::RescueFailed
-        | Ironic::Error
-        | Ironic::Other(_) => step.wait(),
+        #[rustfmt::skip]
+        Ironic::Verifying | Ironic::Inspecting | Ironic::InspectWait | Ironic::InspectFailed
+            | Ironic::Cleaning | Ironic::CleanWait | Ironic::Deploying | Ironic::DeployWait
+            | Ironic::Deleting | Ironic::Adopting | Ironic::AdoptFailed | Ironic::ServiceFailed
+            | Ironic::RescueFailed | Ironic::Error | Ironic::Other(_) => step.wait(),
     }
 }
 
@@ -771,20 +742,11 @@ fn deprovision(mut step: Step<'_>, node: &Node) -> Decision {
             node,
             Action::Provision(ProvisionTarget::Manage),
         ),
-        Ironic::Verifying
-        | Ironic::Inspecting
-        | Ironic::InspectWait
-        | Ironic::InspectFailed
-        | Ironic::Cleaning
-        | Ironic::CleanWait
-        | Ironic::Deploying
-        | Ironic::Deleting
-        | Ironic::Adopting
-        | Ironic::AdoptFailed
-        | Ironic::ServiceFailed
-        | Ironic::RescueFailed
-        | Ironic::Error
-        | Ironic::Other(_) => step.wait(),
+        #[rustfmt::skip]
+        Ironic::Verifying | Ironic::Inspecting | Ironic::InspectWait | Ironic::InspectFailed
+            | Ironic::Cleaning | Ironic::CleanWait | Ironic::Deploying | Ironic::Deleting
+            | Ironic::Adopting | Ironic::AdoptFailed | Ironic::ServiceFailed | Ironic::RescueFailed
+            | Ironic::Error | Ironic::Other(_) => step.wait(),
     }
 }
 
@@ -802,23 +764,12 @@ fn externally_provisioned(step: Step<'_>, node: &Node) -> Decision {
             Action::Provision(ProvisionTarget::Adopt),
         ),
         Ironic::Active => manage_power(step, node),
-        Ironic::Enroll
-        | Ironic::Verifying
-        | Ironic::Inspecting
-        | Ironic::InspectWait
-        | Ironic::InspectFailed
-        | Ironic::Cleaning
-        | Ironic::CleanWait
-        | Ironic::CleanFailed
-        | Ironic::Deploying
-        | Ironic::DeployWait
-        | Ironic::DeployFailed
-        | Ironic::Deleting
-        | Ironic::Adopting
-        | Ironic::ServiceFailed
-        | Ironic::RescueFailed
-        | Ironic::Error
-        | Ironic::Other(_) => step.wait(),
+        #[rustfmt::skip]
+        Ironic::Enroll | Ironic::Verifying | Ironic::Inspecting | Ironic::InspectWait
+            | Ironic::InspectFailed | Ironic::Cleaning | Ironic::CleanWait | Ironic::CleanFailed
+            | Ironic::Deploying | Ironic::DeployWait | Ironic::DeployFailed | Ironic::Deleting
+            | Ironic::Adopting | Ironic::ServiceFailed | Ironic::RescueFailed | Ironic::Error
+            | Ironic::Other(_) => step.wait(),
     }
 }
 
@@ -852,20 +803,11 @@ fn delete(mut step: Step<'_>, node: Option<&Node>) -> Decision {
         Ironic::CleanFailed | Ironic::InspectFailed | Ironic::AdoptFailed => {
             step.ok(Action::Provision(ProvisionTarget::Manage), Requeue::Poll)
         }
-        Ironic::Verifying
-        | Ironic::Inspecting
-        | Ironic::InspectWait
-        | Ironic::Cleaning
-        | Ironic::CleanWait
-        | Ironic::Deploying
-        | Ironic::DeployWait
-        | Ironic::DeployFailed
-        | Ironic::Deleting
-        | Ironic::Adopting
-        | Ironic::ServiceFailed
-        | Ironic::RescueFailed
-        | Ironic::Error
-        | Ironic::Other(_) => step.wait(),
+        #[rustfmt::skip]
+        Ironic::Verifying | Ironic::Inspecting | Ironic::InspectWait | Ironic::Cleaning
+            | Ironic::CleanWait | Ironic::Deploying | Ironic::DeployWait | Ironic::DeployFailed
+            | Ironic::Deleting | Ironic::Adopting | Ironic::ServiceFailed | Ironic::RescueFailed
+            | Ironic::Error | Ironic::Other(_) => step.wait(),
     }
 }
 

@@ -6,7 +6,6 @@
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -200,8 +199,6 @@ pub struct KubeLab {
     pub services: ServiceRouter,
 }
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
 /// A request that takes longer than this is a bug (the apiserver answers in milliseconds).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a watch stream is read at most: a test waiting for an event that never comes ends.
@@ -248,22 +245,7 @@ impl KubeLab {
 
     /// Starts one with nothing installed.
     fn start_bare(args: &[&str]) -> KubeLab {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(format!("metalhost-kube-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let out = Command::new(repo_root().join("scripts/kube"))
-            .arg("start")
-            .arg(&dir)
-            .args(args)
-            .output()
-            .expect("run scripts/kube");
-        assert!(
-            out.status.success(),
-            "scripts/kube start failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let info: KubeLabInfo = serde_json::from_slice(&out.stdout).expect("kube.json");
+        let info: KubeLabInfo = crate::start_script("kube", args);
         let ca = std::fs::read(&info.ca_file).expect("CA file");
         let client = |timeout| {
             reqwest::blocking::Client::builder()

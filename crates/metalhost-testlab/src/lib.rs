@@ -76,6 +76,28 @@ pub struct Lab {
     pub info: LabInfo,
 }
 
+/// Runs `scripts/NAME start DIR ARGS` in a fresh directory under the temporary directory and
+/// reads what it printed (the started lab's description, JSON); panics with its output if it
+/// failed.
+pub(crate) fn start_script<T: serde::de::DeserializeOwned>(name: &str, args: &[&str]) -> T {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("metalhost-{name}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = Command::new(repo_root().join("scripts").join(name))
+        .arg("start")
+        .arg(&dir)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run scripts/{name}: {e}"));
+    assert!(
+        out.status.success(),
+        "scripts/{name} start failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("scripts/{name}'s description: {e}"))
+}
+
 /// The repository root (where `scripts/lab` is).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
@@ -96,24 +118,10 @@ impl Lab {
     }
 
     fn start_with(systems: usize, secure: bool) -> Lab {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(format!("metalhost-lab-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let out = Command::new(repo_root().join("scripts/lab"))
-            .arg("start")
-            .arg(&dir)
-            .args(["--systems", &systems.to_string()])
-            .args(secure.then_some("--secure"))
-            .output()
-            .expect("run scripts/lab");
-        assert!(
-            out.status.success(),
-            "scripts/lab start failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let info: LabInfo = serde_json::from_slice(&out.stdout).expect("lab.json");
-        Lab { info }
+        let systems = systems.to_string();
+        let mut args = vec!["--systems", systems.as_str()];
+        args.extend(secure.then_some("--secure"));
+        Lab { info: start_script("lab", &args) }
     }
 
     /// The Redfish address of system `i` as a BareMetalHost BMC address with this scheme.
