@@ -79,6 +79,27 @@ pub fn open_regular(path: &Path, options: &mut OpenOptions) -> std::io::Result<F
     Ok(file)
 }
 
+/// Replaces `path` (a file of `dir`) with `parts` atomically: readers see the old file or the new
+/// one, never half. The temporary file is created new (O_EXCL, random name `.NAME.…tmp`) in the
+/// same directory, so a symlink planted under any name is never followed; file and directory are
+/// synced before and after the rename, which replaces the file itself, never what a symlink there
+/// points to.
+pub fn replace_atomically(dir: &Path, path: &Path, parts: &[&[u8]]) -> std::io::Result<()> {
+    use std::io::Write;
+    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{file_name}."))
+        .suffix(".tmp")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .tempfile_in(dir)?;
+    for part in parts {
+        tmp.write_all(part)?;
+    }
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    File::open(dir)?.sync_all()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -92,6 +92,32 @@ impl RuntimeConfig {
     }
 }
 
+/// The progress lines of a stored outcome, from the events it tells (the same state changes and
+/// new error a Kubernetes user sees as Events): one per state passed, the error on the last; a
+/// new error without a state change on a line of its own.
+fn changes_told(
+    key: &str,
+    mut from: ProvisioningState,
+    now: ProvisioningState,
+    outcome: &metalhost_core::Outcome,
+    error: Option<String>,
+) -> Vec<Change> {
+    let action = outcome.action.to_string();
+    let change = |from, to| Change { key: key.into(), from, to, action: action.clone(), error: None };
+    let mut changes = Vec::new();
+    for to in outcome.events.iter().filter_map(|e| e.to) {
+        changes.push(change(from, to));
+        from = to;
+    }
+    let new_error = outcome.events.iter().any(|e| e.kind == metalhost_core::EventKind::Warning);
+    match changes.last_mut() {
+        Some(last) => last.error = error,
+        None if new_error => changes.push(Change { error, ..change(now, now) }),
+        None => {}
+    }
+    changes
+}
+
 /// Where the hosts come from.
 #[derive(Debug, Clone)]
 pub enum Source {
@@ -563,41 +589,14 @@ impl Runtime {
             self.log_events(key, &outcome.events);
             return Vec::new();
         }
-        t.status = outcome.status;
+        t.status = outcome.status.clone();
         t.save(&dir, key);
         // the events Kubernetes would publish, logged after the status they tell of is stored
         self.log_events(key, &outcome.events);
         let Some(t) = self.hosts.get(key) else { return Vec::new() };
         let error =
             (t.status.operational_status == OperationalStatus::Error).then(|| t.status.error_message.clone());
-        let mut changes = Vec::new();
-        let mut from = before.provisioning.state;
-        for &to in outcome.states.iter().filter(|s| **s != before.provisioning.state) {
-            changes.push(Change {
-                key: key.into(),
-                from,
-                to,
-                action: outcome.action.to_string(),
-                error: None,
-            });
-            from = to;
-        }
-        let new_error = error.is_some() && before.error_message != t.status.error_message;
-        match changes.last_mut() {
-            Some(last) => last.error = error,
-            None if new_error => {
-                let state = t.status.provisioning.state;
-                changes.push(Change {
-                    key: key.into(),
-                    from: state,
-                    to: state,
-                    action: outcome.action.to_string(),
-                    error,
-                });
-            }
-            None => {}
-        }
-        changes
+        changes_told(key, before.provisioning.state, t.status.provisioning.state, &outcome, error)
     }
 
     fn log_events(&mut self, key: &str, events: &[metalhost_core::HostEvent]) {

@@ -7,14 +7,13 @@
 //! created fresh under unpredictable names (never through a planted symlink), and status files
 //! are read like manifests: regular files only, bounded, no YAML aliases.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use metalhost_api::BareMetalHost;
 use metalhost_api::redact::redact_url_userinfo;
 
-use super::bounded::{Links, read_bounded};
+use super::bounded::{Links, read_bounded, replace_atomically};
 use super::manifests::{STATUS_SUFFIX, parse_documents};
 
 /// The largest status file read back.
@@ -67,23 +66,10 @@ pub fn record(host: &BareMetalHost) -> BareMetalHost {
 pub fn write(dir: &Path, host: &BareMetalHost) -> std::io::Result<()> {
     let path = status_path(dir, host)?;
     let text = serde_yaml_ng::to_string(&record(host)).map_err(std::io::Error::other)?;
-    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("status");
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{file_name}."))
-        .suffix(".tmp")
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
-        .tempfile_in(dir)?;
-    tmp.write_all(b"# written by metalhost: the host's status; edits are overwritten\n")?;
-    tmp.write_all(text.as_bytes())?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(&path).map_err(|e| e.error)?;
-    sync_dir(dir)?;
+    let header = b"# written by metalhost: the host's status; edits are overwritten\n";
+    replace_atomically(dir, &path, &[header, text.as_bytes()])?;
     tracing::debug!(path = %path.display(), "status written");
     Ok(())
-}
-
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
 }
 
 /// Whether a file name is one of [`write`]'s temporary files.
