@@ -275,28 +275,27 @@ impl<'a> Scanner<'a> {
         }
         if !self.eof() && self.s[self.i] == b'.' {
             self.i += 1;
-            if self.eof() {
-                return Err(eof.into());
-            }
-            if !self.s[self.i].is_ascii_digit() {
-                return Err(self.invalid("after decimal point in numeric literal"));
-            }
-            self.digits();
+            self.some_digits(eof, "after decimal point in numeric literal")?;
         }
         if !self.eof() && matches!(self.s[self.i], b'e' | b'E') {
             self.i += 1;
             if !self.eof() && matches!(self.s[self.i], b'+' | b'-') {
                 self.i += 1;
             }
-            if self.eof() {
-                return Err(eof.into());
-            }
-            if !self.s[self.i].is_ascii_digit() {
-                return Err(self.invalid("in exponent of numeric literal"));
-            }
-            self.digits();
+            self.some_digits(eof, "in exponent of numeric literal")?;
         }
         Ok(self.number_value(&self.text[start..self.i]))
+    }
+    /// One digit or more (a fraction's, an exponent's), else Go's error for `context`.
+    fn some_digits(&mut self, eof: &str, context: &str) -> Result<(), String> {
+        if self.eof() {
+            return Err(eof.into());
+        }
+        if !self.s[self.i].is_ascii_digit() {
+            return Err(self.invalid(context));
+        }
+        self.digits();
+        Ok(())
     }
     /// The number a literal stands for: an integer when it is one that fits, else a float.
     fn number_value(&mut self, literal: &str) -> Value {
