@@ -390,12 +390,10 @@ fn register(
     if node.is_settling() {
         return step.wait();
     }
-    let verify_failed = node.provision_state == Ironic::Enroll && node.last_error.is_some();
-    if verify_failed && step.previous.error_type.is_none() {
-        let reason = node.last_error.clone().unwrap_or_default();
-        return step.error(ErrorType::Registration, DecideError::ManageFailed(reason));
+    if node.provision_state == Ironic::Enroll && node.last_error.is_some() {
+        return verify_failed(step, node, &desired);
     }
-    let patch = plan::registration_patch(node, &desired, verify_failed);
+    let patch = plan::registration_patch(node, &desired, false);
     if !patch.0.is_empty() {
         return step.ok(Action::Patch(patch), Requeue::Now);
     }
@@ -416,6 +414,23 @@ fn register(
             | Ironic::ServiceFailed | Ironic::RescueFailed | Ironic::Error
             | Ironic::Other(_) => step.wait(),
     }
+}
+
+/// Ironic could not verify the node's settings (a wrong password, system ID or address). First
+/// sight: the error is recorded, and the host backs off. Once recorded (after the back-off, or at
+/// once when the host or its Secret changed, which wakes it): the settings go to Ironic again,
+/// secrets too, and Ironic verifies them again (upstream registers again the same way). While
+/// Ironic verifies, the error is no longer shown; a failure again is recorded with a longer
+/// back-off, a success moves the host on.
+fn verify_failed(step: Step<'_>, node: &Node, desired: &Map<String, Value>) -> Decision {
+    if step.previous.error_type.is_none() {
+        let reason = node.last_error.clone().unwrap_or_default();
+        return step.error(ErrorType::Registration, DecideError::ManageFailed(reason));
+    }
+    let mut status = step.status;
+    status.error_count = step.previous.error_count;
+    let patch = plan::registration_patch(node, desired, true);
+    Decision { status, action: Action::Reverify(patch), requeue: Requeue::Poll, error: None }
 }
 
 /// Registration is done (the node is manageable, available or even active): where the host goes

@@ -164,6 +164,14 @@ impl IronicProvisioner {
                 client.set_provision_state(id, *target, None).await?;
                 Ok(None)
             }
+            Action::Reverify(patch) => {
+                if !patch.0.is_empty() {
+                    client.patch_node(id, patch).await?;
+                }
+                client.set_provision_state(id, ProvisionTarget::Manage, None).await?;
+                info!(node = id, "registration tried again");
+                Ok(None)
+            }
             Action::Deploy(patch, configdrive) => {
                 if !patch.0.is_empty() {
                     client.patch_node(id, patch).await?;

@@ -40,6 +40,9 @@ pub enum Action {
     Patch(Patch),
     /// Change the provision state.
     Provision(ProvisionTarget),
+    /// Registration failed and is tried again: patch the node's settings (secrets too, if the
+    /// patch is not empty), then ask Ironic to verify them (`manage`).
+    Reverify(Patch),
     /// Patch the node (if the patch is not empty), validate its boot and deploy settings, then deploy
     /// (with a config drive, when there is one).
     Deploy(Patch, Option<Value>),
@@ -74,6 +77,8 @@ pub enum ActionKind {
     UpdateNode,
     /// Change the provision state.
     Provision(ProvisionTarget),
+    /// Send the settings again and verify them.
+    Reverify,
     /// Validate and deploy.
     Deploy,
     /// Change the power state.
@@ -96,6 +101,7 @@ impl std::fmt::Display for ActionKind {
             ActionKind::CreatePort => f.write_str("create port"),
             ActionKind::UpdateNode => f.write_str("update node"),
             ActionKind::Provision(t) => write!(f, "provision {}", t.as_str()),
+            ActionKind::Reverify => f.write_str("verify again"),
             ActionKind::Deploy => f.write_str("deploy"),
             ActionKind::Power(PowerTarget::On) => f.write_str("power on"),
             ActionKind::Power(PowerTarget::Off) => f.write_str("power off"),
@@ -117,6 +123,7 @@ impl Action {
             Action::CreatePort(_) => ActionKind::CreatePort,
             Action::Patch(_) => ActionKind::UpdateNode,
             Action::Provision(t) => ActionKind::Provision(*t),
+            Action::Reverify(_) => ActionKind::Reverify,
             Action::Deploy(..) => ActionKind::Deploy,
             Action::Power(t) => ActionKind::Power(*t),
             Action::EjectMedia => ActionKind::EjectMedia,
@@ -136,6 +143,7 @@ impl Action {
         matches!(
             self,
             Action::Provision(_)
+                | Action::Reverify(_)
                 | Action::Power(_)
                 | Action::DeleteNode
                 | Action::Deploy(..)

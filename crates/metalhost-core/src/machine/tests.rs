@@ -118,13 +118,17 @@ fn apply(action: &Action, node: &mut Option<Node>) {
             *n = serde_json::from_value(Value::Object(raw)).unwrap();
             n.provision_state = "enroll".into();
         }
-        Action::Patch(patch) | Action::Deploy(patch, _) => {
+        Action::Patch(patch) | Action::Deploy(patch, _) | Action::Reverify(patch) => {
             let mut v = serde_json::to_value(&*n).unwrap();
             json_patch::patch(&mut v, patch).unwrap();
             *n = serde_json::from_value(v).unwrap();
             if matches!(action, Action::Deploy(..)) {
                 n.provision_state = "active".into();
                 n.power_state = Some("power on".into());
+            }
+            if matches!(action, Action::Reverify(_)) {
+                n.provision_state = "manageable".into();
+                n.last_error = None;
             }
         }
         Action::Provision(t) => {
@@ -382,11 +386,29 @@ fn failed_credentials_are_reported_then_resent() {
     assert_eq!(d.action, Action::None);
     assert_eq!(d.status.error_type, Some(ErrorType::Registration));
     assert!(d.status.error_message.contains("Unauthorized"));
+    // once recorded (after the back-off, or when the Secret changed): the settings, secrets too,
+    // go to Ironic again with a new verify, not a patch alone that leaves the node in enroll
     let retry = lab.decide(&d.status, Some(&n));
-    match retry.action {
-        Action::Patch(p) => assert!(serde_json::to_string(&p).unwrap().contains("redfish_password")),
-        other => panic!("expected a patch resending credentials, got {other:?}"),
+    match &retry.action {
+        Action::Reverify(p) => assert!(serde_json::to_string(p).unwrap().contains("redfish_password")),
+        other => panic!("expected the credentials sent again and verified, got {other:?}"),
     }
+    assert_eq!((retry.requeue, retry.status.error_count), (Requeue::Poll, d.status.error_count));
+    // while Ironic verifies, the old error is no longer shown
+    let mut verifying = n.clone();
+    (verifying.provision_state, verifying.target_provision_state) =
+        ("verifying".into(), Some("manageable".into()));
+    let waiting = lab.decide(&retry.status, Some(&verifying));
+    assert_eq!((waiting.action, waiting.status.error_type), (Action::None, None));
+    // failing again is recorded again, with a longer back-off
+    let again = lab.decide(&waiting.status, Some(&n));
+    assert_eq!(again.status.error_count, d.status.error_count + 1);
+    assert!(matches!(again.requeue, Requeue::Backoff(b) if Requeue::Backoff(b) != d.requeue));
+    // verified: registration goes on, the error gone
+    let good = node("manageable");
+    let done = lab.decide(&again.status, Some(&good));
+    assert_eq!((done.status.error_type, done.status.error_message.as_str()), (None, ""));
+    assert!(done.error.is_none());
 }
 
 #[test]

@@ -1,0 +1,70 @@
+//! Acceptance (issue: what a user fixes in place takes effect): a host whose registration failed
+//! in Ironic (a wrong Redfish system ID: Ironic cannot verify the node) is fixed by correcting its
+//! manifest, without deleting it. The node is verified again at once and the host goes on to
+//! `provisioned`, with no stale error. Before the fix metalhost only PATCHed the node again and
+//! again and never asked Ironic to verify it, so the node stayed in `enroll` for ever.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use metalhost_api::{ErrorType, OperationalStatus, ProvisioningState};
+use metalhost_testlab::Lab;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_system_id_fixed_in_the_manifest_registers_at_once() {
+    let lab = Lab::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let good = lab.bmc_address("redfish-virtualmedia", 0);
+    let wrong = good.replace(&lab.info.systems[0].uuid, "no-such-system");
+    let manifest = |bmc: &str| vec![secret("bmc"), host("h1", bmc, "bmc", &live_iso(&lab.info.iso_url), "")];
+    write(dir.path(), "hosts.yaml", &manifest(&wrong));
+    let mut rt = runtime(&lab, dir.path());
+
+    // Ironic cannot verify the node: a registration error with Ironic's reason
+    let failed = rt
+        .run_until(
+            Duration::from_secs(120),
+            |c| eprintln!("{c:?}"),
+            |rt| rt.status("default/h1").is_some_and(|s| s.error_type == Some(ErrorType::Registration)),
+        )
+        .await;
+    let before = status(&rt, "h1").clone();
+    assert!(failed, "no registration error: {before:#?}");
+    assert_eq!(before.provisioning.state, ProvisioningState::Registering);
+    assert!(before.error_message.starts_with("Failed to manage the node: "), "{}", before.error_message);
+    let ironic = ironic(&lab).await;
+    assert_eq!(node(&ironic, "h1").await.provision_state.as_str(), "enroll");
+
+    // the user corrects the address: registration runs again at once, not after the back-off
+    write(dir.path(), "hosts.yaml", &manifest(&good));
+    let fixed = Instant::now();
+    let registered = rt
+        .run_until(
+            Duration::from_secs(30),
+            |c| eprintln!("{c:?}"),
+            |rt| {
+                rt.status("default/h1").is_some_and(|s| {
+                    s.provisioning.state != ProvisioningState::Registering && s.error_type.is_none()
+                })
+            },
+        )
+        .await;
+    let after = status(&rt, "h1").clone();
+    assert!(registered, "not registered within 30 s of the fix: {after:#?}");
+    eprintln!("registered {:.1} s after the fix", fixed.elapsed().as_secs_f64());
+    settle(&mut rt, Duration::from_secs(240)).await;
+    let done = status(&rt, "h1");
+    assert_eq!(done.provisioning.state, ProvisioningState::Provisioned);
+    assert_eq!((done.operational_status, done.error_message.as_str()), (OperationalStatus::Ok, ""));
+    let node = node(&ironic, "h1").await;
+    assert_eq!(node.provision_state.as_str(), "active");
+    assert!(
+        node.driver_info["redfish_system_id"]
+            .as_str()
+            .is_some_and(|id| id.ends_with(&lab.info.systems[0].uuid)),
+        "{:?}",
+        node.driver_info
+    );
+}
