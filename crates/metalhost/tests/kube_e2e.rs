@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 /// The binary under test.
 const BIN: &str = env!("CARGO_BIN_EXE_metalhost");
 /// Emulated servers in the shared lab: one per test (two for the shared Secret's).
-const SYSTEMS: usize = 8;
+const SYSTEMS: usize = 9;
 const FINALIZER: &str = "baremetalhost.metal3.io";
 const HOSTS: &str = "/apis/metal3.io/v1alpha1/namespaces/default/baremetalhosts";
 const SECRETS: &str = "/api/v1/namespaces/default/secrets";
@@ -319,6 +319,48 @@ fn failing_host_backs_off_then_recovers_without_leftover_errors() {
     assert_within_rbac(&theirs);
     assert_none_refused(&theirs, &log());
     assert_no_password_shown(&kube, &log());
+}
+
+/// A registration that Ironic could not verify (a wrong Redfish system ID) is fixed in the spec,
+/// in place: the node is verified again at once and the host becomes available with no stale
+/// error (before, the node stayed in `enroll` for ever).
+#[test]
+fn a_wrong_system_id_fixed_in_the_spec_registers_at_once() {
+    let lab = lab();
+    let (i, name) = (8, "e2e-fix");
+    let kube = KubeLab::start();
+    let metalhost = controller(&kube, &lab, &[], "metalhost");
+    let log = || metalhost.output();
+    let good = lab.bmc_address("redfish", i);
+    let wrong = good.replace(&lab.info.systems[i].uuid, "no-such-system");
+    kube.apply_yaml(&secret_manifest(name, "admin"));
+    kube.apply_yaml(&host_manifest(name, &wrong, None));
+    let failed = wait_for(
+        "a registration error",
+        Duration::from_secs(120),
+        || Some(host(&kube, name)).filter(|h| h["status"]["errorType"] == "registration error"),
+        || context(&kube, name, log()),
+    );
+    let message = failed["status"]["errorMessage"].as_str().unwrap_or("");
+    assert!(message.starts_with("Failed to manage the node: "), "{message}");
+
+    merge(&kube, &format!("{HOSTS}/{name}"), json!({"spec": {"bmc": {"address": good}}}));
+    let recovered = wait_for(
+        "registered within 30 s of the fix",
+        Duration::from_secs(30),
+        || {
+            Some(host(&kube, name))
+                .filter(|h| state(h) == "available" && h["status"]["operationalStatus"] == "OK")
+        },
+        || context(&kube, name, log()),
+    );
+    let status = &recovered["status"];
+    assert!(status["errorMessage"].as_str().is_none_or(str::is_empty), "stale error: {status}");
+    let node = ironic_node(&lab, name).expect("the host's node");
+    assert_ne!(node["provision_state"], "enroll", "verified by Ironic");
+    let system_id = node["driver_info"]["redfish_system_id"].as_str().unwrap_or("");
+    assert!(system_id.ends_with(lab.info.systems[i].uuid.as_str()), "{system_id}");
+    assert_within_rbac(&support::theirs(&kube));
 }
 
 /// Priority 3: a changed credentials Secret reaches the node's driver_info (the user name, which
