@@ -339,7 +339,10 @@ fn by_state(mut step: Step<'_>, access: &BmcAccess, credentials: &Credentials) -
             let desired = desired_fields(step.input, access, credentials);
             provision(step, node, &desired)
         }
-        (ProvisioningState::Provisioned, Some(node)) => provisioned(step, node),
+        (ProvisioningState::Provisioned, Some(node)) => {
+            let desired = desired_fields(step.input, access, credentials);
+            provisioned(step, node, &desired)
+        }
         (ProvisioningState::Deprovisioning, Some(node)) => deprovision(step, node),
         (ProvisioningState::ExternallyProvisioned, Some(node)) => externally_provisioned(step, node),
         (ProvisioningState::PoweringOffBeforeDelete | ProvisioningState::Deleting, Some(_)) => {
@@ -696,7 +699,7 @@ fn manage_media(step: &mut Step<'_>, observed: &Observed) -> Option<Action> {
     }
 }
 
-fn provisioned(step: Step<'_>, node: &Node) -> Decision {
+fn provisioned(step: Step<'_>, node: &Node, desired: &Map<String, Value>) -> Decision {
     let host = step.input.host;
     let changed = match (&host.spec.image, &step.status.provisioning.image) {
         (Some(want), Some(have)) => !same_image(want, have),
@@ -717,6 +720,12 @@ fn provisioned(step: Step<'_>, node: &Node) -> Decision {
     if node.provision_state != Ironic::Active && !node.is_busy() {
         // someone undeployed it behind our back: deploy again
         return step.goto(ProvisioningState::Provisioning);
+    }
+    // settings changed on the running host (boot-device persistence, the BMC's address, cleaning):
+    // into Ironic now, not at the next deploy (Ironic would refuse an update while it works)
+    let settings = plan::deployed_settings_patch(node, desired);
+    if !settings.0.is_empty() && !node.is_settling() {
+        return step.ok(Action::Patch(settings), Requeue::Poll);
     }
     let mut step = step;
     let observed = step.observed;

@@ -129,6 +129,23 @@ impl PatchBuilder {
 /// after Ironic failed to verify them.
 pub fn registration_patch(node: &Node, desired: &Map<String, Value>, resend_secrets: bool) -> Patch {
     let mut patch = PatchBuilder::default();
+    interfaces(&mut patch, node, desired);
+    settings(&mut patch, node, desired, resend_secrets);
+    patch.build()
+}
+
+/// The patch that brings a deployed node's settings in line with the host: driver_info (not its
+/// secrets) and automated cleaning, which Ironic takes on an active node. The hardware type and
+/// interfaces are left as they are: Ironic changes those only on a node at rest (they go with the
+/// next deploy).
+pub fn deployed_settings_patch(node: &Node, desired: &Map<String, Value>) -> Patch {
+    let mut patch = PatchBuilder::default();
+    settings(&mut patch, node, desired, false);
+    patch.build()
+}
+
+/// The hardware type and the interfaces Ironic reports back (the others are set at creation).
+fn interfaces(patch: &mut PatchBuilder, node: &Node, desired: &Map<String, Value>) {
     for key in ["driver", "boot_interface", "management_interface", "power_interface", "inspect_interface"] {
         if let Some(want) = desired.get(key) {
             let have = match key {
@@ -141,6 +158,10 @@ pub fn registration_patch(node: &Node, desired: &Map<String, Value>, resend_secr
             }
         }
     }
+}
+
+/// driver_info (secrets only when `resend_secrets`) and automated cleaning.
+fn settings(patch: &mut PatchBuilder, node: &Node, desired: &Map<String, Value>, resend_secrets: bool) {
     if let Some(Value::Object(info)) = desired.get("driver_info") {
         for (key, want) in info {
             let secret = BmcAccess::SECRET_KEYS.contains(&key.as_str());
@@ -164,7 +185,6 @@ pub fn registration_patch(node: &Node, desired: &Map<String, Value>, resend_secr
     {
         patch.set("/automated_clean", json!(want));
     }
-    patch.build()
 }
 
 /// The patch that makes a node deploy `image` — the live-ISO rules:

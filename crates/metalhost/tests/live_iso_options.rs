@@ -55,6 +55,39 @@ async fn boot_persistence_and_direct_iso_download_reach_ironic_and_the_bmc() {
     assert_ne!(cd["Image"], json!(lab.info.iso_url), "staged by the conductor: {cd}");
     assert!(cd["Image"].as_str().unwrap().starts_with(&lab.info.httpboot_url), "{cd}");
     assert_eq!(system["Boot"]["BootSourceOverrideTarget"], "Cd");
+
+    // persistence changed on the running host reaches Ironic at once, with no redeploy
+    let deployed = status(&rt, "installer").operation_history.provision.clone();
+    write(
+        dir.path(),
+        "hosts.yaml",
+        &[
+            secret("c"),
+            annotated(
+                "appliance",
+                0,
+                "metalhost.io/boot-device-persistence: Always, metalhost.io/iso-download-source: http",
+            ),
+            annotated("installer", 1, "metalhost.io/boot-device-persistence: Always"),
+        ],
+    );
+    let changed = std::time::Instant::now();
+    let mut persistence = json!("Never");
+    while persistence != json!("Always") && changed.elapsed() < Duration::from_secs(30) {
+        rt.run_until(Duration::from_secs(1), |c| eprintln!("{c:?}"), |_| false).await;
+        persistence = node(&ironic, "installer").await.driver_info["force_persistent_boot_device"].clone();
+    }
+    assert_eq!(persistence, json!("Always"), "not in driver_info 30 s after the change");
+    eprintln!("in driver_info {:.1} s after the change", changed.elapsed().as_secs_f64());
+    let installer = node(&ironic, "installer").await;
+    assert_eq!(installer.provision_state.as_str(), "active");
+    assert_eq!(status(&rt, "installer").provisioning.state, metalhost_api::ProvisioningState::Provisioned);
+    assert_eq!(status(&rt, "installer").operation_history.provision, deployed, "not deployed again");
+    // and once it is there, nothing more is sent
+    settle(&mut rt, Duration::from_secs(60)).await;
+    let requests = rt.ironic_requests();
+    rt.run_until(Duration::from_secs(5), |c| eprintln!("{c:?}"), |_| false).await;
+    assert_eq!(rt.ironic_requests(), requests, "Ironic requests while nothing changed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
