@@ -422,9 +422,9 @@ fn register(
 /// Ironic could not verify the node's settings (a wrong password, system ID or address). First
 /// sight: the error is recorded, and the host backs off. Once recorded (after the back-off, or at
 /// once when the host or its Secret changed, which wakes it): the settings go to Ironic again,
-/// secrets too, and Ironic verifies them again (upstream registers again the same way). While
-/// Ironic verifies, the error is no longer shown; a failure again is recorded with a longer
-/// back-off, a success moves the host on.
+/// secrets too, and Ironic verifies them again (upstream registers again the same way). The error
+/// stays shown until the next look finds Ironic verifying; a failure again is recorded with a
+/// longer back-off, a success moves the host on.
 fn verify_failed(step: Step<'_>, node: &Node, desired: &Map<String, Value>) -> Decision {
     if step.previous.error_type.is_none() {
         let reason = node.last_error.clone().unwrap_or_default();

@@ -138,6 +138,14 @@ impl Schedule {
     }
 }
 
+/// The status with its error message [`Redacted`] (the message every later status of the host
+/// starts from).
+pub fn redacted(status: &BareMetalHostStatus) -> BareMetalHostStatus {
+    let mut status = status.clone();
+    status.error_message = Redacted::new(&status.error_message).into_string();
+    status
+}
+
 /// Whether a status changed in anything but its `lastUpdated` time: only then is it worth writing.
 pub fn status_changed(before: &BareMetalHostStatus, after: &BareMetalHostStatus) -> bool {
     let mut a = before.clone();

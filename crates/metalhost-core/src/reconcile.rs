@@ -77,14 +77,17 @@ impl Reconciler {
         if previous.provisioning.state == ProvisioningState::Unknown && !input.deleting {
             return Outcome { events: vec![policy::unknown_state_event()], ..Outcome::unchanged(previous) };
         }
-        match policy::gate(input, previous) {
+        // what is written starts from the last status with its error redacted: a message carried
+        // over from elsewhere (BMO's status, a hand-edited status file) never shows userinfo
+        let start = policy::redacted(previous);
+        match policy::gate(input, &start) {
             Gate::Paused | Gate::Detached(None) => Outcome::unchanged(previous),
             Gate::Detached(Some(mut status)) => {
                 status.last_updated = Some(now.to_string());
                 let events = policy::events(previous, &status, &[]);
                 Outcome { status: *status, changed: true, events, ..Outcome::unchanged(previous) }
             }
-            Gate::Proceed => self.step(input, previous, now).await.finish(input, previous),
+            Gate::Proceed => self.step(input, &start, now).await.finish(input, previous),
         }
     }
 
@@ -308,5 +311,37 @@ mod tests {
         assert_eq!(calls(&server).await, ["POST /v1/nodes", "GET /v1/nodes/lab~h1"]);
         assert_eq!(outcome.status.provisioning.id, NODE);
         assert_eq!(outcome.requeue, Requeue::Now);
+    }
+
+    #[tokio::test]
+    async fn an_error_carried_over_from_an_earlier_status_is_written_redacted() {
+        use wiremock::matchers::{method, path};
+        use wiremock::{Mock, ResponseTemplate};
+        let server = ironic().await;
+        // the node's deploy failed; the status (BMO's, or edited by hand) quotes a BMC password
+        Mock::given(method("GET"))
+            .and(path(format!("/v1/nodes/{NODE}")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "uuid": NODE, "name": "lab~h1", "driver": "redfish", "provision_state": "deploy failed",
+                "target_provision_state": "active", "last_error": "boom"
+            })))
+            .mount(&server)
+            .await;
+        let mut previous = BareMetalHostStatus::default();
+        previous.provisioning.state = ProvisioningState::Provisioning;
+        previous.provisioning.id = NODE.into();
+        previous.operational_status = metalhost_api::OperationalStatus::Error;
+        previous.error_type = Some(metalhost_api::ErrorType::Provisioning);
+        previous.error_message = "cannot reach redfish://admin:s3cr3t@10.0.0.1/x".into();
+        let provisioner = IronicProvisioner::connect_lazily(ClientConfig::new(server.uri()));
+        let reconciler = Reconciler::new(provisioner, NodeDefaults::default());
+        let outcome = reconciler.reconcile(&fresh_host(), &previous, "2026-12-04T00:00:00Z").await;
+        // the failed deploy is retried while the error stays shown: redacted
+        assert_eq!(
+            outcome.action,
+            crate::vocab::ActionKind::Provision(metalhost_ironic::ProvisionTarget::Deleted)
+        );
+        assert_eq!(outcome.status.error_message, "cannot reach redfish://***@10.0.0.1/x");
+        assert!(outcome.changed, "the redacted message is written");
     }
 }

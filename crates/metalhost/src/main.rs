@@ -136,15 +136,17 @@ impl Common {
         Ok(settings::resolve(&self.flags, &settings::process_env(), &settings::read_file)?)
     }
 
-    /// With `--check-config`: the settings as they would be used, for the operator to read.
-    fn check_config(&self, settings: &settings::Settings) -> ExitCode {
+    /// With `--check-config` (after the command's own arguments are checked): the settings as
+    /// they would be used, for the operator to read.
+    fn check_config(&self) -> anyhow::Result<ExitCode> {
+        let settings = self.settings()?;
         for line in settings.describe() {
             println!("{line}");
         }
         if let Some(addr) = self.metrics_listen {
             println!("metrics, /healthz, /readyz: {addr}");
         }
-        ExitCode::SUCCESS
+        Ok(ExitCode::SUCCESS)
     }
 
     /// The runtime's configuration, its warnings logged and its metrics served when asked for.
@@ -195,6 +197,9 @@ async fn run(manifests: PathBuf, stats_file: Option<PathBuf>, common: Common) ->
     if !manifests.is_dir() {
         bail!("--manifests {}: not a directory", manifests.display());
     }
+    if common.check_config {
+        return common.check_config();
+    }
     let mut stop = metalhost::stop::Stop::listen(metalhost::stop::STOP_GRACE);
     let mut runtime = Runtime::new(common.start()?, Source::Dir(manifests));
     let mut progress = Progress::new();
@@ -232,6 +237,9 @@ async fn run_kube(
     common: Common,
 ) -> anyhow::Result<ExitCode> {
     use metalhost::kube::leader::{Leadership, StopReason};
+    if common.check_config {
+        return common.check_config();
+    }
     let mut stop = metalhost::stop::Stop::listen(metalhost::stop::KUBE_STOP_GRACE);
     let config = common.start()?;
     let client = kube::Client::try_default().await.context("connecting to Kubernetes")?;
@@ -263,6 +271,9 @@ async fn run_kube(
 async fn apply(file: PathBuf, wait: bool, timeout: u64, common: Common) -> anyhow::Result<ExitCode> {
     if !file.is_file() {
         bail!("{}: no such manifest file", file.display());
+    }
+    if common.check_config {
+        return common.check_config();
     }
     let mut runtime = Runtime::new(common.start()?, Source::File(file.clone()));
     let mut progress = Progress::new();
@@ -428,25 +439,9 @@ fn validate(files: &[PathBuf]) -> ExitCode {
     if lines.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
-impl Command {
-    /// The controller settings of `run` and `apply`.
-    fn common(&self) -> Option<&Common> {
-        match self {
-            Command::Run { common, .. } | Command::Apply { common, .. } => Some(common),
-            _ => None,
-        }
-    }
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(common) = cli.command.common().filter(|c| c.check_config) {
-        return match common.settings() {
-            Ok(settings) => common.check_config(&settings),
-            Err(e) => failed(&e),
-        };
-    }
     let result = match cli.command {
         Command::Run { manifests, kube, namespace, leader_elect, lease_namespace, stats_file, common } => {
             init_logging("info");

@@ -146,6 +146,14 @@ fn read(files: FileReader<'_>, path: &Path) -> Result<Option<String>, SettingsEr
     files(path).map_err(|e| SettingsError::File { path: path.display().to_string(), reason: e.to_string() })
 }
 
+/// A URL that did not parse, as it may be shown: everything up to its last `@` hidden (the
+/// userinfo, however malformed), its scheme kept.
+fn without_userinfo(raw: &str) -> String {
+    let Some((before, after)) = raw.rsplit_once('@') else { return raw.to_string() };
+    let scheme = before.split_once("://").map(|(scheme, _)| format!("{scheme}://")).unwrap_or_default();
+    format!("{scheme}***@{after}")
+}
+
 /// Resolves the settings: flags first, then BMO's variables and files, then metalhost's defaults.
 ///
 /// BMO's meanings: `IRONIC_ENDPOINT` is Ironic's URL (a trailing `/v1/` is dropped by the client);
@@ -215,7 +223,7 @@ impl<'a> Resolver<'a> {
         let (stripped, auth) =
             metalhost_ironic::split_userinfo(&raw_url).map_err(|_| SettingsError::Invalid {
                 var: source,
-                value: metalhost_api::redact::redact_url_userinfo(&raw_url),
+                value: without_userinfo(&raw_url),
                 expected: "an http:// or https:// URL",
             })?;
         // the URL as given unless it held credentials
@@ -602,6 +610,9 @@ mod tests {
         let e = env(&[("IRONIC_ENDPOINT", "ftp://u:secret@ironic/")]);
         let err = resolve(&Flags::default(), &e, &files(&[])).unwrap_err().to_string();
         assert!(err.starts_with("IRONIC_ENDPOINT='ftp://***@ironic/'"), "{err}");
+        let e = env(&[("IRONIC_ENDPOINT", "http://u:pa ss@bad host/")]);
+        let err = resolve(&Flags::default(), &e, &files(&[])).unwrap_err().to_string();
+        assert!(err.starts_with("IRONIC_ENDPOINT='http://***@bad host/'") && !err.contains("pa ss"), "{err}");
     }
 
     #[test]

@@ -118,6 +118,16 @@ fn changes_told(
     changes
 }
 
+/// What a look at the manifest directory found.
+enum Reread {
+    /// A file changed: the manifests as they are now.
+    Changed(Manifests),
+    /// No file changed since the last look.
+    Unchanged,
+    /// The directory could not be listed (reported).
+    Unlisted,
+}
+
 /// Where the hosts come from.
 #[derive(Debug, Clone)]
 pub enum Source {
@@ -363,9 +373,11 @@ impl Runtime {
 
     /// Reads the manifests again if any file changed, and takes in what they say.
     fn reload(&mut self) {
-        let Some(manifests) = self.read_manifests() else {
-            self.delete_long_gone(Instant::now());
-            return;
+        let manifests = match self.read_manifests() {
+            Reread::Changed(manifests) => manifests,
+            Reread::Unchanged => return self.delete_long_gone(Instant::now()),
+            // nothing is known of the manifests: no host counts as gone for it
+            Reread::Unlisted => return,
         };
         for p in manifests.problems.clone() {
             self.report(p);
@@ -393,15 +405,14 @@ impl Runtime {
         self.delete_long_gone(now);
     }
 
-    /// The manifests, when a file changed since the last read (`None`: nothing changed, or the
-    /// directory cannot be listed, which is reported).
-    fn read_manifests(&mut self) -> Option<Manifests> {
+    /// The manifests, when a file changed since the last read.
+    fn read_manifests(&mut self) -> Reread {
         let dir = self.source.dir().to_path_buf();
         let files = match manifest_files(&dir) {
             Ok(f) => f,
             Err(e) => {
                 self.report(format!("{}: cannot list manifests: {e}", dir.display()));
-                return None;
+                return Reread::Unlisted;
             }
         };
         let fingerprint: Vec<_> = files
@@ -412,7 +423,7 @@ impl Runtime {
             })
             .collect();
         if self.fingerprint.as_ref() == Some(&fingerprint) {
-            return None;
+            return Reread::Unchanged;
         }
         self.fingerprint = Some(fingerprint);
         let mut manifests = Manifests::load(&files);
@@ -422,7 +433,7 @@ impl Runtime {
             manifests.hosts = only.hosts;
             manifests.bad_hosts = only.bad_hosts;
         }
-        Some(manifests)
+        Reread::Changed(manifests)
     }
 
     /// Takes in the usable hosts read; returns their keys.
@@ -528,8 +539,8 @@ impl Runtime {
             let before = t.status.clone();
             t.status.operational_status = OperationalStatus::Error;
             t.status.error_type.get_or_insert(ErrorType::Registration);
-            // bounded: serde's error may quote a huge field of the manifest
-            t.status.error_message = message.into_string();
+            // redacted and bounded: serde's error may quote a huge field of the manifest
+            t.status.error_message = message.to_string();
             t.status.last_updated = Some(now.clone());
             t.save(&dir, key);
             let events = metalhost_core::policy::events(&before, &t.status, &[]);
@@ -542,7 +553,7 @@ impl Runtime {
                 from: state,
                 to: state,
                 action: "none".into(),
-                error: Some(reason),
+                error: Some(message.into_string()),
             });
         }
     }
@@ -762,6 +773,34 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(300)).await;
         rt.step().await;
         assert_eq!(rt.present().count(), 0, "deleted once gone for the while");
+    }
+
+    #[tokio::test]
+    async fn a_directory_that_cannot_be_listed_deletes_no_host() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("manifests");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("a.yaml"), HOST.replace("NAME", "a")).unwrap();
+        std::fs::write(dir.join("b.yaml"), HOST.replace("NAME", "b")).unwrap();
+        let mut config = config();
+        config.gone_for = Duration::from_millis(300);
+        let mut rt = Runtime::new(config, Source::Dir(dir.clone()));
+        rt.step().await;
+        assert_eq!(rt.present().count(), 2);
+        // a's manifest goes, then the whole directory is away for longer than the wait (moved
+        // aside while it is replaced): nothing is known, so nothing is deleted
+        std::fs::remove_file(dir.join("a.yaml")).unwrap();
+        rt.step().await;
+        assert!(rt.hosts["default/a"].presence.missing_since().is_some());
+        std::fs::rename(&dir, root.path().join("aside")).unwrap();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        rt.step().await;
+        assert!(!rt.hosts["default/a"].presence.deleting(), "deleted while the directory was away");
+        // the directory is back with a's manifest: a is there, as it was
+        std::fs::rename(root.path().join("aside"), &dir).unwrap();
+        std::fs::write(dir.join("a.yaml"), HOST.replace("NAME", "a")).unwrap();
+        rt.step().await;
+        assert_eq!(rt.hosts["default/a"].presence, Presence::Present);
     }
 
     #[tokio::test]
