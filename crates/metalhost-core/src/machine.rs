@@ -738,9 +738,7 @@ fn provisioned(step: Step<'_>, node: &Node, desired: &Map<String, Value>) -> Dec
         // the media could not be read (the node is locked while Ironic works on it): look again soon
         return step.wait();
     }
-    if !eject && !media_ejected(&step.status) {
-        step.status.conditions.retain(|c| c.type_ != MEDIA_INSERTED_CONDITION);
-    }
+    // the media condition, once set, keeps what the BMC last reported (True after reinsertion)
     manage_power(step, node)
 }
 

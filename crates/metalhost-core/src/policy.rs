@@ -8,7 +8,7 @@ use metalhost_api::text::{Redacted, truncate_bytes};
 use metalhost_api::{BareMetalHostStatus, CredentialsStatus, OperationalStatus, ProvisioningState};
 
 use crate::input::{Bmc, HostInput};
-use crate::vocab::{Requeue, Wants, media_ejected};
+use crate::vocab::{MEDIA_INSERTED_CONDITION, Requeue, Wants, media_ejected};
 
 /// What a reconcile may do with a host before anything else.
 #[derive(Debug, Clone, PartialEq)]
@@ -225,12 +225,30 @@ pub fn events(
         let reason = after.error_type.map_or("Error", |t| t.as_str());
         out.push(HostEvent::new(EventKind::Warning, &camel_case(reason), &after.error_message));
     }
+    out.extend(media_event(before, after));
     if after.operational_status == OperationalStatus::Detached
         && before.operational_status != OperationalStatus::Detached
     {
         out.push(HostEvent::new(EventKind::Normal, "Detached", "detached from Ironic by annotation"));
     }
     out
+}
+
+/// The live ISO ejected on request, or inserted again after that (the eject extension's
+/// condition turning False, or back to True).
+fn media_event(before: &BareMetalHostStatus, after: &BareMetalHostStatus) -> Option<HostEvent> {
+    let media = |s: &BareMetalHostStatus| {
+        s.conditions.iter().find(|c| c.type_ == MEDIA_INSERTED_CONDITION).map(|c| c.status == "True")
+    };
+    match (media(before), media(after)) {
+        (Some(true) | None, Some(false)) => {
+            Some(HostEvent::new(EventKind::Normal, "LiveISOEjected", "the live ISO was ejected on request"))
+        }
+        (Some(false), Some(true)) => {
+            Some(HostEvent::new(EventKind::Normal, "LiveISOInserted", "the live ISO is inserted again"))
+        }
+        _ => None,
+    }
 }
 
 /// `provisioning error` → `ProvisioningError`: Event reasons are CamelCase.

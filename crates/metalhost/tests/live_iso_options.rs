@@ -129,6 +129,30 @@ async fn eject_media_on_request_while_the_host_stays_provisioned() {
     assert!(inserted, "{:#?}", status(&rt, "live"));
     let (_, cd) = bmc_until(&lab, 0, |_, cd| cd["Inserted"] == json!(true)).await;
     assert_eq!(cd["Inserted"], json!(true), "inserted again: {cd}");
+    // the condition says so, and keeps saying so once the BMC is no longer read
+    let media = |rt: &metalhost::standalone::Runtime| {
+        let c = status(rt, "live").conditions.iter().find(|c| c.type_ == "LiveISOMediaInserted").cloned();
+        c.map(|c| (c.status, c.reason))
+    };
+    let shown = rt
+        .run_until(
+            Duration::from_secs(60),
+            |c| eprintln!("{c:?}"),
+            |rt| media(rt).is_some_and(|m| m.0 == "True"),
+        )
+        .await;
+    assert!(shown, "{:?}", media(&rt));
+    settle(&mut rt, Duration::from_secs(60)).await;
+    rt.run_until(Duration::from_secs(3), |c| eprintln!("{c:?}"), |_| false).await;
+    assert_eq!(media(&rt), Some(("True".into(), "Inserted".into())));
+    // both are told as events (Kubernetes Events; here the directory's event log)
+    let reasons: Vec<String> =
+        metalhost::standalone::events::read(dir.path()).into_iter().map(|e| e.reason).collect();
+    let (ejected, inserted) = (
+        reasons.iter().position(|r| r == "LiveISOEjected"),
+        reasons.iter().position(|r| r == "LiveISOInserted"),
+    );
+    assert!(ejected.is_some() && inserted > ejected, "{reasons:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
