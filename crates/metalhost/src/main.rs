@@ -311,7 +311,10 @@ async fn apply(file: PathBuf, wait: bool, timeout: u64, common: Common) -> anyho
         let message = if status.operational_status == OperationalStatus::Error {
             code = ExitCode::FAILURE;
             let kind = status.error_type.map_or("error", |t| t.as_str());
-            format!("{} — {kind}: {}", status.provisioning.state, status.error_message)
+            let error = format!("{kind}: {}", status.error_message);
+            // shown once: the line that reported it already said why
+            let shown = progress.shown(&key, &error);
+            format!("{} — {}", status.provisioning.state, if shown { kind } else { &error })
         } else {
             format!(
                 "{} (Ironic node {})",

@@ -15,19 +15,21 @@ pub struct Progress {
     bars: Option<(MultiProgress, BTreeMap<String, ProgressBar>)>,
     /// The fleet's one-line summary: its bar on a terminal, and the last line shown.
     summary: (Option<ProgressBar>, String),
+    /// The last error shown for each host (not shown twice).
+    errors: BTreeMap<String, String>,
 }
 
 impl Progress {
     /// Spinners when stderr is a terminal, plain lines otherwise.
     pub fn new() -> Self {
         let bars = std::io::stderr().is_terminal().then(|| (MultiProgress::new(), BTreeMap::new()));
-        Progress { bars, summary: (None, String::new()) }
+        Progress { bars, summary: (None, String::new()), errors: BTreeMap::new() }
     }
 
     /// The line printed for a change (control characters from a manifest or Ironic escaped).
     pub fn line(change: &Change) -> String {
         let line = match &change.error {
-            Some(error) => format!("{}: {} — error: {error}", change.key, change.to),
+            Some(error) => format!("{}: {} — {error}", change.key, change.to),
             None if change.from == change.to => format!("{}: {} ({})", change.key, change.to, change.action),
             None => format!("{}: {} → {}", change.key, change.from, change.to),
         };
@@ -37,6 +39,9 @@ impl Progress {
     /// Reports one change.
     pub fn change(&mut self, change: &Change) {
         let line = Self::line(change);
+        if let Some(error) = &change.error {
+            self.errors.insert(change.key.clone(), error.clone());
+        }
         let Some((multi, bars)) = &mut self.bars else {
             println!("{line}");
             return;
@@ -73,6 +78,12 @@ impl Progress {
             None => println!("{line}"),
         }
         self.summary.1 = line;
+    }
+
+    /// Whether this error (`kind: message`, as a change carries it) was the last one shown for
+    /// the host.
+    pub fn shown(&self, key: &str, error: &str) -> bool {
+        self.errors.get(key).is_some_and(|shown| shown == error)
     }
 
     /// Marks a host as finished, with a last word.

@@ -291,3 +291,33 @@ fn control_characters_from_manifests_and_ironic_are_printed_escaped() {
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(!raw(&stdout) && !raw(&stderr), "run printed control characters raw:\n{stdout:?}\n{stderr:?}");
 }
+
+#[test]
+fn apply_shows_an_error_once_with_its_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("h.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: c}\nstringData: {username: u, password: p}\n---\n\
+         apiVersion: metal3.io/v1alpha1\nkind: BareMetalHost\nmetadata: {name: h}\n\
+         spec: {online: true, bmc: {address: \"foo://10.0.0.1\", credentialsName: c}}\n",
+    )
+    .unwrap();
+    // an unusable BMC needs no Ironic: the dead URL is never dialled
+    let (code, out, err) = metalhost(&[
+        "apply",
+        file.to_str().unwrap(),
+        "--wait",
+        "--timeout",
+        "30",
+        "--ironic",
+        "http://127.0.0.1:9",
+    ]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(out.matches("Unknown BMC type 'foo'").count(), 1, "the error shown once:\n{out}");
+    assert!(
+        out.contains("registering — registration error: spec.bmc.address: Unknown BMC type"),
+        "with its kind:\n{out}"
+    );
+    assert!(out.lines().last().is_some_and(|l| l.ends_with("— registration error")), "{out}");
+}

@@ -548,12 +548,13 @@ impl Runtime {
                 warn!(host = %key, "cannot log events: {e}");
             }
             let state = t.status.provisioning.state;
+            let kind = t.status.error_type.map_or("error", |k| k.as_str());
             changes.push(Change {
                 key: key.clone(),
                 from: state,
                 to: state,
                 action: "none".into(),
-                error: Some(message.into_string()),
+                error: Some(format!("{kind}: {message}")),
             });
         }
     }
@@ -605,8 +606,10 @@ impl Runtime {
         // the events Kubernetes would publish, logged after the status they tell of is stored
         self.log_events(key, &outcome.events);
         let Some(t) = self.hosts.get(key) else { return Vec::new() };
-        let error =
-            (t.status.operational_status == OperationalStatus::Error).then(|| t.status.error_message.clone());
+        let error = (t.status.operational_status == OperationalStatus::Error).then(|| {
+            let kind = t.status.error_type.map_or("error", |t| t.as_str());
+            format!("{kind}: {}", t.status.error_message)
+        });
         changes_told(key, before.provisioning.state, t.status.provisioning.state, &outcome, error)
     }
 
