@@ -28,18 +28,20 @@ fn metalhost(args: &[&str]) -> (i32, String, String) {
 }
 
 /// Two live-ISO hosts on emulated Redfish virtual media; live-0 has a field a live ISO ignores
-/// (so it shows the `LiveISOIgnoredFields` condition).
+/// (so it shows the `LiveISOIgnoredFields` condition) and a reprovision token.
 fn manifests(lab: &Lab, dir: &Path, iso_url: &str) -> PathBuf {
     let mut docs = vec![secret("bmc")];
     for i in 0..lab.info.systems.len() {
         let extra = if i == 0 { "  rootDeviceHints: {deviceName: /dev/sda}\n" } else { "" };
-        docs.push(host(
+        let doc = host(
             &format!("live-{i}"),
             &lab.bmc_address("redfish-virtualmedia", i),
             "bmc",
             &live_iso(iso_url),
             extra,
-        ));
+        );
+        let token = "metadata: {name: live-0, annotations: {metalhost.io/reprovision: v2}}";
+        docs.push(if i == 0 { doc.replace("metadata: {name: live-0}", token) } else { doc });
     }
     write(dir, "hosts.yaml", &docs)
 }
@@ -123,6 +125,7 @@ fn get_and_describe_show_hosts_applied_on_the_lab() {
     assert_eq!(items.len(), 2);
     assert_eq!(items[0]["kind"], "BareMetalHost");
     assert_eq!(items[0]["status"]["provisioning"]["state"], "provisioned");
+    assert_eq!(items[0]["metadata"]["annotations"]["metalhost.io/reprovision"], "v2", "annotations shown");
     let (_, stdout, _) = metalhost(&["get", "--manifests", d, "-o", "yaml"]);
     let yaml: serde_json::Value = serde_yaml_ng::from_str(&stdout).expect("get -o yaml parses");
     assert_eq!(yaml, list);
@@ -145,6 +148,8 @@ fn get_and_describe_show_hosts_applied_on_the_lab() {
         "rootDeviceHints not used".into(),
         "ProvisioningStateChanged".into(),
         "provisioning → provisioned".into(),
+        "    metalhost.io/reprovision: v2".into(),
+        format!("Ironic boots:       {}?metalhost-reprovision=v2", lab.info.iso_url),
     ] {
         assert!(stdout.contains(&want), "describe lacks {want:?}:\n{stdout}");
     }

@@ -68,13 +68,35 @@ fn write_spec(w: &mut String, host: &BareMetalHost) {
                 metalhost_api::redact::redact_url_userinfo(&image.url)
             );
             let _ = writeln!(w, "  Image format:       {format}");
+            // what Ironic gets when it differs (a reprovision token in the query)
+            if image.format == Some(metalhost_api::ImageFormat::LiveIso) {
+                let sent = metalhost_api::extensions::live_iso_url(host, &image.url);
+                if sent != image.url {
+                    let sent = metalhost_api::redact::redact_url_userinfo(&sent);
+                    let _ = writeln!(w, "  Ironic boots:       {sent}");
+                }
+            }
         }
         None => {
             let _ = writeln!(w, "  Image:              <none>");
         }
     }
+    write_annotations(w, host);
     if let Some(consumer) = &spec.consumer_ref {
         let _ = writeln!(w, "  Consumer:           {}", consumer.name.as_deref().unwrap_or(""));
+    }
+}
+
+/// The host's annotations (the `metalhost.io/*` extensions it uses among them), values redacted.
+fn write_annotations(w: &mut String, host: &BareMetalHost) {
+    let annotations = host.annotations();
+    if annotations.is_empty() {
+        let _ = writeln!(w, "  Annotations:        <none>");
+        return;
+    }
+    let _ = writeln!(w, "  Annotations:");
+    for (key, value) in annotations {
+        let _ = writeln!(w, "    {key}: {}", metalhost_api::text::Redacted::new(value));
     }
 }
 

@@ -50,7 +50,11 @@ mod tests {
         assert_eq!(line(&statuses), "12 hosts: 10 provisioned, 2 provisioning");
         statuses[0].operational_status = OperationalStatus::Error;
         assert_eq!(line(&statuses[..1]), "1 host, 1 in error");
-        assert_eq!(line(&statuses[..3]), "3 hosts: 1 provisioned, 1 provisioning, 1 in error", "counts add up");
+        assert_eq!(
+            line(&statuses[..3]),
+            "3 hosts: 1 provisioned, 1 provisioning, 1 in error",
+            "counts add up"
+        );
         assert_eq!(line(&[]), "0 hosts");
     }
 }

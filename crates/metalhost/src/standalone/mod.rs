@@ -257,7 +257,11 @@ impl Runtime {
             rt.report(p);
         }
         let now = Instant::now();
-        for (_, record) in records {
+        for (_, mut record) in records {
+            // the annotations a status file keeps are for display: a host known only from its
+            // status file (its manifest gone while metalhost was down) is deleted whatever they
+            // said (a paused host whose manifest is gone could never be unpaused)
+            record.metadata.annotations = None;
             let key = record.qualified_name();
             let status = record.status.clone().unwrap_or_default();
             rt.hosts.insert(key, Tracked::new(record, status, now));

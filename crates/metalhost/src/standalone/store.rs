@@ -42,13 +42,21 @@ pub fn status_path(dir: &Path, host: &BareMetalHost) -> std::io::Result<PathBuf>
     }
 }
 
-/// What a status file holds: the host as last seen, with its status. Userinfo in the BMC address
-/// and in any URL of the error message is hidden (a BMC address may carry credentials; the
-/// manifest keeps the real one).
+/// The most annotations a status file keeps (`get -o yaml` and `describe` show them), and the
+/// longest value kept (longer ones are cut): a status file stays well within its bound.
+pub const MAX_KEPT_ANNOTATIONS: usize = 64;
+
+/// What a status file holds: the host as last seen, with its annotations and status. Userinfo in
+/// the BMC address and in any URL of the error message or an annotation is hidden (a BMC address
+/// may carry credentials; the manifest keeps the real one).
 pub fn record(host: &BareMetalHost) -> BareMetalHost {
     let mut copy = BareMetalHost::new(host.metadata.name.as_deref().unwrap_or(""), host.spec.clone());
     copy.metadata.namespace = Some(host.namespace_or_default().to_string());
     copy.metadata.creation_timestamp.clone_from(&host.metadata.creation_timestamp);
+    copy.metadata.annotations = host.metadata.annotations.as_ref().map(|all| {
+        let kept = all.iter().take(MAX_KEPT_ANNOTATIONS);
+        kept.map(|(k, v)| (k.clone(), metalhost_api::text::Redacted::new(v).into_string())).collect()
+    });
     copy.status = host.status.clone();
     if let Some(bmc) = copy.spec.bmc.as_mut() {
         bmc.address = redact_url_userinfo(&bmc.address);
