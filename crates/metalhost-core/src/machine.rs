@@ -379,6 +379,11 @@ fn register(
     let input = step.input;
     let desired = desired_fields(input, access, credentials);
     let Some(node) = node else {
+        // an extension annotation that cannot work (a config drive on a BMC that cannot attach
+        // one, say) is refused before anything is created in Ironic
+        if let Err(e) = &input.record.options {
+            return step.error(ErrorType::Registration, e.clone());
+        }
         if step.status.operation_history.register.start.is_none() {
             step.status.operation_history.register.start = Some(input.now.into());
         }

@@ -69,7 +69,12 @@ pub fn good_credentials(status: &BareMetalHostStatus) -> Option<&CredentialsStat
 
 /// What a reconcile must observe in Ironic, given the input and the last status.
 pub fn wants(input: &HostInput, previous: &BareMetalHostStatus) -> Wants {
-    let usable = matches!(input.bmc, Bmc::Ready { .. });
+    let never_registered = previous.provisioning.state == ProvisioningState::None
+        && previous.provisioning.id.is_empty()
+        && !input.deleting;
+    // a host that cannot be registered (its BMC, or an extension annotation that cannot work
+    // with it) needs nothing from Ironic: the error is told without a request
+    let usable = matches!(input.bmc, Bmc::Ready { .. }) && !(never_registered && input.options.is_err());
     let node = usable || input.deleting;
     // a host with no status yet (or unmanaged) chains into registering within the same reconcile:
     // its node may exist already (a create whose answer was lost), and its port must be checked
@@ -82,9 +87,6 @@ pub fn wants(input: &HostInput, previous: &BareMetalHostStatus) -> Wants {
         && previous.provisioning.state == ProvisioningState::Provisioned
         && input.bmc.has_virtual_media()
         && (input.options.as_ref().is_ok_and(|o| o.eject_media) || media_ejected(previous));
-    let never_registered = previous.provisioning.state == ProvisioningState::None
-        && previous.provisioning.id.is_empty()
-        && !input.deleting;
     Wants { node, ports, vmedia, by_name: node && !never_registered }
 }
 

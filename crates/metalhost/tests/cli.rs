@@ -321,3 +321,37 @@ fn apply_shows_an_error_once_with_its_kind() {
     );
     assert!(out.lines().last().is_some_and(|l| l.ends_with("— registration error")), "{out}");
 }
+
+#[test]
+fn apply_refuses_a_config_drive_on_fake_hardware_before_any_ironic_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("h.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: ud}\nstringData: {userData: \"#cloud-config\\n\"}\n---\n\
+         apiVersion: v1\nkind: Secret\nmetadata: {name: c}\nstringData: {username: u, password: p}\n---\n\
+         apiVersion: metal3.io/v1alpha1\nkind: BareMetalHost\n\
+         metadata: {name: h, annotations: {metalhost.io/live-iso-config-drive: \"true\"}}\n\
+         spec: {online: true, bootMACAddress: \"52:54:00:00:00:09\", bmc: {address: \"fake-hardware://h\", credentialsName: c},\n  \
+         userData: {name: ud}, image: {url: \"http://127.0.0.1/a.iso\", format: live-iso}}\n",
+    )
+    .unwrap();
+    // Ironic's URL is dead: had a node been created first, the error would be that Ironic is
+    // unreachable, not the annotation's
+    let (code, out, err) = metalhost(&[
+        "apply",
+        file.to_str().unwrap(),
+        "--wait",
+        "--timeout",
+        "30",
+        "--ironic",
+        "http://127.0.0.1:9",
+    ]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("metadata.annotations[metalhost.io/live-iso-config-drive]")
+            && out.contains("cannot attach a config drive"),
+        "{out}"
+    );
+    assert!(!out.to_lowercase().contains("unreachable"), "no Ironic request was made: {out}");
+}
