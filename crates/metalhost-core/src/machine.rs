@@ -155,7 +155,7 @@ fn same_image(a: &Image, b: &Image) -> bool {
 }
 
 fn set_ignored_fields_condition(status: &mut BareMetalHostStatus, input: &Input<'_>) {
-    let (host, now) = (input.host, input.now);
+    let host = input.host;
     let live = host
         .spec
         .image
@@ -169,32 +169,75 @@ fn set_ignored_fields_condition(status: &mut BareMetalHostStatus, input: &Input<
     if live && host.spec.user_data.is_some() && !drive {
         ignored.push("userData");
     }
-    let existing = status.conditions.iter().position(|c| c.type_ == IGNORED_FIELDS_CONDITION);
-    match (ignored.is_empty(), existing) {
-        (true, Some(i)) => {
+    let message = (!ignored.is_empty()).then(|| {
+        format!("{} not used: a live ISO boots as it is, nothing is written to disk", ignored.join(" and "))
+    });
+    put_condition(status, IGNORED_FIELDS_CONDITION, "LiveISO", message, input);
+}
+
+/// Sets a True condition of this type with this message (kept as it is when the message is the
+/// same), or removes it when there is no message.
+fn put_condition(
+    status: &mut BareMetalHostStatus,
+    type_: &str,
+    reason: &str,
+    message: Option<String>,
+    input: &Input<'_>,
+) {
+    let existing = status.conditions.iter().position(|c| c.type_ == type_);
+    let Some(message) = message else {
+        if let Some(i) = existing {
             status.conditions.remove(i);
         }
-        (false, _) => {
-            let message = format!(
-                "{} not used: a live ISO boots as it is, nothing is written to disk",
-                ignored.join(" and ")
-            );
-            let condition = Condition {
-                type_: IGNORED_FIELDS_CONDITION.into(),
-                status: "True".into(),
-                reason: "LiveISO".into(),
-                message,
-                last_transition_time: now.into(),
-                observed_generation: host.metadata.generation,
-            };
-            match existing {
-                Some(i) if status.conditions[i].message == condition.message => {}
-                Some(i) => status.conditions[i] = condition,
-                None => status.conditions.push(condition),
+        return;
+    };
+    let condition = Condition {
+        type_: type_.into(),
+        status: "True".into(),
+        reason: reason.into(),
+        message,
+        last_transition_time: input.now.into(),
+        observed_generation: input.host.metadata.generation,
+    };
+    match existing {
+        Some(i) if status.conditions[i].message == condition.message => {}
+        Some(i) => status.conditions[i] = condition,
+        None => status.conditions.push(condition),
+    }
+}
+
+/// Condition type set on a provisioned host whose `metalhost.io/*` settings differ from what the
+/// running deployment has and take effect only at its next deploy.
+pub const PENDING_CONDITION: &str = "PendingUntilNextDeploy";
+
+/// Which of the host's extension settings the running deployment does not have: the BMC's own
+/// ISO download, the config drive, a live kernel's initramfs and arguments. (Boot-device
+/// persistence and eject apply to the running host; a reprovision token deploys again.)
+fn set_pending_condition(status: &mut BareMetalHostStatus, input: &Input<'_>, node: &Node) {
+    use metalhost_api::extensions::{CONFIG_DRIVE_ANNOTATION, ISO_DOWNLOAD_SOURCE_ANNOTATION};
+    let options = input.record.options_or_default();
+    let mut pending = Vec::new();
+    match &input.record.image {
+        Some(Ok(DeployImage::LiveIso { .. })) => {
+            if node.instance_str(plan::DOWNLOAD_SOURCE_KEY) != options.download_source.map(|s| s.as_str()) {
+                pending.push(ISO_DOWNLOAD_SOURCE_ANNOTATION);
+            }
+            if options.config_drive != node.instance_info.contains_key("configdrive") {
+                pending.push(CONFIG_DRIVE_ANNOTATION);
             }
         }
-        (true, None) => {}
+        Some(Ok(image @ DeployImage::LiveKernel { .. })) if !plan::instance_matches(node, image) => {
+            pending.push("metalhost.io/initramfs-url or metalhost.io/kernel-arguments");
+        }
+        _ => {}
     }
+    let message = (!pending.is_empty()).then(|| {
+        format!(
+            "{}: take effect at the next deploy (set or change metalhost.io/reprovision to deploy again now)",
+            pending.join(", ")
+        )
+    });
+    put_condition(status, PENDING_CONDITION, "NextDeploy", message, input);
 }
 
 /// Decides the next step for a host. Pure: the same inputs always give the same decision.
@@ -728,11 +771,12 @@ fn provisioned(step: Step<'_>, node: &Node, desired: &Map<String, Value>) -> Dec
     }
     // settings changed on the running host (boot-device persistence, the BMC's address, cleaning):
     // into Ironic now, not at the next deploy (Ironic would refuse an update while it works)
+    let mut step = step;
+    set_pending_condition(&mut step.status, step.input, node);
     let settings = plan::deployed_settings_patch(node, desired);
     if !settings.0.is_empty() && !node.is_settling() {
         return step.ok(Action::Patch(settings), Requeue::Poll);
     }
-    let mut step = step;
     let observed = step.observed;
     if let Some(action) = manage_media(&mut step, observed) {
         return step.ok(action, Requeue::Poll);

@@ -39,6 +39,14 @@ async fn boot_persistence_and_direct_iso_download_reach_ironic_and_the_bmc() {
 
     let appliance = node(&ironic, "appliance").await;
     assert_eq!(appliance.driver_info["force_persistent_boot_device"], json!("Always"));
+    let pending = |rt: &metalhost::standalone::Runtime, name: &str| {
+        status(rt, name)
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "PendingUntilNextDeploy")
+            .map(|c| c.message.clone())
+    };
+    assert_eq!((pending(&rt, "appliance"), pending(&rt, "installer")), (None, None), "deployed as asked");
     assert_eq!(appliance.instance_str("ramdisk_image_download_source"), Some("http"));
     // sushy-tools 2.2.0 always reports BootSourceOverrideEnabled=Continuous whatever it is told,
     // so persistence is checked where Ironic reads it (driver_info), not on the emulated BMC
@@ -68,7 +76,11 @@ async fn boot_persistence_and_direct_iso_download_reach_ironic_and_the_bmc() {
                 0,
                 "metalhost.io/boot-device-persistence: Always, metalhost.io/iso-download-source: http",
             ),
-            annotated("installer", 1, "metalhost.io/boot-device-persistence: Always"),
+            annotated(
+                "installer",
+                1,
+                "metalhost.io/boot-device-persistence: Always, metalhost.io/iso-download-source: http",
+            ),
         ],
     );
     let changed = std::time::Instant::now();
@@ -83,6 +95,12 @@ async fn boot_persistence_and_direct_iso_download_reach_ironic_and_the_bmc() {
     assert_eq!(installer.provision_state.as_str(), "active");
     assert_eq!(status(&rt, "installer").provisioning.state, metalhost_api::ProvisioningState::Provisioned);
     assert_eq!(status(&rt, "installer").operation_history.provision, deployed, "not deployed again");
+    // the BMC fetching the ISO itself waits for the next deploy, and says so
+    let message = pending(&rt, "installer").unwrap_or_default();
+    assert!(
+        message.starts_with("metalhost.io/iso-download-source: take effect at the next deploy"),
+        "{message}"
+    );
     // and once it is there, nothing more is sent
     settle(&mut rt, Duration::from_secs(60)).await;
     let requests = rt.ironic_requests();
@@ -186,6 +204,7 @@ async fn user_data_reaches_a_live_iso_as_a_second_virtual_media_device() {
     let node = node(&ironic(&lab).await, "cd").await;
     assert_eq!(node.provision_state.as_str(), "active");
     assert!(node.instance_info.contains_key("configdrive"), "{:?}", node.instance_info.keys());
+    assert!(st.conditions.iter().all(|c| c.type_ != "PendingUntilNextDeploy"), "{:?}", st.conditions);
 
     let uuid = &lab.info.systems[0].uuid;
     let (_, cd) = bmc_until(&lab, 0, |_, cd| cd["Inserted"] == json!(true)).await;

@@ -720,3 +720,36 @@ fn an_unknown_state_is_kept_unwritten_refused_from_the_annotation_and_deleted_al
     assert!(d.status.error_message.contains("not one metalhost knows"), "{}", d.status.error_message);
     assert!(serde_json::to_value(&d.status).is_ok(), "what is written can be written");
 }
+
+#[test]
+fn settings_that_wait_for_the_next_deploy_are_shown_as_pending() {
+    let lab = Lab::new(live_spec());
+    let mut status = status_in(S::Provisioned);
+    status.provisioning.image = lab.host.spec.image.clone();
+    let mut active = node("active");
+    active.power_state = Some("power on".into());
+    active.instance_info.insert("boot_iso".into(), json!("http://127.0.0.1:8081/live.iso"));
+    let pending = |lab: &Lab, status: &BareMetalHostStatus| {
+        let d = lab.decide(status, Some(&active));
+        let c = d.status.conditions.iter().find(|c| c.type_ == PENDING_CONDITION).cloned();
+        (d, c)
+    };
+    let (d, c) = pending(&lab, &status);
+    assert!(c.is_none(), "nothing pending: {c:?}");
+    // the BMC is to fetch the ISO itself: only a new deploy does it
+    let mut annotated = Lab::new(live_spec());
+    annotated.host.metadata.annotations =
+        Some([("metalhost.io/iso-download-source".to_string(), "http".to_string())].into());
+    let (d2, c) = pending(&annotated, &d.status);
+    let c = c.expect("pending");
+    assert_eq!(c.status, "True");
+    assert!(
+        c.message.starts_with("metalhost.io/iso-download-source: take effect at the next deploy"),
+        "{}",
+        c.message
+    );
+    assert_eq!(d2.status.provisioning.state, S::Provisioned, "nothing is redeployed for it");
+    // annotation gone again: nothing pending any more
+    let (_, c) = pending(&lab, &d2.status);
+    assert!(c.is_none());
+}
