@@ -292,6 +292,19 @@ fn control_characters_from_manifests_and_ironic_are_printed_escaped() {
     assert!(!raw(&stdout) && !raw(&stderr), "run printed control characters raw:\n{stdout:?}\n{stderr:?}");
 }
 
+/// `apply --wait` of `file` with an Ironic URL nothing answers at.
+fn apply_without_ironic(file: &std::path::Path) -> (i32, String, String) {
+    metalhost(&[
+        "apply",
+        file.to_str().unwrap(),
+        "--wait",
+        "--timeout",
+        "30",
+        "--ironic",
+        "http://127.0.0.1:9",
+    ])
+}
+
 #[test]
 fn apply_shows_an_error_once_with_its_kind() {
     let dir = tempfile::tempdir().unwrap();
@@ -304,15 +317,7 @@ fn apply_shows_an_error_once_with_its_kind() {
     )
     .unwrap();
     // an unusable BMC needs no Ironic: the dead URL is never dialled
-    let (code, out, err) = metalhost(&[
-        "apply",
-        file.to_str().unwrap(),
-        "--wait",
-        "--timeout",
-        "30",
-        "--ironic",
-        "http://127.0.0.1:9",
-    ]);
+    let (code, out, err) = apply_without_ironic(&file);
     assert_eq!(code, 1, "{out}{err}");
     assert_eq!(out.matches("Unknown BMC type 'foo'").count(), 1, "the error shown once:\n{out}");
     assert!(
@@ -338,15 +343,7 @@ fn apply_refuses_a_config_drive_on_fake_hardware_before_any_ironic_call() {
     .unwrap();
     // Ironic's URL is dead: had a node been created first, the error would be that Ironic is
     // unreachable, not the annotation's
-    let (code, out, err) = metalhost(&[
-        "apply",
-        file.to_str().unwrap(),
-        "--wait",
-        "--timeout",
-        "30",
-        "--ironic",
-        "http://127.0.0.1:9",
-    ]);
+    let (code, out, err) = apply_without_ironic(&file);
     assert_eq!(code, 1, "{out}{err}");
     assert!(
         out.contains("metadata.annotations[metalhost.io/live-iso-config-drive]")

@@ -20,19 +20,12 @@ async fn boot_persistence_and_direct_iso_download_reach_ironic_and_the_bmc() {
                 &format!("metadata: {{name: {name}, annotations: {{{annotations}}}}}"),
             )
     };
-    write(
-        dir.path(),
-        "hosts.yaml",
-        &[
-            secret("c"),
-            annotated(
-                "appliance",
-                0,
-                "metalhost.io/boot-device-persistence: Always, metalhost.io/iso-download-source: http",
-            ),
-            annotated("installer", 1, "metalhost.io/boot-device-persistence: Never"),
-        ],
-    );
+    let always_and_http =
+        "metalhost.io/boot-device-persistence: Always, metalhost.io/iso-download-source: http";
+    let manifests = |installer: &str| {
+        [secret("c"), annotated("appliance", 0, always_and_http), annotated("installer", 1, installer)]
+    };
+    write(dir.path(), "hosts.yaml", &manifests("metalhost.io/boot-device-persistence: Never"));
     let mut rt = runtime(&lab, dir.path());
     settle(&mut rt, Duration::from_secs(240)).await;
     let ironic = ironic(&lab).await;
@@ -66,23 +59,7 @@ async fn boot_persistence_and_direct_iso_download_reach_ironic_and_the_bmc() {
 
     // persistence changed on the running host reaches Ironic at once, with no redeploy
     let deployed = status(&rt, "installer").operation_history.provision.clone();
-    write(
-        dir.path(),
-        "hosts.yaml",
-        &[
-            secret("c"),
-            annotated(
-                "appliance",
-                0,
-                "metalhost.io/boot-device-persistence: Always, metalhost.io/iso-download-source: http",
-            ),
-            annotated(
-                "installer",
-                1,
-                "metalhost.io/boot-device-persistence: Always, metalhost.io/iso-download-source: http",
-            ),
-        ],
-    );
+    write(dir.path(), "hosts.yaml", &manifests(always_and_http));
     let changed = std::time::Instant::now();
     let mut persistence = json!("Never");
     while persistence != json!("Always") && changed.elapsed() < Duration::from_secs(30) {
