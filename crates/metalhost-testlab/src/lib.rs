@@ -67,6 +67,12 @@ pub struct LabInfo {
     /// With `start_secure`: its password.
     #[serde(default)]
     pub ironic_password: Option<String>,
+    /// With `start_with_bmc_auth`: the user the BMC emulator accepts.
+    #[serde(default)]
+    pub bmc_user: Option<String>,
+    /// With `start_with_bmc_auth`: its password.
+    #[serde(default)]
+    pub bmc_password: Option<String>,
 }
 
 /// A running lab; dropped, it stops every process it started.
@@ -109,18 +115,24 @@ impl Lab {
     /// Starts a lab with `systems` emulated servers. Panics with the lab's own message when it
     /// cannot start (this is test set-up).
     pub fn start(systems: usize) -> Lab {
-        Self::start_with(systems, false)
+        Self::start_with(systems, &[])
     }
 
     /// Starts a lab whose Ironic serves HTTPS (a fresh CA) and requires HTTP basic auth.
     pub fn start_secure(systems: usize) -> Lab {
-        Self::start_with(systems, true)
+        Self::start_with(systems, &["--secure"])
     }
 
-    fn start_with(systems: usize, secure: bool) -> Lab {
+    /// Starts a lab whose BMC emulator requires HTTP basic auth (user and password in the info):
+    /// a wrong password is refused as a real BMC refuses it.
+    pub fn start_with_bmc_auth(systems: usize) -> Lab {
+        Self::start_with(systems, &["--bmc-auth"])
+    }
+
+    fn start_with(systems: usize, flags: &[&str]) -> Lab {
         let systems = systems.to_string();
         let mut args = vec!["--systems", systems.as_str()];
-        args.extend(secure.then_some("--secure"));
+        args.extend_from_slice(flags);
         Lab { info: start_script("lab", &args) }
     }
 

@@ -68,3 +68,50 @@ async fn a_wrong_system_id_fixed_in_the_manifest_registers_at_once() {
         node.driver_info
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_fixed_in_its_secret_registers_at_once() {
+    let lab = Lab::start_with_bmc_auth(1);
+    let dir = tempfile::tempdir().unwrap();
+    let bmc = lab.bmc_address("redfish-virtualmedia", 0);
+    let good = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: bmc}}\nstringData: {{username: admin, password: {}}}\n",
+        lab.info.bmc_password.as_deref().expect("the lab's BMC password")
+    );
+    let host = host("h1", &bmc, "bmc", &live_iso(&lab.info.iso_url), "");
+    // the BMC refuses the password (secret() has another one)
+    write(dir.path(), "hosts.yaml", &[secret("bmc"), host.clone()]);
+    let mut rt = runtime(&lab, dir.path());
+    let failed = rt
+        .run_until(
+            Duration::from_secs(120),
+            |c| eprintln!("{c:?}"),
+            |rt| rt.status("default/h1").is_some_and(|s| s.error_type == Some(ErrorType::Registration)),
+        )
+        .await;
+    let before = status(&rt, "h1").clone();
+    assert!(failed, "no registration error: {before:#?}");
+    assert!(before.error_message.starts_with("Failed to manage the node: "), "{}", before.error_message);
+    assert!(!before.error_message.contains(PASSWORD), "{}", before.error_message);
+
+    // the Secret is corrected (the host's manifest is untouched): registered at once
+    write(dir.path(), "hosts.yaml", &[good, host]);
+    let fixed = Instant::now();
+    let registered = rt
+        .run_until(
+            Duration::from_secs(30),
+            |c| eprintln!("{c:?}"),
+            |rt| {
+                rt.status("default/h1").is_some_and(|s| {
+                    s.provisioning.state != ProvisioningState::Registering && s.error_type.is_none()
+                })
+            },
+        )
+        .await;
+    assert!(registered, "not registered within 30 s of the fix: {:#?}", status(&rt, "h1"));
+    eprintln!("registered {:.1} s after the fix", fixed.elapsed().as_secs_f64());
+    settle(&mut rt, Duration::from_secs(240)).await;
+    let done = status(&rt, "h1");
+    assert_eq!(done.provisioning.state, ProvisioningState::Provisioned);
+    assert_eq!((done.operational_status, done.error_message.as_str()), (OperationalStatus::Ok, ""));
+}

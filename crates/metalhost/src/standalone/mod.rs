@@ -405,8 +405,27 @@ impl Runtime {
                 }
             }
         }
+        self.wake_hosts_whose_secrets_changed(&manifests, now);
         self.manifests = manifests;
         self.delete_long_gone(now);
+    }
+
+    /// A host whose Secret changed (a corrected password, say) is looked at at once, not after
+    /// its back-off, as the Kubernetes runtime's Secret watch does.
+    fn wake_hosts_whose_secrets_changed(&mut self, read: &Manifests, now: Instant) {
+        let version =
+            |m: &Manifests, key: &str| m.secrets.get(key).map(|s| s.metadata.resource_version.clone());
+        for t in self.hosts.values_mut() {
+            let needed = metalhost_core::secrets_needed(&t.host, t.presence.deleting());
+            let changed = needed.iter().any(|(namespace, name, _)| {
+                let key = format!("{namespace}/{name}");
+                version(&self.manifests, &key) != version(read, &key)
+            });
+            if changed {
+                t.due = t.due.min(now);
+                t.changed = true;
+            }
+        }
     }
 
     /// The manifests, when a file changed since the last read.
@@ -780,6 +799,31 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(300)).await;
         rt.step().await;
         assert_eq!(rt.present().count(), 0, "deleted once gone for the while");
+    }
+
+    #[tokio::test]
+    async fn a_changed_secret_wakes_the_hosts_that_use_it_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = |password: &str| {
+            format!(
+                "kind: Secret\napiVersion: v1\nmetadata: {{name: c}}\nstringData: {{username: u, password: {password}}}\n---\n\
+                 kind: BareMetalHost\nmetadata: {{name: a}}\n\
+                 spec: {{online: true, bmc: {{address: \"redfish://127.0.0.1:9/x\", credentialsName: c}}}}\n---\n{}",
+                HOST.replace("NAME", "b")
+            )
+        };
+        std::fs::write(dir.path().join("a.yaml"), manifest("wrong")).unwrap();
+        let mut rt = Runtime::new(config(), Source::Dir(dir.path().to_path_buf()));
+        rt.step().await;
+        // both wait (Ironic is unreachable: a's back-off; b has nothing to do)
+        let later = Instant::now() + Duration::from_secs(1);
+        for t in rt.hosts.values_mut() {
+            t.due = later;
+        }
+        std::fs::write(dir.path().join("a.yaml"), manifest("corrected")).unwrap();
+        rt.reload();
+        assert!(rt.hosts["default/a"].due <= Instant::now(), "a uses the Secret: looked at at once");
+        assert_eq!(rt.hosts["default/b"].due, later, "b does not");
     }
 
     #[tokio::test]
