@@ -297,17 +297,27 @@ mod tests {
         status
     }
 
+    /// The host's registered node, as Ironic shows it (password hidden), in this state.
+    fn observed_for(record: &HostInput, provision_state: &str) -> Observed {
+        let crate::input::Bmc::Ready { access, credentials, .. } = &record.bmc else { panic!("no BMC") };
+        let options = record.options_or_default();
+        let fields = crate::plan::node_create_fields(
+            &record.host,
+            &options,
+            access,
+            credentials,
+            &NodeDefaults::default(),
+        );
+        let mut node = serde_json::Value::Object(fields);
+        node["uuid"] = json!("n1");
+        node["provision_state"] = json!(provision_state);
+        node["power_state"] = json!("power off");
+        node["driver_info"]["redfish_password"] = json!("******");
+        Observed { node: Some(serde_json::from_value(node).unwrap()), port_macs: None, vmedia: None }
+    }
+
     fn observed(provision_state: &str) -> Observed {
-        let node = Node {
-            uuid: "n1".into(),
-            name: Some("lab~h1".into()),
-            provision_state: provision_state.into(),
-            power_state: Some("power off".into()),
-            driver: "redfish".into(),
-            boot_interface: Some("redfish-virtual-media".into()),
-            ..Default::default()
-        };
-        Observed { node: Some(node), port_macs: None, vmedia: None }
+        observed_for(&vmedia_host(), provision_state)
     }
 
     #[test]
@@ -341,7 +351,7 @@ mod tests {
             (&vmedia, Some(2), policy::Admission::Free),
         ] {
             let ctx = Context { record, defaults: &defaults, now: NOW };
-            let settled = settle(&ctx, &previous, &observed("available"));
+            let settled = settle(&ctx, &previous, &observed_for(record, "available"));
             assert_eq!(settled.admission(&ctx, &previous, limit), expected);
         }
         // a host already provisioning (polled, nothing started) needs no new slot

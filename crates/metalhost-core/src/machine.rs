@@ -377,7 +377,10 @@ fn by_state(mut step: Step<'_>, access: &BmcAccess, credentials: &Credentials) -
         (ProvisioningState::Preparing | ProvisioningState::MatchProfile, Some(_)) => {
             step.goto(ProvisioningState::Available)
         }
-        (ProvisioningState::Available | ProvisioningState::Ready, Some(_)) => available(step),
+        (ProvisioningState::Available | ProvisioningState::Ready, Some(node)) => {
+            let desired = desired_fields(step.input, access, credentials);
+            available(step, node, &desired)
+        }
         (ProvisioningState::Provisioning, Some(node)) => {
             let desired = desired_fields(step.input, access, credentials);
             provision(step, node, &desired)
@@ -544,18 +547,21 @@ fn inspect(mut step: Step<'_>, node: &Node) -> Decision {
     }
 }
 
-fn available(mut step: Step<'_>) -> Decision {
+fn available(mut step: Step<'_>, node: &Node, desired: &Map<String, Value>) -> Decision {
     let host = step.input.host;
     if host.spec.externally_provisioned {
         return step.goto(ProvisioningState::ExternallyProvisioned);
     }
+    // settings changed while the host waits (its BMC's address or scheme, persistence, cleaning):
+    // into Ironic now, as upstream registers again (secrets go when the Secret changes)
+    let patch = plan::registration_patch(node, desired, false);
+    if !patch.0.is_empty() && !node.is_settling() {
+        return step.ok(Action::Patch(patch), Requeue::Poll);
+    }
     match &step.input.record.image {
         // as upstream's actionManageAvailable: until there is something to provision, the
         // host's power follows spec.online
-        None => match step.observed.node.as_ref() {
-            Some(node) => manage_power(step, node),
-            None => step.ok(Action::None, Requeue::Idle),
-        },
+        None => manage_power(step, node),
         Some(Err(e)) => step.error(ErrorType::Provisioning, e.clone()),
         Some(Ok(_)) => {
             let now = step.input.now;

@@ -115,3 +115,37 @@ async fn a_wrong_password_fixed_in_its_secret_registers_at_once() {
     assert_eq!(done.provisioning.state, ProvisioningState::Provisioned);
     assert_eq!((done.operational_status, done.error_message.as_str()), (OperationalStatus::Ok, ""));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_bmc_address_reaches_an_available_hosts_node_at_once() {
+    let lab = Lab::start(2);
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = |i: usize| {
+        vec![secret("bmc"), host("h1", &lab.bmc_address("redfish-virtualmedia", i), "bmc", "null", "")]
+    };
+    write(dir.path(), "hosts.yaml", &manifest(0));
+    let mut rt = runtime(&lab, dir.path());
+    settle(&mut rt, Duration::from_secs(120)).await;
+    assert_eq!(status(&rt, "h1").provisioning.state, ProvisioningState::Available);
+    let ironic = ironic(&lab).await;
+    let system_id = |node: &metalhost_ironic::Node| {
+        node.driver_info["redfish_system_id"].as_str().unwrap_or_default().to_string()
+    };
+    assert!(system_id(&node(&ironic, "h1").await).ends_with(&lab.info.systems[0].uuid));
+
+    // the host moves to another BMC (a replaced board, a corrected address) while it waits
+    write(dir.path(), "hosts.yaml", &manifest(1));
+    let moved = Instant::now();
+    let mut now_at = String::new();
+    while !now_at.ends_with(&lab.info.systems[1].uuid) && moved.elapsed() < Duration::from_secs(30) {
+        rt.run_until(Duration::from_secs(1), |c| eprintln!("{c:?}"), |_| false).await;
+        now_at = system_id(&node(&ironic, "h1").await);
+    }
+    assert!(
+        now_at.ends_with(&lab.info.systems[1].uuid),
+        "not in driver_info 30 s after the change: {now_at}"
+    );
+    eprintln!("in driver_info {:.1} s after the change", moved.elapsed().as_secs_f64());
+    let st = status(&rt, "h1");
+    assert_eq!((st.provisioning.state, st.error_message.as_str()), (ProvisioningState::Available, ""));
+}

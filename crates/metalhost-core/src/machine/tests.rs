@@ -85,7 +85,14 @@ fn status_in(state: ProvisioningState) -> BareMetalHostStatus {
     s
 }
 
+/// A node registered for `live_spec`'s BMC, in this state.
 fn node(provision_state: &str) -> Node {
+    let driver_info = json!({
+        "redfish_address": "http://127.0.0.1:8000",
+        "redfish_system_id": "/redfish/v1/Systems/1",
+        "redfish_username": "admin",
+        "redfish_password": "******",
+    });
     Node {
         uuid: "n1".into(),
         provision_state: provision_state.into(),
@@ -93,6 +100,7 @@ fn node(provision_state: &str) -> Node {
         automated_clean: Some(false),
         boot_interface: Some("redfish-virtual-media".into()),
         driver: "redfish".into(),
+        driver_info: serde_json::from_value(driver_info).unwrap(),
         ..Default::default()
     }
 }
