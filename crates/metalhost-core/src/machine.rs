@@ -775,10 +775,10 @@ fn provisioned(step: Step<'_>, node: &Node, desired: &Map<String, Value>) -> Dec
         // someone undeployed it behind our back: deploy again
         return step.goto(ProvisioningState::Provisioning);
     }
-    // settings changed on the running host (boot-device persistence, the BMC's address, cleaning):
-    // into Ironic now, not at the next deploy (Ironic would refuse an update while it works)
     let mut step = step;
     set_pending_condition(&mut step.status, step.input, node);
+    // settings changed on the running host (boot-device persistence, the BMC's address, cleaning):
+    // into Ironic now, not at the next deploy (Ironic would refuse an update while it works)
     let settings = plan::deployed_settings_patch(node, desired);
     if !settings.0.is_empty() && !node.is_settling() {
         return step.ok(Action::Patch(settings), Requeue::Poll);

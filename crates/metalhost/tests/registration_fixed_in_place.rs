@@ -148,4 +148,9 @@ async fn a_new_bmc_address_reaches_an_available_hosts_node_at_once() {
     eprintln!("in driver_info {:.1} s after the change", moved.elapsed().as_secs_f64());
     let st = status(&rt, "h1");
     assert_eq!((st.provisioning.state, st.error_message.as_str()), (ProvisioningState::Available, ""));
+    // once it is there, nothing more is sent
+    settle(&mut rt, Duration::from_secs(60)).await;
+    let requests = rt.ironic_requests();
+    rt.run_until(Duration::from_secs(5), |c| eprintln!("{c:?}"), |_| false).await;
+    assert_eq!(rt.ironic_requests(), requests, "Ironic requests while nothing changed");
 }
