@@ -390,6 +390,22 @@ impl BmcAccess {
         })
     }
 
+    /// Where Ironic opens its TCP connections to this BMC (host and port), for a Redfish-family
+    /// BMC with a host: metalhost looks there itself while Ironic verifies the node, to tell a
+    /// port that refuses connections long before Ironic's own retries give up. `None` for IPMI
+    /// (UDP) and fake hardware.
+    pub fn tcp_endpoint(&self) -> Option<(String, u16)> {
+        if self.kind.family() != Family::Redfish || self.host.is_empty() {
+            return None;
+        }
+        let port = match &self.port {
+            Some(port) => port.parse().ok()?,
+            None if self.transport == "http" => 80,
+            None => 443,
+        };
+        Some((self.host.clone(), port))
+    }
+
     /// The Ironic `driver_info` for this BMC with these credentials (upstream's `DriverInfo`).
     pub fn driver_info(&self, credentials: &Credentials) -> Map<String, Value> {
         let mut info = Map::new();
@@ -439,6 +455,20 @@ mod tests {
 
     fn creds() -> Credentials {
         Credentials::new("admin", "s3cret")
+    }
+
+    #[test]
+    fn the_tcp_endpoint_is_where_ironic_connects() {
+        let endpoint = |address: &str| BmcAccess::parse(address, false).unwrap().tcp_endpoint();
+        let at = |host: &str, port| Some((host.to_string(), port));
+        assert_eq!(
+            endpoint("redfish-virtualmedia+http://10.0.0.1:8000/redfish/v1/Systems/1"),
+            at("10.0.0.1", 8000)
+        );
+        assert_eq!(endpoint("redfish://bmc.example.com/redfish/v1/Systems/1"), at("bmc.example.com", 443));
+        assert_eq!(endpoint("idrac-virtualmedia+http://[fd00::1]/redfish/v1/Systems/1"), at("fd00::1", 80));
+        assert_eq!(endpoint("ipmi://10.0.0.1:623"), None);
+        assert_eq!(endpoint("fake-hardware://x"), None);
     }
 
     /// Upstream's capabilities of each BMC type (pkg/hardwareutils/bmc at 02aa5059), plus the

@@ -232,7 +232,8 @@ pub fn after_write(
     }
     let chained = match (&decision.action, node) {
         (Action::CreateNode(_), Some((created, true))) => {
-            *observed = Observed { node: Some(created), port_macs: Some(Vec::new()), vmedia: None };
+            *observed =
+                Observed { node: Some(created), port_macs: Some(Vec::new()), vmedia: None, bmc_reach: None };
             true
         }
         (Action::CreatePort(mac), _) => {
@@ -313,7 +314,12 @@ mod tests {
         node["provision_state"] = json!(provision_state);
         node["power_state"] = json!("power off");
         node["driver_info"]["redfish_password"] = json!("******");
-        Observed { node: Some(serde_json::from_value(node).unwrap()), port_macs: None, vmedia: None }
+        Observed {
+            node: Some(serde_json::from_value(node).unwrap()),
+            port_macs: None,
+            vmedia: None,
+            bmc_reach: None,
+        }
     }
 
     fn observed(provision_state: &str) -> Observed {

@@ -14,7 +14,9 @@ use crate::error::DecideError;
 use crate::input::{Bmc, HostInput};
 use crate::plan::{self, NodeDefaults};
 use crate::policy::backoff;
-use crate::vocab::{Action, MEDIA_INSERTED_CONDITION, Observed, Requeue, media_ejected};
+use crate::vocab::{
+    Action, BMC_REACHABLE_CONDITION, BmcReach, MEDIA_INSERTED_CONDITION, Observed, Requeue, media_ejected,
+};
 
 /// Condition type set on live-ISO hosts whose spec has fields a live ISO does not use.
 pub const IGNORED_FIELDS_CONDITION: &str = "LiveISOIgnoredFields";
@@ -441,6 +443,7 @@ fn register(
             return step.ok(Action::CreatePort(mac), Requeue::Now);
         }
     }
+    note_bmc_reach(&mut step, access, observed);
     if node.is_settling() {
         return step.wait();
     }
@@ -489,9 +492,35 @@ fn verify_failed(step: Step<'_>, node: &Node, desired: &Map<String, Value>) -> D
 
 /// Registration is done (the node is manageable, available or even active): where the host goes
 /// from here.
+/// What metalhost found at the BMC's port while Ironic verifies the node: a refusal shows at once
+/// as the `BMCReachable` condition (False, with the address), long before Ironic's retries give
+/// up; it goes when the port takes connections or the host is registered.
+fn note_bmc_reach(step: &mut Step<'_>, access: &BmcAccess, observed: &Observed) {
+    match observed.bmc_reach {
+        Some(BmcReach::Refuses) => {
+            let message = format!(
+                "the BMC at {} refuses connections; Ironic is still trying to verify it",
+                access.authority
+            );
+            let now = step.input.now;
+            set_condition(
+                &mut step.status,
+                BMC_REACHABLE_CONDITION,
+                false,
+                "ConnectionRefused",
+                &message,
+                now,
+            );
+        }
+        Some(BmcReach::Accepts) => step.status.conditions.retain(|c| c.type_ != BMC_REACHABLE_CONDITION),
+        Some(BmcReach::Unknown) | None => {}
+    }
+}
+
 fn registered(mut step: Step<'_>, node: &Node) -> Decision {
     let input = step.input;
     step.status.operation_history.register.end = Some(input.now.into());
+    step.status.conditions.retain(|c| c.type_ != BMC_REACHABLE_CONDITION);
     let host = input.host;
     let next = if host.spec.externally_provisioned {
         ProvisioningState::ExternallyProvisioned

@@ -8,7 +8,7 @@ use metalhost_api::text::{Redacted, truncate_bytes};
 use metalhost_api::{BareMetalHostStatus, CredentialsStatus, OperationalStatus, ProvisioningState};
 
 use crate::input::{Bmc, HostInput};
-use crate::vocab::{MEDIA_INSERTED_CONDITION, Requeue, Wants, media_ejected};
+use crate::vocab::{BMC_REACHABLE_CONDITION, MEDIA_INSERTED_CONDITION, Requeue, Wants, media_ejected};
 
 /// What a reconcile may do with a host before anything else.
 #[derive(Debug, Clone, PartialEq)]
@@ -87,7 +87,14 @@ pub fn wants(input: &HostInput, previous: &BareMetalHostStatus) -> Wants {
         && previous.provisioning.state == ProvisioningState::Provisioned
         && input.bmc.has_virtual_media()
         && (input.options.as_ref().is_ok_and(|o| o.eject_media) || media_ejected(previous));
-    Wants { node, ports, vmedia, by_name: node && !never_registered }
+    // a BMC port that refuses connections is told while Ironic still retries (minutes)
+    let bmc_reach = node
+        && !input.deleting
+        && matches!(
+            previous.provisioning.state,
+            ProvisioningState::None | ProvisioningState::Unmanaged | ProvisioningState::Registering
+        );
+    Wants { node, ports, vmedia, by_name: node && !never_registered, bmc_reach }
 }
 
 /// Back-off after the n-th consecutive error: 2^n seconds, at most 5 minutes.
@@ -228,6 +235,7 @@ pub fn events(
         out.push(HostEvent::new(EventKind::Warning, &camel_case(reason), &after.error_message));
     }
     out.extend(media_event(before, after));
+    out.extend(bmc_refused_event(before, after));
     if after.operational_status == OperationalStatus::Detached
         && before.operational_status != OperationalStatus::Detached
     {
@@ -249,6 +257,19 @@ fn media_event(before: &BareMetalHostStatus, after: &BareMetalHostStatus) -> Opt
         (Some(false), Some(true)) => {
             Some(HostEvent::new(EventKind::Normal, "LiveISOInserted", "the live ISO is inserted again"))
         }
+        _ => None,
+    }
+}
+
+/// The BMC's port found refusing connections while Ironic verifies the node (the `BMCReachable`
+/// condition turning False): a Warning, so that `apply --wait` and `kubectl get events` tell it
+/// long before Ironic's error.
+fn bmc_refused_event(before: &BareMetalHostStatus, after: &BareMetalHostStatus) -> Option<HostEvent> {
+    let refused = |s: &BareMetalHostStatus| {
+        s.conditions.iter().find(|c| c.type_ == BMC_REACHABLE_CONDITION && c.status == "False").cloned()
+    };
+    match (refused(before), refused(after)) {
+        (None, Some(c)) => Some(HostEvent::new(EventKind::Warning, "BMCConnectionRefused", &c.message)),
         _ => None,
     }
 }
@@ -441,12 +462,12 @@ mod tests {
         let plain = input(&[], Some("1"));
         assert_eq!(
             wants(&plain, &provisioned()),
-            Wants { node: true, ports: false, vmedia: false, by_name: true }
+            Wants { node: true, ports: false, vmedia: false, by_name: true, bmc_reach: false }
         );
         let eject = input(&[("metalhost.io/eject-media", "true")], Some("1"));
         assert_eq!(
             wants(&eject, &provisioned()),
-            Wants { node: true, ports: false, vmedia: true, by_name: true }
+            Wants { node: true, ports: false, vmedia: true, by_name: true, bmc_reach: false }
         );
         let mut deleting = none.clone();
         deleting.deleting = true;
@@ -535,6 +556,26 @@ mod tests {
             (EventKind::Warning, "ProvisioningError", "boom")
         );
         assert!(events(&after, &after, &[]).is_empty(), "the same error is not told twice");
+    }
+
+    #[test]
+    fn a_bmc_port_refusing_connections_is_a_warning_told_once() {
+        let before = BareMetalHostStatus::default();
+        let mut after = before.clone();
+        after.conditions.push(metalhost_api::host::Condition {
+            type_: BMC_REACHABLE_CONDITION.into(),
+            status: "False".into(),
+            reason: "ConnectionRefused".into(),
+            message: "the BMC at 10.0.0.1:443 refuses connections".into(),
+            last_transition_time: "2026-12-05T00:00:00Z".into(),
+            observed_generation: None,
+        });
+        let e = events(&before, &after, &[]);
+        assert_eq!(
+            e.iter().map(|e| (e.kind, e.reason.as_str(), e.note.as_str())).collect::<Vec<_>>(),
+            [(EventKind::Warning, "BMCConnectionRefused", "the BMC at 10.0.0.1:443 refuses connections")]
+        );
+        assert!(events(&after, &after, &[]).is_empty(), "told once");
     }
 
     fn node(name: &str, state: &str, boot: &str) -> NodeLoad {

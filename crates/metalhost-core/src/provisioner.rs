@@ -10,7 +10,7 @@ use tokio::sync::OnceCell;
 use tracing::{debug, info, warn};
 
 use crate::plan;
-use crate::vocab::{Action, Observed, Wants};
+use crate::vocab::{Action, BmcReach, Observed, Wants};
 
 /// Why an action or an observation failed. The message is what the host's status shows.
 #[derive(Debug, thiserror::Error)]
@@ -114,7 +114,7 @@ impl IronicProvisioner {
             }
             _ => None,
         };
-        Ok(Observed { node, port_macs, vmedia })
+        Ok(Observed { node, port_macs, vmedia, bmc_reach: None })
     }
 
     /// Creates the host's node. When Ironic has a node of that name already (a create whose
@@ -228,5 +228,19 @@ impl IronicProvisioner {
                 Ok(None)
             }
         }
+    }
+}
+
+/// How long metalhost waits for the BMC's port to take a connection (name lookup included).
+const REACH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Opens a TCP connection to the BMC and closes it at once (nothing is sent): a refusal is told
+/// while Ironic is still retrying. A time-out or a name that does not resolve concludes nothing
+/// (the network may differ from Ironic's).
+pub async fn reach(host: &str, port: u16) -> BmcReach {
+    match tokio::time::timeout(REACH_TIMEOUT, tokio::net::TcpStream::connect((host, port))).await {
+        Ok(Ok(_)) => BmcReach::Accepts,
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => BmcReach::Refuses,
+        Ok(Err(_)) | Err(_) => BmcReach::Unknown,
     }
 }

@@ -3,16 +3,18 @@
 //! comes out. See docs/architecture.md ("The seam").
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use metalhost_api::host::{BareMetalHostStatus, ProvisioningState};
+use metalhost_ironic::ProvisionState;
 use tracing::{debug, warn};
 
 use crate::chain::{self, Context, Next, Outcome, Settled};
-use crate::input::HostInput;
+use crate::input::{Bmc, HostInput};
 use crate::plan::NodeDefaults;
 use crate::policy::{self, Admission, Gate};
-use crate::provisioner::IronicProvisioner;
-use crate::vocab::{Action, Observed};
+use crate::provisioner::{self, IronicProvisioner};
+use crate::vocab::{Action, Observed, Wants};
 
 /// Reconciles hosts against one Ironic.
 #[derive(Debug, Clone)]
@@ -99,7 +101,7 @@ impl Reconciler {
         let wants = policy::wants(record, previous);
         let observed = if wants.node {
             match self.provisioner.observe(&record.host, &previous.provisioning.id, wants).await {
-                Ok(o) => o,
+                Ok(o) => reach_when_verifying(record, wants, now, o).await,
                 Err(e) => {
                     warn!(%host, error = %e, "cannot observe Ironic node");
                     return Outcome::observe_failed(previous, now, e);
@@ -151,6 +153,38 @@ impl Reconciler {
     }
 }
 
+/// How long Ironic verifies a node before metalhost tries the BMC's port itself (a verify that
+/// goes well takes a second or two: the BMC is not bothered then).
+const VERIFYING_BEFORE_REACH: Duration = Duration::from_secs(5);
+
+/// Tries the BMC's port once Ironic has verified the node for a while (its own retries take
+/// minutes to give up on a port that refuses connections).
+async fn reach_when_verifying(
+    record: &HostInput,
+    wants: Wants,
+    now: &str,
+    mut observed: Observed,
+) -> Observed {
+    let verifying = observed.node.as_ref().is_some_and(|n| {
+        n.provision_state == ProvisionState::Verifying
+            && n.provision_updated_at.as_deref().and_then(|since| elapsed(since, now))
+                >= Some(VERIFYING_BEFORE_REACH)
+    });
+    if let (true, true, Bmc::Ready { access, .. }) = (wants.bmc_reach, verifying, &record.bmc)
+        && let Some((host, port)) = access.tcp_endpoint()
+    {
+        observed.bmc_reach = Some(provisioner::reach(&host, port).await);
+    }
+    observed
+}
+
+/// The time from `since` to `now`, both RFC 3339 in UTC (Ironic's `+00:00` or `Z`), to the
+/// second; None when either does not parse or `now` is earlier.
+fn elapsed(since: &str, now: &str) -> Option<Duration> {
+    let seconds = |t: &str| humantime::parse_rfc3339_weak(t.get(..19)?).ok();
+    seconds(now)?.duration_since(seconds(since)?).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -161,6 +195,16 @@ mod tests {
     use crate::vocab::Requeue;
 
     use super::*;
+
+    #[test]
+    fn elapsed_compares_ironic_and_runtime_times_to_the_second() {
+        let at = |since, now| elapsed(since, now).map(|d| d.as_secs());
+        assert_eq!(at("2026-12-05T05:06:28.123456+00:00", "2026-12-05T05:06:34Z"), Some(6));
+        assert_eq!(at("2026-12-05T05:06:28+00:00", "2026-12-05T05:06:28.900Z"), Some(0));
+        assert_eq!(at("2026-12-05T05:06:28+00:00", "2026-12-05T05:06:20Z"), None);
+        assert_eq!(at("yesterday", "2026-12-05T05:06:20Z"), None);
+        assert_eq!(at("2026-12-05T05:06:28+00:00", "2026-12-05T05:0"), None);
+    }
 
     #[tokio::test]
     async fn no_password_from_a_bmc_address_reaches_the_status_or_an_event() {

@@ -11,6 +11,21 @@ use serde_json::{Map, Value};
 /// Condition type saying whether the live ISO's virtual media is inserted (eject extension).
 pub const MEDIA_INSERTED_CONDITION: &str = "LiveISOMediaInserted";
 
+/// Condition type saying that metalhost found the BMC's port refusing connections while Ironic
+/// was still verifying the node (Ironic's own retries take minutes to give up).
+pub const BMC_REACHABLE_CONDITION: &str = "BMCReachable";
+
+/// What metalhost found when it opened a TCP connection to the BMC itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BmcReach {
+    /// The connection was accepted.
+    Accepts,
+    /// The connection was refused: nothing listens there (from where metalhost runs).
+    Refuses,
+    /// No answer in time, or the name did not resolve: nothing is concluded.
+    Unknown,
+}
+
 /// Whether the host's status says its media was ejected on request.
 pub fn media_ejected(status: &BareMetalHostStatus) -> bool {
     status.conditions.iter().any(|c| c.type_ == MEDIA_INSERTED_CONDITION && c.status == "False")
@@ -25,6 +40,8 @@ pub struct Observed {
     pub port_macs: Option<Vec<String>>,
     /// The node's virtual media, when looked up (only for the eject extension).
     pub vmedia: Option<Vec<metalhost_ironic::VirtualMedia>>,
+    /// Whether the BMC's port takes connections, when looked at (only while Ironic verifies it).
+    pub bmc_reach: Option<BmcReach>,
 }
 
 /// One step towards the desired state, carried out by the provisioner.
@@ -180,4 +197,7 @@ pub struct Wants {
     /// never registered: its create tells the same (a name Ironic has already is a conflict, and
     /// then the node is looked up), one request less per host.
     pub by_name: bool,
+    /// Whether to try the BMC's port, should Ironic be verifying the node (only while
+    /// registering a Redfish-family BMC).
+    pub bmc_reach: bool,
 }

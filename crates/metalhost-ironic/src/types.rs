@@ -69,6 +69,9 @@ pub struct Node {
     /// Boot mode Ironic detected or was told.
     #[serde(default)]
     pub boot_mode: Option<String>,
+    /// When the provision state last changed (RFC 3339, UTC).
+    #[serde(default)]
+    pub provision_updated_at: Option<String>,
 }
 
 impl Node {

@@ -363,6 +363,64 @@ fn a_wrong_system_id_fixed_in_the_spec_registers_at_once() {
     assert_within_rbac(&support::theirs(&kube));
 }
 
+/// A BMC whose port refuses connections is told within 30 s (Ironic's own retries give up after
+/// minutes): the `BMCReachable` condition turns False with the address, a Warning Event says it,
+/// and the host is not in error (Ironic has not judged yet).
+#[test]
+fn a_bmc_port_refusing_connections_is_told_within_30_s() {
+    let lab = lab();
+    let name = "e2e-refused";
+    let kube = KubeLab::start();
+    let metalhost = controller(&kube, &lab, &[], "metalhost");
+    let log = || metalhost.output();
+    let port =
+        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+    let bmc = format!("redfish-virtualmedia+http://127.0.0.1:{port}/redfish/v1/Systems/1");
+    kube.apply_yaml(&secret_manifest(name, "admin"));
+    let created = std::time::Instant::now();
+    kube.apply_yaml(&host_manifest(name, &bmc, None));
+    let refused = |h: &Value| {
+        h["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["type"] == "BMCReachable")
+            .cloned()
+    };
+    let told = wait_for(
+        "the BMCReachable condition within 30 s",
+        Duration::from_secs(30),
+        || Some(host(&kube, name)).filter(|h| refused(h).is_some()),
+        || context(&kube, name, log()),
+    );
+    eprintln!("told {:.1} s after the host was created", created.elapsed().as_secs_f64());
+    let condition = refused(&told).expect("the condition");
+    assert_eq!(
+        (condition["status"].as_str(), condition["reason"].as_str()),
+        (Some("False"), Some("ConnectionRefused"))
+    );
+    let message = condition["message"].as_str().unwrap_or_default();
+    assert!(message.contains(&format!("127.0.0.1:{port} refuses connections")), "{message}");
+    assert_eq!(state(&told), "registering");
+    assert_eq!(told["status"]["operationalStatus"], "OK", "{told}");
+    let event = wait_for(
+        "a Warning Event",
+        Duration::from_secs(30),
+        || {
+            let events = kube.get("/apis/events.k8s.io/v1/namespaces/default/events").json();
+            events["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|e| e["reason"] == "BMCConnectionRefused")
+                .cloned()
+        },
+        || context(&kube, name, log()),
+    );
+    assert_eq!((event["type"].as_str(), event["regarding"]["name"].as_str()), (Some("Warning"), Some(name)));
+    assert_within_rbac(&support::theirs(&kube));
+}
+
 /// Priority 3: a changed credentials Secret reaches the node's driver_info (the user name, which
 /// Ironic shows; it hides passwords).
 #[test]

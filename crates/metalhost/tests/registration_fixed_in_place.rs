@@ -154,3 +154,44 @@ async fn a_new_bmc_address_reaches_an_available_hosts_node_at_once() {
     rt.run_until(Duration::from_secs(5), |c| eprintln!("{c:?}"), |_| false).await;
     assert_eq!(rt.ironic_requests(), requests, "Ironic requests while nothing changed");
 }
+
+/// A BMC whose port refuses connections is told within 30 s, as a progress line and in the
+/// status (the `BMCReachable` condition), while Ironic still retries: its own error comes only
+/// after minutes (sushy's 10 × 3 s per connection, Ironic's 5 attempts).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bmc_port_refusing_connections_is_told_within_30_s() {
+    let lab = Lab::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).unwrap().port();
+    let bmc = format!("redfish-virtualmedia+http://127.0.0.1:{port}/redfish/v1/Systems/1");
+    write(
+        dir.path(),
+        "hosts.yaml",
+        &[secret("bmc"), host("h1", &bmc, "bmc", &live_iso(&lab.info.iso_url), "")],
+    );
+    let mut rt = runtime(&lab, dir.path());
+    let started = Instant::now();
+    let mut lines = Vec::new();
+    let told = rt
+        .run_until(
+            Duration::from_secs(30),
+            |c| lines.push(metalhost::progress::Progress::line(c)),
+            |rt| {
+                rt.status("default/h1").is_some_and(|s| {
+                    s.conditions.iter().any(|c| c.type_ == "BMCReachable" && c.status == "False")
+                })
+            },
+        )
+        .await;
+    let st = status(&rt, "h1").clone();
+    assert!(told, "not told within 30 s: {st:#?} {lines:#?}");
+    eprintln!("told {:.1} s after the start", started.elapsed().as_secs_f64());
+    assert_eq!(
+        (st.provisioning.state, st.operational_status),
+        (ProvisioningState::Registering, OperationalStatus::Ok)
+    );
+    let said = format!(
+        "default/h1: registering — the BMC at 127.0.0.1:{port} refuses connections; Ironic is still trying to verify it"
+    );
+    assert!(lines.contains(&said), "{lines:#?}");
+}

@@ -68,13 +68,21 @@ impl Lab {
     fn decide_changed_credentials(&self, status: &BareMetalHostStatus, node: Option<&Node>) -> Decision {
         let record = self.record(false);
         let input = Input::new(&record, &self.defaults, NOW, true);
-        decide(&input, status, &Observed { node: node.cloned(), port_macs: Some(vec![]), vmedia: None })
+        decide(
+            &input,
+            status,
+            &Observed { node: node.cloned(), port_macs: Some(vec![]), vmedia: None, bmc_reach: None },
+        )
     }
 
     fn decide_with(&self, status: &BareMetalHostStatus, node: Option<&Node>, deleting: bool) -> Decision {
         let record = self.record(deleting);
         let input = Input::new(&record, &self.defaults, NOW, false);
-        decide(&input, status, &Observed { node: node.cloned(), port_macs: Some(vec![]), vmedia: None })
+        decide(
+            &input,
+            status,
+            &Observed { node: node.cloned(), port_macs: Some(vec![]), vmedia: None, bmc_reach: None },
+        )
     }
 }
 
@@ -569,7 +577,7 @@ fn eject_annotation_ejects_then_reinserts_the_live_iso() {
         decide(
             &input,
             status,
-            &Observed { node: Some(node.clone()), port_macs: None, vmedia: media(inserted) },
+            &Observed { node: Some(node.clone()), port_macs: None, vmedia: media(inserted), bmc_reach: None },
         )
     };
     lab.host.metadata.annotations =
@@ -617,7 +625,7 @@ fn changed_credentials_are_sent_again_and_a_provisioned_host_stays_provisioned()
     let node = n.clone().unwrap();
     let record = lab.record(false);
     let input = Input::new(&record, &lab.defaults, NOW, true);
-    let observed = Observed { node: Some(node.clone()), port_macs: None, vmedia: None };
+    let observed = Observed { node: Some(node.clone()), port_macs: None, vmedia: None, bmc_reach: None };
     let d = decide(&input, &status, &observed);
     assert_eq!(d.status.provisioning.state, S::Registering);
     match &d.action {
@@ -760,4 +768,37 @@ fn settings_that_wait_for_the_next_deploy_are_shown_as_pending() {
     // annotation gone again: nothing pending any more
     let (_, c) = pending(&lab, &d2.status);
     assert!(c.is_none());
+}
+
+#[test]
+fn a_bmc_port_refusing_connections_is_shown_while_ironic_verifies_and_goes_when_registered() {
+    let lab = Lab::new(live_spec());
+    let record = lab.record(false);
+    let input = Input::new(&record, &lab.defaults, NOW, false);
+    let mut verifying = node("verifying");
+    verifying.target_provision_state = Some("manageable".into());
+    let look = |status: &BareMetalHostStatus, node: &Node, reach| {
+        let observed =
+            Observed { node: Some(node.clone()), port_macs: Some(vec![]), vmedia: None, bmc_reach: reach };
+        decide(&input, status, &observed)
+    };
+    let refused = |s: &BareMetalHostStatus| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == BMC_REACHABLE_CONDITION)
+            .map(|c| (c.status.clone(), c.message.clone()))
+    };
+    let d = look(&status_in(S::Registering), &verifying, Some(BmcReach::Refuses));
+    assert_eq!((d.action.clone(), d.requeue, d.error.is_none()), (Action::None, Requeue::Poll, true));
+    let message = "the BMC at 127.0.0.1:8000 refuses connections; Ironic is still trying to verify it";
+    assert_eq!(refused(&d.status), Some(("False".into(), message.into())));
+    assert_eq!(d.status.operational_status, OperationalStatus::Ok, "not an error: Ironic is the judge");
+    // a look that could not tell keeps it; a port that answers takes it away
+    assert_eq!(refused(&look(&d.status, &verifying, Some(BmcReach::Unknown)).status), refused(&d.status));
+    assert_eq!(refused(&look(&d.status, &verifying, None).status), refused(&d.status));
+    assert_eq!(refused(&look(&d.status, &verifying, Some(BmcReach::Accepts)).status), None);
+    // registered: gone
+    let registered = look(&d.status, &node("manageable"), None);
+    assert_eq!(registered.status.provisioning.state, S::Preparing);
+    assert_eq!(refused(&registered.status), None);
 }

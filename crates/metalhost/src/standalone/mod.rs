@@ -109,10 +109,12 @@ fn changes_told(
         changes.push(change(from, to));
         from = to;
     }
-    let new_error = outcome.events.iter().any(|e| e.kind == metalhost_core::EventKind::Warning);
+    // a warning while the host has no error (the BMC's port refusing connections) is told too
+    let warning = outcome.events.iter().find(|e| e.kind == metalhost_core::EventKind::Warning);
+    let error = error.or_else(|| warning.map(|w| w.note.as_str().to_string()));
     match changes.last_mut() {
         Some(last) => last.error = error,
-        None if new_error => changes.push(Change { error, ..change(now, now) }),
+        None if warning.is_some() => changes.push(Change { error, ..change(now, now) }),
         None => {}
     }
     changes
