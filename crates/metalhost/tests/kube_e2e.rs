@@ -363,6 +363,50 @@ fn a_wrong_system_id_fixed_in_the_spec_registers_at_once() {
     assert_within_rbac(&support::theirs(&kube));
 }
 
+/// A wrong BMC password, then the Secret fixed (the host untouched): the Secret watch wakes the
+/// host and it registers at once, with no stale error. The lab's BMC emulator checks passwords.
+#[test]
+fn a_wrong_password_fixed_in_its_secret_registers_at_once() {
+    let lab = Lab::start_with_bmc_auth(1);
+    let name = "e2e-password";
+    let kube = KubeLab::start();
+    let metalhost = controller(&kube, &lab, &[], "metalhost");
+    let log = || metalhost.output();
+    // PASSWORD is not the BMC's
+    kube.apply_yaml(&secret_manifest(name, "admin"));
+    kube.apply_yaml(&host_manifest(name, &lab.bmc_address("redfish-virtualmedia", 0), None));
+    let failed = wait_for(
+        "a registration error",
+        Duration::from_secs(120),
+        || Some(host(&kube, name)).filter(|h| h["status"]["errorType"] == "registration error"),
+        || context(&kube, name, log()),
+    );
+    let message = failed["status"]["errorMessage"].as_str().unwrap_or("");
+    assert!(message.starts_with("Failed to manage the node: "), "{message}");
+
+    let good = lab.info.bmc_password.as_deref().expect("the lab's BMC password");
+    kube.apply_yaml(&format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}-bmc, namespace: default}}\n\
+         stringData: {{username: admin, password: {good}}}\n"
+    ));
+    let fixed = std::time::Instant::now();
+    let recovered = wait_for(
+        "registered within 30 s of the fix",
+        Duration::from_secs(30),
+        || {
+            Some(host(&kube, name))
+                .filter(|h| state(h) == "available" && h["status"]["operationalStatus"] == "OK")
+        },
+        || context(&kube, name, log()),
+    );
+    eprintln!("registered {:.1} s after the fix", fixed.elapsed().as_secs_f64());
+    let status = &recovered["status"];
+    assert!(status["errorMessage"].as_str().is_none_or(str::is_empty), "stale error: {status}");
+    assert_ne!(ironic_node(&lab, name).expect("the host's node")["provision_state"], "enroll");
+    assert!(!log().contains(good) && !log().contains(PASSWORD), "a password in metalhost's log");
+    assert_within_rbac(&support::theirs(&kube));
+}
+
 /// A BMC whose port refuses connections is told within 30 s (Ironic's own retries give up after
 /// minutes): the `BMCReachable` condition turns False with the address, a Warning Event says it,
 /// and the host is not in error (Ironic has not judged yet).
