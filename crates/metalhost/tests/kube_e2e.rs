@@ -417,8 +417,10 @@ fn a_bmc_port_refusing_connections_is_told_within_30_s() {
     let kube = KubeLab::start();
     let metalhost = controller(&kube, &lab, &[], "metalhost");
     let log = || metalhost.output();
-    let port =
-        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+    // bound, never listening: refuses connections, and no other test can take it meanwhile
+    let dead = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    dead.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into()).expect("bind");
+    let port = dead.local_addr().ok().and_then(|a| a.as_socket()).expect("bound").port();
     let bmc = format!("redfish-virtualmedia+http://127.0.0.1:{port}/redfish/v1/Systems/1");
     kube.apply_yaml(&secret_manifest(name, "admin"));
     let created = std::time::Instant::now();

@@ -162,8 +162,10 @@ async fn a_new_bmc_address_reaches_an_available_hosts_node_at_once() {
 async fn a_bmc_port_refusing_connections_is_told_within_30_s() {
     let lab = Lab::start(1);
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).unwrap().port();
-    let bmc = format!("redfish-virtualmedia+http://127.0.0.1:{port}/redfish/v1/Systems/1");
+    // bound, never listening: refuses connections, and no other test can take it meanwhile
+    let dead = DeadPort::new();
+    let port = dead.url().rsplit(':').next().unwrap().to_string();
+    let bmc = format!("redfish-virtualmedia+{}/redfish/v1/Systems/1", dead.url());
     write(
         dir.path(),
         "hosts.yaml",
