@@ -232,8 +232,13 @@ pub fn after_write(
     }
     let chained = match (&decision.action, node) {
         (Action::CreateNode(_), Some((created, true))) => {
-            *observed =
-                Observed { node: Some(created), port_macs: Some(Vec::new()), vmedia: None, bmc_reach: None };
+            *observed = Observed {
+                node: Some(created),
+                port_macs: Some(Vec::new()),
+                vmedia: None,
+                bmc_reach: None,
+                inventory: None,
+            };
             true
         }
         (Action::CreatePort(mac), _) => {
@@ -319,6 +324,7 @@ mod tests {
             port_macs: None,
             vmedia: None,
             bmc_reach: None,
+            inventory: None,
         }
     }
 

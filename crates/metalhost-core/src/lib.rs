@@ -6,11 +6,13 @@
 //! - [`policy`]: paused, detached, credentials, what to observe, when to look again, events;
 //! - [`machine`]: the state machine (pure): status + node → new status + one action;
 //! - [`plan`]: the Ironic node fields and patches (pure; the live-ISO rules);
+//! - [`hardware`]: Ironic's inventory as `status.hardware` (pure; upstream's mapping);
 //! - [`provisioner`]: observes the node and carries out actions (the only I/O);
 //! - [`reconcile`]: glues them into one step.
 
 pub mod chain;
 pub mod error;
+pub mod hardware;
 pub mod input;
 pub mod machine;
 pub mod plan;

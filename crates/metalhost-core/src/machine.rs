@@ -557,6 +557,11 @@ fn inspect(mut step: Step<'_>, node: &Node) -> Decision {
         }
         Ironic::Manageable => {
             step.status.operation_history.inspect.end = Some(now.into());
+            // upstream fills status.hardware from the inventory (and HardwareData in Kubernetes)
+            if let Some(inventory) = &step.observed.inventory {
+                step.status.hardware = Some(crate::hardware::details(inventory));
+                step.status.hardware_profile.get_or_insert_with(|| "unknown".into());
+            }
             step.goto(ProvisioningState::Preparing)
         }
         Ironic::InspectFailed => step.failed_then_retry(

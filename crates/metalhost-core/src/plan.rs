@@ -2,7 +2,7 @@
 //! takes an observed node there. The live-ISO rules (docs/architecture.md §4) are here.
 
 use metalhost_api::extensions::{BootPersistence, LiveIsoOptions};
-use metalhost_api::host::{BareMetalHost, BootMode};
+use metalhost_api::host::{BareMetalHost, BootMode, InspectionMode};
 use metalhost_api::{BmcAccess, Credentials, DeployImage};
 use metalhost_ironic::{Node, Patch};
 use serde_json::{Map, Value, json};
@@ -91,6 +91,12 @@ pub fn node_create_fields(
     fields.insert("name".into(), json!(node_name(host)));
     fields.insert("driver".into(), json!(access.kind.driver()));
     fields.insert("boot_interface".into(), json!(access.kind.boot_interface()));
+    // upstream: out-of-band inspection for `fast` where the BMC has it, the agent otherwise
+    let inspect = match host.spec.inspection_mode {
+        Some(InspectionMode::Fast) => access.kind.inspect_interface().unwrap_or("agent"),
+        _ => "agent",
+    };
+    fields.insert("inspect_interface".into(), json!(inspect));
     for (key, value) in access.kind.other_interfaces() {
         fields.insert((*key).into(), json!(value));
     }
@@ -467,6 +473,34 @@ mod tests {
 
     const VMEDIA: &str = "redfish-virtualmedia://h/redfish/v1/Systems/1";
     const PXE: &str = "redfish://h/redfish/v1/Systems/1";
+
+    #[test]
+    fn the_inspect_interface_is_upstreams_for_each_mode() {
+        let creds = Credentials::new("u", "p");
+        for (address, mode, want) in [
+            (VMEDIA, None, "agent"),
+            (VMEDIA, Some("agent"), "agent"),
+            (VMEDIA, Some("disabled"), "agent"),
+            (VMEDIA, Some("fast"), "redfish"),
+            ("ipmi://h", Some("fast"), "agent"),
+            ("fake-hardware://h", Some("fast"), "fake"),
+        ] {
+            let host: BareMetalHost = serde_json::from_value(json!({
+                "metadata": {"name": "h1", "namespace": "lab"},
+                "spec": {"bmc": {"address": address, "credentialsName": "c"}, "inspectionMode": mode},
+            }))
+            .unwrap();
+            let access = BmcAccess::parse(address, false).unwrap();
+            let fields = node_create_fields(
+                &host,
+                &LiveIsoOptions::default(),
+                &access,
+                &creds,
+                &NodeDefaults::default(),
+            );
+            assert_eq!(fields["inspect_interface"], json!(want), "{address} {mode:?}");
+        }
+    }
 
     #[test]
     fn deploy_iso_replaces_kernel_and_ramdisk_only_where_the_bmc_boots_isos() {

@@ -94,7 +94,8 @@ pub fn wants(input: &HostInput, previous: &BareMetalHostStatus) -> Wants {
             previous.provisioning.state,
             ProvisioningState::None | ProvisioningState::Unmanaged | ProvisioningState::Registering
         );
-    Wants { node, ports, vmedia, by_name: node && !never_registered, bmc_reach }
+    let inventory = node && !input.deleting && previous.provisioning.state == ProvisioningState::Inspecting;
+    Wants { node, ports, vmedia, by_name: node && !never_registered, bmc_reach, inventory }
 }
 
 /// Back-off after the n-th consecutive error: 2^n seconds, at most 5 minutes.
@@ -462,12 +463,26 @@ mod tests {
         let plain = input(&[], Some("1"));
         assert_eq!(
             wants(&plain, &provisioned()),
-            Wants { node: true, ports: false, vmedia: false, by_name: true, bmc_reach: false }
+            Wants {
+                node: true,
+                ports: false,
+                vmedia: false,
+                by_name: true,
+                bmc_reach: false,
+                inventory: false
+            }
         );
         let eject = input(&[("metalhost.io/eject-media", "true")], Some("1"));
         assert_eq!(
             wants(&eject, &provisioned()),
-            Wants { node: true, ports: false, vmedia: true, by_name: true, bmc_reach: false }
+            Wants {
+                node: true,
+                ports: false,
+                vmedia: true,
+                by_name: true,
+                bmc_reach: false,
+                inventory: false
+            }
         );
         let mut deleting = none.clone();
         deleting.deleting = true;

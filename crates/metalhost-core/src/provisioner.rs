@@ -114,7 +114,14 @@ impl IronicProvisioner {
             }
             _ => None,
         };
-        Ok(Observed { node, port_macs, vmedia, bmc_reach: None })
+        // what inspection found, once it is over
+        let inventory = match &node {
+            Some(n) if wants.inventory && n.provision_state == ProvisionState::Manageable && !n.is_busy() => {
+                client.get_inventory(&n.uuid).await?
+            }
+            _ => None,
+        };
+        Ok(Observed { node, port_macs, vmedia, bmc_reach: None, inventory })
     }
 
     /// Creates the host's node. When Ironic has a node of that name already (a create whose

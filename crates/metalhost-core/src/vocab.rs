@@ -42,6 +42,9 @@ pub struct Observed {
     pub vmedia: Option<Vec<metalhost_ironic::VirtualMedia>>,
     /// Whether the BMC's port takes connections, when looked at (only while Ironic verifies it).
     pub bmc_reach: Option<BmcReach>,
+    /// What inspection found (`GET …/inventory`), when read: once the node is back in
+    /// `manageable` after inspecting.
+    pub inventory: Option<Value>,
 }
 
 /// One step towards the desired state, carried out by the provisioner.
@@ -200,4 +203,6 @@ pub struct Wants {
     /// Whether to try the BMC's port, should Ironic be verifying the node (only while
     /// registering a Redfish-family BMC).
     pub bmc_reach: bool,
+    /// Whether to read the node's inventory, should inspection be over (only while inspecting).
+    pub inventory: bool,
 }

@@ -422,6 +422,16 @@ impl Client {
         self.call(Method::GET, &format!("/v1/nodes/{}/vmedia", encode(ident)), None::<&()>).await
     }
 
+    /// `GET /v1/nodes/{ident}/inventory` (API ≥ 1.81): what inspection found, as
+    /// `{"inventory": …, "plugin_data": …}`; None when the node has none (never inspected).
+    pub async fn get_inventory(&self, ident: &str) -> Result<Option<Value>, Error> {
+        match self.call(Method::GET, &format!("/v1/nodes/{}/inventory", encode(ident)), None::<&()>).await {
+            Ok(answer) => Ok(Some(answer)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// `GET /v1/nodes/{ident}/history`, oldest first (API ≥ 1.78).
     pub async fn node_history(&self, ident: &str) -> Result<Vec<HistoryEvent>, Error> {
         let page: Value =

@@ -71,7 +71,13 @@ impl Lab {
         decide(
             &input,
             status,
-            &Observed { node: node.cloned(), port_macs: Some(vec![]), vmedia: None, bmc_reach: None },
+            &Observed {
+                node: node.cloned(),
+                port_macs: Some(vec![]),
+                vmedia: None,
+                bmc_reach: None,
+                inventory: None,
+            },
         )
     }
 
@@ -81,7 +87,13 @@ impl Lab {
         decide(
             &input,
             status,
-            &Observed { node: node.cloned(), port_macs: Some(vec![]), vmedia: None, bmc_reach: None },
+            &Observed {
+                node: node.cloned(),
+                port_macs: Some(vec![]),
+                vmedia: None,
+                bmc_reach: None,
+                inventory: None,
+            },
         )
     }
 }
@@ -577,7 +589,13 @@ fn eject_annotation_ejects_then_reinserts_the_live_iso() {
         decide(
             &input,
             status,
-            &Observed { node: Some(node.clone()), port_macs: None, vmedia: media(inserted), bmc_reach: None },
+            &Observed {
+                node: Some(node.clone()),
+                port_macs: None,
+                vmedia: media(inserted),
+                bmc_reach: None,
+                inventory: None,
+            },
         )
     };
     lab.host.metadata.annotations =
@@ -625,7 +643,13 @@ fn changed_credentials_are_sent_again_and_a_provisioned_host_stays_provisioned()
     let node = n.clone().unwrap();
     let record = lab.record(false);
     let input = Input::new(&record, &lab.defaults, NOW, true);
-    let observed = Observed { node: Some(node.clone()), port_macs: None, vmedia: None, bmc_reach: None };
+    let observed = Observed {
+        node: Some(node.clone()),
+        port_macs: None,
+        vmedia: None,
+        bmc_reach: None,
+        inventory: None,
+    };
     let d = decide(&input, &status, &observed);
     assert_eq!(d.status.provisioning.state, S::Registering);
     match &d.action {
@@ -778,8 +802,13 @@ fn a_bmc_port_refusing_connections_is_shown_while_ironic_verifies_and_goes_when_
     let mut verifying = node("verifying");
     verifying.target_provision_state = Some("manageable".into());
     let look = |status: &BareMetalHostStatus, node: &Node, reach| {
-        let observed =
-            Observed { node: Some(node.clone()), port_macs: Some(vec![]), vmedia: None, bmc_reach: reach };
+        let observed = Observed {
+            node: Some(node.clone()),
+            port_macs: Some(vec![]),
+            vmedia: None,
+            bmc_reach: reach,
+            inventory: None,
+        };
         decide(&input, status, &observed)
     };
     let refused = |s: &BareMetalHostStatus| {

@@ -1,0 +1,101 @@
+//! Acceptance (issue: machines that really boot — the agent-inspection path): a host inspected by
+//! the agent (`inspectionMode: agent`) waits in Ironic's `inspect wait`; the inventory the agent
+//! would post (`POST /v1/continue_inspection`, looked up by the boot MAC) is posted here, as
+//! no ramdisk runs on the fake BMC; metalhost then reads `GET …/inventory` and fills
+//! `status.hardware` with upstream's mapping, and the host goes on to `available`.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use metalhost::standalone::{Runtime, Source};
+use metalhost_api::ProvisioningState;
+use metalhost_testlab::Lab;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inventory_posted_by_the_agent_fills_status_hardware() {
+    let lab = Lab::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let mac = lab.info.systems[0].mac.clone();
+    let manifest = host(
+        "h1",
+        &lab.bmc_address("redfish-virtualmedia", 0),
+        "bmc",
+        "null",
+        &format!("  bootMACAddress: \"{mac}\"\n"),
+    )
+    .replace("inspectionMode: disabled", "inspectionMode: agent");
+    write(dir.path(), "hosts.yaml", &[secret("bmc"), manifest]);
+    let mut config = config(&lab);
+    // the agent boots from an ISO on virtual media (any ISO: nothing boots on the fake BMC)
+    config.defaults.deploy_iso = Some(lab.info.iso_url.clone());
+    let mut rt = Runtime::new(config, Source::Dir(dir.path().to_path_buf()));
+    let ironic = ironic(&lab).await;
+
+    let started = Instant::now();
+    let mut state = String::new();
+    while state != "inspect wait" && started.elapsed() < Duration::from_secs(120) {
+        rt.run_until(Duration::from_millis(500), |c| eprintln!("{c:?}"), |_| false).await;
+        state = node(&ironic, "h1").await.provision_state.as_str().to_string();
+    }
+    assert_eq!(state, "inspect wait", "{:#?}", status(&rt, "h1"));
+    assert_eq!(status(&rt, "h1").provisioning.state, ProvisioningState::Inspecting);
+    let node = node(&ironic, "h1").await;
+    assert_eq!(node.driver_info.get("deploy_iso"), Some(&json!(lab.info.iso_url)));
+
+    // what ironic-python-agent would post
+    let inventory = json!({
+        "inventory": {
+            "interfaces": [{"name": "eth0", "mac_address": mac, "ipv4_address": "192.0.2.10",
+                            "speed_mbps": 1000, "vendor": "0x1af4", "product": "0x0001",
+                            "pci_address": "0000:00:03.0"}],
+            "cpu": {"count": 2, "architecture": "x86_64", "model_name": "QEMU Virtual CPU version 2.5+",
+                    "frequency": "2399.998", "flags": ["sse2", "fpu"]},
+            "memory": {"physical_mb": 2048, "total": 2147483648u64},
+            "disks": [{"name": "/dev/vda", "size": 10737418240u64, "rotational": true, "vendor": "0x1af4",
+                       "by_path": "/dev/disk/by-path/pci-0000:00:04.0"}],
+            "system_vendor": {"manufacturer": "QEMU", "product_name": "Standard PC (i440FX + PIIX, 1996)",
+                              "serial_number": "S-0001",
+                              "firmware": {"vendor": "SeaBIOS", "version": "1.16.2", "build_date": "04/01/2014"}},
+            "boot": {"current_boot_mode": "bios", "pxe_interface": mac},
+            "hostname": "h1-agent"
+        },
+        "boot_interface": mac,
+        "all_interfaces": {"eth0": {"pxe_enabled": true}}
+    });
+    let answer = reqwest::Client::new()
+        .post(format!("{}/v1/continue_inspection", lab.info.ironic_url))
+        .header("X-OpenStack-Ironic-API-Version", "1.84")
+        .json(&inventory)
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_success(), "{:?}", answer.text().await);
+
+    settle(&mut rt, Duration::from_secs(120)).await;
+    let st = status(&rt, "h1");
+    assert_eq!(st.provisioning.state, ProvisioningState::Available, "{st:#?}");
+    let hardware = serde_json::to_value(st.hardware.as_ref().expect("status.hardware")).unwrap();
+    let want = json!({
+        "systemVendor": {"manufacturer": "QEMU", "productName": "Standard PC (i440FX + PIIX, 1996)",
+                         "serialNumber": "S-0001"},
+        "firmware": {"bios": {"date": "04/01/2014", "vendor": "SeaBIOS", "version": "1.16.2"}},
+        "ramMebibytes": 2048,
+        "nics": [{"name": "eth0", "model": "0x1af4 0x0001", "mac": mac, "ip": "192.0.2.10", "speedGbps": 1,
+                  "pxe": true, "pciAddress": "0000:00:03.0"}],
+        "storage": [{"name": "/dev/disk/by-path/pci-0000:00:04.0",
+                     "alternateNames": ["/dev/vda", "/dev/disk/by-path/pci-0000:00:04.0"], "rotational": true,
+                     "type": "HDD", "sizeBytes": 10737418240u64, "vendor": "0x1af4"}],
+        "cpu": {"arch": "x86_64", "model": "QEMU Virtual CPU version 2.5+", "clockMegahertz": 2400.0,
+                "flags": ["fpu", "sse2"], "count": 2},
+        "hostname": "h1-agent"
+    });
+    assert_eq!(hardware, want);
+    assert_eq!(st.hardware_profile.as_deref(), Some("unknown"));
+    assert!(st.operation_history.inspect.end.is_some());
+    // the status file a user reads has it too
+    let saved = status_file(dir.path(), "h1").expect("status file");
+    assert_eq!(saved.status.and_then(|s| s.hardware.and_then(|h| h.ram_mebibytes)), Some(2048));
+}
