@@ -546,6 +546,9 @@ fn registered(mut step: Step<'_>, node: &Node) -> Decision {
 }
 
 fn inspect(mut step: Step<'_>, node: &Node) -> Decision {
+    if step.input.host.inspection_disabled() {
+        return stop_inspecting(step, node);
+    }
     if node.is_busy() {
         return step.wait();
     }
@@ -578,6 +581,21 @@ fn inspect(mut step: Step<'_>, node: &Node) -> Decision {
             | Ironic::Deleting | Ironic::Adopting | Ironic::AdoptFailed | Ironic::ServiceFailed
             | Ironic::RescueFailed | Ironic::Error
             | Ironic::Other(_) => step.goto(ProvisioningState::Preparing),
+    }
+}
+
+/// Inspection disabled while the host inspects (a failing inspection retries for ever otherwise):
+/// a node waiting for the agent is told to abort, a failed one goes back to `manageable`, one
+/// that inspects out of band is waited for; then the host prepares, its inspection error gone.
+fn stop_inspecting(mut step: Step<'_>, node: &Node) -> Decision {
+    match &node.provision_state {
+        Ironic::InspectWait => step.ok(Action::Provision(ProvisionTarget::Abort), Requeue::Poll),
+        Ironic::InspectFailed => step.ok(Action::Provision(ProvisionTarget::Manage), Requeue::Poll),
+        _ if node.is_busy() => step.wait(),
+        _ => {
+            step.status.operation_history.inspect.end.get_or_insert_with(|| step.input.now.into());
+            step.goto(ProvisioningState::Preparing)
+        }
     }
 }
 

@@ -99,3 +99,43 @@ async fn an_inventory_posted_by_the_agent_fills_status_hardware() {
     let saved = status_file(dir.path(), "h1").expect("status file");
     assert_eq!(saved.status.and_then(|s| s.hardware.and_then(|h| h.ram_mebibytes)), Some(2048));
 }
+
+/// A host whose inspection fails (out-of-band inspection on the fake BMC: "The attribute
+/// Processors is missing") keeps retrying with back-off; setting `inspectionMode: disabled`
+/// brings it out of `inspecting` to `available`, without the error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_inspection_is_left_when_inspection_is_disabled() {
+    let lab = Lab::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = |mode: &str| {
+        let host = host("h1", &lab.bmc_address("redfish-virtualmedia", 0), "bmc", "null", "");
+        vec![secret("bmc"), host.replace("inspectionMode: disabled", &format!("inspectionMode: {mode}"))]
+    };
+    write(dir.path(), "hosts.yaml", &manifest("fast"));
+    let mut rt = runtime(&lab, dir.path());
+    let failed = rt
+        .run_until(
+            Duration::from_secs(120),
+            |c| eprintln!("{c:?}"),
+            |rt| {
+                rt.status("default/h1")
+                    .is_some_and(|s| s.error_type == Some(metalhost_api::ErrorType::Inspection))
+            },
+        )
+        .await;
+    let st = status(&rt, "h1").clone();
+    assert!(failed, "no inspection error: {st:#?}");
+    assert_eq!(st.provisioning.state, ProvisioningState::Inspecting);
+    assert!(st.error_message.contains("Processors"), "{}", st.error_message);
+
+    write(dir.path(), "hosts.yaml", &manifest("disabled"));
+    let disabled = Instant::now();
+    settle(&mut rt, Duration::from_secs(60)).await;
+    eprintln!("available {:.1} s after inspection was disabled", disabled.elapsed().as_secs_f64());
+    let st = status(&rt, "h1");
+    assert_eq!(st.provisioning.state, ProvisioningState::Available, "{st:#?}");
+    assert_eq!((st.error_type, st.error_message.as_str()), (None, ""));
+    let ironic = ironic(&lab).await;
+    // out of `inspect failed` (metalhost provides the node when it deploys)
+    assert_eq!(node(&ironic, "h1").await.provision_state.as_str(), "manageable");
+}

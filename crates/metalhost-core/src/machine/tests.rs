@@ -831,3 +831,37 @@ fn a_bmc_port_refusing_connections_is_shown_while_ironic_verifies_and_goes_when_
     assert_eq!(registered.status.provisioning.state, S::Preparing);
     assert_eq!(refused(&registered.status), None);
 }
+
+#[test]
+fn a_failing_inspection_is_left_when_inspection_is_disabled() {
+    let mut spec = live_spec();
+    spec.as_object_mut().unwrap().remove("inspectionMode");
+    let mut lab = Lab::new(spec);
+    let mut failing = status_in(S::Inspecting);
+    failing.operation_history.inspect.start = Some(NOW.into());
+    failing.operational_status = OperationalStatus::Error;
+    failing.error_type = Some(ErrorType::Inspection);
+    failing.error_message = "inspection failed: The attribute Processors is missing".into();
+    failing.error_count = 3;
+    let mut failed = node("inspect failed");
+    failed.last_error = Some("The attribute Processors is missing".into());
+    // still enabled: the failure is retried
+    let d = lab.decide(&failing, Some(&failed));
+    assert_eq!(d.action, Action::Provision(ProvisionTarget::Inspect));
+
+    lab.host.spec.inspection_mode = Some(InspectionMode::Disabled);
+    let d = lab.decide(&failing, Some(&failed));
+    assert_eq!((d.action, d.status.error_type), (Action::Provision(ProvisionTarget::Manage), None));
+    let mut waiting = node("inspect wait");
+    waiting.target_provision_state = Some("manageable".into());
+    assert_eq!(lab.decide(&failing, Some(&waiting)).action, Action::Provision(ProvisionTarget::Abort));
+    let mut inspecting = node("inspecting");
+    inspecting.target_provision_state = Some("manageable".into());
+    assert_eq!(lab.decide(&failing, Some(&inspecting)).action, Action::None);
+    let d = lab.decide(&failing, Some(&node("manageable")));
+    assert_eq!(
+        (d.status.provisioning.state, d.status.operational_status),
+        (S::Preparing, OperationalStatus::Ok)
+    );
+    assert!(d.status.error_message.is_empty() && d.status.operation_history.inspect.end.is_some());
+}
