@@ -1028,6 +1028,10 @@ impl Resource for BareMetalHost {
     }
 }
 
+/// Upstream's HardwareData CRD as it is (pinned in `tests/data/upstream/`, Apache 2.0): upstream
+/// keeps one HardwareData per host with its inspected hardware, and so does metalhost.
+pub const HARDWARE_DATA_CRD: &str = include_str!("../tests/data/upstream/metal3.io_hardwaredata.yaml");
+
 /// The CustomResourceDefinition of BareMetalHost, generated from the Rust types, shaped like
 /// upstream's: no required `spec`, apiVersion/kind/metadata listed, and the schema keywords
 /// upstream's kubebuilder markers give (see [`upstream_keywords`]).

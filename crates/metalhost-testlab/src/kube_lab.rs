@@ -221,6 +221,8 @@ impl KubeLab {
             "--server-side",
             "-f",
             &repo_path("config/crd/metal3.io_baremetalhosts.yaml"),
+            "-f",
+            &repo_path("config/crd/metal3.io_hardwaredata.yaml"),
         ]);
         // polled here: `kubectl wait` fails outright while the CRD has no conditions yet
         lab.wait_for_object(

@@ -55,6 +55,24 @@ pub fn ironic_get(lab: &Lab, path: &str) -> (u16, Value) {
     )
 }
 
+/// POST a JSON body to Ironic's API at this microversion (as a ramdisk does:
+/// `/v1/continue_inspection`): (status, body).
+pub fn ironic_post(lab: &Lab, path: &str, version: &str, body: &Value) -> (u16, Value) {
+    let answer = reqwest::blocking::Client::new()
+        .post(format!("{}{path}", lab.info.ironic_url.trim_end_matches('/')))
+        .header("X-OpenStack-Ironic-API-Version", version)
+        .json(body)
+        .timeout(Duration::from_secs(30))
+        .send();
+    match answer {
+        Ok(answer) => {
+            let status = answer.status().as_u16();
+            (status, serde_json::from_str(&answer.text().unwrap_or_default()).unwrap_or(Value::Null))
+        }
+        Err(_) => (0, Value::Null),
+    }
+}
+
 /// The Ironic node of host `namespace/name` (metalhost names it `namespace~name`), if any.
 pub fn ironic_node(lab: &Lab, name: &str) -> Option<Value> {
     match ironic_get(lab, &format!("/v1/nodes/default~{name}")) {

@@ -89,7 +89,8 @@ enum Command {
         #[command(flatten)]
         ironic: settings::IronicFlags,
     },
-    /// Print the BareMetalHost CustomResourceDefinition (YAML), generated from the Rust types.
+    /// Print the CustomResourceDefinitions (YAML): BareMetalHost, generated from the Rust types, and
+    /// upstream's HardwareData.
     Crd,
     /// Serve the validating admission webhook (HTTPS) with upstream's BareMetalHost rules.
     Webhook {
@@ -463,7 +464,7 @@ async fn main() -> ExitCode {
             apply(file, wait, timeout, common).await
         }
         Command::Crd => serde_yaml_ng::to_string(&metalhost_api::crd()).map_err(Into::into).map(|yaml| {
-            print!("{yaml}");
+            print!("{yaml}{}", metalhost_api::HARDWARE_DATA_CRD);
             ExitCode::SUCCESS
         }),
         Command::Validate { files } => Ok(validate(&files)),

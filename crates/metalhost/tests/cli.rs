@@ -93,13 +93,17 @@ fn validate_applies_update_rules_against_the_status_file() {
 }
 
 #[test]
-fn crd_prints_the_generated_definition() {
+fn crd_prints_the_generated_definition_and_upstreams_hardware_data() {
     let (code, stdout, _) = metalhost(&["crd"]);
     assert_eq!(code, 0);
-    let crd: serde_json::Value = serde_yaml_ng::from_str(&stdout).unwrap();
-    assert_eq!(crd["kind"], "CustomResourceDefinition");
-    assert_eq!(crd["metadata"]["name"], "baremetalhosts.metal3.io");
-    assert_eq!(crd["spec"]["names"]["shortNames"][0], "bmh");
+    let crds: Vec<serde_json::Value> = serde_yaml_ng::Deserializer::from_str(&stdout)
+        .map(|doc| serde::Deserialize::deserialize(doc).unwrap())
+        .collect();
+    assert!(crds.iter().all(|crd| crd["kind"] == "CustomResourceDefinition"), "{crds:?}");
+    let names: Vec<&str> = crds.iter().map(|crd| crd["metadata"]["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["baremetalhosts.metal3.io", "hardwaredata.metal3.io"]);
+    assert_eq!(crds[0]["spec"]["names"]["shortNames"][0], "bmh");
+    assert_eq!(crds[1]["spec"]["names"]["shortNames"][0], "hd");
 }
 
 /// A password file that is a device or a FIFO is refused at once with the file's name (it read

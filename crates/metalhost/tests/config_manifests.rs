@@ -26,7 +26,12 @@ fn committed_crd_is_the_generated_one() {
     let generated = serde_yaml_ng::to_string(&metalhost_api::crd()).unwrap();
     assert!(
         committed == generated,
-        "config/crd is stale: run `metalhost crd > config/crd/metal3.io_baremetalhosts.yaml`"
+        "config/crd is stale: the first document of `metalhost crd` goes to config/crd/metal3.io_baremetalhosts.yaml"
+    );
+    let hardware_data = std::fs::read_to_string(config().join("crd/metal3.io_hardwaredata.yaml")).unwrap();
+    assert!(
+        hardware_data == metalhost_api::HARDWARE_DATA_CRD,
+        "config/crd/metal3.io_hardwaredata.yaml is not upstream's"
     );
 }
 

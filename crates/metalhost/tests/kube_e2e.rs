@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 /// The binary under test.
 const BIN: &str = env!("CARGO_BIN_EXE_metalhost");
 /// Emulated servers in the shared lab: one per test (two for the shared Secret's).
-const SYSTEMS: usize = 9;
+const SYSTEMS: usize = 10;
 const FINALIZER: &str = "baremetalhost.metal3.io";
 const HOSTS: &str = "/apis/metal3.io/v1alpha1/namespaces/default/baremetalhosts";
 const SECRETS: &str = "/api/v1/namespaces/default/secrets";
@@ -404,6 +404,75 @@ fn a_wrong_password_fixed_in_its_secret_registers_at_once() {
     assert!(status["errorMessage"].as_str().is_none_or(str::is_empty), "stale error: {status}");
     assert_ne!(ironic_node(&lab, name).expect("the host's node")["provision_state"], "enroll");
     assert!(!log().contains(good) && !log().contains(PASSWORD), "a password in metalhost's log");
+    assert_within_rbac(&support::theirs(&kube));
+}
+
+/// An inspected host gets `status.hardware` and, as upstream, a HardwareData object of the same
+/// name owned by the host, which goes with it. The agent's inventory is posted to Ironic the way
+/// ironic-python-agent posts it (nothing boots on the fake BMC).
+#[test]
+fn an_inspected_host_has_its_hardware_data_which_goes_with_it() {
+    let lab = lab();
+    let (i, name) = (9, "e2e-inspect");
+    let kube = KubeLab::start();
+    let metalhost = controller(&kube, &lab, &["--deploy-iso", &lab.info.iso_url], "metalhost");
+    let log = || metalhost.output();
+    let mac = lab.info.systems[i].mac.clone();
+    let manifest = host_manifest(name, &lab.bmc_address("redfish-virtualmedia", i), None)
+        .replace("inspectionMode: disabled", "inspectionMode: agent")
+        + &format!("  bootMACAddress: \"{mac}\"\n");
+    kube.apply_yaml(&secret_manifest(name, "admin"));
+    kube.apply_yaml(&manifest);
+    wait_for(
+        "the node waiting for the agent",
+        Duration::from_secs(120),
+        || ironic_node(&lab, name).filter(|n| n["provision_state"] == "inspect wait"),
+        || context(&kube, name, log()),
+    );
+    let inventory = json!({
+        "inventory": {
+            "interfaces": [{"name": "eth0", "mac_address": mac, "ipv4_address": "192.0.2.20"}],
+            "cpu": {"count": 4, "architecture": "x86_64"},
+            "memory": {"physical_mb": 4096},
+            "disks": [{"name": "/dev/sda", "size": 21474836480u64, "rotational": false}],
+            "system_vendor": {"manufacturer": "QEMU"},
+            "hostname": "inspected-0"
+        },
+        "boot_interface": mac
+    });
+    let (code, answer) = support::ironic_post(&lab, "/v1/continue_inspection", "1.84", &inventory);
+    assert!((200..300).contains(&code), "{code} {answer}");
+
+    let data_path = format!("/apis/metal3.io/v1alpha1/namespaces/default/hardwaredata/{name}");
+    let data = wait_for(
+        "the HardwareData",
+        Duration::from_secs(120),
+        || Some(kube.get(&data_path)).filter(|r| r.status == 200).map(|r| r.json()),
+        || context(&kube, name, log()),
+    );
+    let hardware = &data["spec"]["hardware"];
+    assert_eq!(
+        (hardware["ramMebibytes"].as_i64(), hardware["cpu"]["count"].as_i64()),
+        (Some(4096), Some(4)),
+        "{data}"
+    );
+    assert_eq!(
+        (hardware["nics"][0]["mac"].as_str(), hardware["hostname"].as_str()),
+        (Some(mac.as_str()), Some("inspected-0"))
+    );
+    let bmh = host(&kube, name);
+    assert_eq!(&bmh["status"]["hardware"], hardware, "the same as the host's status");
+    let owner = &data["metadata"]["ownerReferences"][0];
+    assert_eq!((owner["kind"].as_str(), &owner["uid"]), (Some("BareMetalHost"), &bmh["metadata"]["uid"]));
+
+    // the host goes, and its HardwareData with it (the garbage collector)
+    assert!(kube.delete(&format!("{HOSTS}/{name}")).status < 300);
+    wait_for(
+        "the HardwareData gone with its host",
+        Duration::from_secs(120),
+        || (kube.get(&data_path).status == 404).then_some(()),
+        || context(&kube, name, log()),
+    );
     assert_within_rbac(&support::theirs(&kube));
 }
 

@@ -8,6 +8,7 @@
 //! annotations, labels, finalizers and deletion.
 
 pub(crate) mod events;
+pub mod hardware_data;
 pub mod leader;
 mod reconcile;
 mod secrets;
@@ -69,6 +70,9 @@ pub struct Context {
     /// the host at that version is a look at a cache that has not caught up (a Secret event can
     /// come first), and adding the finalizer again would be refused.
     finalized: Mutex<HashMap<String, String>>,
+    /// A hash of the `status.hardware` each host's HardwareData was last applied with, by uid (a
+    /// failed apply is made again at the next look; after a restart, once per host).
+    hardware_data: Mutex<HashMap<String, u64>>,
     /// The labelled Secrets as the Secret watch last saw them: a Secret found here that needs no
     /// adopting is not read again from the API server (an idle look costs no API request). `run`
     /// fills it; without it every Secret is read with a GET.
@@ -90,6 +94,7 @@ impl Context {
             schedules: Default::default(),
             written: Default::default(),
             finalized: Default::default(),
+            hardware_data: Default::default(),
             secret_cache: None,
         }
     }

@@ -140,6 +140,7 @@ async fn reconcile_host(host: &BareMetalHost, ctx: &Context) -> Result<Action, E
         ctx.record_state(host, None);
         ctx.schedules.lock().expect("schedules lock").remove(&uid);
         ctx.written.lock().expect("written lock").remove(&uid);
+        ctx.hardware_data.lock().expect("hardware data lock").remove(&uid);
         return Ok(Action::await_change());
     }
     ctx.record_state(host, Some(outcome.status.provisioning.state.as_str()));
@@ -150,6 +151,9 @@ async fn reconcile_host(host: &BareMetalHost, ctx: &Context) -> Result<Action, E
         remember_write(ctx, &uid, host, written.metadata.resource_version, outcome.status.clone());
     }
     events::publish(&ctx.recorder, host, &outcome.events).await;
+    if let Some(hardware) = &outcome.status.hardware {
+        keep_hardware_data(ctx, host, &uid, hardware).await?;
+    }
     let delay = ctx.schedules.lock().expect("schedules lock").entry(uid).or_default().next(
         outcome.requeue,
         (ctx.clock)(),
@@ -160,4 +164,22 @@ async fn reconcile_host(host: &BareMetalHost, ctx: &Context) -> Result<Action, E
         Some(d) => Action::requeue(d.max(std::time::Duration::from_millis(10))),
         None => Action::await_change(),
     })
+}
+
+/// Applies the host's HardwareData when its hardware differs from what was last applied.
+async fn keep_hardware_data(
+    ctx: &Context,
+    host: &BareMetalHost,
+    uid: &str,
+    hardware: &metalhost_api::HardwareDetails,
+) -> Result<(), Error> {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    std::hash::Hash::hash(&serde_json::to_string(hardware)?, &mut hasher);
+    let hash = std::hash::Hasher::finish(&hasher);
+    if ctx.hardware_data.lock().expect("hardware data lock").get(uid) == Some(&hash) {
+        return Ok(());
+    }
+    super::hardware_data::apply(&ctx.client, host, hardware).await?;
+    ctx.hardware_data.lock().expect("hardware data lock").insert(uid.to_string(), hash);
+    Ok(())
 }
