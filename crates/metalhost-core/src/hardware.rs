@@ -250,6 +250,24 @@ mod tests {
         }
     }
 
+    /// What Ironic's Redfish inspection of a lab VM stored (sushy-tools' libvirt driver, a 1 GiB
+    /// one-vCPU domain with a 10 GiB disk; `scripts/lab start --vms`, kept in lab/vm/).
+    #[test]
+    fn a_redfish_inventory_of_a_lab_vm_maps_to_its_ram_cpu_nic_and_disk() {
+        let answer: Value = serde_json::from_str(include_str!("../../../lab/vm/inventory-redfish.json")).unwrap();
+        let got = serde_json::to_value(details(&answer)).unwrap();
+        let want = json!({
+            "systemVendor": {"manufacturer": "Sushy Emulator"},
+            "firmware": {"bios": {}},
+            "ramMebibytes": 1024,
+            "nics": [{"name": "52:54:00:4e:0c:01", "mac": "52:54:00:4e:0c:01"}],
+            "storage": [{"name": "vm-1.qcow2", "alternateNames": ["vm-1.qcow2"], "rotational": true, "type": "HDD",
+                         "sizeBytes": 10737418240u64, "vendor": "Contoso", "model": "C123", "serialNumber": "1234570"}],
+            "cpu": {"arch": "x86_64", "model": "qemu64", "count": 1}
+        });
+        assert_eq!(got, want);
+    }
+
     #[test]
     fn frequencies_read_as_gos_scanf_reads_them() {
         assert_eq!(leading_float("2400.000"), Some(2400.0));
