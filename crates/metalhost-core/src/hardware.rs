@@ -254,7 +254,8 @@ mod tests {
     /// one-vCPU domain with a 10 GiB disk; `scripts/lab start --vms`, kept in lab/vm/).
     #[test]
     fn a_redfish_inventory_of_a_lab_vm_maps_to_its_ram_cpu_nic_and_disk() {
-        let answer: Value = serde_json::from_str(include_str!("../../../lab/vm/inventory-redfish.json")).unwrap();
+        let answer: Value =
+            serde_json::from_str(include_str!("../../../lab/vm/inventory-redfish.json")).unwrap();
         let got = serde_json::to_value(details(&answer)).unwrap();
         let want = json!({
             "systemVendor": {"manufacturer": "Sushy Emulator"},

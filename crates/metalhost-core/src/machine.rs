@@ -274,6 +274,7 @@ pub fn decide(input: &Input<'_>, previous: &BareMetalHostStatus, observed: &Obse
         }
         return delete(step, observed.node.as_ref());
     }
+    hardware_from_annotation(&mut step);
     let Bmc::Ready { access, credentials, .. } = &input.record.bmc else {
         return without_bmc(step);
     };
@@ -397,6 +398,20 @@ fn by_state(mut step: Step<'_>, access: &BmcAccess, credentials: &Credentials) -
             // deletion was called off: start over
             step.goto(ProvisioningState::Registering)
         }
+    }
+}
+
+/// Upstream's `inspect.metal3.io/hardwaredetails`: hardware details given by hand become
+/// `status.hardware` while inspection is disabled (or the host has none yet). Admission refuses
+/// one that does not decode or comes with inspection enabled; one that slipped past is not used.
+fn hardware_from_annotation(step: &mut Step<'_>) {
+    let host = step.input.host;
+    if !host.inspection_disabled() && step.status.hardware.is_some() {
+        return;
+    }
+    let given = host.annotations().get(metalhost_api::validation::HARDWARE_DETAILS_ANNOTATION);
+    if let Some(details) = given.and_then(|raw| serde_json::from_str::<HardwareDetails>(raw).ok()) {
+        step.status.hardware = Some(details);
     }
 }
 
