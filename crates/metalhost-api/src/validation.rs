@@ -240,11 +240,15 @@ fn bmc_capabilities(host: &BareMetalHost, access: &BmcAccess, out: &mut Vec<Viol
         ));
     }
     // Upstream needs the boot MAC from drivers that cannot discover it (libvirt), and from every
-    // driver when inspection (which would discover it) is disabled. Extension: a live ISO on
-    // virtual media needs none, as it never boots from the network (UEFI HTTP boot does).
-    let live_iso_on_vmedia = kind.boots_from_virtual_media()
-        && spec.image.as_ref().is_some_and(|i| i.format == Some(ImageFormat::LiveIso));
-    let requires_mac = kind.needs_boot_mac() || (host.inspection_disabled() && !live_iso_on_vmedia);
+    // driver when inspection (which would discover it) is disabled. Extension: a live ISO or a
+    // live kernel on virtual media needs none, as it never boots from the network (Ironic makes
+    // an ISO of the kernel and initramfs; UEFI HTTP boot does boot from the network).
+    let live_on_vmedia = kind.boots_from_virtual_media()
+        && spec
+            .image
+            .as_ref()
+            .is_some_and(|i| matches!(i.format, Some(ImageFormat::LiveIso | ImageFormat::LiveKernel)));
+    let requires_mac = kind.needs_boot_mac() || (host.inspection_disabled() && !live_on_vmedia);
     let mac = spec.boot_mac_address.as_deref().unwrap_or("");
     if requires_mac && mac.is_empty() {
         out.push(v("spec.bootMACAddress", format!("BMC driver {bmc_type} requires a BootMACAddress value")));

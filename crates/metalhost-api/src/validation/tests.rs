@@ -127,6 +127,16 @@ fn boot_mac_rules() {
             ),
             vec![],
         ),
+        Row {
+            rule: "live kernel on virtual media without MAC or inspection (validate and run agree)",
+            host_name: "h1",
+            annotations: "  annotations: {metalhost.io/initramfs-url: 'http://h/initrd'}\n",
+            spec: bmc(
+                "redfish-virtualmedia://bmc/x",
+                "  inspectionMode: disabled\n  image: {url: 'http://h/vmlinuz', format: live-kernel}\n",
+            ),
+            want: vec![],
+        },
         row(
             "live ISO by UEFI HTTP boot still needs a MAC, as upstream",
             bmc(
