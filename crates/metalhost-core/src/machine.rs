@@ -402,11 +402,11 @@ fn by_state(mut step: Step<'_>, access: &BmcAccess, credentials: &Credentials) -
 }
 
 /// Upstream's `inspect.metal3.io/hardwaredetails`: hardware details given by hand become
-/// `status.hardware` while inspection is disabled (or the host has none yet). Admission refuses
+/// `status.hardware` when inspection is disabled and the status has none yet. Admission refuses
 /// one that does not decode or comes with inspection enabled; one that slipped past is not used.
 fn hardware_from_annotation(step: &mut Step<'_>) {
     let host = step.input.host;
-    if !host.inspection_disabled() && step.status.hardware.is_some() {
+    if !host.inspection_disabled() || step.status.hardware.is_some() {
         return;
     }
     let given = host.annotations().get(metalhost_api::validation::HARDWARE_DETAILS_ANNOTATION);

@@ -867,7 +867,7 @@ fn a_failing_inspection_is_left_when_inspection_is_disabled() {
 }
 
 #[test]
-fn hardware_details_given_by_annotation_become_the_status_while_inspection_is_disabled() {
+fn hardware_details_given_by_annotation_become_the_status_when_inspection_is_disabled() {
     let mut lab = Lab::new(live_spec());
     let given = r#"{"ramMebibytes": 8192, "cpu": {"count": 4}, "hostname": "by-hand"}"#;
     lab.host.metadata.annotations = Some(
@@ -876,11 +876,12 @@ fn hardware_details_given_by_annotation_become_the_status_while_inspection_is_di
     let d = lab.decide(&status_in(S::Available), Some(&node("manageable")));
     let hardware = d.status.hardware.expect("status.hardware");
     assert_eq!((hardware.ram_mebibytes, hardware.hostname.as_deref()), (Some(8192), Some("by-hand")));
-    // with inspection enabled, inspected hardware is not replaced
-    lab.host.spec.inspection_mode = None;
+    // hardware in the status already is kept; with inspection enabled the annotation is not used
     let mut inspected = status_in(S::Available);
     inspected.hardware = Some(HardwareDetails { ram_mebibytes: Some(1024), ..Default::default() });
     assert_eq!(lab.decide(&inspected, Some(&node("manageable"))).status.hardware, inspected.hardware);
+    lab.host.spec.inspection_mode = None;
+    assert_eq!(lab.decide(&status_in(S::Available), Some(&node("manageable"))).status.hardware, None);
     // one that does not decode is not used
     lab.host.spec.inspection_mode = Some(InspectionMode::Disabled);
     lab.host.metadata.annotations =
