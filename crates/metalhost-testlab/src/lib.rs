@@ -33,6 +33,12 @@ pub struct System {
     pub uuid: String,
     /// Its NIC's MAC address.
     pub mac: String,
+    /// A real machine's serial console (a file the VM writes), in a lab started with VMs.
+    #[serde(default)]
+    pub console: Option<PathBuf>,
+    /// A real machine's libvirt domain name, in a lab started with VMs.
+    #[serde(default)]
+    pub domain: Option<String>,
 }
 
 /// Where the lab's services listen, as `scripts/lab start` prints it.
@@ -58,6 +64,10 @@ pub struct LabInfo {
     pub deploy_ramdisk_url: String,
     /// The emulated servers.
     pub systems: Vec<System>,
+    /// In a lab started with VMs: the bootable live ISOs by file name (`live.iso`, `live-2.iso`),
+    /// whose boot prints `metalhost-live-iso: booted NAME` on the serial console.
+    #[serde(default)]
+    pub live_isos: std::collections::BTreeMap<String, String>,
     /// With `start_secure`: the CA that signed Ironic's certificate.
     #[serde(default)]
     pub ironic_ca_file: Option<PathBuf>,
@@ -127,6 +137,59 @@ impl Lab {
     /// a wrong password is refused as a real BMC refuses it.
     pub fn start_with_bmc_auth(systems: usize) -> Lab {
         Self::start_with(systems, &["--bmc-auth"])
+    }
+
+    /// Starts a lab whose servers are `vms` real libvirt/QEMU machines behind sushy-tools' libvirt
+    /// driver (`scripts/lab start --vms`, docs/vm-lab.md): they boot what they are given.
+    pub fn start_vms(vms: usize) -> Lab {
+        let vms = vms.to_string();
+        Lab { info: start_script("lab", &["--vms", vms.as_str()]) }
+    }
+
+    /// Waits until the serial console of VM `i` has a line containing `needle` after byte
+    /// `from`; returns the line and the console's length then, or None after `timeout`.
+    pub fn wait_console(
+        &self,
+        i: usize,
+        needle: &str,
+        from: u64,
+        timeout: std::time::Duration,
+    ) -> Option<(String, u64)> {
+        let path = self.info.systems[i].console.as_ref().expect("a VM lab");
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let text = std::fs::read(path).unwrap_or_default();
+            let start = (from as usize).min(text.len());
+            let found = String::from_utf8_lossy(&text[start..])
+                .lines()
+                .find(|l| l.contains(needle))
+                .map(str::to_string);
+            if let Some(line) = found {
+                return Some((line, text.len() as u64));
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+    }
+
+    /// The length of VM `i`'s serial console now (where the next boot's lines start).
+    pub fn console_len(&self, i: usize) -> u64 {
+        let path = self.info.systems[i].console.as_ref().expect("a VM lab");
+        std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// What `virsh domblklist --details` shows for VM `i` (its disks and removable media), as
+    /// the domain is defined: sushy-tools' libvirt driver changes the definition, which the
+    /// running machine takes at its next start.
+    pub fn vm_media(&self, i: usize) -> String {
+        let domain = self.info.systems[i].domain.as_ref().expect("a VM lab");
+        let out = Command::new("virsh")
+            .args(["-q", "-c", "qemu:///system", "domblklist", "--details", "--inactive", domain])
+            .output()
+            .expect("run virsh");
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     fn start_with(systems: usize, flags: &[&str]) -> Lab {
