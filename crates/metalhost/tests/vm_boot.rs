@@ -35,6 +35,13 @@ fn manifests(lab: &Lab, iso: &str, annotations: &str) -> Vec<String> {
     vec![secret("bmc"), user_data, host]
 }
 
+/// `metalhost run` on the directory's manifests against the lab's Ironic.
+fn run(lab: &Lab, dir: &Path) -> Metalhost {
+    let dir_arg = dir.to_str().unwrap();
+    let args = ["run", "--manifests", dir_arg, "--ironic", &lab.info.ironic_url];
+    Metalhost::start(BIN.as_ref(), &args, &[("METALHOST_LOG", "info")], &dir.join("metalhost.log"))
+}
+
 /// Waits until the host's status file satisfies `done`.
 fn wait_status(
     dir: &Path,
@@ -62,13 +69,7 @@ fn a_live_iso_boots_on_a_real_machine_with_its_config_drive_and_is_ejected() {
     let lab = Lab::start_vms(1);
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "hosts.yaml", &manifests(&lab, "live.iso", ""));
-    let dir_arg = dir.path().to_str().unwrap();
-    let metalhost = Metalhost::start(
-        BIN.as_ref(),
-        &["run", "--manifests", dir_arg, "--ironic", &lab.info.ironic_url],
-        &[("METALHOST_LOG", "info")],
-        &dir.path().join("metalhost.log"),
-    );
+    let metalhost = run(&lab, dir.path());
     let started = Instant::now();
     let provisioned = |iso: &'static str| {
         move |s: &metalhost_api::BareMetalHostStatus| {
@@ -157,13 +158,7 @@ fn inspection_of_a_real_machine_fills_status_hardware_with_what_libvirt_reports(
     let host =
         host("vm-0", &bmc, "bmc", "null", "").replace("inspectionMode: disabled", "inspectionMode: fast");
     write(dir.path(), "hosts.yaml", &[secret("bmc"), host]);
-    let dir_arg = dir.path().to_str().unwrap();
-    let metalhost = Metalhost::start(
-        BIN.as_ref(),
-        &["run", "--manifests", dir_arg, "--ironic", &lab.info.ironic_url],
-        &[("METALHOST_LOG", "info")],
-        &dir.path().join("metalhost.log"),
-    );
+    let metalhost = run(&lab, dir.path());
     let started = Instant::now();
     wait_status(dir.path(), "inspected and available", &metalhost, |s| {
         s.provisioning.state == ProvisioningState::Available && s.hardware.is_some()
