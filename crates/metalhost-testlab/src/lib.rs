@@ -68,6 +68,13 @@ pub struct LabInfo {
     /// whose boot prints `metalhost-live-iso: booted NAME` on the serial console.
     #[serde(default)]
     pub live_isos: std::collections::BTreeMap<String, String>,
+    /// In a lab started with VMs: a kernel and an initramfs whose boot prints
+    /// `metalhost-live-iso: booted live-kernel` (for `format: live-kernel`).
+    #[serde(default)]
+    pub live_kernel: Option<String>,
+    /// Its initramfs.
+    #[serde(default)]
+    pub live_initramfs: Option<String>,
     /// With `start_secure`: the CA that signed Ironic's certificate.
     #[serde(default)]
     pub ironic_ca_file: Option<PathBuf>,

@@ -182,3 +182,34 @@ fn inspection_of_a_real_machine_fills_status_hardware_with_what_libvirt_reports(
     assert_eq!(sizes, [virsh_number(&disk, "Capacity:")], "{disk}");
     assert_eq!(hardware.cpu.and_then(|c| c.arch).as_deref(), Some("x86_64"));
 }
+
+/// A live kernel and initramfs (`format: live-kernel`) on virtual media: Ironic makes an ISO of
+/// them (the lab configures its ESP image and isolinux, as README says a user must) and the
+/// machine boots it: the initramfs's marker on the serial console.
+#[test]
+fn a_live_kernel_boots_on_a_real_machine_by_virtual_media() {
+    let lab = Lab::start_vms(1);
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = lab.info.live_kernel.clone().expect("the lab's live kernel");
+    let initramfs = lab.info.live_initramfs.clone().expect("the lab's live initramfs");
+    let image = format!("{{url: \"{kernel}\", format: live-kernel}}");
+    let annotations = format!(
+        "metalhost.io/initramfs-url: \"{initramfs}\", metalhost.io/kernel-arguments: \"console=ttyS0,115200\""
+    );
+    let host = host("vm-0", &lab.bmc_address("redfish-virtualmedia", 0), "bmc", &image, "").replace(
+        "metadata: {name: vm-0}",
+        &format!("metadata:\n  name: vm-0\n  annotations: {{{annotations}}}"),
+    );
+    write(dir.path(), "hosts.yaml", &[secret("bmc"), host]);
+    let metalhost = run(&lab, dir.path());
+    let started = Instant::now();
+    wait_status(dir.path(), "provisioned with the live kernel", &metalhost, |s| {
+        s.provisioning.state == ProvisioningState::Provisioned
+    });
+    let (line, _) = lab
+        .wait_console(0, "metalhost-live-iso: booted live-kernel", 0, BOOT)
+        .unwrap_or_else(|| panic!("no boot of the live kernel on the console\n{}", metalhost.output()));
+    eprintln!("live kernel on the console {:.0} s after the start: {line}", started.elapsed().as_secs_f64());
+    let (line, _) = lab.wait_console(0, "cmdline", 0, BOOT).expect("the kernel's command line");
+    assert!(line.contains("console=ttyS0,115200"), "the kernel arguments reached the kernel: {line}");
+}
