@@ -163,8 +163,10 @@ fn cpu(cpu: &Value) -> Cpu {
 }
 
 /// The number a string starts with, as Go's `Sscanf("%f")` reads it (`"2400.000 MHz"` → 2400).
+/// Only the first 64 bytes are looked at (a frequency is short; the inventory is the machine's).
 fn leading_float(s: &str) -> Option<f64> {
     let s = s.trim_start();
+    let s = &s[..s.char_indices().map(|(i, _)| i).find(|&i| i >= 64).unwrap_or(s.len())];
     let end = s
         .char_indices()
         .find(|&(i, c)| {
@@ -276,5 +278,8 @@ mod tests {
         assert_eq!(leading_float("1e3x"), Some(1000.0));
         assert_eq!(leading_float("fast"), None);
         assert_eq!(leading_float(""), None);
+        // bounded: only the first 64 bytes are read (a long string is not scanned quadratically)
+        let long = "1".repeat(100_000) + &"e".repeat(100_000);
+        assert_eq!(leading_float(&long), "1".repeat(64).parse().ok());
     }
 }

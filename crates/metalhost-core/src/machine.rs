@@ -505,18 +505,21 @@ fn verify_failed(step: Step<'_>, node: &Node, desired: &Map<String, Value>) -> D
     Decision { status, action: Action::Reverify(patch), requeue: Requeue::Poll, error: None }
 }
 
-/// Registration is done (the node is manageable, available or even active): where the host goes
-/// from here.
 /// What metalhost found at the BMC's port while Ironic verifies the node: a refusal shows at once
-/// as the `BMCReachable` condition (False, with the address), long before Ironic's retries give
-/// up; it goes when the port takes connections or the host is registered.
+/// as the `BMCReachable` condition (False, naming the address looked at), long before Ironic's
+/// retries give up. It shows only while the latest look found the port refusing: a port that
+/// answers, a look that concludes nothing, a verify that ended (Ironic's own error or success
+/// then speaks) or another address take it away.
 fn note_bmc_reach(step: &mut Step<'_>, access: &BmcAccess, observed: &Observed) {
+    let verifying = observed.node.as_ref().is_some_and(|n| n.provision_state == Ironic::Verifying);
+    let message =
+        format!("the BMC at {} refuses connections; Ironic is still trying to verify it", access.authority);
     match observed.bmc_reach {
+        // still verifying, not looked at this time (within the first seconds): kept as it is
+        None if verifying => {}
         Some(BmcReach::Refuses) => {
-            let message = format!(
-                "the BMC at {} refuses connections; Ironic is still trying to verify it",
-                access.authority
-            );
+            // another address than the one told: told afresh
+            step.status.conditions.retain(|c| c.type_ != BMC_REACHABLE_CONDITION || c.message == message);
             let now = step.input.now;
             set_condition(
                 &mut step.status,
@@ -527,11 +530,14 @@ fn note_bmc_reach(step: &mut Step<'_>, access: &BmcAccess, observed: &Observed) 
                 now,
             );
         }
-        Some(BmcReach::Accepts) => step.status.conditions.retain(|c| c.type_ != BMC_REACHABLE_CONDITION),
-        Some(BmcReach::Unknown) | None => {}
+        Some(BmcReach::Accepts | BmcReach::Unknown) | None => {
+            step.status.conditions.retain(|c| c.type_ != BMC_REACHABLE_CONDITION)
+        }
     }
 }
 
+/// Registration is done (the node is manageable, available or even active): where the host goes
+/// from here.
 fn registered(mut step: Step<'_>, node: &Node) -> Decision {
     let input = step.input;
     step.status.operation_history.register.end = Some(input.now.into());
@@ -553,6 +559,9 @@ fn registered(mut step: Step<'_>, node: &Node) -> Decision {
         && node.provision_state == Ironic::Manageable
         && step.status.operation_history.inspect.end.is_none()
     {
+        // an inspection started before (and failed, or the node vanished) is started afresh:
+        // `inspect` reads a start with a manageable node as an inspection that is over
+        step.status.operation_history.inspect = OperationMetric::default();
         ProvisioningState::Inspecting
     } else {
         ProvisioningState::Preparing

@@ -157,6 +157,8 @@ fn interfaces(patch: &mut PatchBuilder, node: &Node, desired: &Map<String, Value
             let have = match key {
                 "driver" => Some(json!(node.driver)),
                 "boot_interface" => node.boot_interface.as_ref().map(|v| json!(v)),
+                // as upstream sets it again when inspection starts: a changed inspectionMode
+                "inspect_interface" => node.inspect_interface.as_ref().map(|v| json!(v)),
                 _ => None, // not read back; set at creation
             };
             if have.is_some() && have.as_ref() != Some(want) {
@@ -499,6 +501,21 @@ mod tests {
                 &NodeDefaults::default(),
             );
             assert_eq!(fields["inspect_interface"], json!(want), "{address} {mode:?}");
+            // a node with another one (the mode changed, or another operator created it) is patched
+            let node = Node {
+                driver: fields["driver"].as_str().unwrap().into(),
+                boot_interface: fields["boot_interface"].as_str().map(Into::into),
+                inspect_interface: Some("no-inspect".into()),
+                ..Default::default()
+            };
+            let patch = serde_json::to_value(registration_patch(&node, &fields, false)).unwrap();
+            assert!(
+                patch
+                    .as_array()
+                    .unwrap()
+                    .contains(&json!({"op": "add", "path": "/inspect_interface", "value": want})),
+                "{patch}"
+            );
         }
     }
 

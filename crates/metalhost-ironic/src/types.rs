@@ -54,6 +54,9 @@ pub struct Node {
     /// Deploy interface.
     #[serde(default)]
     pub deploy_interface: Option<String>,
+    /// Inspect interface.
+    #[serde(default)]
+    pub inspect_interface: Option<String>,
     /// Driver settings (passwords shown as `******`).
     #[serde(default)]
     pub driver_info: Map<String, Value>,

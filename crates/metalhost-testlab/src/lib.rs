@@ -153,8 +153,9 @@ impl Lab {
         Lab { info: start_script("lab", &["--vms", vms.as_str()]) }
     }
 
-    /// Waits until the serial console of VM `i` has a line containing `needle` after byte
-    /// `from`; returns the line and the console's length then, or None after `timeout`.
+    /// Waits until the serial console of VM `i` has a complete line containing `needle` after
+    /// byte `from`; returns the line and the offset just past it (where the next wait starts), or
+    /// None after `timeout`.
     pub fn wait_console(
         &self,
         i: usize,
@@ -166,13 +167,14 @@ impl Lab {
         let deadline = std::time::Instant::now() + timeout;
         loop {
             let text = std::fs::read(path).unwrap_or_default();
-            let start = (from as usize).min(text.len());
-            let found = String::from_utf8_lossy(&text[start..])
-                .lines()
-                .find(|l| l.contains(needle))
-                .map(str::to_string);
-            if let Some(line) = found {
-                return Some((line, text.len() as u64));
+            let mut at = (from as usize).min(text.len());
+            // complete lines only: the machine may be writing the last one
+            while let Some(end) = text[at..].iter().position(|b| *b == b'\n').map(|n| at + n) {
+                let line = String::from_utf8_lossy(&text[at..end]).into_owned();
+                at = end + 1;
+                if line.contains(needle) {
+                    return Some((line, at as u64));
+                }
             }
             if std::time::Instant::now() > deadline {
                 return None;

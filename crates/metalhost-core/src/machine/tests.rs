@@ -822,10 +822,14 @@ fn a_bmc_port_refusing_connections_is_shown_while_ironic_verifies_and_goes_when_
     let message = "the BMC at 127.0.0.1:8000 refuses connections; Ironic is still trying to verify it";
     assert_eq!(refused(&d.status), Some(("False".into(), message.into())));
     assert_eq!(d.status.operational_status, OperationalStatus::Ok, "not an error: Ironic is the judge");
-    // a look that could not tell keeps it; a port that answers takes it away
-    assert_eq!(refused(&look(&d.status, &verifying, Some(BmcReach::Unknown)).status), refused(&d.status));
+    // a poll with no look (the first seconds of a verify) keeps it; a port that answers, a look
+    // that concludes nothing, or a verify that ended take it away (Ironic's word then stands)
     assert_eq!(refused(&look(&d.status, &verifying, None).status), refused(&d.status));
     assert_eq!(refused(&look(&d.status, &verifying, Some(BmcReach::Accepts)).status), None);
+    assert_eq!(refused(&look(&d.status, &verifying, Some(BmcReach::Unknown)).status), None);
+    let mut failed = node("enroll");
+    failed.last_error = Some("Failed to get power state".into());
+    assert_eq!(refused(&look(&d.status, &failed, None).status), None);
     // registered: gone
     let registered = look(&d.status, &node("manageable"), None);
     assert_eq!(registered.status.provisioning.state, S::Preparing);
@@ -887,4 +891,19 @@ fn hardware_details_given_by_annotation_become_the_status_when_inspection_is_dis
     lab.host.metadata.annotations =
         Some([(metalhost_api::validation::HARDWARE_DETAILS_ANNOTATION.to_string(), "{".to_string())].into());
     assert_eq!(lab.decide(&status_in(S::Available), Some(&node("manageable"))).status.hardware, None);
+}
+
+#[test]
+fn a_host_registered_again_after_a_failed_inspection_inspects_afresh() {
+    let mut spec = live_spec();
+    spec.as_object_mut().unwrap().remove("inspectionMode");
+    let lab = Lab::new(spec);
+    // inspection had started (and failed), then the host registered again (new credentials, a
+    // vanished node): the node is manageable with no inventory
+    let mut status = status_in(S::Registering);
+    status.operation_history.inspect.start = Some(NOW.into());
+    let d = lab.decide(&status, Some(&node("manageable")));
+    assert_eq!(d.status.provisioning.state, S::Inspecting);
+    let d = lab.decide(&d.status, Some(&node("manageable")));
+    assert_eq!(d.action, Action::Provision(ProvisionTarget::Inspect), "inspected, not skipped");
 }

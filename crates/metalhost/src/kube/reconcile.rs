@@ -151,8 +151,12 @@ async fn reconcile_host(host: &BareMetalHost, ctx: &Context) -> Result<Action, E
         remember_write(ctx, &uid, host, written.metadata.resource_version, outcome.status.clone());
     }
     events::publish(&ctx.recorder, host, &outcome.events).await;
-    if let Some(hardware) = &outcome.status.hardware {
-        keep_hardware_data(ctx, host, &uid, hardware).await?;
+    // a HardwareData that cannot be written (its CRD or RBAC missing after an upgrade) is tried
+    // again at the host's next look; it never holds up the host or hastens its looks
+    if let Some(hardware) = &outcome.status.hardware
+        && let Err(e) = keep_hardware_data(ctx, host, &uid, hardware).await
+    {
+        tracing::warn!(host = %host.qualified_name(), error = %e, "cannot write the host's HardwareData");
     }
     let delay = ctx.schedules.lock().expect("schedules lock").entry(uid).or_default().next(
         outcome.requeue,
@@ -166,7 +170,8 @@ async fn reconcile_host(host: &BareMetalHost, ctx: &Context) -> Result<Action, E
     })
 }
 
-/// Applies the host's HardwareData when its hardware differs from what was last applied.
+/// Applies the host's HardwareData when its hardware differs from what was last applied (a failed
+/// apply is not remembered, so the next look tries again).
 async fn keep_hardware_data(
     ctx: &Context,
     host: &BareMetalHost,
