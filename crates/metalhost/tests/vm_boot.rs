@@ -2,9 +2,10 @@
 //! libvirt/QEMU machine behind sushy-tools' libvirt driver, docs/vm-lab.md), a live-ISO host
 //! driven by the `metalhost run` binary reaches `provisioned` and the machine really boots the ISO:
 //! the ISO's marker appears on its serial console. A second ISO with a config drive boots again
-//! and shows the user data; `metalhost.io/eject-media` leaves the machine's CD drive empty. The
-//! hosts boot as users' do by default: UEFI (OVMF). Legacy boot works too but costs sushy-tools'
-//! refused SecureBoot reads, 10 × 3 s each (docs/vm-lab.md).
+//! and shows the user data; a reprovision token boots it once more; `metalhost.io/eject-media`
+//! leaves the machine's CD drive empty. The hosts boot as users' do by default: UEFI (OVMF).
+//! Legacy boot works too but costs sushy-tools' refused SecureBoot reads, 10 × 3 s each
+//! (docs/vm-lab.md).
 
 mod common;
 
@@ -103,10 +104,20 @@ fn a_live_iso_boots_on_a_real_machine_with_its_config_drive_and_is_ejected() {
         .wait_console(0, "metalhost-live-iso: booted live-2.iso", seen, BOOT)
         .unwrap_or_else(|| panic!("no boot of live-2.iso on the console\n{}", metalhost.output()));
     eprintln!("live-2.iso on the console {:.0} s after the change: {line}", again.elapsed().as_secs_f64());
-    let (line, _) = lab
+    let (line, seen) = lab
         .wait_console(0, "metalhost-user-data:", seen, BOOT)
         .unwrap_or_else(|| panic!("no user data on the console\n{}", metalhost.output()));
     assert_eq!(line.trim(), format!("metalhost-user-data: {USER_DATA}"));
+
+    // a reprovision (a new token, the same URL) boots the ISO again
+    let again = Instant::now();
+    let reprovision = "metalhost.io/live-iso-config-drive: 'true', metalhost.io/reprovision: 'again-1'";
+    write(dir.path(), "hosts.yaml", &manifests(&lab, "live-2.iso", reprovision));
+    let (line, _) = lab
+        .wait_console(0, "metalhost-live-iso: booted live-2.iso", seen, BOOT)
+        .unwrap_or_else(|| panic!("no boot again after the reprovision token\n{}", metalhost.output()));
+    eprintln!("booted again {:.0} s after the reprovision token: {line}", again.elapsed().as_secs_f64());
+    wait_status(dir.path(), "provisioned again", &metalhost, provisioned("/live-2.iso"));
 
     // eject: the machine's CD drive is empty (in its definition: sushy-tools' libvirt driver
     // changes that, which the running machine takes at its next start); the host stays provisioned
@@ -119,8 +130,8 @@ fn a_live_iso_boots_on_a_real_machine_with_its_config_drive_and_is_ejected() {
     };
     let media = lab.vm_media(0);
     assert!(cd_inserted(&media), "the ISO (as Ironic staged it) in the drive: {media}");
-    let annotations = "metalhost.io/live-iso-config-drive: 'true', metalhost.io/eject-media: 'true'";
-    write(dir.path(), "hosts.yaml", &manifests(&lab, "live-2.iso", annotations));
+    let annotations = format!("{reprovision}, metalhost.io/eject-media: 'true'");
+    write(dir.path(), "hosts.yaml", &manifests(&lab, "live-2.iso", &annotations));
     wait_status(dir.path(), "ejected", &metalhost, |s| {
         s.conditions.iter().any(|c| c.type_ == "LiveISOMediaInserted" && c.status == "False")
     });
