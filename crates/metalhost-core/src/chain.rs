@@ -232,13 +232,7 @@ pub fn after_write(
     }
     let chained = match (&decision.action, node) {
         (Action::CreateNode(_), Some((created, true))) => {
-            *observed = Observed {
-                node: Some(created),
-                port_macs: Some(Vec::new()),
-                vmedia: None,
-                bmc_reach: None,
-                inventory: None,
-            };
+            *observed = Observed { node: Some(created), port_macs: Some(Vec::new()), ..Default::default() };
             true
         }
         (Action::CreatePort(mac), _) => {
@@ -319,13 +313,7 @@ mod tests {
         node["provision_state"] = json!(provision_state);
         node["power_state"] = json!("power off");
         node["driver_info"]["redfish_password"] = json!("******");
-        Observed {
-            node: Some(serde_json::from_value(node).unwrap()),
-            port_macs: None,
-            vmedia: None,
-            bmc_reach: None,
-            inventory: None,
-        }
+        Observed { node: Some(serde_json::from_value(node).unwrap()), ..Default::default() }
     }
 
     fn observed(provision_state: &str) -> Observed {

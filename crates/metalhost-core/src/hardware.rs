@@ -81,7 +81,7 @@ fn nics(interface: &Value, plugin: &Value) -> Vec<Nic> {
             .filter(|m| !m.is_empty()),
         mac: text(&interface["mac_address"]),
         ip: None,
-        speed_gbps: number(&interface["speed_mbps"]).and_then(|mbps| number(&Value::from(mbps / 1000))),
+        speed_gbps: number(&interface["speed_mbps"]).map(|mbps| mbps / 1000).filter(|gbps| *gbps != 0),
         vlans: list(items(&lldp["switch_port_vlans"]).map(vlan).collect()),
         vlan_id: vlan_id(&lldp["switch_port_untagged_vlan_id"]),
         pxe: flag(&plugin["all_interfaces"][name]["pxe_enabled"]),

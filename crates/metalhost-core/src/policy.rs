@@ -78,22 +78,18 @@ pub fn wants(input: &HostInput, previous: &BareMetalHostStatus) -> Wants {
     let node = usable || input.deleting;
     // a host with no status yet (or unmanaged) chains into registering within the same reconcile:
     // its node may exist already (a create whose answer was lost), and its port must be checked
-    let ports =
-        node && matches!(
+    let registering = node
+        && matches!(
             previous.provisioning.state,
             ProvisioningState::None | ProvisioningState::Unmanaged | ProvisioningState::Registering
-        ) && input.host.spec.boot_mac_address.is_some();
+        );
+    let ports = registering && input.host.spec.boot_mac_address.is_some();
     let vmedia = node
         && previous.provisioning.state == ProvisioningState::Provisioned
         && input.bmc.has_virtual_media()
         && (input.options.as_ref().is_ok_and(|o| o.eject_media) || media_ejected(previous));
     // a BMC port that refuses connections is told while Ironic still retries (minutes)
-    let bmc_reach = node
-        && !input.deleting
-        && matches!(
-            previous.provisioning.state,
-            ProvisioningState::None | ProvisioningState::Unmanaged | ProvisioningState::Registering
-        );
+    let bmc_reach = registering && !input.deleting;
     let inventory = node && !input.deleting && previous.provisioning.state == ProvisioningState::Inspecting;
     Wants { node, ports, vmedia, by_name: node && !never_registered, bmc_reach, inventory }
 }

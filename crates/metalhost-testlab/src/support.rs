@@ -150,3 +150,9 @@ pub fn assert_within_rbac(requests: &[RequestRecord]) {
         .collect();
     assert!(refused.is_empty(), "requests the apiserver refused with 403: {refused:#?}");
 }
+
+/// The first Event in namespace `default` with this reason, if the API server holds one.
+pub fn event_with_reason(kube: &KubeLab, reason: &str) -> Option<Value> {
+    let events = kube.get("/apis/events.k8s.io/v1/namespaces/default/events").json();
+    events["items"].as_array().into_iter().flatten().find(|e| e["reason"] == reason).cloned()
+}

@@ -521,15 +521,7 @@ fn a_bmc_port_refusing_connections_is_told_within_30_s() {
     let event = wait_for(
         "a Warning Event",
         Duration::from_secs(30),
-        || {
-            let events = kube.get("/apis/events.k8s.io/v1/namespaces/default/events").json();
-            events["items"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|e| e["reason"] == "BMCConnectionRefused")
-                .cloned()
-        },
+        || support::event_with_reason(&kube, "BMCConnectionRefused"),
         || context(&kube, name, log()),
     );
     assert_eq!((event["type"].as_str(), event["regarding"]["name"].as_str()), (Some("Warning"), Some(name)));

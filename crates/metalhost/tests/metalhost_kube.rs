@@ -174,15 +174,7 @@ fn a_host_in_an_unknown_state_is_reported_on_that_host_and_the_others_go_on() {
     let event = wait_for(
         "a Warning Event on the host in the unknown state",
         Duration::from_secs(60),
-        || {
-            let events = kube.get("/apis/events.k8s.io/v1/namespaces/default/events").json();
-            events["items"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|e| e["reason"] == "UnknownProvisioningState")
-                .cloned()
-        },
+        || support::event_with_reason(&kube, "UnknownProvisioningState"),
         || metalhost.output(),
     );
     assert_eq!(event["regarding"]["name"], "odd", "{event}");

@@ -66,34 +66,26 @@ impl Lab {
 
     /// Decides with the credentials Secret changed since the status recorded it.
     fn decide_changed_credentials(&self, status: &BareMetalHostStatus, node: Option<&Node>) -> Decision {
-        let record = self.record(false);
-        let input = Input::new(&record, &self.defaults, NOW, true);
-        decide(
-            &input,
-            status,
-            &Observed {
-                node: node.cloned(),
-                port_macs: Some(vec![]),
-                vmedia: None,
-                bmc_reach: None,
-                inventory: None,
-            },
-        )
+        self.decide_as(status, node, false, true)
     }
 
     fn decide_with(&self, status: &BareMetalHostStatus, node: Option<&Node>, deleting: bool) -> Decision {
+        self.decide_as(status, node, deleting, false)
+    }
+
+    fn decide_as(
+        &self,
+        status: &BareMetalHostStatus,
+        node: Option<&Node>,
+        deleting: bool,
+        credentials_changed: bool,
+    ) -> Decision {
         let record = self.record(deleting);
-        let input = Input::new(&record, &self.defaults, NOW, false);
+        let input = Input::new(&record, &self.defaults, NOW, credentials_changed);
         decide(
             &input,
             status,
-            &Observed {
-                node: node.cloned(),
-                port_macs: Some(vec![]),
-                vmedia: None,
-                bmc_reach: None,
-                inventory: None,
-            },
+            &Observed { node: node.cloned(), port_macs: Some(vec![]), ..Default::default() },
         )
     }
 }
@@ -593,8 +585,7 @@ fn eject_annotation_ejects_then_reinserts_the_live_iso() {
                 node: Some(node.clone()),
                 port_macs: None,
                 vmedia: media(inserted),
-                bmc_reach: None,
-                inventory: None,
+                ..Default::default()
             },
         )
     };
@@ -643,13 +634,7 @@ fn changed_credentials_are_sent_again_and_a_provisioned_host_stays_provisioned()
     let node = n.clone().unwrap();
     let record = lab.record(false);
     let input = Input::new(&record, &lab.defaults, NOW, true);
-    let observed = Observed {
-        node: Some(node.clone()),
-        port_macs: None,
-        vmedia: None,
-        bmc_reach: None,
-        inventory: None,
-    };
+    let observed = Observed { node: Some(node.clone()), port_macs: None, vmedia: None, ..Default::default() };
     let d = decide(&input, &status, &observed);
     assert_eq!(d.status.provisioning.state, S::Registering);
     match &d.action {
@@ -807,7 +792,7 @@ fn a_bmc_port_refusing_connections_is_shown_while_ironic_verifies_and_goes_when_
             port_macs: Some(vec![]),
             vmedia: None,
             bmc_reach: reach,
-            inventory: None,
+            ..Default::default()
         };
         decide(&input, status, &observed)
     };
