@@ -40,6 +40,20 @@ pub struct NodeDefaults {
     /// Operator-wide boot-device persistence (`driver_info.force_persistent_boot_device`),
     /// overridden per host by the `metalhost.io/boot-device-persistence` annotation.
     pub boot_persistence: Option<BootPersistence>,
+    /// `properties.cpu_arch` of hosts whose spec and hardware name no architecture (BMO: the
+    /// controller's own). Ironic picks an architecture's agent by it (`deploy_kernel_by_arch`).
+    pub cpu_arch: Option<String>,
+}
+
+/// The host's CPU architecture for Ironic, as upstream chooses it: `spec.architecture`, else
+/// what inspection found, else the operator-wide default.
+fn cpu_arch(host: &BareMetalHost, defaults: &NodeDefaults) -> Option<String> {
+    let inspected = host.status.as_ref().and_then(|s| s.hardware.as_ref()).and_then(|h| h.cpu.as_ref());
+    [host.spec.architecture.as_ref(), inspected.and_then(|c| c.arch.as_ref()), defaults.cpu_arch.as_ref()]
+        .into_iter()
+        .flatten()
+        .find(|a| !a.is_empty())
+        .cloned()
 }
 
 /// The Ironic node name of a host: `namespace~name`, as upstream names them.
@@ -106,7 +120,11 @@ pub fn node_create_fields(
     }
     fields.insert("driver_info".into(), Value::Object(info));
     fields.insert("automated_clean".into(), json!(host.automated_cleaning()));
-    fields.insert("properties".into(), json!({"capabilities": boot_mode_capability(host.spec.boot_mode)}));
+    let mut properties = json!({"capabilities": boot_mode_capability(host.spec.boot_mode)});
+    if let Some(arch) = cpu_arch(host, defaults) {
+        properties["cpu_arch"] = json!(arch);
+    }
+    fields.insert("properties".into(), properties);
     if host.spec.disable_power_off {
         fields.insert("disable_power_off".into(), json!(true));
     }
@@ -137,6 +155,12 @@ pub fn registration_patch(node: &Node, desired: &Map<String, Value>, resend_secr
     let mut patch = PatchBuilder::default();
     interfaces(&mut patch, node, desired);
     settings(&mut patch, node, desired, resend_secrets);
+    // as upstream: a changed architecture reaches the node (its agent is chosen by it)
+    if let Some(want) = desired.get("properties").and_then(|p| p.get("cpu_arch"))
+        && node.properties.get("cpu_arch") != Some(want)
+    {
+        patch.set("/properties/cpu_arch", want.clone());
+    }
     patch.build()
 }
 
@@ -600,6 +624,32 @@ mod tests {
                 {"op": "add", "path": "/driver_info/redfish_username", "value": "u"},
                 {"op": "add", "path": "/automated_clean", "value": false},
             ])
+        );
+    }
+    #[test]
+    fn cpu_arch_is_the_spec_s_else_the_inspected_else_the_default_and_reaches_a_registered_node() {
+        let fields_of = |h: &BareMetalHost, default: Option<&str>| {
+            let access = BmcAccess::parse(&h.spec.bmc.as_ref().unwrap().address, false).unwrap();
+            let defaults = NodeDefaults { cpu_arch: default.map(str::to_string), ..Default::default() };
+            node_create_fields(h, &LiveIsoOptions::default(), &access, &Credentials::new("u", "p"), &defaults)
+        };
+        let mut h = host();
+        assert_eq!(fields_of(&h, None)["properties"].get("cpu_arch"), None);
+        assert_eq!(fields_of(&h, Some("x86_64"))["properties"]["cpu_arch"], json!("x86_64"));
+        h.status = Some(serde_json::from_value(json!({"hardware": {"cpu": {"arch": "ppc64le"}}})).unwrap());
+        assert_eq!(fields_of(&h, Some("x86_64"))["properties"]["cpu_arch"], json!("ppc64le"));
+        h.spec.architecture = Some("aarch64".into());
+        let fields = fields_of(&h, Some("x86_64"));
+        assert_eq!(fields["properties"]["cpu_arch"], json!("aarch64"));
+
+        let mut raw = fields.clone();
+        raw.insert("uuid".into(), json!("n1"));
+        let mut n: Node = serde_json::from_value(Value::Object(raw)).unwrap();
+        assert!(registration_patch(&n, &fields, false).0.is_empty());
+        n.properties.insert("cpu_arch".into(), json!("x86_64"));
+        assert_eq!(
+            ops(&registration_patch(&n, &fields, false)),
+            json!([{"op": "add", "path": "/properties/cpu_arch", "value": "aarch64"}])
         );
     }
 }

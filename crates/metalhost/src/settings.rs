@@ -11,6 +11,15 @@ use metalhost_api::extensions::BootPersistence;
 use metalhost_core::plan::NodeDefaults;
 use metalhost_ironic::ClientConfig;
 
+/// The architecture metalhost runs on, in Ironic's words: what a host whose spec and hardware
+/// name none is taken to be (as BMO takes its own).
+pub fn controller_architecture() -> &'static str {
+    match std::env::consts::ARCH {
+        "powerpc64" if cfg!(target_endian = "little") => "ppc64le",
+        other => other,
+    }
+}
+
 /// Ironic's URL when neither `--ironic`, `METALHOST_IRONIC_URL` nor `IRONIC_ENDPOINT` says.
 pub const DEFAULT_IRONIC_URL: &str = "http://127.0.0.1:6385";
 /// Hosts reconciled at once when neither `--concurrency` nor `BMO_CONCURRENCY` says.
@@ -186,7 +195,13 @@ pub fn resolve(
     let provisioning_limit = r.provisioning_limit()?;
     Ok(Settings {
         ironic,
-        defaults: NodeDefaults { deploy_kernel, deploy_ramdisk, deploy_iso, boot_persistence },
+        defaults: NodeDefaults {
+            deploy_kernel,
+            deploy_ramdisk,
+            deploy_iso,
+            boot_persistence,
+            cpu_arch: Some(controller_architecture().to_string()),
+        },
         concurrency,
         provisioning_limit,
         sources: r.sources,
