@@ -4,7 +4,7 @@
 //! objects through the API as kubectl would, and read the apiserver's audit log to count requests.
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -216,25 +216,10 @@ impl KubeLab {
     /// `--etcd-compaction-interval D`).
     pub fn start_with(args: &[&str]) -> KubeLab {
         let lab = Self::start_bare(args);
-        lab.kubectl_ok(&[
-            "apply",
-            "--server-side",
-            "-f",
+        lab.install_crds(&[
             &repo_path("config/crd/metal3.io_baremetalhosts.yaml"),
-            "-f",
             &repo_path("config/crd/metal3.io_hardwaredata.yaml"),
         ]);
-        // polled here: `kubectl wait` fails outright while the CRD has no conditions yet
-        lab.wait_for_object(
-            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/baremetalhosts.metal3.io",
-            Duration::from_secs(60),
-            |r| {
-                r.status == 200
-                    && r.json()["status"]["conditions"].as_array().is_some_and(|c| {
-                        c.iter().any(|c| c["type"] == "Established" && c["status"] == "True")
-                    })
-            },
-        );
         lab.kubectl_ok(&[
             "apply",
             "-f",
@@ -245,8 +230,19 @@ impl KubeLab {
         lab
     }
 
+    /// Applies CRDs (files, or directories of YAML files) server-side and waits until each is
+    /// Established (polled: `kubectl wait` fails outright while a CRD has no conditions yet).
+    pub fn install_crds(&self, paths: &[&str]) {
+        let mut args = vec!["apply", "--server-side"];
+        for path in paths {
+            args.extend(["-f", path]);
+        }
+        self.kubectl_ok(&args);
+        wait_established(self, &crd_names(paths));
+    }
+
     /// Starts one with nothing installed.
-    fn start_bare(args: &[&str]) -> KubeLab {
+    pub(crate) fn start_bare(args: &[&str]) -> KubeLab {
         let info: KubeLabInfo = crate::start_script("kube", args);
         let ca = std::fs::read(&info.ca_file).expect("CA file");
         let client = |timeout| {
@@ -502,6 +498,48 @@ impl KubeLab {
 
 /// The User-Agent of the handle's own requests.
 pub const USER_AGENT: &str = "metalhost-testlab";
+
+/// Waits (up to a minute) until each of these CRDs is Established.
+fn wait_established(kube: &KubeLab, names: &[String]) {
+    for name in names {
+        kube.wait_for_object(
+            &format!("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"),
+            Duration::from_secs(60),
+            |r| {
+                r.status == 200
+                    && r.json()["status"]["conditions"].as_array().is_some_and(|c| {
+                        c.iter().any(|c| c["type"] == "Established" && c["status"] == "True")
+                    })
+            },
+        );
+    }
+}
+
+/// The CRD names (`plural.group`) defined in these files or directories of YAML files.
+fn crd_names(paths: &[&str]) -> Vec<String> {
+    let mut files = Vec::new();
+    for path in paths.iter().map(Path::new) {
+        if path.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+                .expect("CRD directory")
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+                .collect();
+            entries.sort();
+            files.extend(entries);
+        } else {
+            files.push(path.to_path_buf());
+        }
+    }
+    files
+        .iter()
+        .filter_map(|f| {
+            let text = std::fs::read_to_string(f).ok()?;
+            let crd: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).ok()?;
+            Some(format!("{}.{}", crd["spec"]["names"]["plural"].as_str()?, crd["spec"]["group"].as_str()?))
+        })
+        .collect()
+}
 
 fn repo_path(path: &str) -> String {
     repo_root().join(path).to_string_lossy().into_owned()

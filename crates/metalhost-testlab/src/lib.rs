@@ -11,11 +11,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde::Deserialize;
 
+pub mod bmo;
 mod fault_proxy;
 mod kube_lab;
 pub mod process;
 mod service_router;
 pub mod support;
+pub use bmo::{BMO_USER, BmoBuild};
 pub use fault_proxy::FaultProxy;
 pub use kube_lab::{
     CONTROLLER_USER, Credential, KubeLab, KubeLabInfo, PatchType, RequestRecord, Response, USER_AGENT,

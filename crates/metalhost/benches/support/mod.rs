@@ -4,6 +4,8 @@
 // each benchmark uses its part
 #![allow(dead_code)]
 
+pub mod side_by_side;
+
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,6 +21,15 @@ use serde_json::Value;
 pub struct Counts {
     kinds: Mutex<BTreeMap<String, u64>>,
     active: Mutex<HashSet<String>>,
+    calls: Mutex<Vec<Call>>,
+}
+
+/// One request in the order the proxy saw it: the node it names (UUID or name, from the path,
+/// the query or the body; empty if none) and its kind.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub node: String,
+    pub kind: String,
 }
 
 /// Prefix of the kinds of requests made for a node already shown `active`.
@@ -28,6 +39,15 @@ impl Counts {
     /// Counts one request of this kind.
     pub fn add(&self, kind: String) {
         *self.kinds.lock().unwrap().entry(kind).or_default() += 1;
+    }
+    /// Logs one request in order.
+    pub fn log(&self, node: String, kind: String) {
+        self.calls.lock().unwrap().push(Call { node, kind });
+    }
+    /// The requests that named this node (by UUID or name), in order.
+    pub fn calls_of(&self, idents: &[&str]) -> Vec<String> {
+        let calls = self.calls.lock().unwrap();
+        calls.iter().filter(|c| idents.contains(&c.node.as_str())).map(|c| c.kind.clone()).collect()
     }
     /// The counts so far.
     pub fn snapshot(&self) -> BTreeMap<String, u64> {
@@ -139,6 +159,7 @@ pub async fn forward(http: &reqwest::Client, upstream: &str, counts: &Counts, re
         _ => None,
     };
     let kind = classify(&parts.method, path, &body);
+    counts.log(node.clone().unwrap_or_else(|| node_in(parts.uri.query(), &body)), kind.clone());
     match &node {
         Some(ident) if counts.is_active(ident) => counts.add(format!("{AFTER_ACTIVE}{kind}")),
         _ => counts.add(kind),
@@ -165,6 +186,20 @@ pub async fn forward(http: &reqwest::Client, upstream: &str, counts: &Counts, re
         counts.saw(&bytes);
     }
     response.body(Body::from(bytes)).unwrap()
+}
+
+/// The node a request names outside its path: `node`/`node_uuid` in the query, or `name` or
+/// `node_uuid` in a JSON body (a node or port being created).
+fn node_in(query: Option<&str>, body: &[u8]) -> String {
+    let from_query = query.into_iter().flat_map(|q| q.split('&')).find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        ["node", "node_uuid"].contains(&key).then(|| value.to_string())
+    });
+    let from_body = || {
+        let v = serde_json::from_slice::<Value>(body).ok()?;
+        ["node_uuid", "name"].iter().find_map(|k| v[*k].as_str().map(str::to_string))
+    };
+    from_query.or_else(from_body).unwrap_or_default()
 }
 
 pub fn status_only(status: StatusCode) -> Response {
