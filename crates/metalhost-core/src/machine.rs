@@ -721,6 +721,7 @@ fn deploy(
 ) -> Decision {
     let mut patch = plan::registration_patch(node, desired, false);
     patch.0.extend(plan::deploy_patch(node, image, &options).0);
+    patch.0.extend(plan::secure_boot_patch(node, step.input.host.spec.boot_mode).0);
     let drive = if options.config_drive && image.is_live_iso() {
         match &step.input.record.config_drive {
             Some(Ok(drive)) => Some(drive.clone()),

@@ -304,6 +304,29 @@ fn checksum_keys(
     [("image_checksum", plain), ("image_os_hash_algo", algo), ("image_os_hash_value", value)]
 }
 
+/// Ironic turns secure boot on for the deployed instance only when `instance_info.capabilities`
+/// asks (`properties.capabilities` says only that the machine can): as upstream, a host in
+/// `UEFISecureBoot` mode asks, another does not.
+pub fn secure_boot_patch(node: &Node, mode: Option<BootMode>) -> Patch {
+    let wanted = mode == Some(BootMode::UefiSecureBoot);
+    let capabilities = node.instance_info.get("capabilities");
+    // Ironic takes the capabilities as an object or as its JSON text
+    let parsed = match capabilities {
+        Some(Value::String(text)) => serde_json::from_str::<Value>(text).unwrap_or(Value::Null),
+        Some(v) => v.clone(),
+        None => Value::Null,
+    };
+    let asks = matches!(&parsed["secure_boot"], Value::String(v) if v.eq_ignore_ascii_case("true"))
+        || parsed["secure_boot"] == json!(true);
+    let mut patch = PatchBuilder::default();
+    if wanted && !asks {
+        patch.set("/instance_info/capabilities", json!({"secure_boot": "true"}));
+    } else if !wanted && asks {
+        patch.remove("/instance_info/capabilities");
+    }
+    patch.build()
+}
+
 /// Whether the node is set up to deploy exactly `image` (nothing left to patch; the live-ISO
 /// options are not compared: they apply from the next deploy on).
 pub fn instance_matches(node: &Node, image: &DeployImage) -> bool {
@@ -626,6 +649,28 @@ mod tests {
             ])
         );
     }
+    #[test]
+    fn only_a_secure_boot_host_asks_ironic_for_secure_boot_in_instance_info() {
+        let with = |caps: Value| node(Some("ramdisk"), json!({"capabilities": caps}));
+        let plain = node(Some("ramdisk"), json!({}));
+        assert_eq!(
+            ops(&secure_boot_patch(&plain, Some(BootMode::UefiSecureBoot))),
+            json!([{"op": "add", "path": "/instance_info/capabilities", "value": {"secure_boot": "true"}}])
+        );
+        assert_eq!(ops(&secure_boot_patch(&plain, Some(BootMode::Uefi))), json!([]));
+        assert_eq!(ops(&secure_boot_patch(&plain, None)), json!([]));
+        for asks in [json!({"secure_boot": "true"}), json!("{\"secure_boot\": \"True\"}")] {
+            assert_eq!(
+                ops(&secure_boot_patch(&with(asks.clone()), Some(BootMode::UefiSecureBoot))),
+                json!([])
+            );
+            assert_eq!(
+                ops(&secure_boot_patch(&with(asks), Some(BootMode::Uefi))),
+                json!([{"op": "remove", "path": "/instance_info/capabilities"}])
+            );
+        }
+    }
+
     #[test]
     fn cpu_arch_is_the_spec_s_else_the_inspected_else_the_default_and_reaches_a_registered_node() {
         let fields_of = |h: &BareMetalHost, default: Option<&str>| {
