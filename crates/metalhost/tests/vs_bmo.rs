@@ -14,12 +14,25 @@ mod support;
 use support::side_by_side::{Operator, Options, Run, run};
 
 /// The parts of a node an operator decides, flattened to `path → value`: the driver and its
-/// interfaces, driver_info, instance_info, properties, and the capabilities (a string of
-/// `key:value` pairs in Ironic) one by one.
+/// interfaces, the top-level settings, driver_info, instance_info, properties, and the
+/// capabilities (a string of `key:value` pairs in Ironic) one by one.
+/// Top-level node fields an operator may set.
+const SETTINGS: &[&str] = &[
+    "instance_uuid",
+    "automated_clean",
+    "disable_power_off",
+    "resource_class",
+    "owner",
+    "lessee",
+    "conductor_group",
+    "retired",
+    "description",
+];
+
 fn decided(node: &Value) -> BTreeMap<String, Value> {
     let mut out = BTreeMap::new();
     for (key, value) in node.as_object().into_iter().flatten() {
-        if key == "driver" || key.ends_with("_interface") {
+        if key == "driver" || key.ends_with("_interface") || SETTINGS.contains(&key.as_str()) {
             out.insert(key.clone(), value.clone());
         }
     }

@@ -72,7 +72,7 @@ pub struct Run {
     /// Seconds from a host's deletion to its Ironic node gone (host 0).
     pub delete: f64,
     /// Host 0's Ironic node once provisioned, the lab's own addresses and system UUIDs replaced by
-    /// words (`{files}`, `{bmc}`, `{system}`) so that two labs' nodes compare.
+    /// words (`{files}`, `{bmc}`, `{system}`, `{host uid}`) so that two labs' nodes compare.
     pub node: Value,
     /// The Ironic calls made for host 0 from its registration to provisioned, in order.
     pub calls: Vec<String>,
@@ -272,7 +272,8 @@ fn drive(
     let node = ironic_node(lab, &uuid);
     let name = node["name"].as_str().unwrap_or_default().to_string();
     let calls = counts.calls_of(&[&uuid, &name]);
-    let node = lab_neutral(&node, lab);
+    let host_uid = host0["metadata"]["uid"].as_str().unwrap_or("-").to_string();
+    let node = lab_neutral(&node, lab, &host_uid);
 
     std::thread::sleep(o.idle);
     let minutes = (o.idle.as_secs_f64() / 60.0).max(f64::MIN_POSITIVE);
@@ -348,8 +349,8 @@ fn wait(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) -> Result
     Ok(started.elapsed().as_secs_f64())
 }
 
-/// `node` with this lab's addresses and system UUIDs as words.
-fn lab_neutral(node: &Value, lab: &Lab) -> Value {
+/// `node` with this lab's addresses, system UUIDs and the host's UID as words.
+fn lab_neutral(node: &Value, lab: &Lab, host_uid: &str) -> Value {
     let mut text = node.to_string();
     let sushy = lab.info.sushy_url.trim_end_matches('/').trim_end_matches("/redfish/v1");
     let kernel = &lab.info.deploy_kernel_url;
@@ -370,6 +371,7 @@ fn lab_neutral(node: &Value, lab: &Lab) -> Value {
     for system in &lab.info.systems {
         text = text.replace(&system.uuid, "{system}");
     }
+    text = text.replace(host_uid, "{host uid}");
     serde_json::from_str(&text).expect("still JSON")
 }
 
