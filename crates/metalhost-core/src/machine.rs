@@ -421,8 +421,20 @@ fn left_as_it_is(previous: &BareMetalHostStatus) -> Decision {
     Decision { status: previous.clone(), action: Action::None, requeue: Requeue::Idle, error: None }
 }
 
-/// The node fields the host asks for (what registration creates and keeps in line).
+/// The node fields the host asks for (what registration keeps in line on an existing node).
 fn desired_fields(input: &Input<'_>, access: &BmcAccess, credentials: &Credentials) -> Map<String, Value> {
+    plan::node_desired_fields(
+        input.host,
+        &input.record.options_or_default(),
+        access,
+        credentials,
+        input.defaults,
+    )
+}
+
+/// The fields of a new node (the desired ones, and the controller's architecture when the host
+/// names none, as upstream).
+fn create_fields(input: &Input<'_>, access: &BmcAccess, credentials: &Credentials) -> Map<String, Value> {
     plan::node_create_fields(
         input.host,
         &input.record.options_or_default(),
@@ -450,7 +462,7 @@ fn register(
         if step.status.operation_history.register.start.is_none() {
             step.status.operation_history.register.start = Some(input.now.into());
         }
-        return step.ok(Action::CreateNode(desired), Requeue::Now);
+        return step.ok(Action::CreateNode(create_fields(input, access, credentials)), Requeue::Now);
     };
     if let (Some(mac), Some(macs)) = (&input.host.spec.boot_mac_address, &observed.port_macs) {
         let mac = mac.to_ascii_lowercase();

@@ -45,15 +45,19 @@ pub struct NodeDefaults {
     pub cpu_arch: Option<String>,
 }
 
-/// The host's CPU architecture for Ironic, as upstream chooses it: `spec.architecture`, else
-/// what inspection found, else the operator-wide default.
-fn cpu_arch(host: &BareMetalHost, defaults: &NodeDefaults) -> Option<String> {
+/// The CPU architecture the host itself names: `spec.architecture`, else what inspection found.
+fn host_cpu_arch(host: &BareMetalHost) -> Option<&String> {
     let inspected = host.status.as_ref().and_then(|s| s.hardware.as_ref()).and_then(|h| h.cpu.as_ref());
-    [host.spec.architecture.as_ref(), inspected.and_then(|c| c.arch.as_ref()), defaults.cpu_arch.as_ref()]
+    [host.spec.architecture.as_ref(), inspected.and_then(|c| c.arch.as_ref())]
         .into_iter()
         .flatten()
         .find(|a| !a.is_empty())
-        .cloned()
+}
+
+/// The host's CPU architecture for a new node, as upstream chooses it: the host's own, else the
+/// operator-wide default.
+fn cpu_arch(host: &BareMetalHost, defaults: &NodeDefaults) -> Option<String> {
+    host_cpu_arch(host).or(defaults.cpu_arch.as_ref().filter(|a| !a.is_empty())).cloned()
 }
 
 /// The Ironic node name of a host: `namespace~name`, as upstream names them.
@@ -131,6 +135,25 @@ pub fn node_create_fields(
     fields
 }
 
+/// The fields registration keeps in line on an existing node: the creation fields, but an
+/// architecture the host does not name itself is left out, so a node's own (Ironic's inspection,
+/// another operator's) is never overwritten with the controller's guess.
+pub fn node_desired_fields(
+    host: &BareMetalHost,
+    options: &LiveIsoOptions,
+    access: &BmcAccess,
+    credentials: &Credentials,
+    defaults: &NodeDefaults,
+) -> Map<String, Value> {
+    let mut fields = node_create_fields(host, options, access, credentials, defaults);
+    if host_cpu_arch(host).is_none()
+        && let Some(Value::Object(properties)) = fields.get_mut("properties")
+    {
+        properties.remove("cpu_arch");
+    }
+    fields
+}
+
 /// Builds RFC 6902 patches for Ironic from simple operations.
 #[derive(Debug, Default)]
 struct PatchBuilder(Vec<Value>);
@@ -155,12 +178,6 @@ pub fn registration_patch(node: &Node, desired: &Map<String, Value>, resend_secr
     let mut patch = PatchBuilder::default();
     interfaces(&mut patch, node, desired);
     settings(&mut patch, node, desired, resend_secrets);
-    // as upstream: a changed architecture reaches the node (its agent is chosen by it)
-    if let Some(want) = desired.get("properties").and_then(|p| p.get("cpu_arch"))
-        && node.properties.get("cpu_arch") != Some(want)
-    {
-        patch.set("/properties/cpu_arch", want.clone());
-    }
     patch.build()
 }
 
@@ -216,6 +233,13 @@ fn settings(patch: &mut PatchBuilder, node: &Node, desired: &Map<String, Value>,
         && node.automated_clean != Some(want)
     {
         patch.set("/automated_clean", json!(want));
+    }
+    // as upstream, on a registered node and a deployed one alike: a changed architecture reaches
+    // the node (Ironic picks the agent of the next boot by it)
+    if let Some(want) = desired.get("properties").and_then(|p| p.get("cpu_arch"))
+        && node.properties.get("cpu_arch") != Some(want)
+    {
+        patch.set("/properties/cpu_arch", want.clone());
     }
 }
 
@@ -308,20 +332,20 @@ fn checksum_keys(
 /// asks (`properties.capabilities` says only that the machine can): as upstream, a host in
 /// `UEFISecureBoot` mode asks, another does not.
 pub fn secure_boot_patch(node: &Node, mode: Option<BootMode>) -> Patch {
-    let wanted = mode == Some(BootMode::UefiSecureBoot);
-    let capabilities = node.instance_info.get("capabilities");
-    // Ironic takes the capabilities as an object or as its JSON text
-    let parsed = match capabilities {
+    let wanted = json!({"secure_boot": "true"});
+    // Ironic takes the capabilities as an object or as its JSON text; it accepts only the strings
+    // "true" and "false" as values
+    let have = match node.instance_info.get("capabilities") {
         Some(Value::String(text)) => serde_json::from_str::<Value>(text).unwrap_or(Value::Null),
         Some(v) => v.clone(),
         None => Value::Null,
     };
-    let asks = matches!(&parsed["secure_boot"], Value::String(v) if v.eq_ignore_ascii_case("true"))
-        || parsed["secure_boot"] == json!(true);
     let mut patch = PatchBuilder::default();
-    if wanted && !asks {
-        patch.set("/instance_info/capabilities", json!({"secure_boot": "true"}));
-    } else if !wanted && asks {
+    if mode == Some(BootMode::UefiSecureBoot) {
+        if have != wanted {
+            patch.set("/instance_info/capabilities", wanted);
+        }
+    } else if have.get("secure_boot").is_some() {
         patch.remove("/instance_info/capabilities");
     }
     patch.build()
@@ -649,6 +673,7 @@ mod tests {
             ])
         );
     }
+
     #[test]
     fn only_a_secure_boot_host_asks_ironic_for_secure_boot_in_instance_info() {
         let with = |caps: Value| node(Some("ramdisk"), json!({"capabilities": caps}));
@@ -659,7 +684,7 @@ mod tests {
         );
         assert_eq!(ops(&secure_boot_patch(&plain, Some(BootMode::Uefi))), json!([]));
         assert_eq!(ops(&secure_boot_patch(&plain, None)), json!([]));
-        for asks in [json!({"secure_boot": "true"}), json!("{\"secure_boot\": \"True\"}")] {
+        for asks in [json!({"secure_boot": "true"}), json!("{\"secure_boot\": \"true\"}")] {
             assert_eq!(
                 ops(&secure_boot_patch(&with(asks.clone()), Some(BootMode::UefiSecureBoot))),
                 json!([])
@@ -667,6 +692,13 @@ mod tests {
             assert_eq!(
                 ops(&secure_boot_patch(&with(asks), Some(BootMode::Uefi))),
                 json!([{"op": "remove", "path": "/instance_info/capabilities"}])
+            );
+        }
+        // what Ironic refuses (a boolean, "True") is replaced with what it takes
+        for odd in [json!({"secure_boot": true}), json!({"secure_boot": "True"})] {
+            assert_eq!(
+                ops(&secure_boot_patch(&with(odd), Some(BootMode::UefiSecureBoot))),
+                json!([{"op": "add", "path": "/instance_info/capabilities", "value": {"secure_boot": "true"}}])
             );
         }
     }
@@ -692,10 +724,25 @@ mod tests {
         let mut n: Node = serde_json::from_value(Value::Object(raw)).unwrap();
         assert!(registration_patch(&n, &fields, false).0.is_empty());
         n.properties.insert("cpu_arch".into(), json!("x86_64"));
-        assert_eq!(
-            ops(&registration_patch(&n, &fields, false)),
-            json!([{"op": "add", "path": "/properties/cpu_arch", "value": "aarch64"}])
+        let changed = json!([{"op": "add", "path": "/properties/cpu_arch", "value": "aarch64"}]);
+        assert_eq!(ops(&registration_patch(&n, &fields, false)), changed);
+        assert_eq!(ops(&deployed_settings_patch(&n, &fields)), changed);
+
+        // a host that names no architecture leaves the node's own alone: the default is a guess
+        let plain = host();
+        let access = BmcAccess::parse(&plain.spec.bmc.as_ref().unwrap().address, false).unwrap();
+        let defaults = NodeDefaults { cpu_arch: Some("x86_64".into()), ..Default::default() };
+        let desired = node_desired_fields(
+            &plain,
+            &LiveIsoOptions::default(),
+            &access,
+            &Credentials::new("u", "p"),
+            &defaults,
         );
+        assert_eq!(desired["properties"].get("cpu_arch"), None);
+        n.properties.insert("cpu_arch".into(), json!("aarch64"));
+        n.driver_info = desired["driver_info"].as_object().unwrap().clone();
+        assert_eq!(ops(&registration_patch(&n, &desired, false)), json!([]));
     }
 }
 

@@ -231,6 +231,23 @@ fn live_iso_journey_registers_provisions_and_deprovisions() {
 }
 
 #[test]
+fn a_secure_boot_host_asks_ironic_for_secure_boot_when_it_deploys() {
+    let capabilities = |mode: Option<&str>| {
+        let mut spec = live_spec();
+        if let Some(mode) = mode {
+            spec["bootMode"] = json!(mode);
+        }
+        let lab = Lab::new(spec);
+        let (mut status, mut n) = (BareMetalHostStatus::default(), None);
+        assert_eq!(run(&lab, &mut status, &mut n, false).last(), Some(&S::Provisioned));
+        n.unwrap().instance_info.get("capabilities").cloned()
+    };
+    assert_eq!(capabilities(Some("UEFISecureBoot")), Some(json!({"secure_boot": "true"})));
+    assert_eq!(capabilities(Some("UEFI")), None);
+    assert_eq!(capabilities(None), None);
+}
+
+#[test]
 fn inspection_runs_unless_disabled() {
     let mut spec = live_spec();
     spec.as_object_mut().unwrap().remove("inspectionMode");
