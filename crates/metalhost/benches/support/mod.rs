@@ -159,10 +159,12 @@ pub async fn forward(http: &reqwest::Client, upstream: &str, counts: &Counts, re
         _ => None,
     };
     let kind = classify(&parts.method, path, &body);
-    counts.log(node.clone().unwrap_or_else(|| node_in(parts.uri.query(), &body)), kind.clone());
-    match &node {
-        Some(ident) if counts.is_active(ident) => counts.add(format!("{AFTER_ACTIVE}{kind}")),
-        _ => counts.add(kind),
+    let ident = node.clone().unwrap_or_else(|| node_in(parts.uri.query(), &body));
+    counts.log(ident.clone(), kind.clone());
+    if counts.is_active(&ident) {
+        counts.add(format!("{AFTER_ACTIVE}{kind}"));
+    } else {
+        counts.add(kind);
     }
     let target = format!("{upstream}{}", parts.uri.path_and_query().map_or("/", |p| p.as_str()));
     let mut request = http.request(parts.method.clone(), target).body(body);

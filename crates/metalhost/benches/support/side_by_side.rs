@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -92,10 +93,10 @@ impl Run {
     pub fn ironic_to_provisioned(&self) -> u64 {
         to_active(&self.ironic)
     }
-    /// The p-th percentile (0..=100) of the hosts' times to provisioned.
+    /// The p-th percentile (0..=100) of the hosts' times to provisioned, by nearest rank.
     pub fn percentile(&self, p: f64) -> f64 {
-        let i = ((p / 100.0) * (self.per_host.len().max(1) - 1) as f64).round() as usize;
-        self.per_host.get(i).copied().unwrap_or(f64::NAN)
+        let rank = ((p / 100.0) * self.per_host.len() as f64).ceil() as usize;
+        self.per_host.get(rank.max(1) - 1).copied().unwrap_or(f64::NAN)
     }
 }
 
@@ -159,32 +160,49 @@ struct States {
     changes: u64,
 }
 
-/// Follows every write to the hosts (a watch, reopened where it ended) until `stop` is set.
-fn watch_states(kube: Arc<KubeLab>, states: Arc<Mutex<States>>, stop: Arc<std::sync::atomic::AtomicBool>) {
-    let path = format!("/apis/metal3.io/v1alpha1/namespaces/{NAMESPACE}/baremetalhosts");
-    let mut version =
-        kube.get(&path).json()["metadata"]["resourceVersion"].as_str().unwrap_or("0").to_string();
-    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-        let stream = kube.watch(&format!("{path}?watch=1&resourceVersion={version}&timeoutSeconds=60"));
+impl States {
+    /// Notes a host's state as read; a change from what was last seen counts.
+    fn see(&mut self, object: &Value) {
+        let name = object["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let state = object["status"]["provisioning"]["state"].as_str().unwrap_or_default().to_string();
+        if self.now.get(&name) == Some(&state) {
+            return;
+        }
+        if state == "provisioned" {
+            self.provisioned_at.entry(name.clone()).or_insert_with(Instant::now);
+        }
+        // a host's first look (no state yet) is where it starts, not a change
+        if self.now.contains_key(&name) || !state.is_empty() {
+            self.changes += 1;
+        }
+        self.now.insert(name, state);
+    }
+
+    /// Lists the hosts into the states; the list's resourceVersion (where a watch goes on).
+    fn list(&mut self, kube: &KubeLab) -> String {
+        let list = kube.get(HOSTS).json();
+        for host in list["items"].as_array().into_iter().flatten() {
+            self.see(host);
+        }
+        list["metadata"]["resourceVersion"].as_str().unwrap_or("0").to_string()
+    }
+}
+
+const HOSTS: &str = "/apis/metal3.io/v1alpha1/namespaces/default/baremetalhosts";
+
+/// Follows every write to the hosts from `version` (a watch, reopened where it ended; listed
+/// again after 410 Gone, so a host that changed in the gap is still seen) until `stop` is set.
+fn watch_states(kube: Arc<KubeLab>, states: Arc<Mutex<States>>, stop: Arc<AtomicBool>, mut version: String) {
+    while !stop.load(Ordering::SeqCst) {
+        let stream = kube.watch(&format!("{HOSTS}?watch=1&resourceVersion={version}&timeoutSeconds=10"));
         for event in stream {
             let object = &event["object"];
             if event["type"] == "ERROR" {
-                // 410 Gone: start again from now (a change may be missed; the watch cache makes it rare)
-                version =
-                    kube.get(&path).json()["metadata"]["resourceVersion"].as_str().unwrap_or("0").to_string();
+                version = states.lock().unwrap().list(&kube);
                 break;
             }
             version = object["metadata"]["resourceVersion"].as_str().unwrap_or(&version).to_string();
-            let name = object["metadata"]["name"].as_str().unwrap_or_default().to_string();
-            let state = object["status"]["provisioning"]["state"].as_str().unwrap_or_default().to_string();
-            let mut s = states.lock().unwrap();
-            if s.now.get(&name) != Some(&state) {
-                if state == "provisioned" {
-                    s.provisioned_at.entry(name.clone()).or_insert_with(Instant::now);
-                }
-                s.changes += 1;
-                s.now.insert(name, state);
-            }
+            states.lock().unwrap().see(object);
         }
     }
 }
@@ -205,14 +223,16 @@ pub fn run(
         Operator::Bmo => bmo.control_plane(),
     });
     kube.apply_yaml(&manifests(&lab, o.hosts));
-    let states = Arc::new(Mutex::new(States::default()));
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut seen = States::default();
+    let version = seen.list(&kube);
+    let states = Arc::new(Mutex::new(seen));
+    let stop = Arc::new(AtomicBool::new(false));
     let watcher = {
         let (kube, states, stop) = (kube.clone(), states.clone(), stop.clone());
-        std::thread::spawn(move || watch_states(kube, states, stop))
+        std::thread::spawn(move || watch_states(kube, states, stop, version))
     };
-    let result = drive(operator, bin, bmo, &lab, &ironic, &counts, &kube, &states, o);
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let result = drive(operator, bin, bmo, &lab, &ironic, &counts, &kube, &states, &watcher, o);
+    stop.store(true, Ordering::SeqCst);
     let _ = watcher.join();
     result
 }
@@ -227,6 +247,7 @@ fn drive(
     counts: &Counts,
     kube: &KubeLab,
     states: &Mutex<States>,
+    watcher: &std::thread::JoinHandle<()>,
     o: &Options,
 ) -> Result<Run, String> {
     let started = Instant::now();
@@ -241,6 +262,12 @@ fn drive(
     loop {
         if provisioned(&states.lock().unwrap()) >= o.hosts {
             break;
+        }
+        if watcher.is_finished() {
+            return Err(failed(
+                &child,
+                "the benchmark's watch of the hosts failed (see its panic above)".into(),
+            ));
         }
         if child.exited() {
             let status = child.exit_status();
@@ -272,14 +299,18 @@ fn drive(
     let node = ironic_node(lab, &uuid);
     let name = node["name"].as_str().unwrap_or_default().to_string();
     let calls = counts.calls_of(&[&uuid, &name]);
-    let host_uid = host0["metadata"]["uid"].as_str().unwrap_or("-").to_string();
+    let host_uid = host0["metadata"]["uid"].as_str().unwrap_or_default().to_string();
     let node = lab_neutral(&node, lab, &host_uid);
 
+    let (ironic_before, api_before, idle_started) =
+        (total(&counts.snapshot()), kube.requests_of(user(operator)).len(), Instant::now());
     std::thread::sleep(o.idle);
-    let minutes = (o.idle.as_secs_f64() / 60.0).max(f64::MIN_POSITIVE);
+    let ironic_after = total(&counts.snapshot());
+    let api_after = kube.requests_of(user(operator)).len();
+    let minutes = (idle_started.elapsed().as_secs_f64() / 60.0).max(f64::MIN_POSITIVE);
     let n = o.hosts as f64;
-    let ironic_idle = (total(&counts.snapshot()) - total(&ironic_counts)) as f64 / n / minutes;
-    let api_idle = (kube.requests_of(user(operator)).len() - api_records.len()) as f64 / n / minutes;
+    let ironic_idle = (ironic_after - ironic_before) as f64 / n / minutes;
+    let api_idle = (api_after - api_before) as f64 / n / minutes;
 
     let reprovision = time_reprovision(kube, lab, o.timeout).map_err(|e| failed(&child, e))?;
     let delete = time_delete(kube, lab, &uuid, o.timeout).map_err(|e| failed(&child, e))?;
@@ -371,7 +402,9 @@ fn lab_neutral(node: &Value, lab: &Lab, host_uid: &str) -> Value {
     for system in &lab.info.systems {
         text = text.replace(&system.uuid, "{system}");
     }
-    text = text.replace(host_uid, "{host uid}");
+    if !host_uid.is_empty() {
+        text = text.replace(host_uid, "{host uid}");
+    }
     serde_json::from_str(&text).expect("still JSON")
 }
 
