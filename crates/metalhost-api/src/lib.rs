@@ -6,6 +6,7 @@
 
 pub mod bmc;
 pub mod extensions;
+pub mod firmware;
 mod gojson;
 mod gourl;
 pub mod host;
