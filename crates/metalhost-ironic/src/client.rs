@@ -440,6 +440,18 @@ impl Client {
             .map_err(|e| Error::Decode { what: "GET node history".into(), reason: truncate(&e.to_string()) })
     }
 
+    /// `GET /v1/nodes/{ident}/bios?detail=True` (API ≥ 1.74): the machine's BIOS settings as the
+    /// conductor last cached them, each with what the BIOS registry says of it.
+    pub async fn bios_settings(&self, ident: &str) -> Result<Vec<BiosSetting>, Error> {
+        let page: Value = self
+            .call(Method::GET, &format!("/v1/nodes/{}/bios?detail=True", encode(ident)), None::<&()>)
+            .await?;
+        serde_json::from_value(page["bios"].clone()).map_err(|e| Error::Decode {
+            what: "GET node BIOS settings".into(),
+            reason: truncate(&e.to_string()),
+        })
+    }
+
     /// `GET /v1/drivers`: names of the enabled hardware types.
     pub async fn list_drivers(&self) -> Result<Vec<String>, Error> {
         let page: Value = self.call(Method::GET, "/v1/drivers", None::<&()>).await?;
@@ -627,6 +639,34 @@ mod tests {
         let pages =
             server.received_requests().await.unwrap().iter().filter(|r| r.url.path() == "/v1/nodes").count();
         assert_eq!(pages, 2, "the repeat is seen on the second page");
+    }
+
+    #[tokio::test]
+    async fn bios_settings_come_with_their_registry_fields() {
+        use wiremock::matchers::query_param;
+        let server = server("1.99").await;
+        Mock::given(method("GET"))
+            .and(path("/v1/nodes/n1/bios"))
+            .and(query_param("detail", "True"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"bios": [
+                {"name": "BootMode", "value": "Uefi", "attribute_type": "Enumeration",
+                 "allowable_values": ["Uefi", "Bios"], "lower_bound": null, "upper_bound": null,
+                 "min_length": null, "max_length": null, "read_only": false, "reset_required": null,
+                 "unique": null, "links": []},
+                {"name": "SerialNumber", "value": null, "read_only": true},
+            ]})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let client = Client::connect(ClientConfig::new(server.uri())).await.unwrap();
+        let settings = client.bios_settings("n1").await.unwrap();
+        assert_eq!(settings.len(), 2);
+        assert_eq!(settings[0].name, "BootMode");
+        assert_eq!(settings[0].value.as_deref(), Some("Uefi"));
+        assert_eq!(settings[0].attribute_type.as_deref(), Some("Enumeration"));
+        assert_eq!(settings[0].allowable_values, Some(vec!["Uefi".to_string(), "Bios".to_string()]));
+        assert_eq!(settings[1].value, None);
+        assert_eq!(settings[1].read_only, Some(true));
     }
 
     /// A redirect to another origin is not followed: the request body (BMC credentials) and the

@@ -357,6 +357,44 @@ pub struct InterfaceValidation {
     pub reason: Option<String>,
 }
 
+/// One BIOS setting as Ironic caches it (`GET /v1/nodes/{id}/bios?detail=True`, API ≥ 1.74):
+/// its value and the BIOS registry's word on it (null where the BMC has no registry).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BiosSetting {
+    /// The setting's name.
+    pub name: String,
+    /// Its current value (a string, whatever its type; null when the BMC shows none).
+    #[serde(default)]
+    pub value: Option<String>,
+    /// `Enumeration`, `String`, `Integer`, `Boolean` or `Password`.
+    #[serde(default)]
+    pub attribute_type: Option<String>,
+    /// The values an enumeration takes.
+    #[serde(default)]
+    pub allowable_values: Option<Vec<String>>,
+    /// The lowest integer.
+    #[serde(default)]
+    pub lower_bound: Option<i64>,
+    /// The highest integer.
+    #[serde(default)]
+    pub upper_bound: Option<i64>,
+    /// The shortest string.
+    #[serde(default)]
+    pub min_length: Option<i64>,
+    /// The longest string.
+    #[serde(default)]
+    pub max_length: Option<i64>,
+    /// Whether it cannot be changed.
+    #[serde(default)]
+    pub read_only: Option<bool>,
+    /// Whether a change needs a reboot.
+    #[serde(default)]
+    pub reset_required: Option<bool>,
+    /// Whether the value is the machine's own.
+    #[serde(default)]
+    pub unique: Option<bool>,
+}
+
 /// A virtual media device as Ironic reports it (API ≥ 1.93).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VirtualMedia {
