@@ -423,13 +423,7 @@ fn left_as_it_is(previous: &BareMetalHostStatus) -> Decision {
 
 /// The node fields the host asks for (what registration keeps in line on an existing node).
 fn desired_fields(input: &Input<'_>, access: &BmcAccess, credentials: &Credentials) -> Map<String, Value> {
-    plan::node_desired_fields(
-        input.host,
-        &input.record.options_or_default(),
-        access,
-        credentials,
-        input.defaults,
-    )
+    plan::without_assumed_arch(input.host, create_fields(input, access, credentials))
 }
 
 /// The fields of a new node (the desired ones, and the controller's architecture when the host

@@ -10,22 +10,13 @@
 //!   cargo bench -p metalhost --bench kube_scale -- [--hosts 100] [--concurrency 32]
 //!       [--idle-seconds 300]
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use metalhost_testlab::{CONTROLLER_USER, KubeLab, Lab, RequestRecord};
 
 mod support;
-use support::{spawn_metalhost, start_proxy, to_active, total, usage};
-
-fn number(flag: &str, default: u64) -> u64 {
-    let argv: Vec<String> = std::env::args().collect();
-    argv.iter()
-        .position(|x| x == flag)
-        .and_then(|i| argv.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use support::side_by_side::by_kind;
+use support::{number, spawn_metalhost, start_proxy, to_active, total, usage};
 
 fn mac(i: usize) -> String {
     format!("52:54:{:02x}:{:02x}:{:02x}:{:02x}", (i >> 24) & 255, (i >> 16) & 255, (i >> 8) & 255, i & 255)
@@ -65,20 +56,6 @@ fn provisioned(kube: &KubeLab) -> usize {
 /// The requests metalhost sent (not the benchmark's own).
 fn theirs(kube: &KubeLab) -> Vec<RequestRecord> {
     kube.requests_of(CONTROLLER_USER)
-}
-
-/// `verb resource[/subresource]` → count.
-fn by_kind(requests: &[RequestRecord]) -> BTreeMap<String, u64> {
-    let mut out = BTreeMap::new();
-    for r in requests {
-        let what = match (r.non_resource, r.subresource.is_empty()) {
-            (true, _) => format!("{} {}", r.verb, r.path),
-            (false, true) => format!("{} {}", r.verb, r.resource),
-            (false, false) => format!("{} {}/{}", r.verb, r.resource, r.subresource),
-        };
-        *out.entry(what).or_default() += 1;
-    }
-    out
 }
 
 fn main() {

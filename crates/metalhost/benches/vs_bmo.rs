@@ -14,16 +14,8 @@ use std::time::Duration;
 use metalhost_testlab::BmoBuild;
 
 mod support;
+use support::number;
 use support::side_by_side::{Operator, Options, Run, run};
-
-fn number(flag: &str, default: u64) -> u64 {
-    let argv: Vec<String> = std::env::args().collect();
-    argv.iter()
-        .position(|x| x == flag)
-        .and_then(|i| argv.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn main() {
     let hosts = number("--hosts", 20).max(1) as usize;

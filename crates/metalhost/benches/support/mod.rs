@@ -71,6 +71,16 @@ impl Counts {
     }
 }
 
+/// The benchmark's numeric option `flag` (`--hosts 20`), or `default`.
+pub fn number(flag: &str, default: u64) -> u64 {
+    let argv: Vec<String> = std::env::args().collect();
+    argv.iter()
+        .position(|x| x == flag)
+        .and_then(|i| argv.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// Every request.
 pub fn total(counts: &BTreeMap<String, u64>) -> u64 {
     counts.values().sum()
