@@ -1235,6 +1235,14 @@ impl BareMetalHost {
             || self.annotations().get(INSPECT_ANNOTATION).map(String::as_str) == Some("disabled")
     }
 
+    /// Upstream's re-inspection request: the annotation `inspect.metal3.io` with any value but
+    /// `disabled` (admission allows only `""`) asks an available host to inspect again. The
+    /// runtime takes the request away once the inspection has started. Never with inspection
+    /// disabled (upstream would go round from available to inspecting and back).
+    pub fn reinspection_requested(&self) -> bool {
+        !self.inspection_disabled() && self.annotations().contains_key(INSPECT_ANNOTATION)
+    }
+
     /// Automated cleaning runs unless `automatedCleaningMode: disabled`.
     pub fn automated_cleaning(&self) -> bool {
         self.spec.automated_cleaning_mode != Some(AutomatedCleaningMode::Disabled)

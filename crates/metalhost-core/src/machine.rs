@@ -584,6 +584,10 @@ fn inspect(mut step: Step<'_>, node: &Node) -> Decision {
     }
     let now = step.input.now;
     match &node.provision_state {
+        // a node made available (by an earlier deploy) is inspected from manageable, as upstream
+        Ironic::Available if step.status.operation_history.inspect.start.is_none() => {
+            step.ok(Action::Provision(ProvisionTarget::Manage), Requeue::Poll)
+        }
         Ironic::Manageable if step.status.operation_history.inspect.start.is_none() => {
             step.status.operation_history.inspect = OperationMetric { start: Some(now.into()), end: None };
             step.ok(Action::Provision(ProvisionTarget::Inspect), Requeue::Poll)
@@ -633,6 +637,11 @@ fn available(mut step: Step<'_>, node: &Node, desired: &Map<String, Value>) -> D
     let host = step.input.host;
     if host.spec.externally_provisioned {
         return step.goto(ProvisioningState::ExternallyProvisioned);
+    }
+    if host.reinspection_requested() {
+        // upstream's re-inspection: afresh, whatever an earlier inspection found
+        step.status.operation_history.inspect = OperationMetric::default();
+        return step.goto(ProvisioningState::Inspecting);
     }
     // settings changed while the host waits (its BMC's address or scheme, persistence, cleaning):
     // into Ironic now, as upstream registers again (secrets go when the Secret changes)

@@ -27,20 +27,11 @@ async fn an_inventory_posted_by_the_agent_fills_status_hardware() {
         &format!("  bootMACAddress: \"{mac}\"\n"),
     )
     .replace("inspectionMode: disabled", "inspectionMode: agent");
-    write(dir.path(), "hosts.yaml", &[secret("bmc"), manifest]);
-    let mut config = config(&lab);
-    // the agent boots from an ISO on virtual media (any ISO: nothing boots on the fake BMC)
-    config.defaults.deploy_iso = Some(lab.info.iso_url.clone());
-    let mut rt = Runtime::new(config, Source::Dir(dir.path().to_path_buf()));
+    write(dir.path(), "hosts.yaml", &[secret("bmc"), manifest.clone()]);
+    let mut rt = Runtime::new(agent_config(&lab), Source::Dir(dir.path().to_path_buf()));
     let ironic = ironic(&lab).await;
 
-    let started = Instant::now();
-    let mut state = String::new();
-    while state != "inspect wait" && started.elapsed() < Duration::from_secs(120) {
-        rt.run_until(Duration::from_millis(500), |c| eprintln!("{c:?}"), |_| false).await;
-        state = node(&ironic, "h1").await.provision_state.as_str().to_string();
-    }
-    assert_eq!(state, "inspect wait", "{:#?}", status(&rt, "h1"));
+    wait_for_node_state(&mut rt, &ironic, "inspect wait").await;
     assert_eq!(status(&rt, "h1").provisioning.state, ProvisioningState::Inspecting);
     let node = node(&ironic, "h1").await;
     assert_eq!(node.driver_info.get("deploy_iso"), Some(&json!(lab.info.iso_url)));
@@ -65,14 +56,7 @@ async fn an_inventory_posted_by_the_agent_fills_status_hardware() {
         "boot_interface": mac,
         "all_interfaces": {"eth0": {"pxe_enabled": true}}
     });
-    let answer = reqwest::Client::new()
-        .post(format!("{}/v1/continue_inspection", lab.info.ironic_url))
-        .header("X-OpenStack-Ironic-API-Version", "1.84")
-        .json(&inventory)
-        .send()
-        .await
-        .unwrap();
-    assert!(answer.status().is_success(), "{:?}", answer.text().await);
+    post_inventory(&lab, &inventory).await;
 
     settle(&mut rt, Duration::from_secs(120)).await;
     let st = status(&rt, "h1");
@@ -98,6 +82,80 @@ async fn an_inventory_posted_by_the_agent_fills_status_hardware() {
     // the status file a user reads has it too
     let saved = status_file(dir.path(), "h1").expect("status file");
     assert_eq!(saved.status.and_then(|s| s.hardware.and_then(|h| h.ram_mebibytes)), Some(2048));
+
+    // upstream's re-inspection request: the available host inspects again and takes the new
+    // inventory; the request is taken once (the manifest is the user's and keeps it), also
+    // across a restart
+    let requested = manifest
+        .replace("metadata: {name: h1}", "metadata: {name: h1, annotations: {inspect.metal3.io: \"\"}}");
+    assert_ne!(requested, manifest);
+    write(dir.path(), "hosts.yaml", &[secret("bmc"), requested.clone()]);
+    wait_for_node_state(&mut rt, &ironic, "inspect wait").await;
+    assert_eq!(status(&rt, "h1").provisioning.state, ProvisioningState::Inspecting);
+    let mut again = inventory.clone();
+    again["inventory"]["memory"]["physical_mb"] = json!(4096);
+    again["inventory"]["hostname"] = json!("h1-again");
+    post_inventory(&lab, &again).await;
+    settle(&mut rt, Duration::from_secs(120)).await;
+    let st = status(&rt, "h1");
+    assert_eq!(st.provisioning.state, ProvisioningState::Available, "{st:#?}");
+    let hardware = st.hardware.as_ref().expect("status.hardware");
+    assert_eq!((hardware.ram_mebibytes, hardware.hostname.as_deref()), (Some(4096), Some("h1-again")));
+    let saved = status_file(dir.path(), "h1").expect("status file");
+    assert_eq!(
+        saved.annotations().get("metalhost.io/reinspection-taken").map(String::as_str),
+        Some("true"),
+        "the status file says the request was taken"
+    );
+    rt.run_until(Duration::from_secs(5), |c| eprintln!("{c:?}"), |_| false).await;
+    drop(rt);
+    let mut restarted = Runtime::new(agent_config(&lab), Source::Dir(dir.path().to_path_buf()));
+    restarted.run_until(Duration::from_secs(5), |c| eprintln!("{c:?}"), |_| false).await;
+    assert_eq!(
+        common::node(&ironic, "h1").await.provision_state.as_str(),
+        "manageable",
+        "inspected once only"
+    );
+    assert_eq!(status(&restarted, "h1").provisioning.state, ProvisioningState::Available);
+
+    // taken away and made again, with a restart between: the host inspects again
+    write(dir.path(), "hosts.yaml", &[secret("bmc"), manifest]);
+    restarted.run_until(Duration::from_secs(3), |c| eprintln!("{c:?}"), |_| false).await;
+    drop(restarted);
+    write(dir.path(), "hosts.yaml", &[secret("bmc"), requested]);
+    let mut rt = Runtime::new(agent_config(&lab), Source::Dir(dir.path().to_path_buf()));
+    wait_for_node_state(&mut rt, &ironic, "inspect wait").await;
+}
+
+/// The lab's configuration with the agent booted from an ISO on virtual media (any ISO: nothing
+/// boots on the fake BMC).
+fn agent_config(lab: &Lab) -> metalhost::standalone::RuntimeConfig {
+    let mut config = config(lab);
+    config.defaults.deploy_iso = Some(lab.info.iso_url.clone());
+    config
+}
+
+/// Runs the runtime until the host's node is in `state` (two minutes at most).
+async fn wait_for_node_state(rt: &mut Runtime, ironic: &metalhost_ironic::Client, state: &str) {
+    let started = Instant::now();
+    let mut now = String::new();
+    while now != state && started.elapsed() < Duration::from_secs(120) {
+        rt.run_until(Duration::from_millis(500), |c| eprintln!("{c:?}"), |_| false).await;
+        now = node(ironic, "h1").await.provision_state.as_str().to_string();
+    }
+    assert_eq!(now, state, "{:#?}", status(rt, "h1"));
+}
+
+/// Posts an inventory as ironic-python-agent does.
+async fn post_inventory(lab: &Lab, inventory: &serde_json::Value) {
+    let answer = reqwest::Client::new()
+        .post(format!("{}/v1/continue_inspection", lab.info.ironic_url))
+        .header("X-OpenStack-Ironic-API-Version", "1.84")
+        .json(inventory)
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_success(), "{:?}", answer.text().await);
 }
 
 /// A host whose inspection fails (out-of-band inspection on the fake BMC: "The attribute

@@ -909,3 +909,39 @@ fn a_host_registered_again_after_a_failed_inspection_inspects_afresh() {
     let d = lab.decide(&d.status, Some(&node("manageable")));
     assert_eq!(d.action, Action::Provision(ProvisionTarget::Inspect), "inspected, not skipped");
 }
+
+#[test]
+fn a_reinspection_request_inspects_an_available_host_afresh() {
+    let mut spec = live_spec();
+    spec.as_object_mut().unwrap().remove("inspectionMode");
+    spec.as_object_mut().unwrap().remove("image");
+    let mut lab = Lab::new(spec);
+    let mut inspected = status_in(S::Available);
+    inspected.operation_history.inspect = OperationMetric {
+        start: Some("2026-11-01T00:00:00Z".into()),
+        end: Some("2026-11-01T00:05:00Z".into()),
+    };
+    // no request: the available host stays
+    assert_eq!(lab.decide(&inspected, Some(&node("manageable"))).status.provisioning.state, S::Available);
+
+    lab.host.metadata.annotations = Some([(INSPECT_ANNOTATION.to_string(), String::new())].into());
+    let d = lab.decide(&inspected, Some(&node("manageable")));
+    assert_eq!(d.status.provisioning.state, S::Inspecting);
+    assert_eq!(d.status.operation_history.inspect, OperationMetric::default(), "afresh");
+    // the runtime has taken the request away: the inspection is started, not read as over
+    lab.host.metadata.annotations = None;
+    let d = lab.decide(&d.status, Some(&node("manageable")));
+    assert_eq!(d.action, Action::Provision(ProvisionTarget::Inspect));
+    // a node an earlier deploy left available is made manageable first, as upstream
+    let mut fresh = status_in(S::Inspecting);
+    fresh.operation_history.inspect = OperationMetric::default();
+    assert_eq!(
+        lab.decide(&fresh, Some(&node("available"))).action,
+        Action::Provision(ProvisionTarget::Manage)
+    );
+
+    // with inspection disabled the request is not one (upstream would go round for ever)
+    lab.host.metadata.annotations = Some([(INSPECT_ANNOTATION.to_string(), String::new())].into());
+    lab.host.spec.inspection_mode = Some(InspectionMode::Disabled);
+    assert_eq!(lab.decide(&inspected, Some(&node("manageable"))).status.provisioning.state, S::Available);
+}

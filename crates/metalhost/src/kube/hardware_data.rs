@@ -3,8 +3,14 @@
 //! host's `status.hardware`. cluster-api-provider-metal3 reads NIC addresses and the host name
 //! from it.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::{Stream, StreamExt};
 use kube::Resource;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PartialObjectMeta, Patch, PatchParams};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{WatchStreamExt, watcher};
 use metalhost_api::{BareMetalHost, HardwareDetails};
 use serde_json::json;
 
@@ -12,7 +18,7 @@ use serde_json::json;
 const MANAGER: &str = "metalhost";
 
 /// HardwareData's group, version and kind (upstream's CRD, `metalhost crd`).
-fn resource() -> ApiResource {
+pub fn resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(
         &GroupVersionKind::gvk("metal3.io", "v1alpha1", "HardwareData"),
         "hardwaredata",
@@ -51,6 +57,49 @@ pub async fn apply(
     let name = host.metadata.name.clone().unwrap_or_default();
     api.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(desired(host, hardware))).await?;
     Ok(())
+}
+
+/// The HardwareData objects deleted (by a user, or with their host), metadata only: a host
+/// whose object a user deleted gets it back at once, not at its next change.
+pub fn deletions(
+    client: &kube::Client,
+    namespace: Option<&str>,
+) -> impl Stream<Item = Result<PartialObjectMeta<DynamicObject>, watcher::Error>> + Send + 'static {
+    // metadata only: the hardware itself is not needed to know that an object went
+    let api: Api<PartialObjectMeta<DynamicObject>> = match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource()),
+        None => Api::all_with(client.clone(), &resource()),
+    };
+    // a watch that fails (the CRD or the RBAC of an older install missing) is said once and
+    // tried again with back-off; it never fails a host's reconcile
+    let warned = Arc::new(AtomicBool::new(false));
+    watcher(api, watcher::Config::default()).default_backoff().filter_map(move |event| {
+        let warned = warned.clone();
+        async move {
+            match event {
+                Ok(watcher::Event::Delete(gone)) => Some(Ok(gone)),
+                Ok(_) => None,
+                Err(e) if warned.swap(true, Ordering::Relaxed) => {
+                    tracing::debug!(error = %e, "the HardwareData watch failed again");
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot watch HardwareData: one a user deletes is written again only when its host's hardware changes");
+                    None
+                }
+            }
+        }
+    })
+}
+
+/// The host a HardwareData object belongs to (its owner reference), with the host's uid.
+pub fn owner(data: &PartialObjectMeta<DynamicObject>) -> Option<(String, ObjectRef<BareMetalHost>)> {
+    let namespace = data.metadata.namespace.as_deref()?;
+    let owners = data.metadata.owner_references.as_deref().unwrap_or_default();
+    let host = owners
+        .iter()
+        .find(|o| o.kind == BareMetalHost::kind(&()) && o.api_version == BareMetalHost::api_version(&()))?;
+    Some((host.uid.clone(), ObjectRef::new(&host.name).within(namespace)))
 }
 
 #[cfg(test)]

@@ -72,7 +72,9 @@ pub struct Context {
     finalized: Mutex<HashMap<String, String>>,
     /// A hash of the `status.hardware` each host's HardwareData was last applied with, by uid (a
     /// failed apply is made again at the next look; after a restart, once per host).
-    hardware_data: Mutex<HashMap<String, u64>>,
+    /// Shared with the HardwareData watch, which forgets a host's entry when its object is
+    /// deleted (so the host's next look writes it again).
+    hardware_data: Arc<Mutex<HashMap<String, u64>>>,
     /// The labelled Secrets as the Secret watch last saw them: a Secret found here that needs no
     /// adopting is not read again from the API server (an idle look costs no API request). `run`
     /// fills it; without it every Secret is read with a GET.
@@ -190,11 +192,22 @@ pub async fn run(
     let secret_changes = cache.watch(secrets, secret_writer);
     let labelled_here = cache.clone();
     ctx.secret_cache = Some(cache);
+    let applied = ctx.hardware_data.clone();
+    let hardware_data_gone = hardware_data::deletions(&ctx.client, namespace.as_deref());
     Controller::for_stream(trigger, reader)
         .watches_stream(secret_changes, move |secret| {
             let labelled_for = labelled_here.labelled_by(&secret);
             hosts_naming(&store, &secret, labelled_for.as_deref())
         })
+        .watches_stream_with(
+            hardware_data_gone,
+            move |gone| {
+                let (uid, host) = hardware_data::owner(&gone)?;
+                applied.lock().expect("hardware data lock").remove(&uid);
+                Some(host)
+            },
+            hardware_data::resource(),
+        )
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, Arc::new(ctx))

@@ -7,7 +7,7 @@ use std::time::{Instant, SystemTime};
 
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use metalhost_api::{BareMetalHost, BareMetalHostStatus, FINALIZER, ProvisioningState};
+use metalhost_api::{BareMetalHost, BareMetalHostStatus, FINALIZER, INSPECT_ANNOTATION, ProvisioningState};
 use metalhost_core::HostInput;
 use serde_json::{Value, json};
 use tracing::info;
@@ -43,6 +43,17 @@ fn add_finalizer(host: &BareMetalHost) -> Result<json_patch::Patch, Error> {
         ])
     };
     Ok(serde_json::from_value(ops)?)
+}
+
+/// The JSON patch that takes a re-inspection request away once the inspection has started, as
+/// upstream does (failing if the annotation changed meanwhile).
+fn take_reinspection_request(host: &BareMetalHost) -> Result<json_patch::Patch, Error> {
+    let path = format!("/metadata/annotations/{}", INSPECT_ANNOTATION.replace('~', "~0").replace('/', "~1"));
+    let value = host.annotations().get(INSPECT_ANNOTATION).cloned().unwrap_or_default();
+    Ok(serde_json::from_value(json!([
+        {"op": "test", "path": path, "value": value},
+        {"op": "remove", "path": path},
+    ]))?)
 }
 
 /// The JSON patch that removes our finalizer (and only it), failing if it moved meanwhile.
@@ -151,9 +162,14 @@ async fn reconcile_host(host: &BareMetalHost, ctx: &Context) -> Result<Action, E
         remember_write(ctx, &uid, host, written.metadata.resource_version, outcome.status.clone());
     }
     events::publish(&ctx.recorder, host, &outcome.events).await;
+    if outcome.status.provisioning.state == ProvisioningState::Inspecting && host.reinspection_requested() {
+        take_request(&api, &name, host).await?;
+    }
     // a HardwareData that cannot be written (its CRD or RBAC missing after an upgrade) is tried
-    // again at the host's next look; it never holds up the host or hastens its looks
+    // again at the host's next look; it never holds up the host or hastens its looks (nor is
+    // one the garbage collector took first written again for a host on its way out)
     if let Some(hardware) = &outcome.status.hardware
+        && !deleting
         && let Err(e) = keep_hardware_data(ctx, host, &uid, hardware).await
     {
         tracing::warn!(host = %host.qualified_name(), error = %e, "cannot write the host's HardwareData");
@@ -168,6 +184,21 @@ async fn reconcile_host(host: &BareMetalHost, ctx: &Context) -> Result<Action, E
         Some(d) => Action::requeue(d.max(std::time::Duration::from_millis(10))),
         None => Action::await_change(),
     })
+}
+
+/// Takes the re-inspection request away once the inspection it asked for has started. A patch
+/// refused because the annotation is gone already (a cache behind the server) is done; another
+/// failure is said and the next look, still inspecting, tries again.
+async fn take_request(api: &Api<BareMetalHost>, name: &str, host: &BareMetalHost) -> Result<(), Error> {
+    let patch = Patch::<()>::Json(take_reinspection_request(host)?);
+    match api.patch(name, &PatchParams::default(), &patch).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 422 => Ok(()),
+        Err(e) => {
+            tracing::warn!(host = %host.qualified_name(), error = %e, "cannot take the re-inspection request away");
+            Ok(())
+        }
+    }
 }
 
 /// Applies the host's HardwareData when its hardware differs from what was last applied (a failed

@@ -17,7 +17,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::FutureExt;
-use metalhost_api::{BareMetalHost, BareMetalHostStatus, ErrorType, OperationalStatus, ProvisioningState};
+use metalhost_api::{
+    BareMetalHost, BareMetalHostStatus, ErrorType, INSPECT_ANNOTATION, OperationalStatus, ProvisioningState,
+};
 use metalhost_core::plan::NodeDefaults;
 use metalhost_core::presence::Presence;
 use metalhost_core::{HostInput, IronicProvisioner, Reconciler, Schedule};
@@ -171,11 +173,16 @@ struct Tracked {
     presence: Presence,
     due: Instant,
     schedule: Schedule,
-    /// The status file could not be written: written again at the next pass.
+    /// The status file is to be written at the next pass (its last write failed, or only the
+    /// re-inspection marker changed).
     unsaved: bool,
     /// The manifest changed (or the host is to be deleted) since the last reconcile started: a
     /// reconcile under way did not see it, so the host is looked at again when it finishes.
     changed: bool,
+    /// The manifest's re-inspection request (`inspect.metal3.io`) was taken: its inspection has
+    /// started. The manifest is the user's and never edited, so the request is taken here (and
+    /// in the status file, [`store::REINSPECTION_TAKEN`]) until the user removes it.
+    reinspection_taken: bool,
 }
 
 impl Tracked {
@@ -188,7 +195,13 @@ impl Tracked {
             schedule: Schedule::default(),
             unsaved: false,
             changed: true,
+            reinspection_taken: false,
         }
+    }
+
+    /// The host as the core sees it: without a re-inspection request already taken.
+    fn host_for_core(&self) -> BareMetalHost {
+        if self.reinspection_taken { without_reinspection_request(&self.host) } else { self.host.clone() }
     }
 
     /// Writes the status file; a failed write is kept in mind and tried again by the next pass
@@ -196,6 +209,12 @@ impl Tracked {
     fn save(&mut self, dir: &Path, key: &str) {
         let mut record = self.host.clone();
         record.status = Some(self.status.clone());
+        // a later run knows the request was taken (never from the manifest: it is metalhost's)
+        let annotations = record.metadata.annotations.get_or_insert_default();
+        annotations.remove(store::REINSPECTION_TAKEN);
+        if self.reinspection_taken {
+            annotations.insert(store::REINSPECTION_TAKEN.into(), "true".into());
+        }
         let failed_before = self.unsaved;
         self.unsaved = match store::write(dir, &record) {
             Ok(()) => false,
@@ -231,6 +250,17 @@ pub struct Runtime {
     finished: Vec<Change>,
 }
 
+/// The host without its re-inspection request (`inspect.metal3.io` but `disabled`), if it has one.
+fn without_reinspection_request(host: &BareMetalHost) -> BareMetalHost {
+    let mut host = host.clone();
+    if host.reinspection_requested()
+        && let Some(annotations) = host.metadata.annotations.as_mut()
+    {
+        annotations.remove(INSPECT_ANNOTATION);
+    }
+    host
+}
+
 fn rfc3339_now() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
@@ -263,10 +293,12 @@ impl Runtime {
             // the annotations a status file keeps are for display: a host known only from its
             // status file (its manifest gone while metalhost was down) is deleted whatever they
             // said (a paused host whose manifest is gone could never be unpaused)
+            let taken = record.annotations().contains_key(store::REINSPECTION_TAKEN);
             record.metadata.annotations = None;
             let key = record.qualified_name();
             let status = record.status.clone().unwrap_or_default();
-            rt.hosts.insert(key, Tracked::new(record, status, now));
+            let tracked = Tracked { reinspection_taken: taken, ..Tracked::new(record, status, now) };
+            rt.hosts.insert(key, tracked);
         }
         rt
     }
@@ -330,7 +362,7 @@ impl Runtime {
             }
             let Some(t) = self.hosts.get_mut(&key) else { continue };
             t.changed = false;
-            let input = HostInput::resolve(t.host.clone(), t.presence.deleting(), &self.manifests);
+            let input = HostInput::resolve(t.host_for_core(), t.presence.deleting(), &self.manifests);
             let status = t.status.clone();
             let reconciler = self.reconciler.clone();
             let metrics = self.config.metrics.clone();
@@ -476,6 +508,11 @@ impl Runtime {
                 entry.changed = true;
             }
             let created = entry.host.metadata.creation_timestamp.take();
+            if entry.reinspection_taken && !host.annotations().contains_key(INSPECT_ANNOTATION) {
+                // the user took the request away: it may be made again (also after a restart)
+                entry.reinspection_taken = false;
+                entry.unsaved = true;
+            }
             entry.host = host.clone();
             entry.host.metadata.creation_timestamp = created.or_else(creation_time);
         }
@@ -621,6 +658,15 @@ impl Runtime {
                 action: outcome.action.to_string(),
                 error: None,
             }];
+        }
+        if outcome.status.provisioning.state == ProvisioningState::Inspecting
+            && t.host.reinspection_requested()
+            && !t.reinspection_taken
+        {
+            // made while the host inspects or to start an inspection: used up by this one, as
+            // upstream removes the annotation then
+            t.reinspection_taken = true;
+            t.unsaved = true;
         }
         if !outcome.changed {
             self.log_events(key, &outcome.events);

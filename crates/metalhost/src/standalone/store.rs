@@ -46,6 +46,11 @@ pub fn status_path(dir: &Path, host: &BareMetalHost) -> std::io::Result<PathBuf>
 /// longest value kept (longer ones are cut): a status file stays well within its bound.
 pub const MAX_KEPT_ANNOTATIONS: usize = 64;
 
+/// The status file's own annotation saying that the manifest's re-inspection request
+/// (`inspect.metal3.io`) was taken (the manifest is the user's and keeps it): a restart does not
+/// inspect again. Kept whatever the annotation count.
+pub const REINSPECTION_TAKEN: &str = "metalhost.io/reinspection-taken";
+
 /// What a status file holds: the host as last seen, with its annotations and status. Userinfo in
 /// the BMC address and in any URL of the error message or an annotation is hidden (a BMC address
 /// may carry credentials; the manifest keeps the real one).
@@ -54,7 +59,9 @@ pub fn record(host: &BareMetalHost) -> BareMetalHost {
     copy.metadata.namespace = Some(host.namespace_or_default().to_string());
     copy.metadata.creation_timestamp.clone_from(&host.metadata.creation_timestamp);
     copy.metadata.annotations = host.metadata.annotations.as_ref().map(|all| {
-        let kept = all.iter().take(MAX_KEPT_ANNOTATIONS);
+        let marker = all.get_key_value(REINSPECTION_TAKEN);
+        let kept =
+            all.iter().filter(|(k, _)| *k != REINSPECTION_TAKEN).take(MAX_KEPT_ANNOTATIONS).chain(marker);
         kept.map(|(k, v)| (k.clone(), metalhost_api::text::Redacted::new(v).into_string())).collect()
     });
     copy.status = host.status.clone();
@@ -202,6 +209,18 @@ mod tests {
         assert_eq!(records.len(), 2);
         assert_eq!(records[0].1.status.as_ref().unwrap().provisioning.state, ProvisioningState::Provisioned);
         assert!(records.iter().any(|(p, _)| p.ends_with("lab~h1.status.yaml")));
+    }
+
+    #[test]
+    fn the_reinspection_marker_is_kept_beyond_the_annotation_bound() {
+        let mut host = named("h1", None);
+        let mut annotations: std::collections::BTreeMap<String, String> =
+            (0..MAX_KEPT_ANNOTATIONS + 10).map(|i| (format!("a.example/{i:03}"), String::new())).collect();
+        annotations.insert(REINSPECTION_TAKEN.into(), "true".into());
+        host.metadata.annotations = Some(annotations);
+        let kept = record(&host).metadata.annotations.unwrap();
+        assert_eq!(kept.len(), MAX_KEPT_ANNOTATIONS + 1);
+        assert_eq!(kept.get(REINSPECTION_TAKEN).map(String::as_str), Some("true"));
     }
 
     #[test]
