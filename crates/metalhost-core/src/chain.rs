@@ -221,7 +221,7 @@ pub fn after_write(
             let error_type = error_type_for(decision.status.provisioning.state, &decision.action);
             let error = HostError::Action { action, source: Arc::new(e) };
             let message = Redacted::new(&error.to_string());
-            let (status, requeue) = machine::failed(&base, &decision.status, error_type, message);
+            let (status, requeue) = machine::action_failed(&base, &decision.status, error_type, message);
             let outcome = Outcome { action, error: Some(error), ..Outcome::stepped(status, requeue, states) };
             return Next::Done(Box::new(outcome));
         }
@@ -417,5 +417,37 @@ mod tests {
         };
         assert_eq!(outcome.status.provisioning.state, ProvisioningState::Registering);
         assert!(outcome.error.is_none());
+    }
+    #[test]
+    fn an_inspect_ironic_refused_is_sent_again_not_taken_for_an_inspection_over() {
+        let mut record = vmedia_host();
+        record.host.spec.inspection_mode = None;
+        let defaults = NodeDefaults::default();
+        let ctx = Context { record: &record, defaults: &defaults, now: NOW };
+        // a re-inspection: the host inspects afresh, its node manageable from the first one
+        let previous = status_in(ProvisioningState::Inspecting);
+        let mut seen = observed_for(&record, "manageable");
+        let settled = settle(&ctx, &previous, &seen);
+        let inspect = ActionKind::Provision(metalhost_ironic::ProvisionTarget::Inspect);
+        assert_eq!(settled.decision.action.kind(), inspect);
+        let locked = metalhost_ironic::Error::Api {
+            method: "PUT".into(),
+            path: "/v1/nodes/n1/states/provision".into(),
+            status: 409,
+            message: "Node n1 is locked by host lab-conductor".into(),
+            body: String::new(),
+        };
+        let Next::Done(outcome) =
+            after_write(&ctx, settled, Err(ProvisionError::Ironic(locked)), &mut seen, 1)
+        else {
+            panic!("a failed write ends the reconcile")
+        };
+        assert_eq!(outcome.status.provisioning.state, ProvisioningState::Inspecting);
+        assert_eq!(outcome.status.error_type, Some(ErrorType::Inspection));
+        assert_eq!(outcome.status.operation_history.inspect.start, None, "no inspection started");
+        // the next look finds the node still manageable: the Inspect goes again
+        let again = settle(&ctx, &outcome.status, &seen);
+        assert_eq!(again.decision.action.kind(), inspect);
+        assert_eq!(again.decision.status.provisioning.state, ProvisioningState::Inspecting);
     }
 }

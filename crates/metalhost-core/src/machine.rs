@@ -97,6 +97,30 @@ pub fn failed(
     (status, requeue)
 }
 
+/// The status after `decided`'s Ironic request failed: as [`failed`], and an operation that
+/// request would have opened (its start recorded by this decision) has not started. The next
+/// look sends it again: an Inspect refused with 409 (node locked) is not an inspection over.
+pub fn action_failed(
+    previous: &BareMetalHostStatus,
+    decided: &BareMetalHostStatus,
+    error_type: ErrorType,
+    message: Redacted,
+) -> (BareMetalHostStatus, Requeue) {
+    let (mut status, requeue) = failed(previous, decided, error_type, message);
+    let (now, before) = (&mut status.operation_history, &previous.operation_history);
+    for (metric, was) in [
+        (&mut now.register, &before.register),
+        (&mut now.inspect, &before.inspect),
+        (&mut now.provision, &before.provision),
+        (&mut now.deprovision, &before.deprovision),
+    ] {
+        if metric.start != was.start {
+            metric.clone_from(was);
+        }
+    }
+    (status, requeue)
+}
+
 struct Step<'a> {
     input: &'a Input<'a>,
     previous: &'a BareMetalHostStatus,
