@@ -32,7 +32,19 @@ pub const MAX_YAML_DEPTH: usize = 64;
 /// libyaml, the parser serde_yaml_ng is built on, so both see the same structure) and stops at
 /// the first offence, before any value is built: linear in the text. A syntax error ends the walk
 /// without an error here: everything before it has been checked, and the real parse reports it.
+///
+/// libyaml-safer 0.3 panics on some malformed YAML (an escape at the very end of a double-quoted
+/// scalar, `"\`; its open issues #6 and #7 show others). Such a panic is caught, kept off the
+/// terminal, and the text refused with the error the real parser names (or, should that parser
+/// accept it, as text that could not be checked).
 pub fn check_yaml_shape(text: &str) -> Result<(), String> {
+    quiet_checker_panics();
+    let walked = std::panic::catch_unwind(|| walk_yaml_shape(text));
+    walked.unwrap_or_else(|_| Err(unreadable(text)))
+}
+
+/// The walk of [`check_yaml_shape`].
+fn walk_yaml_shape(text: &str) -> Result<(), String> {
     use libyaml_safer::{Encoding, EventData, Parser};
     let mut input = text.as_bytes();
     let mut parser = Parser::new();
@@ -59,6 +71,32 @@ pub fn check_yaml_shape(text: &str) -> Result<(), String> {
             _ => {}
         }
     }
+}
+
+/// Why a text the checker gave up on is refused: the real parser's syntax error (bounded on its
+/// own: serde_yaml_ng limits recursion and alias repetition), else that it could not be checked.
+fn unreadable(text: &str) -> String {
+    let first_error = serde_yaml_ng::Deserializer::from_str(text)
+        .find_map(|doc| serde::de::IgnoredAny::deserialize(doc).err());
+    match first_error {
+        Some(e) => e.to_string(),
+        None => "YAML that could not be checked for aliases and nesting; not read".to_string(),
+    }
+}
+
+/// Keeps libyaml-safer's panics (caught by [`check_yaml_shape`], which reports the text) off
+/// stderr; every other panic goes to the hook there was before, unchanged. Installed once.
+fn quiet_checker_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let in_checker = info.location().is_some_and(|l| l.file().contains("libyaml-safer"));
+            if !in_checker {
+                previous(info);
+            }
+        }));
+    });
 }
 
 /// Parses every document of a YAML stream into JSON values after [`check_yaml_shape`], which
@@ -351,6 +389,23 @@ mod tests {
         assert!(load(text).problems.is_empty());
         // a syntax error is left to the parser, which names it
         check_yaml_shape("a: [unclosed\n").unwrap();
+    }
+
+    #[test]
+    fn yaml_the_checker_panics_on_is_refused_with_the_parsers_error() {
+        // libyaml-safer 0.3.0 panics on these (scanner.rs:1541, an escape at the end of the
+        // input; its issues #7 and #6); found by fuzz_manifests::arbitrary_text_never_panics
+        for text in ["a: \"\\", "\"x\\", "[!,", "a: ''|\n 0"] {
+            assert!(
+                std::panic::catch_unwind(|| walk_yaml_shape(text)).is_err(),
+                "no longer panics: {text:?}"
+            );
+            let refused = check_yaml_shape(text).unwrap_err();
+            assert!(refused.contains("line 1") || refused.contains("line 2"), "{text:?}: {refused}");
+            let m = load(text);
+            assert!(m.hosts.is_empty() && m.problems.len() == 1, "{text:?}: {:?}", m.problems);
+            assert!(m.problems[0].contains("hosts.yaml"), "{}", m.problems[0]);
+        }
     }
 
     #[test]
