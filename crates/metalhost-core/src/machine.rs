@@ -100,6 +100,9 @@ pub fn failed(
 /// The status after `decided`'s Ironic request failed: as [`failed`], and an operation that
 /// request would have opened (its start recorded by this decision) has not started. The next
 /// look sends it again: an Inspect refused with 409 (node locked) is not an inspection over.
+/// A request that timed out may have been taken all the same; then the next look finds the node
+/// busy and waits, or at worst sends it once more (a second inspection), which is better than
+/// taking an operation that never began for one that is over.
 pub fn action_failed(
     previous: &BareMetalHostStatus,
     decided: &BareMetalHostStatus,
@@ -978,9 +981,13 @@ fn delete(mut step: Step<'_>, node: Option<&Node>) -> Decision {
         Ironic::Active | Ironic::DeployFailed | Ironic::DeployWait
             if !step.input.host.spec.externally_provisioned =>
         {
-            if step.status.provisioning.state != ProvisioningState::Deprovisioning {
-                step.status.operation_history.deprovision =
-                    OperationMetric { start: Some(step.input.now.into()), end: None };
+            // started on entering deprovisioning, or again when an undeploy Ironic refused
+            // left the state without a start (see action_failed)
+            let deprovision = &mut step.status.operation_history.deprovision;
+            if step.status.provisioning.state != ProvisioningState::Deprovisioning
+                || deprovision.start.is_none()
+            {
+                *deprovision = OperationMetric { start: Some(step.input.now.into()), end: None };
             }
             step.status.provisioning.state = ProvisioningState::Deprovisioning;
             step.ok(Action::Provision(ProvisionTarget::Deleted), Requeue::Poll)

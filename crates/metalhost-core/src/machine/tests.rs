@@ -325,6 +325,24 @@ fn deletion_deprovisions_powers_off_and_deletes_the_node() {
 }
 
 #[test]
+fn an_undeploy_ironic_refused_leaves_deprovisioning_to_start_on_the_next_look() {
+    let lab = Lab::new(live_spec());
+    let provisioned = status_in(S::Provisioned);
+    let d = lab.decide_with(&provisioned, Some(&node("active")), true);
+    assert_eq!(d.action, Action::Provision(ProvisionTarget::Deleted));
+    assert!(d.status.operation_history.deprovision.start.is_some());
+    // Ironic refuses the undeploy (node locked): the state stays, the operation has not started
+    let (refused, _) =
+        action_failed(&provisioned, &d.status, ErrorType::Provisioning, Redacted::new("locked"));
+    assert_eq!(refused.provisioning.state, S::Deprovisioning);
+    assert_eq!(refused.operation_history.deprovision.start, None);
+    // the next look sends the undeploy again, and this time its start is recorded
+    let again = lab.decide_with(&refused, Some(&node("active")), true);
+    assert_eq!(again.action, Action::Provision(ProvisionTarget::Deleted));
+    assert!(again.status.operation_history.deprovision.start.is_some(), "deprovisioning has a start");
+}
+
+#[test]
 fn deletion_of_a_powered_on_available_host_powers_it_off_first() {
     let lab = Lab::new(live_spec());
     let mut on = node("available");

@@ -39,8 +39,20 @@ pub const MAX_YAML_DEPTH: usize = 64;
 /// accept it, as text that could not be checked).
 pub fn check_yaml_shape(text: &str) -> Result<(), String> {
     quiet_checker_panics();
+    IN_CHECKER.set(true);
     let walked = std::panic::catch_unwind(|| walk_yaml_shape(text));
-    walked.unwrap_or_else(|_| Err(unreadable(text)))
+    IN_CHECKER.set(false);
+    walked.unwrap_or_else(|panic| {
+        let said =
+            panic.downcast_ref::<&str>().copied().or(panic.downcast_ref::<String>().map(String::as_str));
+        tracing::debug!(panic = said.unwrap_or("?"), "the YAML shape checker gave up on a manifest");
+        Err(unreadable(text))
+    })
+}
+
+thread_local! {
+    /// Whether this thread is inside [`walk_yaml_shape`], whose panics [`check_yaml_shape`] catches.
+    static IN_CHECKER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// The walk of [`check_yaml_shape`].
@@ -84,15 +96,15 @@ fn unreadable(text: &str) -> String {
     }
 }
 
-/// Keeps libyaml-safer's panics (caught by [`check_yaml_shape`], which reports the text) off
-/// stderr; every other panic goes to the hook there was before, unchanged. Installed once.
+/// Keeps the checker's panics (caught by [`check_yaml_shape`], which reports the text) off
+/// stderr; every other panic, on any thread, goes to the hook there was before, unchanged.
+/// Installed once.
 fn quiet_checker_panics() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            let in_checker = info.location().is_some_and(|l| l.file().contains("libyaml-safer"));
-            if !in_checker {
+            if !IN_CHECKER.get() {
                 previous(info);
             }
         }));
