@@ -111,7 +111,7 @@ fn metrics(hosts: usize) -> Vec<Metric> {
         ("operator CPU seconds (whole run)", |r| r.cpu, Some(0.5)),
         ("operator peak RSS (MiB)", |r| r.peak_rss_mib, Some(0.5)),
         ("image URL edit to provisioned again (s)", |r| r.reprovision, None),
-        ("deletion to Ironic node gone (s)", |r| r.delete, None),
+        ("deletion to Ironic node gone, p50 (s)", |r| r.delete, None),
     ]
 }
 
