@@ -3,10 +3,15 @@
 //! upstream's wording (`Setting NAME is invalid, …`), and a schema is named by a hash of its
 //! registry so hosts of one model share it. Pure: the runtimes read Ironic and write resources.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::Resource;
 use serde::{Deserialize, Serialize};
+
+use crate::Condition;
 use sha2::{Digest, Sha256};
 
 /// What Ironic's BIOS registry says about one setting (FirmwareSchema `spec.schema` values; the
@@ -215,6 +220,120 @@ pub fn stored_schema(registry: BTreeMap<String, SettingSchema>) -> BTreeMap<Stri
         .filter(|(name, s)| !name.contains("Password") && s.attribute_type != "Password")
         .collect()
 }
+
+/// Where a HostFirmwareSettings' schema is: a FirmwareSchema in the host's namespace.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchemaReference {
+    /// The FirmwareSchema's namespace.
+    pub namespace: String,
+    /// Its name (`schema-` and a hash of the registry, [`schema_name`]).
+    pub name: String,
+}
+
+/// What a user wants of a host's BIOS.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostFirmwareSettingsSpec {
+    /// Setting name → the value wanted.
+    #[serde(default)]
+    pub settings: BTreeMap<String, SettingValue>,
+}
+
+/// What the machine reports, the schema it is judged by, and upstream's conditions `Valid` and
+/// `ChangeDetected` (preparing applies the spec when both are true for the current generation).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostFirmwareSettingsStatus {
+    /// The FirmwareSchema the settings are judged by.
+    #[serde(rename = "schema", default, skip_serializing_if = "Option::is_none")]
+    pub firmware_schema: Option<SchemaReference>,
+    /// Setting name → the value the machine reports (no password settings).
+    #[serde(default)]
+    pub settings: BTreeMap<String, String>,
+    /// When the status last changed (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_updated: Option<String>,
+    /// `Valid` and `ChangeDetected`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+/// Upstream's HostFirmwareSettings: one per host, same name and namespace, owned by the host.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct HostFirmwareSettings {
+    /// Name, namespace, generation, owners.
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// What the user wants.
+    #[serde(default)]
+    pub spec: HostFirmwareSettingsSpec,
+    /// What the machine has.
+    #[serde(default)]
+    pub status: Option<HostFirmwareSettingsStatus>,
+}
+
+/// What a FirmwareSchema holds: the registry of one hardware model.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FirmwareSchemaSpec {
+    /// The machine's vendor, from the inspected hardware, when known.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub hardware_vendor: String,
+    /// The machine's model, from the inspected hardware, when known.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub hardware_model: String,
+    /// Setting name → what the registry says of it ([`stored_schema`]).
+    #[serde(default)]
+    pub schema: BTreeMap<String, SettingSchema>,
+}
+
+/// Upstream's FirmwareSchema: shared by the HostFirmwareSettings of machines of one model (each
+/// one an owner).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct FirmwareSchema {
+    /// Name, namespace, owners.
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// The registry.
+    #[serde(default)]
+    pub spec: FirmwareSchemaSpec,
+}
+
+macro_rules! metal3_resource {
+    ($ty:ty, $kind:literal, $plural:literal) => {
+        impl Resource for $ty {
+            type DynamicType = ();
+            type Scope = k8s_openapi::NamespaceResourceScope;
+
+            fn kind(_: &()) -> Cow<'_, str> {
+                $kind.into()
+            }
+            fn group(_: &()) -> Cow<'_, str> {
+                "metal3.io".into()
+            }
+            fn version(_: &()) -> Cow<'_, str> {
+                "v1alpha1".into()
+            }
+            fn plural(_: &()) -> Cow<'_, str> {
+                $plural.into()
+            }
+            fn meta(&self) -> &ObjectMeta {
+                &self.metadata
+            }
+            fn meta_mut(&mut self) -> &mut ObjectMeta {
+                &mut self.metadata
+            }
+        }
+    };
+}
+
+metal3_resource!(HostFirmwareSettings, "HostFirmwareSettings", "hostfirmwaresettings");
+metal3_resource!(FirmwareSchema, "FirmwareSchema", "firmwareschemas");
+
+/// Upstream's HostFirmwareSettings CRD as it is (pinned in `tests/data/upstream/`, Apache 2.0).
+pub const HOST_FIRMWARE_SETTINGS_CRD: &str =
+    include_str!("../tests/data/upstream/metal3.io_hostfirmwaresettings.yaml");
+/// Upstream's FirmwareSchema CRD as it is (pinned in `tests/data/upstream/`, Apache 2.0).
+pub const FIRMWARE_SCHEMA_CRD: &str = include_str!("../tests/data/upstream/metal3.io_firmwareschemas.yaml");
 
 #[cfg(test)]
 mod tests {

@@ -6,12 +6,14 @@
 //! - [`policy`]: paused, detached, credentials, what to observe, when to look again, events;
 //! - [`machine`]: the state machine (pure): status + node → new status + one action;
 //! - [`plan`]: the Ironic node fields and patches (pure; the live-ISO rules);
+//! - [`firmware`]: HostFirmwareSettings' status judged from Ironic's BIOS (pure; upstream's rules);
 //! - [`hardware`]: Ironic's inventory as `status.hardware` (pure; upstream's mapping);
 //! - [`provisioner`]: observes the node and carries out actions (the only I/O);
 //! - [`reconcile`]: glues them into one step.
 
 pub mod chain;
 pub mod error;
+pub mod firmware;
 pub mod hardware;
 pub mod input;
 pub mod machine;

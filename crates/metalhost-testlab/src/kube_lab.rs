@@ -219,6 +219,8 @@ impl KubeLab {
         lab.install_crds(&[
             &repo_path("config/crd/metal3.io_baremetalhosts.yaml"),
             &repo_path("config/crd/metal3.io_hardwaredata.yaml"),
+            &repo_path("config/crd/metal3.io_hostfirmwaresettings.yaml"),
+            &repo_path("config/crd/metal3.io_firmwareschemas.yaml"),
         ]);
         lab.kubectl_ok(&[
             "apply",

@@ -90,7 +90,7 @@ enum Command {
         ironic: settings::IronicFlags,
     },
     /// Print the CustomResourceDefinitions (YAML): BareMetalHost, generated from the Rust types, and
-    /// upstream's HardwareData.
+    /// upstream's HardwareData, HostFirmwareSettings and FirmwareSchema.
     Crd,
     /// Serve the validating admission webhook (HTTPS) with upstream's BareMetalHost rules.
     Webhook {
@@ -464,7 +464,11 @@ async fn main() -> ExitCode {
             apply(file, wait, timeout, common).await
         }
         Command::Crd => serde_yaml_ng::to_string(&metalhost_api::crd()).map_err(Into::into).map(|yaml| {
-            print!("{yaml}{}", metalhost_api::HARDWARE_DATA_CRD);
+            use metalhost_api::firmware::{FIRMWARE_SCHEMA_CRD, HOST_FIRMWARE_SETTINGS_CRD};
+            print!(
+                "{yaml}{}{HOST_FIRMWARE_SETTINGS_CRD}{FIRMWARE_SCHEMA_CRD}",
+                metalhost_api::HARDWARE_DATA_CRD
+            );
             ExitCode::SUCCESS
         }),
         Command::Validate { files } => Ok(validate(&files)),

@@ -93,7 +93,7 @@ fn validate_applies_update_rules_against_the_status_file() {
 }
 
 #[test]
-fn crd_prints_the_generated_definition_and_upstreams_hardware_data() {
+fn crd_prints_the_generated_definition_and_upstreams_hardware_data_and_firmware_settings() {
     let (code, stdout, _) = metalhost(&["crd"]);
     assert_eq!(code, 0);
     let crds: Vec<serde_json::Value> = serde_yaml_ng::Deserializer::from_str(&stdout)
@@ -101,7 +101,15 @@ fn crd_prints_the_generated_definition_and_upstreams_hardware_data() {
         .collect();
     assert!(crds.iter().all(|crd| crd["kind"] == "CustomResourceDefinition"), "{crds:?}");
     let names: Vec<&str> = crds.iter().map(|crd| crd["metadata"]["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["baremetalhosts.metal3.io", "hardwaredata.metal3.io"]);
+    assert_eq!(
+        names,
+        [
+            "baremetalhosts.metal3.io",
+            "hardwaredata.metal3.io",
+            "hostfirmwaresettings.metal3.io",
+            "firmwareschemas.metal3.io"
+        ]
+    );
     assert_eq!(crds[0]["spec"]["names"]["shortNames"][0], "bmh");
     assert_eq!(crds[1]["spec"]["names"]["shortNames"][0], "hd");
 }

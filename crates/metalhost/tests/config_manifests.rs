@@ -33,6 +33,13 @@ fn committed_crd_is_the_generated_one() {
         hardware_data == metalhost_api::HARDWARE_DATA_CRD,
         "config/crd/metal3.io_hardwaredata.yaml is not upstream's"
     );
+    for (file, upstream) in [
+        ("metal3.io_hostfirmwaresettings.yaml", metalhost_api::firmware::HOST_FIRMWARE_SETTINGS_CRD),
+        ("metal3.io_firmwareschemas.yaml", metalhost_api::firmware::FIRMWARE_SCHEMA_CRD),
+    ] {
+        let committed = std::fs::read_to_string(config().join("crd").join(file)).unwrap();
+        assert!(committed == upstream, "config/crd/{file} is not upstream's");
+    }
 }
 
 fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {

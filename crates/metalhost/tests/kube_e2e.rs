@@ -4,7 +4,8 @@
 //! repo's CRD applied with kubectl), driving the lab's real Ironic and sushy-tools. Every test
 //! also checks in the apiserver's audit log that no request of metalhost's was refused.
 //!
-//! The tests share one lab (one emulated server each, distinct host names); each has its own
+//! The tests share one lab (one emulated server each, distinct host names), but the firmware
+//! settings' test, which needs a machine with a BIOS (a VM lab of its own); each has its own
 //! control plane and its own controller processes.
 
 use std::sync::Arc;
@@ -960,4 +961,116 @@ fn a_user_data_secret_shared_by_two_hosts_survives_their_deletion() {
     assert_within_rbac(&theirs);
     assert_none_refused(&theirs, &log());
     assert_no_password_shown(&kube, &log());
+}
+
+/// Issue 27 (first part): a registered host on a real machine (the VM lab: sushy-tools' libvirt
+/// driver keeps BIOS attributes with their registry) gets upstream's HostFirmwareSettings (owned
+/// by the host) whose status holds the machine's BIOS settings as Ironic cached them, judged by a
+/// FirmwareSchema (owned by the settings); a value the schema refuses turns `Valid` False with
+/// upstream's reason, message and Event; an allowed change is detected and valid; both go with the
+/// host.
+#[test]
+fn a_registered_host_has_its_firmware_settings_judged_by_the_schema_of_its_model() {
+    let lab = Lab::start_vms(1);
+    let name = "e2e-firmware";
+    let kube = KubeLab::start();
+    let metalhost = controller(&kube, &lab, &[], "metalhost");
+    let log = || metalhost.output();
+    kube.apply_yaml(&secret_manifest(name, "admin"));
+    kube.apply_yaml(&host_manifest(name, &lab.bmc_address("redfish-virtualmedia", 0), None));
+    let settings_path = format!("/apis/metal3.io/v1alpha1/namespaces/default/hostfirmwaresettings/{name}");
+    let condition = |s: &Value, type_: &str| -> Value {
+        s["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["type"] == type_)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let settings = wait_for(
+        "the HostFirmwareSettings with the machine's BIOS",
+        PROVISIONING,
+        || object_where(&kube, &settings_path, |s| s["status"]["settings"]["ProcTurboMode"].is_string()),
+        || context(&kube, name, log()),
+    );
+    let bmh = host(&kube, name);
+    let owner = &settings["metadata"]["ownerReferences"][0];
+    assert_eq!((owner["kind"].as_str(), &owner["uid"]), (Some("BareMetalHost"), &bmh["metadata"]["uid"]));
+    assert_eq!(condition(&settings, "Valid")["status"], "True", "{settings}");
+    assert_eq!(condition(&settings, "ChangeDetected")["status"], "False", "{settings}");
+    let reported = settings["status"]["settings"]["ProcTurboMode"].as_str().unwrap().to_string();
+    assert!(
+        settings["status"]["settings"].as_object().unwrap().keys().all(|k| !k.contains("Password")),
+        "no password setting shown: {settings}"
+    );
+
+    let schema_name = settings["status"]["schema"]["name"].as_str().expect("a schema reference").to_string();
+    let schema_path = format!("/apis/metal3.io/v1alpha1/namespaces/default/firmwareschemas/{schema_name}");
+    let schema = object_where(&kube, &schema_path, |_| true).expect("the FirmwareSchema");
+    let allowed: Vec<String> =
+        serde_json::from_value(schema["spec"]["schema"]["ProcTurboMode"]["allowable_values"].clone())
+            .unwrap_or_else(|e| panic!("ProcTurboMode's allowed values ({e}): {schema}"));
+    let other = allowed.iter().find(|v| **v != reported).expect("another allowed value").clone();
+    let owner = &schema["metadata"]["ownerReferences"][0];
+    assert_eq!(
+        (owner["kind"].as_str(), &owner["uid"]),
+        (Some("HostFirmwareSettings"), &settings["metadata"]["uid"])
+    );
+
+    // a value the schema does not allow: upstream's condition and Event
+    merge(&kube, &settings_path, json!({"spec": {"settings": {"ProcTurboMode": "Sometimes"}}}));
+    let refused = wait_for(
+        "Valid turned False",
+        Duration::from_secs(60),
+        || object_where(&kube, &settings_path, |s| condition(s, "Valid")["status"] == "False"),
+        || context(&kube, name, log()),
+    );
+    let valid = condition(&refused, "Valid");
+    assert_eq!(
+        (valid["reason"].as_str(), valid["message"].as_str(), &valid["observedGeneration"]),
+        (Some("ConfigurationError"), Some("Invalid BIOS setting"), &refused["metadata"]["generation"])
+    );
+    assert_eq!(condition(&refused, "ChangeDetected")["status"], "True");
+    let event = wait_for(
+        "the ValidationFailed Event",
+        Duration::from_secs(30),
+        || support::event_with_reason(&kube, "ValidationFailed"),
+        || context(&kube, name, log()),
+    );
+    assert_eq!(
+        (event["note"].as_str(), event["regarding"]["kind"].as_str()),
+        (
+            Some(
+                "Invalid BIOS setting: Setting ProcTurboMode is invalid, unknown enumeration value - Sometimes"
+            ),
+            Some("HostFirmwareSettings")
+        )
+    );
+
+    // an allowed value: a valid change, waiting for preparing
+    merge(&kube, &settings_path, json!({"spec": {"settings": {"ProcTurboMode": other}}}));
+    let pending = wait_for(
+        "Valid True again",
+        Duration::from_secs(60),
+        || object_where(&kube, &settings_path, |s| condition(s, "Valid")["status"] == "True"),
+        || context(&kube, name, log()),
+    );
+    assert_eq!(condition(&pending, "ChangeDetected")["status"], "True");
+    assert_eq!(condition(&pending, "Valid")["observedGeneration"], pending["metadata"]["generation"]);
+    assert_eq!(pending["status"]["settings"]["ProcTurboMode"], reported.as_str(), "not applied yet");
+
+    // the host goes, and its settings with it, then the schema they owned (the garbage collector)
+    assert!(kube.delete(&format!("{HOSTS}/{name}")).status < 300);
+    for path in [&settings_path, &schema_path] {
+        wait_for(
+            &format!("{path} gone with its owner"),
+            Duration::from_secs(120),
+            || (kube.get(path).status == 404).then_some(()),
+            || context(&kube, name, log()),
+        );
+    }
+    let requests = support::theirs(&kube);
+    assert_none_refused(&requests, &log());
+    assert_within_rbac(&requests);
 }

@@ -8,6 +8,7 @@
 //! annotations, labels, finalizers and deletion.
 
 pub(crate) mod events;
+pub mod firmware_settings;
 pub mod hardware_data;
 pub mod leader;
 mod reconcile;
@@ -75,6 +76,12 @@ pub struct Context {
     /// Shared with the HardwareData watch, which forgets a host's entry when its object is
     /// deleted (so the host's next look writes it again).
     hardware_data: Arc<Mutex<HashMap<String, u64>>>,
+    /// What each host's HostFirmwareSettings was last judged for, by host uid (judged again when
+    /// the host's state or the settings' spec changed).
+    firmware: Mutex<HashMap<String, firmware_settings::Judged>>,
+    /// The HostFirmwareSettings as their watch last saw them; `run` fills it, and without it (a
+    /// context built by hand) no HostFirmwareSettings is kept.
+    pub firmware_store: Option<reflector::Store<metalhost_api::firmware::HostFirmwareSettings>>,
     /// The labelled Secrets as the Secret watch last saw them: a Secret found here that needs no
     /// adopting is not read again from the API server (an idle look costs no API request). `run`
     /// fills it; without it every Secret is read with a GET.
@@ -97,6 +104,8 @@ impl Context {
             written: Default::default(),
             finalized: Default::default(),
             hardware_data: Default::default(),
+            firmware: Default::default(),
+            firmware_store: None,
             secret_cache: None,
         }
     }
@@ -192,6 +201,9 @@ pub async fn run(
     let secret_changes = cache.watch(secrets, secret_writer);
     let labelled_here = cache.clone();
     ctx.secret_cache = Some(cache);
+    let (firmware_reader, firmware_writer) = reflector::store();
+    let firmware_changes = firmware_settings::watch(&ctx.client, namespace.as_deref(), firmware_writer);
+    ctx.firmware_store = Some(firmware_reader);
     let applied = ctx.hardware_data.clone();
     let hardware_data_gone = hardware_data::deletions(&ctx.client, namespace.as_deref());
     Controller::for_stream(trigger, reader)
@@ -208,6 +220,7 @@ pub async fn run(
             },
             hardware_data::resource(),
         )
+        .watches_stream(firmware_changes, |settings| firmware_settings::host_of(&settings))
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, Arc::new(ctx))

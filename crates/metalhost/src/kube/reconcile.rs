@@ -152,6 +152,7 @@ async fn reconcile_host(host: &BareMetalHost, ctx: &Context) -> Result<Action, E
         ctx.schedules.lock().expect("schedules lock").remove(&uid);
         ctx.written.lock().expect("written lock").remove(&uid);
         ctx.hardware_data.lock().expect("hardware data lock").remove(&uid);
+        ctx.firmware.lock().expect("firmware lock").remove(&uid);
         return Ok(Action::await_change());
     }
     ctx.record_state(host, Some(outcome.status.provisioning.state.as_str()));
@@ -173,6 +174,13 @@ async fn reconcile_host(host: &BareMetalHost, ctx: &Context) -> Result<Action, E
         && let Err(e) = keep_hardware_data(ctx, host, &uid, hardware).await
     {
         tracing::warn!(host = %host.qualified_name(), error = %e, "cannot write the host's HardwareData");
+    }
+    // the same for the host's HostFirmwareSettings and FirmwareSchema
+    if let Some(store) = &ctx.firmware_store
+        && !deleting
+        && let Err(e) = super::firmware_settings::keep(ctx, store, host, &uid, &outcome.status).await
+    {
+        tracing::warn!(host = %host.qualified_name(), error = %e, "cannot keep the host's HostFirmwareSettings");
     }
     let delay = ctx.schedules.lock().expect("schedules lock").entry(uid).or_default().next(
         outcome.requeue,

@@ -1,0 +1,333 @@
+//! HostFirmwareSettings and FirmwareSchema beside each registered host, as upstream keeps them:
+//! the HostFirmwareSettings (same name and namespace, owned by the host) is created at
+//! registration, its status holds the BIOS settings Ironic cached for the node, judged against
+//! its spec by the FirmwareSchema of the machine's model (shared by hash, owned by every
+//! HostFirmwareSettings that uses it), with upstream's conditions, messages and Events.
+//!
+//! Ironic refreshes its BIOS cache when it verifies the BMC (manage) and after cleaning, both
+//! steps of the host's state machine; so the status is judged again when the host's state
+//! changes or the HostFirmwareSettings' spec does (a watch of them wakes the host), not on a
+//! timer as upstream's 5-minute poll. What cannot be read or written is warned about and tried
+//! again at the host's next look; it never fails the host's reconcile.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
+
+use futures::{Stream, StreamExt};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::Resource;
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, predicates, watcher};
+use metalhost_api::firmware::{
+    FirmwareSchema, HostFirmwareSettings, SchemaReference, SettingSchema, schema_name, stored_schema,
+};
+use metalhost_api::{BareMetalHost, BareMetalHostStatus, OperationalStatus, ProvisioningState};
+use metalhost_core::firmware::{VALIDATION_FAILED, bios_report, judge};
+use serde_json::json;
+
+use super::Context;
+use super::status::merge_patch;
+
+/// Why a host's HostFirmwareSettings could not be kept this time.
+#[derive(Debug, thiserror::Error)]
+pub enum FirmwareError {
+    /// A Kubernetes API call failed (the CRDs or the RBAC of an older install missing, …).
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// Ironic could not be reached.
+    #[error("Ironic: {0}")]
+    Provision(#[from] metalhost_core::ProvisionError),
+    /// Ironic refused to show the node's BIOS settings.
+    #[error("Ironic: {0}")]
+    Ironic(#[from] metalhost_ironic::Error),
+    /// A patch or an object could not be built or read.
+    #[error("encoding: {0}")]
+    Patch(#[from] serde_json::Error),
+}
+
+/// What was last judged for one host: the HostFirmwareSettings (uid, generation), the host's
+/// state then, and the status written (the watch may not show it yet).
+#[derive(Debug, Clone)]
+pub struct Judged {
+    settings: (String, i64),
+    state: ProvisioningState,
+    status: metalhost_api::firmware::HostFirmwareSettingsStatus,
+}
+
+/// Watches HostFirmwareSettings into `writer`; yields those whose spec changed (generation), for
+/// the controller to look at the host of the same name. A failing watch (the CRD missing) is
+/// warned about once and retried with back-off.
+pub fn watch(
+    client: &kube::Client,
+    namespace: Option<&str>,
+    writer: reflector::store::Writer<HostFirmwareSettings>,
+) -> impl Stream<Item = Result<HostFirmwareSettings, watcher::Error>> + Send + 'static {
+    let api: Api<HostFirmwareSettings> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let warned = Arc::new(AtomicBool::new(false));
+    watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .filter_map(move |event| {
+            let warned = warned.clone();
+            async move {
+                match event {
+                    Ok(event) => Some(Ok(event)),
+                    Err(e) if warned.swap(true, Ordering::Relaxed) => {
+                        tracing::debug!(error = %e, "the HostFirmwareSettings watch failed again");
+                        None
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot watch HostFirmwareSettings: a changed spec is judged at the host's next change");
+                        None
+                    }
+                }
+            }
+        })
+        .applied_objects()
+        .predicate_filter(predicates::generation, Default::default())
+}
+
+/// The host a HostFirmwareSettings belongs to: the one of the same name and namespace.
+pub fn host_of(settings: &HostFirmwareSettings) -> Option<ObjectRef<BareMetalHost>> {
+    let name = settings.metadata.name.as_deref()?;
+    let namespace = settings.metadata.namespace.as_deref()?;
+    Some(ObjectRef::new(name).within(namespace))
+}
+
+/// Whether the host has a node whose BIOS is worth reading (upstream skips unmanaged and
+/// detached hosts; a node still enrolling has no BIOS cached yet).
+fn registered(status: &BareMetalHostStatus) -> Option<&str> {
+    let skipped = matches!(
+        status.provisioning.state,
+        ProvisioningState::None
+            | ProvisioningState::Unmanaged
+            | ProvisioningState::Registering
+            | ProvisioningState::Deleting
+            | ProvisioningState::PoweringOffBeforeDelete
+    ) || status.operational_status == OperationalStatus::Detached;
+    Some(status.provisioning.id.as_str()).filter(|id| !skipped && !id.is_empty())
+}
+
+/// The owner reference naming `owner` (not a controller reference, as upstream's
+/// `SetOwnerReference`).
+fn owner_reference<K: Resource<DynamicType = ()>>(owner: &K) -> OwnerReference {
+    OwnerReference {
+        api_version: K::api_version(&()).into(),
+        kind: K::kind(&()).into(),
+        name: owner.meta().name.clone().unwrap_or_default(),
+        uid: owner.meta().uid.clone().unwrap_or_default(),
+        ..Default::default()
+    }
+}
+
+/// Adds `owner` to `object`'s owner references unless it is there (a JSON patch that fails if the
+/// list changed meanwhile; the next look tries again).
+async fn add_owner<K, O>(api: &Api<K>, object: &K, owner: &O) -> Result<(), FirmwareError>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    O: Resource<DynamicType = ()>,
+{
+    let reference = owner_reference(owner);
+    let owners = object.meta().owner_references.clone().unwrap_or_default();
+    if owners.iter().any(|o| o.uid == reference.uid) {
+        return Ok(());
+    }
+    let ops = match owners.is_empty() {
+        true => json!([
+            {"op": "test", "path": "/metadata/resourceVersion", "value": object.meta().resource_version},
+            {"op": "add", "path": "/metadata/ownerReferences", "value": [reference]},
+        ]),
+        false => json!([
+            {"op": "test", "path": "/metadata/ownerReferences", "value": owners},
+            {"op": "add", "path": "/metadata/ownerReferences/-", "value": reference},
+        ]),
+    };
+    let name = object.meta().name.clone().unwrap_or_default();
+    api.patch(&name, &PatchParams::default(), &Patch::<()>::Json(serde_json::from_value(ops)?)).await?;
+    Ok(())
+}
+
+/// Creates `object` (JSON, with apiVersion, kind and namespace).
+async fn create<K>(client: &kube::Client, object: serde_json::Value) -> Result<K, FirmwareError>
+where
+    K: Resource<DynamicType = ()> + serde::de::DeserializeOwned,
+{
+    let raw: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        object["metadata"]["namespace"].as_str().unwrap_or_default(),
+        &ApiResource::erase::<K>(&()),
+    );
+    let created = raw.create(&PostParams::default(), &serde_json::from_value(object)?).await?;
+    Ok(serde_json::from_value(serde_json::to_value(created)?)?)
+}
+
+/// The host's HostFirmwareSettings: from the watch's store, else created (empty, owned by the
+/// host; one that appeared meanwhile is read).
+async fn settings_of(
+    client: &kube::Client,
+    api: &Api<HostFirmwareSettings>,
+    store: &Store<HostFirmwareSettings>,
+    host: &BareMetalHost,
+) -> Result<HostFirmwareSettings, FirmwareError> {
+    let name = host.metadata.name.clone().unwrap_or_default();
+    if let Some(found) = store.get(&ObjectRef::new(&name).within(host.namespace_or_default())) {
+        return Ok((*found).clone());
+    }
+    // the watch may not have listed them yet (just started, or taking over as leader)
+    if let Some(found) = api.get_opt(&name).await? {
+        return Ok(found);
+    }
+    let object = json!({
+        "apiVersion": HostFirmwareSettings::api_version(&()),
+        "kind": HostFirmwareSettings::kind(&()),
+        "metadata": {"name": name, "namespace": host.namespace_or_default(), "ownerReferences": [owner_reference(host)]},
+        "spec": {"settings": {}},
+    });
+    match create::<HostFirmwareSettings>(client, object).await {
+        Ok(created) => {
+            tracing::info!(host = %host.qualified_name(), "created the host's HostFirmwareSettings");
+            Ok(created)
+        }
+        Err(FirmwareError::Kube(kube::Error::Api(e))) if e.code == 409 => Ok(api.get(&name).await?),
+        Err(e) => Err(e),
+    }
+}
+
+/// The FirmwareSchema for `registry` in the settings' namespace (created with what the host's
+/// inspection says of the machine), with the HostFirmwareSettings among its owners.
+async fn schema_for(
+    client: &kube::Client,
+    host: &BareMetalHost,
+    settings: &HostFirmwareSettings,
+    registry: &BTreeMap<String, SettingSchema>,
+) -> Result<(SchemaReference, BTreeMap<String, SettingSchema>), FirmwareError> {
+    let namespace = host.namespace_or_default();
+    let api: Api<FirmwareSchema> = Api::namespaced(client.clone(), namespace);
+    let name = schema_name(registry);
+    let reference = SchemaReference { namespace: namespace.to_string(), name: name.clone() };
+    if let Some(found) = api.get_opt(&name).await? {
+        add_owner(&api, &found, settings).await?;
+        return Ok((reference, found.spec.schema));
+    }
+    let vendor =
+        host.status.as_ref().and_then(|s| s.hardware.as_ref()).and_then(|h| h.system_vendor.as_ref());
+    let stored = stored_schema(registry.clone());
+    let object = json!({
+        "apiVersion": FirmwareSchema::api_version(&()),
+        "kind": FirmwareSchema::kind(&()),
+        "metadata": {"name": name, "namespace": namespace, "ownerReferences": [owner_reference(settings)]},
+        "spec": {
+            "hardwareVendor": vendor.and_then(|v| v.manufacturer.clone()).unwrap_or_default(),
+            "hardwareModel": vendor.and_then(|v| v.product_name.clone()).unwrap_or_default(),
+            "schema": stored,
+        },
+    });
+    match create::<FirmwareSchema>(client, object).await {
+        Ok(_) => Ok((reference, stored)),
+        // another host of the same model created it first
+        Err(FirmwareError::Kube(kube::Error::Api(e))) if e.code == 409 => {
+            let found = api.get(&name).await?;
+            add_owner(&api, &found, settings).await?;
+            Ok((reference, found.spec.schema))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Keeps the host's HostFirmwareSettings (and its FirmwareSchema) after the host's look: created
+/// once the host is registered, judged again when the host's state or the spec changed.
+pub async fn keep(
+    ctx: &Context,
+    store: &Store<HostFirmwareSettings>,
+    host: &BareMetalHost,
+    uid: &str,
+    status: &BareMetalHostStatus,
+) -> Result<(), FirmwareError> {
+    let Some(node) = registered(status) else { return Ok(()) };
+    let api: Api<HostFirmwareSettings> = Api::namespaced(ctx.client.clone(), host.namespace_or_default());
+    let settings = settings_of(&ctx.client, &api, store, host).await?;
+    add_owner(&api, &settings, host).await?;
+    let judged_for =
+        (settings.metadata.uid.clone().unwrap_or_default(), settings.metadata.generation.unwrap_or(0));
+    let last = ctx.firmware.lock().expect("firmware lock").get(uid).cloned();
+    if last.as_ref().is_some_and(|l| l.settings == judged_for && l.state == status.provisioning.state) {
+        return Ok(());
+    }
+    let bios = ctx.reconciler.provisioner().client().await?.bios_settings(node).await?;
+    let report = bios_report(&bios);
+    let (reference, schema) = schema_for(&ctx.client, host, &settings, &report.registry).await?;
+    // the status as the server holds it (`null` before the first write, so that the first patch
+    // sends every field the CRD requires, `settings` even when empty)
+    let (on_server, previous) = match last {
+        Some(l) if l.settings.0 == judged_for.0 => (serde_json::to_value(&l.status)?, l.status),
+        _ => (
+            settings.status.as_ref().map(serde_json::to_value).transpose()?.unwrap_or_default(),
+            settings.status.clone().unwrap_or_default(),
+        ),
+    };
+    let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let judgement =
+        judge(&settings.spec, judged_for.1, &previous, report.settings, (reference, &schema), &now);
+    if judgement.changed {
+        let patch = merge_patch(&on_server, &serde_json::to_value(&judgement.status)?);
+        let name = settings.metadata.name.clone().unwrap_or_default();
+        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": patch}))).await?;
+    }
+    // upstream says nothing of invalid settings while the machine reports none
+    if !judgement.status.settings.is_empty() {
+        for invalid in &judgement.invalid {
+            publish_invalid(ctx, &settings, &invalid.to_string()).await;
+        }
+    }
+    let judged = Judged { settings: judged_for, state: status.provisioning.state, status: judgement.status };
+    ctx.firmware.lock().expect("firmware lock").insert(uid.to_string(), judged);
+    Ok(())
+}
+
+/// Upstream's `ValidationFailed` Event on the HostFirmwareSettings for one refused setting.
+async fn publish_invalid(ctx: &Context, settings: &HostFirmwareSettings, why: &str) {
+    let event = Event {
+        type_: EventType::Normal,
+        reason: VALIDATION_FAILED.into(),
+        note: Some(metalhost_api::text::truncate_bytes(
+            &format!("Invalid BIOS setting: {why}"),
+            metalhost_core::policy::MAX_NOTE_BYTES,
+        )),
+        action: VALIDATION_FAILED.into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &settings.object_ref(&())).await {
+        tracing::warn!(settings = ?settings.metadata.name, "cannot publish event: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(state: &str, id: Option<&str>, operational: &str) -> BareMetalHostStatus {
+        serde_json::from_value(json!({
+            "provisioning": {"state": state, "ID": id.unwrap_or("")},
+            "operationalStatus": operational,
+            "poweredOn": false, "errorCount": 0, "errorMessage": "",
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn only_a_registered_attached_host_has_its_bios_read() {
+        assert_eq!(registered(&status("available", Some("n-1"), "OK")), Some("n-1"));
+        assert_eq!(registered(&status("provisioned", Some("n-1"), "OK")), Some("n-1"));
+        assert_eq!(registered(&status("registering", Some("n-1"), "OK")), None);
+        assert_eq!(registered(&status("available", Some("n-1"), "detached")), None);
+        assert_eq!(registered(&status("available", None, "OK")), None);
+        assert_eq!(registered(&status("unmanaged", Some("n-1"), "OK")), None);
+    }
+}
