@@ -9,9 +9,10 @@ use std::collections::BTreeMap;
 use metalhost_api::Condition;
 use metalhost_api::firmware::{
     HostFirmwareSettingsSpec, HostFirmwareSettingsStatus, SchemaReference, SettingError, SettingSchema,
-    shown_settings, validate_settings,
+    SettingValue, shown_settings, validate_settings,
 };
 use metalhost_ironic::BiosSetting;
+use serde_json::{Value, json};
 
 /// Condition type: the spec differs from what the machine reports.
 pub const CHANGE_DETECTED: &str = "ChangeDetected";
@@ -61,18 +62,33 @@ pub struct Judgement {
     pub invalid: Vec<SettingError>,
 }
 
-/// What the spec asks for and the machine does not have (upstream compares the spec's value as
-/// text with the reported one; a setting the machine does not report differs too).
+/// What the spec asks for and the machine does not have.
 pub fn pending_changes(
     spec: &HostFirmwareSettingsSpec,
     reported: &BTreeMap<String, String>,
-) -> BTreeMap<String, String> {
-    spec.settings
+) -> BTreeMap<String, SettingValue> {
+    not_yet_applied(&spec.settings, reported)
+}
+
+/// The wanted settings the machine does not report (upstream compares the wanted value as text
+/// with the reported one; a setting the machine does not report differs too).
+pub fn not_yet_applied(
+    wanted: &BTreeMap<String, SettingValue>,
+    reported: &BTreeMap<String, String>,
+) -> BTreeMap<String, SettingValue> {
+    wanted
         .iter()
-        .map(|(name, value)| (name, value.to_string()))
-        .filter(|(name, value)| reported.get(*name) != Some(value))
-        .map(|(name, value)| (name.clone(), value))
+        .filter(|(name, value)| reported.get(*name) != Some(&value.to_string()))
+        .map(|(name, value)| (name.clone(), value.clone()))
         .collect()
+}
+
+/// Ironic's manual clean step that applies BIOS settings (upstream's `bios.apply_configuration`;
+/// a number goes as a number, as upstream sends IntOrString).
+pub fn clean_steps(settings: &BTreeMap<String, SettingValue>) -> Vec<Value> {
+    let settings: Vec<Value> =
+        settings.iter().map(|(name, value)| json!({"name": name, "value": value})).collect();
+    vec![json!({"interface": "bios", "step": "apply_configuration", "args": {"settings": settings}})]
 }
 
 /// Judges `spec` (at `generation`) against what the machine reports and the stored schema, as
@@ -119,9 +135,10 @@ pub fn judge(
     Judgement { status, changed, invalid }
 }
 
-/// Sets one condition on `status` (kept from `previous` when its status is the same, so its
-/// transition time stays); whether its status differs from `previous`'s, as upstream's
-/// `setCondition` reports.
+/// Sets one condition on `status` (its transition time kept from `previous` when its status is
+/// the same); whether it differs from `previous`'s in anything but that time (upstream reports a
+/// turned status only, and then leaves a condition judged for an older generation on the server,
+/// which holds its preparing back).
 fn set_condition(
     status: &mut HostFirmwareSettingsStatus,
     previous: &HostFirmwareSettingsStatus,
@@ -136,6 +153,10 @@ fn set_condition(
         Some(c) if !turned => c.last_transition_time.clone(),
         _ => now.to_string(),
     };
+    let changed = turned
+        || before.is_some_and(|c| {
+            c.observed_generation != Some(generation) || c.reason != reason || c.message != message
+        });
     status.conditions.push(Condition {
         type_: type_.to_string(),
         status: value.to_string(),
@@ -144,7 +165,7 @@ fn set_condition(
         last_transition_time: since,
         observed_generation: Some(generation),
     });
-    turned
+    changed
 }
 
 /// The settings preparing applies for a host, as upstream's `getHostFirmwareSettings`: only when
@@ -154,7 +175,7 @@ pub fn settings_to_apply(
     spec: &HostFirmwareSettingsSpec,
     generation: i64,
     status: &HostFirmwareSettingsStatus,
-) -> Option<BTreeMap<String, String>> {
+) -> Option<BTreeMap<String, SettingValue>> {
     let holds = |type_: &str| {
         status
             .conditions
@@ -170,8 +191,6 @@ pub fn settings_to_apply(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use metalhost_api::firmware::SettingValue;
-    use serde_json::json;
 
     const NOW: &str = "2026-12-05T20:00:00Z";
     const LATER: &str = "2026-12-05T20:05:00Z";
@@ -246,8 +265,25 @@ mod tests {
         );
         assert_eq!(valid.observed_generation, Some(2));
         let apply = settings_to_apply(&wanted, 2, &j.status).unwrap();
-        assert_eq!(apply, BTreeMap::from([("ProcTurboMode".to_string(), "Disabled".to_string())]));
+        assert_eq!(
+            apply,
+            BTreeMap::from([("ProcTurboMode".to_string(), SettingValue::String("Disabled".into()))])
+        );
+        let both: BTreeMap<_, _> =
+            apply.into_iter().chain([("NumCores".to_string(), SettingValue::Int(8))]).collect();
+        assert_eq!(
+            clean_steps(&both),
+            [json!({"interface": "bios", "step": "apply_configuration", "args": {"settings": [
+                {"name": "NumCores", "value": 8}, {"name": "ProcTurboMode", "value": "Disabled"}
+            ]}})]
+        );
         assert_eq!(settings_to_apply(&wanted, 3, &j.status), None, "judged for an older generation");
+        // another valid change: no condition turns, but they are judged for the new generation
+        let other = spec(json!({"ProcTurboMode": "Disabled", "BootMode": "Bios"}));
+        let again = judged(&other, 3, &j.status, LATER);
+        assert!(again.changed, "conditions of generation 2 left on the server hold preparing back");
+        assert_eq!(condition(&again.status, VALID).observed_generation, Some(3));
+        assert_eq!(settings_to_apply(&other, 3, &again.status).map(|s| s.len()), Some(2));
 
         let bad = spec(json!({"ProcTurboMode": "Sometimes", "Missing": 1}));
         let j = judged(&bad, 3, &first.status, LATER);

@@ -149,6 +149,10 @@ pub struct HostInput {
     pub deleting: bool,
     /// The config drive, when the host asks for one (config-drive extension).
     pub config_drive: Option<Result<Value, ConfigDriveError>>,
+    /// BIOS settings to apply in preparing (name → wanted value): the runtime's, from the host's
+    /// HostFirmwareSettings when its status says a valid change for its current spec; empty when
+    /// there are none.
+    pub firmware_settings: std::collections::BTreeMap<String, metalhost_api::firmware::SettingValue>,
 }
 
 /// The purpose of a Secret a host names.
@@ -222,7 +226,8 @@ impl HostInput {
         } else {
             (resolve_bmc(&host, secrets), build_config_drive(&host, options.as_ref().ok(), secrets))
         };
-        HostInput { host, image, options, bmc, paused, detached, deleting, config_drive }
+        let firmware_settings = Default::default();
+        HostInput { host, image, options, bmc, paused, detached, deleting, config_drive, firmware_settings }
     }
 
     /// The options, or the defaults when an annotation is unusable (its error is reported where

@@ -10,7 +10,12 @@ use metalhost_api::{BmcAccess, Credentials, DeployImage};
 use metalhost_ironic::{Node, PowerTarget, ProvisionState as Ironic, ProvisionTarget};
 use serde_json::{Map, Value};
 
+use std::collections::BTreeMap;
+
+use metalhost_api::firmware::SettingValue;
+
 use crate::error::DecideError;
+use crate::firmware;
 use crate::input::{Bmc, HostInput};
 use crate::plan::{self, NodeDefaults};
 use crate::policy::backoff;
@@ -404,9 +409,7 @@ fn by_state(mut step: Step<'_>, access: &BmcAccess, credentials: &Credentials) -
             step.ok(Action::None, Requeue::Now)
         }
         (ProvisioningState::Inspecting, Some(node)) => inspect(step, node),
-        (ProvisioningState::Preparing | ProvisioningState::MatchProfile, Some(_)) => {
-            step.goto(ProvisioningState::Available)
-        }
+        (ProvisioningState::Preparing | ProvisioningState::MatchProfile, Some(node)) => prepare(step, node),
         (ProvisioningState::Available | ProvisioningState::Ready, Some(node)) => {
             let desired = desired_fields(step.input, access, credentials);
             available(step, node, &desired)
@@ -660,6 +663,45 @@ fn stop_inspecting(mut step: Step<'_>, node: &Node) -> Decision {
     }
 }
 
+/// BIOS settings the host's HostFirmwareSettings asks for that the machine does not have yet (all
+/// of them when its BIOS was not read).
+fn bios_pending(step: &Step<'_>) -> BTreeMap<String, SettingValue> {
+    let wanted = &step.input.record.firmware_settings;
+    match &step.observed.bios {
+        Some(reported) => firmware::not_yet_applied(wanted, reported),
+        None => wanted.clone(),
+    }
+}
+
+/// Preparing, as upstream's: BIOS settings waiting (valid, for the current spec) are applied by
+/// a manual clean of the manageable node (`bios.apply_configuration`), then the host is
+/// available; with nothing to apply it is available at once.
+fn prepare(step: Step<'_>, node: &Node) -> Decision {
+    if step.input.record.firmware_settings.is_empty() {
+        return step.goto(ProvisioningState::Available);
+    }
+    if node.is_busy() {
+        return step.wait();
+    }
+    match &node.provision_state {
+        Ironic::Available => step.ok(Action::Provision(ProvisionTarget::Manage), Requeue::Poll),
+        // its BIOS is read at the next look (the host came here on this one)
+        Ironic::Manageable if step.observed.bios.is_none() => step.ok(Action::None, Requeue::Now),
+        Ironic::Manageable => match bios_pending(&step) {
+            pending if pending.is_empty() => step.goto(ProvisioningState::Available),
+            pending => step.ok(Action::Clean(firmware::clean_steps(&pending)), Requeue::Poll),
+        },
+        Ironic::CleanFailed => step.failed_then_retry(
+            ErrorType::Preparation,
+            "preparing",
+            node,
+            Action::Provision(ProvisionTarget::Manage),
+        ),
+        Ironic::Enroll => step.goto(ProvisioningState::Registering),
+        _ => step.wait(),
+    }
+}
+
 fn available(mut step: Step<'_>, node: &Node, desired: &Map<String, Value>) -> Decision {
     let host = step.input.host;
     if host.spec.externally_provisioned {
@@ -669,6 +711,10 @@ fn available(mut step: Step<'_>, node: &Node, desired: &Map<String, Value>) -> D
         // upstream's re-inspection: afresh, whatever an earlier inspection found
         step.status.operation_history.inspect = OperationMetric::default();
         return step.goto(ProvisioningState::Inspecting);
+    }
+    // upstream's: changed firmware settings are applied in preparing
+    if !bios_pending(&step).is_empty() && !node.is_busy() {
+        return step.goto(ProvisioningState::Preparing);
     }
     // settings changed while the host waits (its BMC's address or scheme, persistence, cleaning):
     // into Ironic now, as upstream registers again (secrets go when the Secret changes)

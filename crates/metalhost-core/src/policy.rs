@@ -91,7 +91,18 @@ pub fn wants(input: &HostInput, previous: &BareMetalHostStatus) -> Wants {
     // a BMC port that refuses connections is told while Ironic still retries (minutes)
     let bmc_reach = registering && !input.deleting;
     let inventory = node && !input.deleting && previous.provisioning.state == ProvisioningState::Inspecting;
-    Wants { node, ports, vmedia, by_name: node && !never_registered, bmc_reach, inventory }
+    // BIOS settings waiting: whether the machine has them already decides whether to prepare
+    let bios = node
+        && !input.deleting
+        && !input.firmware_settings.is_empty()
+        && matches!(
+            previous.provisioning.state,
+            ProvisioningState::Available
+                | ProvisioningState::Ready
+                | ProvisioningState::Preparing
+                | ProvisioningState::MatchProfile
+        );
+    Wants { node, ports, vmedia, by_name: node && !never_registered, bmc_reach, inventory, bios }
 }
 
 /// Back-off after the n-th consecutive error: 2^n seconds, at most 5 minutes.
@@ -465,7 +476,8 @@ mod tests {
                 vmedia: false,
                 by_name: true,
                 bmc_reach: false,
-                inventory: false
+                inventory: false,
+                bios: false
             }
         );
         let eject = input(&[("metalhost.io/eject-media", "true")], Some("1"));
@@ -477,7 +489,8 @@ mod tests {
                 vmedia: true,
                 by_name: true,
                 bmc_reach: false,
-                inventory: false
+                inventory: false,
+                bios: false
             }
         );
         let mut deleting = none.clone();

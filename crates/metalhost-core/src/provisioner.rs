@@ -121,7 +121,19 @@ impl IronicProvisioner {
             }
             _ => None,
         };
-        Ok(Observed { node, port_macs, vmedia, bmc_reach: None, inventory })
+        // the BIOS settings Ironic cached, while settings wait to be applied
+        let bios = match &node {
+            Some(n) if wants.bios && !n.is_busy() => Some(
+                client
+                    .bios_settings(&n.uuid)
+                    .await?
+                    .into_iter()
+                    .map(|s| (s.name, s.value.unwrap_or_default()))
+                    .collect(),
+            ),
+            _ => None,
+        };
+        Ok(Observed { node, port_macs, vmedia, bmc_reach: None, inventory, bios })
     }
 
     /// Creates the host's node. When Ironic has a node of that name already (a create whose
@@ -214,6 +226,11 @@ impl IronicProvisioner {
             }
             Action::Power(target) => {
                 client.set_power_state(id, *target).await?;
+                Ok(None)
+            }
+            Action::Clean(steps) => {
+                client.clean(id, steps).await?;
+                info!(node = id, "manual cleaning started (BIOS settings)");
                 Ok(None)
             }
             Action::DeleteNode => {

@@ -45,6 +45,9 @@ pub struct Observed {
     /// What inspection found (`GET …/inventory`), when read: once the node is back in
     /// `manageable` after inspecting.
     pub inventory: Option<Value>,
+    /// The node's BIOS settings as Ironic cached them (name → value), when read: only while BIOS
+    /// settings wait to be applied.
+    pub bios: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// One step towards the desired state, carried out by the provisioner.
@@ -79,6 +82,8 @@ pub enum Action {
     },
     /// Delete the node.
     DeleteNode,
+    /// Manual cleaning of a manageable node with these clean steps (BIOS settings in preparing).
+    Clean(Vec<Value>),
     /// The host is gone from Ironic and may be forgotten (deletion finished).
     Forget,
 }
@@ -109,6 +114,8 @@ pub enum ActionKind {
     InsertMedia,
     /// Delete the node.
     DeleteNode,
+    /// Manual cleaning.
+    Clean,
     /// Forget the host.
     Forget,
 }
@@ -129,6 +136,7 @@ impl std::fmt::Display for ActionKind {
             ActionKind::EjectMedia => f.write_str("eject media"),
             ActionKind::InsertMedia => f.write_str("insert media"),
             ActionKind::DeleteNode => f.write_str("delete node"),
+            ActionKind::Clean => f.write_str("clean"),
             ActionKind::Forget => f.write_str("forget"),
         }
     }
@@ -149,6 +157,7 @@ impl Action {
             Action::EjectMedia => ActionKind::EjectMedia,
             Action::InsertMedia { .. } => ActionKind::InsertMedia,
             Action::DeleteNode => ActionKind::DeleteNode,
+            Action::Clean(_) => ActionKind::Clean,
             Action::Forget => ActionKind::Forget,
         }
     }
@@ -168,6 +177,7 @@ impl Action {
                 | Action::DeleteNode
                 | Action::Deploy(..)
                 | Action::Patch(_)
+                | Action::Clean(_)
         )
     }
 }
@@ -205,4 +215,6 @@ pub struct Wants {
     pub bmc_reach: bool,
     /// Whether to read the node's inventory, should inspection be over (only while inspecting).
     pub inventory: bool,
+    /// Whether to read the node's BIOS settings (only while settings wait to be applied).
+    pub bios: bool,
 }

@@ -379,6 +379,15 @@ impl Client {
             .await
     }
 
+    /// `PUT /v1/nodes/{ident}/states/provision` with `clean`: manual cleaning of a manageable
+    /// node with these steps, without booting the agent (`disable_ramdisk`, API ≥ 1.70: the BIOS
+    /// steps of the Redfish family need none, and Ironic refuses a step that does).
+    pub async fn clean(&self, ident: &str, steps: &[Value]) -> Result<(), Error> {
+        let body = json!({"target": "clean", "clean_steps": steps, "disable_ramdisk": true});
+        self.call_empty(Method::PUT, &format!("/v1/nodes/{}/states/provision", encode(ident)), Some(&body))
+            .await
+    }
+
     /// `PUT /v1/nodes/{ident}/states/power`.
     pub async fn set_power_state(&self, ident: &str, target: PowerTarget) -> Result<(), Error> {
         self.call_empty(
@@ -639,6 +648,23 @@ mod tests {
         let pages =
             server.received_requests().await.unwrap().iter().filter(|r| r.url.path() == "/v1/nodes").count();
         assert_eq!(pages, 2, "the repeat is seen on the second page");
+    }
+
+    #[tokio::test]
+    async fn a_manual_clean_sends_its_steps_without_the_agent() {
+        use wiremock::matchers::body_json;
+        let server = server("1.99").await;
+        let steps = vec![json!({"interface": "bios", "step": "apply_configuration",
+            "args": {"settings": [{"name": "ProcTurboMode", "value": "Disabled"}]}})];
+        Mock::given(method("PUT"))
+            .and(path("/v1/nodes/n1/states/provision"))
+            .and(body_json(json!({"target": "clean", "clean_steps": steps, "disable_ramdisk": true})))
+            .respond_with(ResponseTemplate::new(202))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let client = Client::connect(ClientConfig::new(server.uri())).await.unwrap();
+        client.clean("n1", &steps).await.unwrap();
     }
 
     #[tokio::test]

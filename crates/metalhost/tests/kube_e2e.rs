@@ -967,8 +967,8 @@ fn a_user_data_secret_shared_by_two_hosts_survives_their_deletion() {
 /// driver keeps BIOS attributes with their registry) gets upstream's HostFirmwareSettings (owned
 /// by the host) whose status holds the machine's BIOS settings as Ironic cached them, judged by a
 /// FirmwareSchema (owned by the settings); a value the schema refuses turns `Valid` False with
-/// upstream's reason, message and Event; an allowed change is detected and valid; both go with the
-/// host.
+/// upstream's reason, message and Event; an allowed change is applied in preparing and reaches the
+/// VM's BIOS attributes and the status; both resources go with the host.
 #[test]
 fn a_registered_host_has_its_firmware_settings_judged_by_the_schema_of_its_model() {
     let lab = Lab::start_vms(1);
@@ -1048,17 +1048,37 @@ fn a_registered_host_has_its_firmware_settings_judged_by_the_schema_of_its_model
         )
     );
 
-    // an allowed value: a valid change, waiting for preparing
+    // an allowed value: a valid change, applied in preparing (a manual clean of the node), after
+    // which the machine's BIOS has it and the status says so
     merge(&kube, &settings_path, json!({"spec": {"settings": {"ProcTurboMode": other}}}));
-    let pending = wait_for(
-        "Valid True again",
-        Duration::from_secs(60),
-        || object_where(&kube, &settings_path, |s| condition(s, "Valid")["status"] == "True"),
+    let applied = wait_for(
+        "the change applied and reported",
+        PROVISIONING,
+        || {
+            object_where(&kube, &settings_path, |s| {
+                s["status"]["settings"]["ProcTurboMode"] == other.as_str()
+                    && condition(s, "ChangeDetected")["status"] == "False"
+            })
+        },
         || context(&kube, name, log()),
     );
-    assert_eq!(condition(&pending, "ChangeDetected")["status"], "True");
-    assert_eq!(condition(&pending, "Valid")["observedGeneration"], pending["metadata"]["generation"]);
-    assert_eq!(pending["status"]["settings"]["ProcTurboMode"], reported.as_str(), "not applied yet");
+    assert_eq!(condition(&applied, "Valid")["status"], "True");
+    assert_eq!(
+        condition(&applied, "ChangeDetected")["observedGeneration"],
+        applied["metadata"]["generation"]
+    );
+    let bios_url = format!("{}/redfish/v1/Systems/{}/BIOS", lab.info.sushy_url, lab.info.systems[0].uuid);
+    let (code, bios) = support::http_text("GET", &bios_url, &[]);
+    assert_eq!(code, 200, "{bios}");
+    let bios: Value = serde_json::from_str(&bios).unwrap();
+    assert_eq!(bios["Attributes"]["ProcTurboMode"], other.as_str(), "the VM's BIOS: {bios}");
+    let cleaned = wait_for(
+        "the host available again",
+        Duration::from_secs(60),
+        || host_where(&kube, name, |h| state(h) == "available"),
+        || context(&kube, name, log()),
+    );
+    assert_eq!(cleaned["status"]["errorType"], Value::Null, "{cleaned}");
 
     // the host goes, and its settings with it, then the schema they owned (the garbage collector)
     assert!(kube.delete(&format!("{HOSTS}/{name}")).status < 300);

@@ -52,6 +52,7 @@ impl Lab {
             detached: false,
             deleting,
             config_drive: None,
+            firmware_settings: Default::default(),
         }
     }
 
@@ -169,6 +170,8 @@ fn apply(action: &Action, node: &mut Option<Node>) {
             n.power_state = Some(if *t == PowerTarget::On { "power on" } else { "power off" }.into())
         }
         Action::DeleteNode => *node = None,
+        // the BIOS settings are taken by the machine; the node is manageable again
+        Action::Clean(_) => n.provision_state = "manageable".into(),
         Action::None
         | Action::CreatePort(_)
         | Action::Forget
@@ -962,4 +965,54 @@ fn a_reinspection_request_inspects_an_available_host_afresh() {
     lab.host.metadata.annotations = Some([(INSPECT_ANNOTATION.to_string(), String::new())].into());
     lab.host.spec.inspection_mode = Some(InspectionMode::Disabled);
     assert_eq!(lab.decide(&inspected, Some(&node("manageable"))).status.provisioning.state, S::Available);
+}
+
+/// Issue 27: the BIOS settings a HostFirmwareSettings asks for (valid, for its current spec) are
+/// applied in preparing by one manual clean of the manageable node, as upstream's; once the
+/// machine reports them the host is available again, with no second clean.
+#[test]
+fn wanted_bios_settings_are_applied_in_preparing_by_one_manual_clean() {
+    use metalhost_api::firmware::SettingValue;
+    let mut spec = live_spec();
+    spec["image"] = Value::Null;
+    let lab = Lab::new(spec);
+    let mut record = lab.record(false);
+    record.firmware_settings =
+        [("ProcTurboMode".to_string(), SettingValue::String("Disabled".into()))].into();
+    let decide = |state, node: &Node, bios: Option<&str>| {
+        let observed = Observed {
+            node: Some(node.clone()),
+            bios: bios.map(|v| [("ProcTurboMode".to_string(), v.to_string())].into()),
+            ..Default::default()
+        };
+        decide(&Input::new(&record, &lab.defaults, NOW, false), &status_in(state), &observed)
+    };
+    let manageable = node("manageable");
+    // available, the machine without the setting: to preparing, then the clean step
+    let d = decide(ProvisioningState::Available, &manageable, Some("Enabled"));
+    assert_eq!((d.status.provisioning.state, &d.action), (ProvisioningState::Preparing, &Action::None));
+    let d = decide(ProvisioningState::Preparing, &manageable, Some("Enabled"));
+    let step = json!({"interface": "bios", "step": "apply_configuration",
+        "args": {"settings": [{"name": "ProcTurboMode", "value": "Disabled"}]}});
+    assert_eq!(d.action, Action::Clean(vec![step]));
+    // its BIOS not read on this look (it came to preparing on it): read at the next, at once
+    let d = decide(ProvisioningState::Preparing, &manageable, None);
+    assert_eq!((&d.action, d.requeue), (&Action::None, Requeue::Now));
+    // a node made available by an earlier deploy is made manageable first
+    let d = decide(ProvisioningState::Preparing, &node("available"), Some("Enabled"));
+    assert_eq!(d.action, Action::Provision(ProvisionTarget::Manage));
+    // cleaning: wait; failed: a preparation error, then manageable again
+    let mut cleaning = node("clean wait");
+    cleaning.target_provision_state = Some("manageable".into());
+    assert_eq!(decide(ProvisioningState::Preparing, &cleaning, None).action, Action::None);
+    let mut failed = node("clean failed");
+    failed.last_error = Some("BIOS refused".into());
+    let d = decide(ProvisioningState::Preparing, &failed, None);
+    assert_eq!(d.status.error_type, Some(ErrorType::Preparation), "{:?}", d.status);
+    // the machine took it: available, no clean again (the HostFirmwareSettings may lag behind)
+    let d = decide(ProvisioningState::Preparing, &manageable, Some("Disabled"));
+    assert_eq!((d.status.provisioning.state, &d.action), (ProvisioningState::Available, &Action::None));
+    let d = decide(ProvisioningState::Available, &manageable, Some("Disabled"));
+    assert_eq!(d.status.provisioning.state, ProvisioningState::Available);
+    assert!(!matches!(d.action, Action::Clean(_)), "{:?}", d.action);
 }

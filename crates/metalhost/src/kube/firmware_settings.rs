@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -23,10 +23,11 @@ use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, predicates, watcher};
 use metalhost_api::firmware::{
-    FirmwareSchema, HostFirmwareSettings, SchemaReference, SettingSchema, schema_name, stored_schema,
+    FirmwareSchema, HostFirmwareSettings, SchemaReference, SettingSchema, SettingValue, schema_name,
+    stored_schema,
 };
 use metalhost_api::{BareMetalHost, BareMetalHostStatus, OperationalStatus, ProvisioningState};
-use metalhost_core::firmware::{VALIDATION_FAILED, bios_report, judge};
+use metalhost_core::firmware::{CHANGE_DETECTED, VALIDATION_FAILED, bios_report, judge, settings_to_apply};
 use serde_json::json;
 
 use super::Context;
@@ -56,7 +57,19 @@ pub struct Judged {
     settings: (String, i64),
     state: ProvisioningState,
     status: metalhost_api::firmware::HostFirmwareSettingsStatus,
+    /// When (the runtime's clock): judged again after [`REJUDGE`] ([`REJUDGE_CHANGE`] while a
+    /// change waits), as upstream polls.
+    at: Instant,
 }
+
+/// How often the settings of a host are judged again while nothing happens to it (a BIOS changed
+/// by hand shows), as upstream's 5 minutes.
+const REJUDGE: Duration = Duration::from_secs(300);
+/// The same while a change waits to be applied (upstream's 1 minute).
+const REJUDGE_CHANGE: Duration = Duration::from_secs(60);
+/// How long a host whose settings could not be kept waits before the next try (the CRD or the
+/// RBAC of an older install missing costs no request at every look).
+const RETRY: Duration = Duration::from_secs(60);
 
 /// Watches HostFirmwareSettings into `writer`; yields those whose spec changed (generation), for
 /// the controller to look at the host of the same name. A failing watch (the CRD missing) is
@@ -213,8 +226,7 @@ async fn schema_for(
     let name = schema_name(registry);
     let reference = SchemaReference { namespace: namespace.to_string(), name: name.clone() };
     if let Some(found) = api.get_opt(&name).await? {
-        add_owner(&api, &found, settings).await?;
-        return Ok((reference, found.spec.schema));
+        return Ok((reference, owned_schema(&api, found, settings).await?));
     }
     let vendor =
         host.status.as_ref().and_then(|s| s.hardware.as_ref()).and_then(|h| h.system_vendor.as_ref());
@@ -233,11 +245,62 @@ async fn schema_for(
         Ok(_) => Ok((reference, stored)),
         // another host of the same model created it first
         Err(FirmwareError::Kube(kube::Error::Api(e))) if e.code == 409 => {
-            let found = api.get(&name).await?;
-            add_owner(&api, &found, settings).await?;
-            Ok((reference, found.spec.schema))
+            Ok((reference, owned_schema(&api, api.get(&name).await?, settings).await?))
         }
         Err(e) => Err(e),
+    }
+}
+
+/// Adds the settings to a schema's owners: hosts of one model registering together append
+/// themselves to the same list, so a patch refused because the list moved (422: its test failed)
+/// is made again on the schema as it is now, a few times.
+async fn owned_schema(
+    api: &Api<FirmwareSchema>,
+    mut schema: FirmwareSchema,
+    settings: &HostFirmwareSettings,
+) -> Result<BTreeMap<String, SettingSchema>, FirmwareError> {
+    for _ in 0..3 {
+        match add_owner(api, &schema, settings).await {
+            Err(FirmwareError::Kube(kube::Error::Api(e))) if e.code == 422 || e.code == 409 => {
+                schema = api.get(&schema.metadata.name.clone().unwrap_or_default()).await?;
+            }
+            done => return done.map(|()| schema.spec.schema),
+        }
+    }
+    add_owner(api, &schema, settings).await?;
+    Ok(schema.spec.schema)
+}
+
+/// Keeps the host's HostFirmwareSettings after its look ([`keep`]); a failure is warned about
+/// once (then logged at debug) and the host's settings are left alone for [`RETRY`]. Whether a
+/// change was judged valid just now for a host that waits in available (its next look should
+/// come soon, to prepare).
+pub async fn keep_or_say(
+    ctx: &Context,
+    store: &Store<HostFirmwareSettings>,
+    host: &BareMetalHost,
+    uid: &str,
+    status: &BareMetalHostStatus,
+) -> bool {
+    let now = (ctx.clock)();
+    let failed = ctx.firmware_failed.lock().expect("firmware lock").get(uid).copied();
+    if failed.is_some_and(|at| now.saturating_duration_since(at) < RETRY) {
+        return false;
+    }
+    match keep(ctx, store, host, uid, status, now).await {
+        Ok(prepare) => {
+            ctx.firmware_failed.lock().expect("firmware lock").remove(uid);
+            prepare
+        }
+        Err(e) => {
+            if failed.is_none() {
+                tracing::warn!(host = %host.qualified_name(), error = %e, "cannot keep the host's HostFirmwareSettings");
+            } else {
+                tracing::debug!(host = %host.qualified_name(), error = %e, "cannot keep the host's HostFirmwareSettings, again");
+            }
+            ctx.firmware_failed.lock().expect("firmware lock").insert(uid.to_string(), now);
+            false
+        }
     }
 }
 
@@ -249,16 +312,24 @@ pub async fn keep(
     host: &BareMetalHost,
     uid: &str,
     status: &BareMetalHostStatus,
-) -> Result<(), FirmwareError> {
-    let Some(node) = registered(status) else { return Ok(()) };
+    now: Instant,
+) -> Result<bool, FirmwareError> {
+    let Some(node) = registered(status) else { return Ok(false) };
     let api: Api<HostFirmwareSettings> = Api::namespaced(ctx.client.clone(), host.namespace_or_default());
     let settings = settings_of(&ctx.client, &api, store, host).await?;
     add_owner(&api, &settings, host).await?;
     let judged_for =
         (settings.metadata.uid.clone().unwrap_or_default(), settings.metadata.generation.unwrap_or(0));
     let last = ctx.firmware.lock().expect("firmware lock").get(uid).cloned();
-    if last.as_ref().is_some_and(|l| l.settings == judged_for && l.state == status.provisioning.state) {
-        return Ok(());
+    let fresh = |l: &Judged| {
+        let waiting = l.status.conditions.iter().any(|c| c.type_ == CHANGE_DETECTED && c.status == "True");
+        now.saturating_duration_since(l.at) < if waiting { REJUDGE_CHANGE } else { REJUDGE }
+    };
+    if last
+        .as_ref()
+        .is_some_and(|l| l.settings == judged_for && l.state == status.provisioning.state && fresh(l))
+    {
+        return Ok(false);
     }
     let bios = ctx.reconciler.provisioner().client().await?.bios_settings(node).await?;
     let report = bios_report(&bios);
@@ -272,9 +343,9 @@ pub async fn keep(
             settings.status.clone().unwrap_or_default(),
         ),
     };
-    let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let stamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let judgement =
-        judge(&settings.spec, judged_for.1, &previous, report.settings, (reference, &schema), &now);
+        judge(&settings.spec, judged_for.1, &previous, report.settings, (reference, &schema), &stamp);
     if judgement.changed {
         let patch = merge_patch(&on_server, &serde_json::to_value(&judgement.status)?);
         let name = settings.metadata.name.clone().unwrap_or_default();
@@ -286,9 +357,34 @@ pub async fn keep(
             publish_invalid(ctx, &settings, &invalid.to_string()).await;
         }
     }
-    let judged = Judged { settings: judged_for, state: status.provisioning.state, status: judgement.status };
+    let prepare =
+        matches!(status.provisioning.state, ProvisioningState::Available | ProvisioningState::Ready)
+            && settings_to_apply(&settings.spec, judged_for.1, &judgement.status).is_some();
+    let judged =
+        Judged { settings: judged_for, state: status.provisioning.state, status: judgement.status, at: now };
     ctx.firmware.lock().expect("firmware lock").insert(uid.to_string(), judged);
-    Ok(())
+    Ok(prepare)
+}
+
+/// The BIOS settings preparing is to apply for the host: those of its HostFirmwareSettings'
+/// spec when the status (the one this process judged last, else the watch's) says a valid change
+/// for the current generation, as upstream's `getHostFirmwareSettings`.
+pub fn wanted(
+    ctx: &Context,
+    store: &Store<HostFirmwareSettings>,
+    host: &BareMetalHost,
+    uid: &str,
+) -> BTreeMap<String, SettingValue> {
+    let name = host.metadata.name.clone().unwrap_or_default();
+    let Some(settings) = store.get(&ObjectRef::new(&name).within(host.namespace_or_default())) else {
+        return BTreeMap::new();
+    };
+    let judged = ctx.firmware.lock().expect("firmware lock").get(uid).cloned();
+    let status = match judged {
+        Some(j) if Some(&j.settings.0) == settings.metadata.uid.as_ref() => j.status,
+        _ => settings.status.clone().unwrap_or_default(),
+    };
+    settings_to_apply(&settings.spec, settings.metadata.generation.unwrap_or(0), &status).unwrap_or_default()
 }
 
 /// Upstream's `ValidationFailed` Event on the HostFirmwareSettings for one refused setting.

@@ -79,6 +79,8 @@ pub struct Context {
     /// What each host's HostFirmwareSettings was last judged for, by host uid (judged again when
     /// the host's state or the settings' spec changed).
     firmware: Mutex<HashMap<String, firmware_settings::Judged>>,
+    /// When keeping each host's HostFirmwareSettings last failed, by host uid.
+    firmware_failed: Mutex<HashMap<String, std::time::Instant>>,
     /// The HostFirmwareSettings as their watch last saw them; `run` fills it, and without it (a
     /// context built by hand) no HostFirmwareSettings is kept.
     pub firmware_store: Option<reflector::Store<metalhost_api::firmware::HostFirmwareSettings>>,
@@ -105,6 +107,7 @@ impl Context {
             finalized: Default::default(),
             hardware_data: Default::default(),
             firmware: Default::default(),
+            firmware_failed: Default::default(),
             firmware_store: None,
             secret_cache: None,
         }

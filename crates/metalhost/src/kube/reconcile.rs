@@ -140,7 +140,10 @@ async fn reconcile_host(host: &BareMetalHost, ctx: &Context) -> Result<Action, E
     }
     ctx.finalized.lock().expect("finalized lock").remove(&uid);
     let secrets = secrets::fetch(ctx, host, deleting).await?;
-    let input = HostInput::resolve(host.clone(), deleting, &secrets);
+    let mut input = HostInput::resolve(host.clone(), deleting, &secrets);
+    if let Some(store) = &ctx.firmware_store {
+        input.firmware_settings = super::firmware_settings::wanted(ctx, store, host, &uid);
+    }
     let (previous, on_server) = previous_status(ctx, host, &uid);
     let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let outcome = ctx.reconciler.reconcile(&input, &previous, &now).await;
@@ -153,6 +156,7 @@ async fn reconcile_host(host: &BareMetalHost, ctx: &Context) -> Result<Action, E
         ctx.written.lock().expect("written lock").remove(&uid);
         ctx.hardware_data.lock().expect("hardware data lock").remove(&uid);
         ctx.firmware.lock().expect("firmware lock").remove(&uid);
+        ctx.firmware_failed.lock().expect("firmware lock").remove(&uid);
         return Ok(Action::await_change());
     }
     ctx.record_state(host, Some(outcome.status.provisioning.state.as_str()));
@@ -175,15 +179,17 @@ async fn reconcile_host(host: &BareMetalHost, ctx: &Context) -> Result<Action, E
     {
         tracing::warn!(host = %host.qualified_name(), error = %e, "cannot write the host's HardwareData");
     }
-    // the same for the host's HostFirmwareSettings and FirmwareSchema
-    if let Some(store) = &ctx.firmware_store
-        && !deleting
-        && let Err(e) = super::firmware_settings::keep(ctx, store, host, &uid, &outcome.status).await
-    {
-        tracing::warn!(host = %host.qualified_name(), error = %e, "cannot keep the host's HostFirmwareSettings");
-    }
+    // the same for the host's HostFirmwareSettings and FirmwareSchema; a valid change judged just
+    // now for an available host is prepared at its next look, soon
+    let prepare = match &ctx.firmware_store {
+        Some(store) if !deleting => {
+            super::firmware_settings::keep_or_say(ctx, store, host, &uid, &outcome.status).await
+        }
+        _ => false,
+    };
+    let requeue = if prepare { metalhost_core::Requeue::Now } else { outcome.requeue };
     let delay = ctx.schedules.lock().expect("schedules lock").entry(uid).or_default().next(
-        outcome.requeue,
+        requeue,
         (ctx.clock)(),
         fastrand::f64(),
         ctx.idle,
