@@ -5,9 +5,9 @@
 //! HostFirmwareSettings that uses it), with upstream's conditions, messages and Events.
 //!
 //! Ironic refreshes its BIOS cache when it verifies the BMC (manage) and after cleaning, both
-//! steps of the host's state machine; so the status is judged again when the host's state
-//! changes or the HostFirmwareSettings' spec does (a watch of them wakes the host), not on a
-//! timer as upstream's 5-minute poll. What cannot be read or written is warned about and tried
+//! steps of the host's state machine; so the status is judged again when the host comes to
+//! preparing or available, when the HostFirmwareSettings' spec changes (a watch of them wakes
+//! the host), and every 5 minutes (1 while a change waits) as upstream polls. What cannot be read or written is warned about and tried
 //! again at the host's next look; it never fails the host's reconcile.
 
 use std::collections::BTreeMap;
@@ -304,8 +304,33 @@ pub async fn keep_or_say(
     }
 }
 
+/// Whether the last judgement of the host's settings still holds: the same spec, judged within
+/// [`REJUDGE`] ([`REJUDGE_CHANGE`] while a change waits), and the host not come since to a state
+/// that follows a refresh of Ironic's BIOS cache (it verifies the BMC and reads the BIOS after
+/// manage and after cleaning: preparing and available follow, provisioning does not). The
+/// host's state is recorded either way.
+fn still_fresh(
+    ctx: &Context,
+    uid: &str,
+    judged_for: &(String, i64),
+    state: ProvisioningState,
+    now: Instant,
+) -> bool {
+    let mut judged = ctx.firmware.lock().expect("firmware lock");
+    let Some(last) = judged.get_mut(uid) else { return false };
+    let waiting = last.status.conditions.iter().any(|c| c.type_ == CHANGE_DETECTED && c.status == "True");
+    let recent = now.saturating_duration_since(last.at) < if waiting { REJUDGE_CHANGE } else { REJUDGE };
+    let refreshed = last.state != state
+        && matches!(
+            state,
+            ProvisioningState::Available | ProvisioningState::Ready | ProvisioningState::Preparing
+        );
+    last.state = state;
+    last.settings == *judged_for && recent && !refreshed
+}
+
 /// Keeps the host's HostFirmwareSettings (and its FirmwareSchema) after the host's look: created
-/// once the host is registered, judged again when the host's state or the spec changed.
+/// once the host is registered, judged again as [`still_fresh`] says.
 pub async fn keep(
     ctx: &Context,
     store: &Store<HostFirmwareSettings>,
@@ -320,17 +345,10 @@ pub async fn keep(
     add_owner(&api, &settings, host).await?;
     let judged_for =
         (settings.metadata.uid.clone().unwrap_or_default(), settings.metadata.generation.unwrap_or(0));
-    let last = ctx.firmware.lock().expect("firmware lock").get(uid).cloned();
-    let fresh = |l: &Judged| {
-        let waiting = l.status.conditions.iter().any(|c| c.type_ == CHANGE_DETECTED && c.status == "True");
-        now.saturating_duration_since(l.at) < if waiting { REJUDGE_CHANGE } else { REJUDGE }
-    };
-    if last
-        .as_ref()
-        .is_some_and(|l| l.settings == judged_for && l.state == status.provisioning.state && fresh(l))
-    {
+    if still_fresh(ctx, uid, &judged_for, status.provisioning.state, now) {
         return Ok(false);
     }
+    let last = ctx.firmware.lock().expect("firmware lock").get(uid).cloned();
     let bios = ctx.reconciler.provisioner().client().await?.bios_settings(node).await?;
     let report = bios_report(&bios);
     let (reference, schema) = schema_for(&ctx.client, host, &settings, &report.registry).await?;
