@@ -675,29 +675,43 @@ fn bios_pending(step: &Step<'_>) -> BTreeMap<String, SettingValue> {
 
 /// Preparing, as upstream's: BIOS settings waiting (valid, for the current spec) are applied by
 /// a manual clean of the manageable node (`bios.apply_configuration`), then the host is
-/// available; with nothing to apply it is available at once.
+/// available; with nothing to apply it is available at once. A clean under way or failed is seen
+/// through whatever the settings say meanwhile.
 fn prepare(step: Step<'_>, node: &Node) -> Decision {
-    if step.input.record.firmware_settings.is_empty() {
-        return step.goto(ProvisioningState::Available);
-    }
     if node.is_busy() {
         return step.wait();
     }
+    let wanted = !step.input.record.firmware_settings.is_empty();
     match &node.provision_state {
+        // Ironic puts a node whose clean failed in maintenance, and cleans none in maintenance
+        Ironic::CleanFailed => {
+            let retry = match node.maintenance {
+                true => Action::Patch(
+                    serde_json::from_value(serde_json::json!([
+                        {"op": "add", "path": "/maintenance", "value": false}
+                    ]))
+                    .expect("well-formed patch"),
+                ),
+                false => Action::Provision(ProvisionTarget::Manage),
+            };
+            step.failed_then_retry(ErrorType::Preparation, "preparing", node, retry)
+        }
+        Ironic::Enroll => step.goto(ProvisioningState::Registering),
+        _ if !wanted => step.goto(ProvisioningState::Available),
         Ironic::Available => step.ok(Action::Provision(ProvisionTarget::Manage), Requeue::Poll),
         // its BIOS is read at the next look (the host came here on this one)
-        Ironic::Manageable if step.observed.bios.is_none() => step.ok(Action::None, Requeue::Now),
+        Ironic::Manageable if step.observed.bios.is_none() => step.ok(Action::None, Requeue::Poll),
         Ironic::Manageable => match bios_pending(&step) {
             pending if pending.is_empty() => step.goto(ProvisioningState::Available),
-            pending => step.ok(Action::Clean(firmware::clean_steps(&pending)), Requeue::Poll),
+            pending => {
+                // the Redfish family's BIOS steps need no agent (upstream boots it anyway)
+                let disable_ramdisk = matches!(node.driver.as_str(), "redfish" | "idrac");
+                step.ok(
+                    Action::Clean { steps: firmware::clean_steps(&pending), disable_ramdisk },
+                    Requeue::Poll,
+                )
+            }
         },
-        Ironic::CleanFailed => step.failed_then_retry(
-            ErrorType::Preparation,
-            "preparing",
-            node,
-            Action::Provision(ProvisionTarget::Manage),
-        ),
-        Ironic::Enroll => step.goto(ProvisioningState::Registering),
         _ => step.wait(),
     }
 }

@@ -228,8 +228,8 @@ impl IronicProvisioner {
                 client.set_power_state(id, *target).await?;
                 Ok(None)
             }
-            Action::Clean(steps) => {
-                client.clean(id, steps).await?;
+            Action::Clean { steps, disable_ramdisk } => {
+                client.clean(id, steps, *disable_ramdisk).await?;
                 info!(node = id, "manual cleaning started (BIOS settings)");
                 Ok(None)
             }

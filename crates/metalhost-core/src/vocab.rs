@@ -82,8 +82,13 @@ pub enum Action {
     },
     /// Delete the node.
     DeleteNode,
-    /// Manual cleaning of a manageable node with these clean steps (BIOS settings in preparing).
-    Clean(Vec<Value>),
+    /// Manual cleaning of a manageable node (BIOS settings in preparing).
+    Clean {
+        /// The clean steps.
+        steps: Vec<Value>,
+        /// Whether the steps run without booting the agent (they say they need none).
+        disable_ramdisk: bool,
+    },
     /// The host is gone from Ironic and may be forgotten (deletion finished).
     Forget,
 }
@@ -157,7 +162,7 @@ impl Action {
             Action::EjectMedia => ActionKind::EjectMedia,
             Action::InsertMedia { .. } => ActionKind::InsertMedia,
             Action::DeleteNode => ActionKind::DeleteNode,
-            Action::Clean(_) => ActionKind::Clean,
+            Action::Clean { .. } => ActionKind::Clean,
             Action::Forget => ActionKind::Forget,
         }
     }
@@ -177,7 +182,7 @@ impl Action {
                 | Action::DeleteNode
                 | Action::Deploy(..)
                 | Action::Patch(_)
-                | Action::Clean(_)
+                | Action::Clean { .. }
         )
     }
 }

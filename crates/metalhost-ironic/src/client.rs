@@ -380,10 +380,13 @@ impl Client {
     }
 
     /// `PUT /v1/nodes/{ident}/states/provision` with `clean`: manual cleaning of a manageable
-    /// node with these steps, without booting the agent (`disable_ramdisk`, API ≥ 1.70: the BIOS
-    /// steps of the Redfish family need none, and Ironic refuses a step that does).
-    pub async fn clean(&self, ident: &str, steps: &[Value]) -> Result<(), Error> {
-        let body = json!({"target": "clean", "clean_steps": steps, "disable_ramdisk": true});
+    /// node with these steps; `disable_ramdisk` (API ≥ 1.70) runs them without booting the agent,
+    /// which steps that declare they need none allow (Ironic fails the clean of one that does).
+    pub async fn clean(&self, ident: &str, steps: &[Value], disable_ramdisk: bool) -> Result<(), Error> {
+        let mut body = json!({"target": "clean", "clean_steps": steps});
+        if disable_ramdisk {
+            body["disable_ramdisk"] = json!(true);
+        }
         self.call_empty(Method::PUT, &format!("/v1/nodes/{}/states/provision", encode(ident)), Some(&body))
             .await
     }
@@ -664,7 +667,7 @@ mod tests {
             .mount(&server)
             .await;
         let client = Client::connect(ClientConfig::new(server.uri())).await.unwrap();
-        client.clean("n1", &steps).await.unwrap();
+        client.clean("n1", &steps, true).await.unwrap();
     }
 
     #[tokio::test]

@@ -171,7 +171,7 @@ fn apply(action: &Action, node: &mut Option<Node>) {
         }
         Action::DeleteNode => *node = None,
         // the BIOS settings are taken by the machine; the node is manageable again
-        Action::Clean(_) => n.provision_state = "manageable".into(),
+        Action::Clean { .. } => n.provision_state = "manageable".into(),
         Action::None
         | Action::CreatePort(_)
         | Action::Forget
@@ -994,25 +994,66 @@ fn wanted_bios_settings_are_applied_in_preparing_by_one_manual_clean() {
     let d = decide(ProvisioningState::Preparing, &manageable, Some("Enabled"));
     let step = json!({"interface": "bios", "step": "apply_configuration",
         "args": {"settings": [{"name": "ProcTurboMode", "value": "Disabled"}]}});
-    assert_eq!(d.action, Action::Clean(vec![step]));
-    // its BIOS not read on this look (it came to preparing on it): read at the next, at once
+    assert_eq!(d.action, Action::Clean { steps: vec![step], disable_ramdisk: true });
+    // its BIOS not read on this look (it came to preparing on it): read at the next, soon
     let d = decide(ProvisioningState::Preparing, &manageable, None);
-    assert_eq!((&d.action, d.requeue), (&Action::None, Requeue::Now));
+    assert_eq!(
+        (&d.action, d.requeue, d.status.provisioning.state),
+        (&Action::None, Requeue::Poll, ProvisioningState::Preparing)
+    );
     // a node made available by an earlier deploy is made manageable first
     let d = decide(ProvisioningState::Preparing, &node("available"), Some("Enabled"));
     assert_eq!(d.action, Action::Provision(ProvisionTarget::Manage));
     // cleaning: wait; failed: a preparation error, then manageable again
     let mut cleaning = node("clean wait");
     cleaning.target_provision_state = Some("manageable".into());
-    assert_eq!(decide(ProvisioningState::Preparing, &cleaning, None).action, Action::None);
+    let d = decide(ProvisioningState::Preparing, &cleaning, None);
+    assert_eq!((&d.action, d.status.provisioning.state), (&Action::None, ProvisioningState::Preparing));
     let mut failed = node("clean failed");
     failed.last_error = Some("BIOS refused".into());
+    failed.maintenance = true;
     let d = decide(ProvisioningState::Preparing, &failed, None);
     assert_eq!(d.status.error_type, Some(ErrorType::Preparation), "{:?}", d.status);
+    // the retry: out of the maintenance Ironic put the node in (it cleans none there), then manage
+    let retry = |node: &Node| {
+        let observed = Observed { node: Some(node.clone()), ..Default::default() };
+        decide_from(&record, &lab.defaults, &d.status, &observed).action
+    };
+    let Action::Patch(patch) = retry(&failed) else { panic!("no maintenance patch") };
+    assert_eq!(
+        serde_json::to_value(&patch).unwrap(),
+        json!([{"op": "add", "path": "/maintenance", "value": false}])
+    );
+    failed.maintenance = false;
+    assert_eq!(retry(&failed), Action::Provision(ProvisionTarget::Manage));
+    // nothing wanted any more (the HostFirmwareSettings edited, deleted): a clean under way is
+    // still waited for, a failed one still told
+    let mut nothing = lab.record(false);
+    nothing.firmware_settings.clear();
+    let observed = Observed { node: Some(cleaning.clone()), ..Default::default() };
+    let d = decide_from(&nothing, &lab.defaults, &status_in(ProvisioningState::Preparing), &observed);
+    assert_eq!(d.status.provisioning.state, ProvisioningState::Preparing);
+    let observed = Observed { node: Some(failed.clone()), ..Default::default() };
+    let d = decide_from(&nothing, &lab.defaults, &status_in(ProvisioningState::Preparing), &observed);
+    assert_eq!(d.status.error_type, Some(ErrorType::Preparation));
     // the machine took it: available, no clean again (the HostFirmwareSettings may lag behind)
     let d = decide(ProvisioningState::Preparing, &manageable, Some("Disabled"));
     assert_eq!((d.status.provisioning.state, &d.action), (ProvisioningState::Available, &Action::None));
     let d = decide(ProvisioningState::Available, &manageable, Some("Disabled"));
     assert_eq!(d.status.provisioning.state, ProvisioningState::Available);
-    assert!(!matches!(d.action, Action::Clean(_)), "{:?}", d.action);
+    assert!(!matches!(d.action, Action::Clean { .. }), "{:?}", d.action);
+    // a driver whose BIOS steps need the agent gets it booted, as upstream's
+    let mut ilo = node("manageable");
+    ilo.driver = "ilo5".into();
+    let d = decide(ProvisioningState::Preparing, &ilo, Some("Enabled"));
+    assert!(matches!(d.action, Action::Clean { disable_ramdisk: false, .. }), "{:?}", d.action);
+}
+
+fn decide_from(
+    record: &HostInput,
+    defaults: &NodeDefaults,
+    status: &BareMetalHostStatus,
+    observed: &Observed,
+) -> Decision {
+    decide(&Input::new(record, defaults, NOW, false), status, observed)
 }

@@ -308,7 +308,7 @@ pub async fn keep_or_say(
 /// [`REJUDGE`] ([`REJUDGE_CHANGE`] while a change waits), and the host not come since to a state
 /// that follows a refresh of Ironic's BIOS cache (it verifies the BMC and reads the BIOS after
 /// manage and after cleaning: preparing and available follow, provisioning does not). The
-/// host's state is recorded either way.
+/// host's state is recorded when it is.
 fn still_fresh(
     ctx: &Context,
     uid: &str,
@@ -325,8 +325,12 @@ fn still_fresh(
             state,
             ProvisioningState::Available | ProvisioningState::Ready | ProvisioningState::Preparing
         );
-    last.state = state;
-    last.settings == *judged_for && recent && !refreshed
+    let fresh = last.settings == *judged_for && recent && !refreshed;
+    if fresh {
+        // recorded only when no judgement is due: one that fails is due again at the next look
+        last.state = state;
+    }
+    fresh
 }
 
 /// Keeps the host's HostFirmwareSettings (and its FirmwareSchema) after the host's look: created
@@ -387,22 +391,41 @@ pub async fn keep(
 /// The BIOS settings preparing is to apply for the host: those of its HostFirmwareSettings'
 /// spec when the status (the one this process judged last, else the watch's) says a valid change
 /// for the current generation, as upstream's `getHostFirmwareSettings`.
+/// One spec is applied by one clean: once a clean for it went out, nothing more is asked for it
+/// (a machine that reports a value other than the one written, `1` for `true`, would otherwise be
+/// cleaned at every look); a failed preparation asks again. Returns the settings with the
+/// HostFirmwareSettings' uid and generation they are for.
 pub fn wanted(
     ctx: &Context,
     store: &Store<HostFirmwareSettings>,
     host: &BareMetalHost,
     uid: &str,
-) -> BTreeMap<String, SettingValue> {
+) -> (BTreeMap<String, SettingValue>, Option<(String, i64)>) {
     let name = host.metadata.name.clone().unwrap_or_default();
     let Some(settings) = store.get(&ObjectRef::new(&name).within(host.namespace_or_default())) else {
-        return BTreeMap::new();
+        return (BTreeMap::new(), None);
     };
+    let key = (settings.metadata.uid.clone().unwrap_or_default(), settings.metadata.generation.unwrap_or(0));
+    if ctx.firmware_cleaned.lock().expect("firmware lock").get(uid) == Some(&key) {
+        return (BTreeMap::new(), Some(key));
+    }
     let judged = ctx.firmware.lock().expect("firmware lock").get(uid).cloned();
     let status = match judged {
-        Some(j) if Some(&j.settings.0) == settings.metadata.uid.as_ref() => j.status,
+        Some(j) if j.settings.0 == key.0 => j.status,
         _ => settings.status.clone().unwrap_or_default(),
     };
-    settings_to_apply(&settings.spec, settings.metadata.generation.unwrap_or(0), &status).unwrap_or_default()
+    (settings_to_apply(&settings.spec, key.1, &status).unwrap_or_default(), Some(key))
+}
+
+/// Remembers a clean sent for the settings `key` (see [`wanted`]); forgets it when preparing
+/// failed, so that it is tried again.
+pub fn note_outcome(ctx: &Context, uid: &str, key: Option<(String, i64)>, outcome: &metalhost_core::Outcome) {
+    let mut cleaned = ctx.firmware_cleaned.lock().expect("firmware lock");
+    if outcome.action == metalhost_core::ActionKind::Clean {
+        cleaned.extend(key.map(|k| (uid.to_string(), k)));
+    } else if outcome.status.error_type == Some(metalhost_api::host::ErrorType::Preparation) {
+        cleaned.remove(uid);
+    }
 }
 
 /// Upstream's `ValidationFailed` Event on the HostFirmwareSettings for one refused setting.

@@ -79,6 +79,8 @@ pub struct Context {
     /// What each host's HostFirmwareSettings was last judged for, by host uid (judged again when
     /// the host's state or the settings' spec changed).
     firmware: Mutex<HashMap<String, firmware_settings::Judged>>,
+    /// The HostFirmwareSettings (uid, generation) a clean was last sent for, by host uid.
+    firmware_cleaned: Mutex<HashMap<String, (String, i64)>>,
     /// When keeping each host's HostFirmwareSettings last failed, by host uid.
     firmware_failed: Mutex<HashMap<String, std::time::Instant>>,
     /// The HostFirmwareSettings as their watch last saw them; `run` fills it, and without it (a
@@ -108,6 +110,7 @@ impl Context {
             hardware_data: Default::default(),
             firmware: Default::default(),
             firmware_failed: Default::default(),
+            firmware_cleaned: Default::default(),
             firmware_store: None,
             secret_cache: None,
         }

@@ -141,8 +141,9 @@ async fn reconcile_host(host: &BareMetalHost, ctx: &Context) -> Result<Action, E
     ctx.finalized.lock().expect("finalized lock").remove(&uid);
     let secrets = secrets::fetch(ctx, host, deleting).await?;
     let mut input = HostInput::resolve(host.clone(), deleting, &secrets);
+    let mut firmware_key = None;
     if let Some(store) = &ctx.firmware_store {
-        input.firmware_settings = super::firmware_settings::wanted(ctx, store, host, &uid);
+        (input.firmware_settings, firmware_key) = super::firmware_settings::wanted(ctx, store, host, &uid);
     }
     let (previous, on_server) = previous_status(ctx, host, &uid);
     let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
@@ -157,9 +158,11 @@ async fn reconcile_host(host: &BareMetalHost, ctx: &Context) -> Result<Action, E
         ctx.hardware_data.lock().expect("hardware data lock").remove(&uid);
         ctx.firmware.lock().expect("firmware lock").remove(&uid);
         ctx.firmware_failed.lock().expect("firmware lock").remove(&uid);
+        ctx.firmware_cleaned.lock().expect("firmware lock").remove(&uid);
         return Ok(Action::await_change());
     }
     ctx.record_state(host, Some(outcome.status.provisioning.state.as_str()));
+    super::firmware_settings::note_outcome(ctx, &uid, firmware_key, &outcome);
     if outcome.changed {
         let patch = merge_patch(&on_server, &serde_json::to_value(&outcome.status)?);
         let written =
@@ -187,7 +190,8 @@ async fn reconcile_host(host: &BareMetalHost, ctx: &Context) -> Result<Action, E
         }
         _ => false,
     };
-    let requeue = if prepare { metalhost_core::Requeue::Now } else { outcome.requeue };
+    let requeue =
+        if prepare && outcome.error.is_none() { metalhost_core::Requeue::Now } else { outcome.requeue };
     let delay = ctx.schedules.lock().expect("schedules lock").entry(uid).or_default().next(
         requeue,
         (ctx.clock)(),
