@@ -686,12 +686,7 @@ fn prepare(step: Step<'_>, node: &Node) -> Decision {
         // Ironic puts a node whose clean failed in maintenance, and cleans none in maintenance
         Ironic::CleanFailed => {
             let retry = match node.maintenance {
-                true => Action::Patch(
-                    serde_json::from_value(serde_json::json!([
-                        {"op": "add", "path": "/maintenance", "value": false}
-                    ]))
-                    .expect("well-formed patch"),
-                ),
+                true => Action::Patch(plan::maintenance_patch(false)),
                 false => Action::Provision(ProvisionTarget::Manage),
             };
             step.failed_then_retry(ErrorType::Preparation, "preparing", node, retry)

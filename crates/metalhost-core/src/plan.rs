@@ -164,6 +164,13 @@ impl PatchBuilder {
     }
 }
 
+/// The patch that puts a node in maintenance or takes it out (Ironic deletes an active node only
+/// in maintenance, and cleans none there).
+pub fn maintenance_patch(on: bool) -> Patch {
+    serde_json::from_value(json!([{"op": "add", "path": "/maintenance", "value": on}]))
+        .expect("well-formed patch")
+}
+
 /// The patch that brings a registered node's driver settings in line with the host. Secret
 /// driver_info keys (shown as `******` by Ironic) are only sent when `resend_secrets` is set, e.g.
 /// after Ironic failed to verify them.

@@ -241,11 +241,7 @@ impl IronicProvisioner {
                 });
                 if !deletable {
                     // Ironic deletes nodes in other states (adopted, active) only in maintenance
-                    let patch = serde_json::from_value(serde_json::json!([
-                        {"op": "add", "path": "/maintenance", "value": true}
-                    ]))
-                    .expect("well-formed patch");
-                    client.patch_node(id, &patch).await?;
+                    client.patch_node(id, &plan::maintenance_patch(true)).await?;
                 }
                 client.delete_node(id).await?;
                 info!(node = id, "deleted node from Ironic");

@@ -1,6 +1,7 @@
 //! Kubernetes Events for what the core reports ([`HostEvent`], already cut to the API's limits).
 //! An Event that cannot be published is logged, never a reason to fail a reconcile.
 
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::core::Resource;
 use kube::runtime::events::{Event, EventType, Recorder};
 use metalhost_api::BareMetalHost;
@@ -9,6 +10,11 @@ use tracing::warn;
 
 /// Publishes the events of one reconcile. Failures are logged only.
 pub async fn publish(recorder: &Recorder, host: &BareMetalHost, events: &[HostEvent]) {
+    publish_about(recorder, &host.object_ref(&()), &host.qualified_name(), events).await;
+}
+
+/// Publishes events about any object (`name` for the log). Failures are logged only.
+pub async fn publish_about(recorder: &Recorder, about: &ObjectReference, name: &str, events: &[HostEvent]) {
     for event in events {
         let reason = event.reason.clone();
         let published = Event {
@@ -21,8 +27,8 @@ pub async fn publish(recorder: &Recorder, host: &BareMetalHost, events: &[HostEv
             action: reason,
             secondary: None,
         };
-        if let Err(e) = recorder.publish(&published, &host.object_ref(&())).await {
-            warn!(host = %host.qualified_name(), reason = %event.reason, "cannot publish event: {e}");
+        if let Err(e) = recorder.publish(&published, about).await {
+            warn!(object = %name, reason = %event.reason, "cannot publish event: {e}");
         }
     }
 }

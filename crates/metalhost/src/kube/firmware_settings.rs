@@ -7,19 +7,17 @@
 //! Ironic refreshes its BIOS cache when it verifies the BMC (manage) and after cleaning, both
 //! steps of the host's state machine; so the status is judged again when the host comes to
 //! preparing or available, when the HostFirmwareSettings' spec changes (a watch of them wakes
-//! the host), and every 5 minutes (1 while a change waits) as upstream polls. What cannot be read or written is warned about and tried
-//! again at the host's next look; it never fails the host's reconcile.
+//! the host), and every 5 minutes (1 while a change waits) as upstream polls. What cannot be
+//! read or written is warned about once and tried again a minute later; it never fails the
+//! host's reconcile.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Resource;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
-use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, predicates, watcher};
 use metalhost_api::firmware::{
@@ -83,26 +81,14 @@ pub fn watch(
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    let warned = Arc::new(AtomicBool::new(false));
+    let mut said = super::errors_said_once(
+        "cannot watch HostFirmwareSettings: a changed spec is judged at the host's next change",
+        "the HostFirmwareSettings watch failed again",
+    );
     watcher(api, watcher::Config::default())
         .default_backoff()
         .reflect(writer)
-        .filter_map(move |event| {
-            let warned = warned.clone();
-            async move {
-                match event {
-                    Ok(event) => Some(Ok(event)),
-                    Err(e) if warned.swap(true, Ordering::Relaxed) => {
-                        tracing::debug!(error = %e, "the HostFirmwareSettings watch failed again");
-                        None
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot watch HostFirmwareSettings: a changed spec is judged at the host's next change");
-                        None
-                    }
-                }
-            }
-        })
+        .filter_map(move |event| std::future::ready(said(event).into_inner().map(Ok)))
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default())
 }
@@ -391,6 +377,7 @@ pub async fn keep(
 /// The BIOS settings preparing is to apply for the host: those of its HostFirmwareSettings'
 /// spec when the status (the one this process judged last, else the watch's) says a valid change
 /// for the current generation, as upstream's `getHostFirmwareSettings`.
+///
 /// One spec is applied by one clean: once a clean for it went out, nothing more is asked for it
 /// (a machine that reports a value other than the one written, `1` for `true`, would otherwise be
 /// cleaned at every look); a failed preparation asks again. Returns the settings with the
@@ -430,19 +417,10 @@ pub fn note_outcome(ctx: &Context, uid: &str, key: Option<(String, i64)>, outcom
 
 /// Upstream's `ValidationFailed` Event on the HostFirmwareSettings for one refused setting.
 async fn publish_invalid(ctx: &Context, settings: &HostFirmwareSettings, why: &str) {
-    let event = Event {
-        type_: EventType::Normal,
-        reason: VALIDATION_FAILED.into(),
-        note: Some(metalhost_api::text::truncate_bytes(
-            &format!("Invalid BIOS setting: {why}"),
-            metalhost_core::policy::MAX_NOTE_BYTES,
-        )),
-        action: VALIDATION_FAILED.into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &settings.object_ref(&())).await {
-        tracing::warn!(settings = ?settings.metadata.name, "cannot publish event: {e}");
-    }
+    let note = format!("Invalid BIOS setting: {why}");
+    let event = metalhost_core::HostEvent::new(metalhost_core::EventKind::Normal, VALIDATION_FAILED, &note);
+    let name = settings.metadata.name.clone().unwrap_or_default();
+    super::events::publish_about(&ctx.recorder, &settings.object_ref(&()), &name, &[event]).await;
 }
 
 #[cfg(test)]

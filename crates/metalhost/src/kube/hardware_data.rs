@@ -3,9 +3,6 @@
 //! host's `status.hardware`. cluster-api-provider-metal3 reads NIC addresses and the host name
 //! from it.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use futures::{Stream, StreamExt};
 use kube::Resource;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PartialObjectMeta, Patch, PatchParams};
@@ -72,23 +69,15 @@ pub fn deletions(
     };
     // a watch that fails (the CRD or the RBAC of an older install missing) is said once and
     // tried again with back-off; it never fails a host's reconcile
-    let warned = Arc::new(AtomicBool::new(false));
+    let mut said = super::errors_said_once(
+        "cannot watch HardwareData: one a user deletes is written again only when its host's hardware changes",
+        "the HardwareData watch failed again",
+    );
     watcher(api, watcher::Config::default()).default_backoff().filter_map(move |event| {
-        let warned = warned.clone();
-        async move {
-            match event {
-                Ok(watcher::Event::Delete(gone)) => Some(Ok(gone)),
-                Ok(_) => None,
-                Err(e) if warned.swap(true, Ordering::Relaxed) => {
-                    tracing::debug!(error = %e, "the HardwareData watch failed again");
-                    None
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot watch HardwareData: one a user deletes is written again only when its host's hardware changes");
-                    None
-                }
-            }
-        }
+        std::future::ready(match said(event).into_inner() {
+            Some(watcher::Event::Delete(gone)) => Some(Ok(gone)),
+            _ => None,
+        })
     })
 }
 

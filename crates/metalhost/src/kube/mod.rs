@@ -134,6 +134,31 @@ pub enum Error {
     Patch(#[from] serde_json::Error),
 }
 
+/// For a watch of what a host's look can do without (HardwareData, HostFirmwareSettings): passes
+/// its events on and drops its errors, warning of the first (`warning`, which says what is lost)
+/// and logging the next ones at debug (`again`); the watch itself retries with back-off, and an
+/// older install missing the CRD or the RBAC is not warned about at every retry.
+pub(crate) fn errors_said_once<T>(
+    warning: &'static str,
+    again: &'static str,
+) -> impl FnMut(Result<T, watcher::Error>) -> std::future::Ready<Option<T>> {
+    let mut warned = false;
+    move |event| {
+        std::future::ready(match event {
+            Ok(event) => Some(event),
+            Err(e) if warned => {
+                tracing::debug!(error = %e, "{again}");
+                None
+            }
+            Err(e) => {
+                warned = true;
+                tracing::warn!(error = %e, "{warning}");
+                None
+            }
+        })
+    }
+}
+
 /// What the controller does when `reconcile` fails (the API server refused a write): try again
 /// in a while.
 pub fn error_policy(_host: Arc<BareMetalHost>, _error: &Error, _ctx: Arc<Context>) -> Action {
