@@ -3,12 +3,10 @@
 //! upstream's wording (`Setting NAME is invalid, …`), and a schema is named by a hash of its
 //! registry so hosts of one model share it. Pure: the runtimes read Ironic and write resources.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::Resource;
 use serde::{Deserialize, Serialize};
 
 use crate::Condition;
@@ -296,34 +294,6 @@ pub struct FirmwareSchema {
     /// The registry.
     #[serde(default)]
     pub spec: FirmwareSchemaSpec,
-}
-
-macro_rules! metal3_resource {
-    ($ty:ty, $kind:literal, $plural:literal) => {
-        impl Resource for $ty {
-            type DynamicType = ();
-            type Scope = k8s_openapi::NamespaceResourceScope;
-
-            fn kind(_: &()) -> Cow<'_, str> {
-                $kind.into()
-            }
-            fn group(_: &()) -> Cow<'_, str> {
-                "metal3.io".into()
-            }
-            fn version(_: &()) -> Cow<'_, str> {
-                "v1alpha1".into()
-            }
-            fn plural(_: &()) -> Cow<'_, str> {
-                $plural.into()
-            }
-            fn meta(&self) -> &ObjectMeta {
-                &self.metadata
-            }
-            fn meta_mut(&mut self) -> &mut ObjectMeta {
-                &mut self.metadata
-            }
-        }
-    };
 }
 
 metal3_resource!(HostFirmwareSettings, "HostFirmwareSettings", "hostfirmwaresettings");

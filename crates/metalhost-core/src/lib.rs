@@ -6,12 +6,14 @@
 //! - [`policy`]: paused, detached, credentials, what to observe, when to look again, events;
 //! - [`machine`]: the state machine (pure): status + node → new status + one action;
 //! - [`plan`]: the Ironic node fields and patches (pure; the live-ISO rules);
+//! - [`data_image`]: a host's DataImage attached to its virtual CD (pure; upstream's status);
 //! - [`firmware`]: HostFirmwareSettings' status judged from Ironic's BIOS (pure; upstream's rules);
 //! - [`hardware`]: Ironic's inventory as `status.hardware` (pure; upstream's mapping);
 //! - [`provisioner`]: observes the node and carries out actions (the only I/O);
 //! - [`reconcile`]: glues them into one step.
 
 pub mod chain;
+pub mod data_image;
 pub mod error;
 pub mod firmware;
 pub mod hardware;
@@ -29,6 +31,6 @@ pub use error::{DecideError, HostError};
 pub use input::{Bmc, BmcProblem, ConfigDriveError, HostInput, SecretSource, SecretUse, secrets_needed};
 pub use machine::{Decision, Input};
 pub use policy::{EventKind, HostEvent, Schedule, unknown_state_event};
-pub use provisioner::{IronicProvisioner, ProvisionError};
+pub use provisioner::{IronicProvisioner, MediaError, ProvisionError};
 pub use reconcile::Reconciler;
 pub use vocab::{Action, ActionKind, Observed, Requeue, Wants};

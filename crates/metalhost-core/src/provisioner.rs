@@ -30,6 +30,24 @@ impl ProvisionError {
     }
 }
 
+/// Why a DataImage's virtual media could not be read or changed. The message is what its status
+/// shows.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    /// Ironic could not be reached or refused the call.
+    #[error(transparent)]
+    Provision(#[from] ProvisionError),
+    /// Ironic's answer.
+    #[error(transparent)]
+    Ironic(#[from] metalhost_ironic::Error),
+    /// Ironic shows virtual media from API 1.93 on.
+    #[error("Ironic's API {0} cannot show virtual media (1.93 or newer is needed)")]
+    TooOld(String),
+    /// The node the host's status names has another name: it is left alone.
+    #[error("the host's status names Ironic node {0}, which is not the host's: left alone")]
+    NotTheHosts(String),
+}
+
 /// Interfaces that must validate before a deploy.
 const MUST_VALIDATE: &[&str] = &["boot", "deploy", "power", "management"];
 
@@ -134,6 +152,55 @@ impl IronicProvisioner {
             _ => None,
         };
         Ok(Observed { node, port_macs, vmedia, bmc_reach: None, inventory, bios })
+    }
+
+    /// The virtual media of the host's node and the node's last error, for its DataImage; None
+    /// while Ironic works on the node (it holds the node's lock, and an attach or detach runs in
+    /// the background under it). A node of another name is never read: an error says so.
+    pub async fn media(
+        &self,
+        host: &BareMetalHost,
+        node_id: &str,
+    ) -> Result<Option<(Vec<metalhost_ironic::VirtualMedia>, Option<String>)>, MediaError> {
+        let client = self.client().await?;
+        if !client.supports(1, 93) {
+            return Err(MediaError::TooOld(client.api_version().to_string()));
+        }
+        let Some(node) = client.get_node(node_id).await? else {
+            return Ok(None);
+        };
+        if node.name.as_deref() != Some(plan::node_name(host).as_str()) {
+            return Err(MediaError::NotTheHosts(node.uuid));
+        }
+        if node.reservation.is_some() || node.is_busy() {
+            return Ok(None);
+        }
+        match client.get_vmedia(&node.uuid).await {
+            Ok(media) => Ok(Some((media, node.last_error))),
+            Err(e) if e.is_transient() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Attaches a DataImage's URL to the node's virtual CD, or ejects it (Ironic does both in the
+    /// background, holding the node's lock).
+    pub async fn media_step(
+        &self,
+        node_id: &str,
+        step: &crate::data_image::MediaStep,
+    ) -> Result<(), MediaError> {
+        let client = self.client().await?;
+        match step {
+            crate::data_image::MediaStep::Attach(url) => {
+                client.attach_vmedia(node_id, "cdrom", url, None).await?;
+                info!(node = node_id, "attached the host's DataImage");
+            }
+            crate::data_image::MediaStep::Detach => {
+                client.detach_vmedia(node_id, &["cdrom"]).await?;
+                info!(node = node_id, "detached the host's DataImage");
+            }
+        }
+        Ok(())
     }
 
     /// Creates the host's node. When Ironic has a node of that name already (a create whose

@@ -5,11 +5,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use metalhost_api::BareMetalHost;
+use metalhost_api::data_image::DataImage;
 use metalhost_api::host::{BareMetalHostStatus, ProvisioningState};
 use metalhost_ironic::ProvisionState;
 use tracing::{debug, warn};
 
 use crate::chain::{self, Context, Next, Outcome, Settled};
+use crate::data_image::{self, HostSide};
 use crate::input::{Bmc, HostInput};
 use crate::plan::NodeDefaults;
 use crate::policy::{self, Admission, Gate};
@@ -69,6 +72,41 @@ impl Reconciler {
     /// The provisioner.
     pub fn provisioner(&self) -> &IronicProvisioner {
         &self.provisioner
+    }
+
+    /// One look at a host's DataImage: reads the node's virtual media when the host's CD is free,
+    /// decides ([`data_image::decide`]) and makes the Ironic call. Never fails: a failure is in
+    /// the returned status. `node_id`: the host's `status.provisioning.ID`.
+    pub async fn keep_data_image(
+        &self,
+        image: &DataImage,
+        host: &BareMetalHost,
+        side: HostSide,
+        node_id: &str,
+        now: &str,
+    ) -> data_image::Look {
+        let previous = image.status.clone().unwrap_or_default();
+        let media = match side.cd_free() && !node_id.is_empty() {
+            true => self.provisioner.media(host, node_id).await,
+            false => Ok(None),
+        };
+        let (vmedia, last_error) = match media {
+            Ok(Some((vmedia, last_error))) => (Some(vmedia), last_error),
+            Ok(None) => (None, None),
+            Err(e) => {
+                let unchanged =
+                    data_image::Look { status: previous.clone(), step: None, release: false, again: None };
+                return data_image::step_failed(unchanged, &previous, &e.to_string(), now);
+            }
+        };
+        let look = data_image::decide(image, side, vmedia.as_deref(), last_error.as_deref(), now);
+        match &look.step {
+            Some(step) => match self.provisioner.media_step(node_id, step).await {
+                Ok(()) => look,
+                Err(e) => data_image::step_failed(look, &previous, &e.to_string(), now),
+            },
+            None => look,
+        }
     }
 
     /// One step for one host, from its resolved input and last status; `now` is the time,

@@ -221,6 +221,7 @@ impl KubeLab {
             &repo_path("config/crd/metal3.io_hardwaredata.yaml"),
             &repo_path("config/crd/metal3.io_hostfirmwaresettings.yaml"),
             &repo_path("config/crd/metal3.io_firmwareschemas.yaml"),
+            &repo_path("config/crd/metal3.io_dataimages.yaml"),
         ]);
         lab.kubectl_ok(&[
             "apply",

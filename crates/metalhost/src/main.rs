@@ -464,9 +464,10 @@ async fn main() -> ExitCode {
             apply(file, wait, timeout, common).await
         }
         Command::Crd => serde_yaml_ng::to_string(&metalhost_api::crd()).map_err(Into::into).map(|yaml| {
+            use metalhost_api::data_image::DATA_IMAGE_CRD;
             use metalhost_api::firmware::{FIRMWARE_SCHEMA_CRD, HOST_FIRMWARE_SETTINGS_CRD};
             print!(
-                "{yaml}{}{HOST_FIRMWARE_SETTINGS_CRD}{FIRMWARE_SCHEMA_CRD}",
+                "{yaml}{}{HOST_FIRMWARE_SETTINGS_CRD}{FIRMWARE_SCHEMA_CRD}{DATA_IMAGE_CRD}",
                 metalhost_api::HARDWARE_DATA_CRD
             );
             ExitCode::SUCCESS

@@ -107,7 +107,8 @@ fn crd_prints_the_generated_definition_and_upstreams_hardware_data_and_firmware_
             "baremetalhosts.metal3.io",
             "hardwaredata.metal3.io",
             "hostfirmwaresettings.metal3.io",
-            "firmwareschemas.metal3.io"
+            "firmwareschemas.metal3.io",
+            "dataimages.metal3.io"
         ]
     );
     assert_eq!(crds[0]["spec"]["names"]["shortNames"][0], "bmh");

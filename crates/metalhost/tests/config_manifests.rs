@@ -36,6 +36,7 @@ fn committed_crd_is_the_generated_one() {
     for (file, upstream) in [
         ("metal3.io_hostfirmwaresettings.yaml", metalhost_api::firmware::HOST_FIRMWARE_SETTINGS_CRD),
         ("metal3.io_firmwareschemas.yaml", metalhost_api::firmware::FIRMWARE_SCHEMA_CRD),
+        ("metal3.io_dataimages.yaml", metalhost_api::data_image::DATA_IMAGE_CRD),
     ] {
         let committed = std::fs::read_to_string(config().join("crd").join(file)).unwrap();
         assert!(committed == upstream, "config/crd/{file} is not upstream's");

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 /// The binary under test.
 const BIN: &str = env!("CARGO_BIN_EXE_metalhost");
 /// Emulated servers in the shared lab: one per test (two for the shared Secret's).
-const SYSTEMS: usize = 10;
+const SYSTEMS: usize = 11;
 const FINALIZER: &str = "baremetalhost.metal3.io";
 const HOSTS: &str = "/apis/metal3.io/v1alpha1/namespaces/default/baremetalhosts";
 const SECRETS: &str = "/api/v1/namespaces/default/secrets";
@@ -1090,6 +1090,154 @@ fn a_registered_host_has_its_firmware_settings_judged_by_the_schema_of_its_model
             || context(&kube, name, log()),
         );
     }
+    let requests = support::theirs(&kube);
+    assert_none_refused(&requests, &log());
+    assert_within_rbac(&requests);
+}
+
+const DATA_IMAGES: &str = "/apis/metal3.io/v1alpha1/namespaces/default/dataimages";
+
+fn data_image_manifest(name: &str, url: &str) -> String {
+    format!(
+        "apiVersion: metal3.io/v1alpha1\nkind: DataImage\nmetadata: {{name: {name}, namespace: default}}\nspec: {{url: \"{url}\"}}\n"
+    )
+}
+
+/// A CD drive holding media in `virsh domblklist --details` output: a `cdrom` line whose source
+/// is not `-`; the source, if any.
+fn cd_source(media: &str) -> Option<String> {
+    media.lines().find_map(|l| {
+        let words: Vec<&str> = l.split_whitespace().collect();
+        (words.get(1) == Some(&"cdrom"))
+            .then(|| words.get(3).map(|s| s.to_string()))
+            .flatten()
+            .filter(|s| s != "-")
+    })
+}
+
+/// A DataImage beside an externally provisioned host (its CD is free): its ISO goes into the
+/// VM's CD drive (the BMC's virtual media and the domain's cdrom), owned by the host and held by
+/// upstream's finalizer; deleting it ejects the ISO, then lets it go.
+#[test]
+fn a_data_image_is_in_the_vms_cd_drive_until_it_is_deleted() {
+    let lab = Lab::start_vms(1);
+    let name = "e2e-data-image";
+    let kube = KubeLab::start();
+    let metalhost = controller(&kube, &lab, &[], "metalhost");
+    let log = || metalhost.output();
+    kube.apply_yaml(&secret_manifest(name, "admin"));
+    let host_yaml = host_manifest(name, &lab.bmc_address("redfish-virtualmedia", 0), None)
+        .replace("  online: true\n", "  online: true\n  externallyProvisioned: true\n");
+    kube.apply_yaml(&host_yaml);
+    wait_for(
+        "externally provisioned",
+        PROVISIONING,
+        || host_where(&kube, name, |h| state(h) == "externally provisioned"),
+        || context(&kube, name, log()),
+    );
+    assert_eq!(cd_source(&lab.vm_media(0)), None, "an empty CD drive first: {}", lab.vm_media(0));
+
+    let url = second_iso(&lab, "data.iso");
+    kube.apply_yaml(&data_image_manifest(name, &url));
+    let path = format!("{DATA_IMAGES}/{name}");
+    let attached = wait_for(
+        "the DataImage attached",
+        Duration::from_secs(120),
+        || object_where(&kube, &path, |d| d["status"]["attachedImage"]["url"] == url.as_str()),
+        || format!("{}\n{}", kube.get(&path).json(), context(&kube, name, log())),
+    );
+    let bmh = host(&kube, name);
+    assert_eq!(attached["metadata"]["ownerReferences"][0]["uid"], bmh["metadata"]["uid"], "{attached}");
+    assert_eq!(attached["metadata"]["finalizers"], json!(["dataimage.metal3.io"]), "{attached}");
+    let cd = wait_for(
+        "the BMC's CD holding the image",
+        Duration::from_secs(60),
+        || Some(bmc(&lab, 0).1).filter(|cd| cd["Inserted"] == json!(true)),
+        || format!("{:?}\n{}", bmc(&lab, 0), log()),
+    );
+    assert!(cd["Image"].as_str().is_some_and(|i| i.ends_with(".iso")), "{cd}");
+    let source = wait_for(
+        "the VM's cdrom holding the image",
+        Duration::from_secs(30),
+        || cd_source(&lab.vm_media(0)),
+        || lab.vm_media(0),
+    );
+    eprintln!("the VM's CD: {source}");
+    let settled = wait_for(
+        "no error in the DataImage's status",
+        Duration::from_secs(30),
+        || object_where(&kube, &path, |d| d["status"]["error"].is_null()),
+        || kube.get(&path).json().to_string(),
+    );
+    assert_eq!(state(&host(&kube, name)), "externally provisioned", "{settled}");
+
+    // deleted: the ISO is ejected, then the finalizer goes
+    assert!(kube.delete(&path).status < 300);
+    wait_for(
+        "the DataImage gone",
+        Duration::from_secs(120),
+        || (kube.get(&path).status == 404).then_some(()),
+        || format!("{}\n{}", kube.get(&path).json(), log()),
+    );
+    let (_, cd) = bmc(&lab, 0);
+    assert_eq!(cd["Inserted"], json!(false), "ejected before the DataImage went: {cd}");
+    assert_eq!(cd_source(&lab.vm_media(0)), None, "{}", lab.vm_media(0));
+    let requests = support::theirs(&kube);
+    assert_none_refused(&requests, &log());
+    assert_within_rbac(&requests);
+}
+
+/// A live-ISO host on virtual media boots from its CD: its DataImage is refused with a status
+/// saying why, the live ISO stays in the CD, and the DataImage may still go.
+#[test]
+fn a_data_image_beside_a_live_iso_on_virtual_media_is_refused_and_the_iso_stays() {
+    let lab = lab();
+    let (i, name) = (10, "e2e-data-live");
+    let kube = KubeLab::start();
+    let metalhost = controller(&kube, &lab, &[], "metalhost");
+    let log = || metalhost.output();
+    kube.apply_yaml(&secret_manifest(name, "admin"));
+    kube.apply_yaml(&host_manifest(
+        name,
+        &lab.bmc_address("redfish-virtualmedia", i),
+        Some(&lab.info.iso_url),
+    ));
+    wait_for(
+        "provisioned",
+        PROVISIONING,
+        || host_where(&kube, name, |h| state(h) == "provisioned"),
+        || context(&kube, name, log()),
+    );
+    let (_, before) = bmc(&lab, i);
+    assert_eq!(before["Inserted"], json!(true), "{before}");
+
+    kube.apply_yaml(&data_image_manifest(name, &second_iso(&lab, "data-live.iso")));
+    let path = format!("{DATA_IMAGES}/{name}");
+    let refused = wait_for(
+        "the DataImage refused",
+        Duration::from_secs(60),
+        || object_where(&kube, &path, |d| d["status"]["error"]["count"] == 1),
+        || format!("{}\n{}", kube.get(&path).json(), log()),
+    );
+    let message = refused["status"]["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("not attached: the host boots its live image"), "{refused}");
+    assert_eq!(refused["status"]["attachedImage"], Value::Null, "{refused}");
+    let (_, after) = bmc(&lab, i);
+    assert_eq!(
+        (&after["Inserted"], &after["Image"]),
+        (&before["Inserted"], &before["Image"]),
+        "the live ISO stays"
+    );
+
+    assert!(kube.delete(&path).status < 300);
+    wait_for(
+        "the DataImage gone",
+        Duration::from_secs(60),
+        || (kube.get(&path).status == 404).then_some(()),
+        || format!("{}\n{}", kube.get(&path).json(), log()),
+    );
+    assert_eq!(state(&host(&kube, name)), "provisioned");
+    assert!(kube.delete(&format!("{HOSTS}/{name}")).status < 300);
     let requests = support::theirs(&kube);
     assert_none_refused(&requests, &log());
     assert_within_rbac(&requests);

@@ -15,7 +15,6 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::{Stream, StreamExt};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Resource;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -28,8 +27,8 @@ use metalhost_api::{BareMetalHost, BareMetalHostStatus, OperationalStatus, Provi
 use metalhost_core::firmware::{CHANGE_DETECTED, VALIDATION_FAILED, bios_report, judge, settings_to_apply};
 use serde_json::json;
 
-use super::Context;
 use super::status::merge_patch;
+use super::{Context, owner_reference};
 
 /// Why a host's HostFirmwareSettings could not be kept this time.
 #[derive(Debug, thiserror::Error)]
@@ -112,18 +111,6 @@ fn registered(status: &BareMetalHostStatus) -> Option<&str> {
             | ProvisioningState::PoweringOffBeforeDelete
     ) || status.operational_status == OperationalStatus::Detached;
     Some(status.provisioning.id.as_str()).filter(|id| !skipped && !id.is_empty())
-}
-
-/// The owner reference naming `owner` (not a controller reference, as upstream's
-/// `SetOwnerReference`).
-fn owner_reference<K: Resource<DynamicType = ()>>(owner: &K) -> OwnerReference {
-    OwnerReference {
-        api_version: K::api_version(&()).into(),
-        kind: K::kind(&()).into(),
-        name: owner.meta().name.clone().unwrap_or_default(),
-        uid: owner.meta().uid.clone().unwrap_or_default(),
-        ..Default::default()
-    }
 }
 
 /// Adds `owner` to `object`'s owner references unless it is there (a JSON patch that fails if the

@@ -7,6 +7,7 @@
 //! own status writes do not wake it: the watch is filtered to changes of the spec (generation),
 //! annotations, labels, finalizers and deletion.
 
+pub mod data_image;
 pub(crate) mod events;
 pub mod firmware_settings;
 pub mod hardware_data;
@@ -22,6 +23,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::Resource;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
@@ -86,6 +89,9 @@ pub struct Context {
     /// The HostFirmwareSettings as their watch last saw them; `run` fills it, and without it (a
     /// context built by hand) no HostFirmwareSettings is kept.
     pub firmware_store: Option<reflector::Store<metalhost_api::firmware::HostFirmwareSettings>>,
+    /// The DataImages as their watch last saw them; `run` fills it, and without it no DataImage
+    /// is kept.
+    pub data_image_store: Option<reflector::Store<metalhost_api::data_image::DataImage>>,
     /// The labelled Secrets as the Secret watch last saw them: a Secret found here that needs no
     /// adopting is not read again from the API server (an idle look costs no API request). `run`
     /// fills it; without it every Secret is read with a GET.
@@ -112,6 +118,7 @@ impl Context {
             firmware_failed: Default::default(),
             firmware_cleaned: Default::default(),
             firmware_store: None,
+            data_image_store: None,
             secret_cache: None,
         }
     }
@@ -156,6 +163,18 @@ pub(crate) fn errors_said_once<T>(
                 None
             }
         })
+    }
+}
+
+/// The owner reference naming `owner` (not a controller reference, as upstream's
+/// `SetOwnerReference`).
+pub(crate) fn owner_reference<K: Resource<DynamicType = ()>>(owner: &K) -> OwnerReference {
+    OwnerReference {
+        api_version: K::api_version(&()).into(),
+        kind: K::kind(&()).into(),
+        name: owner.meta().name.clone().unwrap_or_default(),
+        uid: owner.meta().uid.clone().unwrap_or_default(),
+        ..Default::default()
     }
 }
 
@@ -235,6 +254,9 @@ pub async fn run(
     let (firmware_reader, firmware_writer) = reflector::store();
     let firmware_changes = firmware_settings::watch(&ctx.client, namespace.as_deref(), firmware_writer);
     ctx.firmware_store = Some(firmware_reader);
+    let (image_reader, image_writer) = reflector::store();
+    let image_changes = data_image::watch(&ctx.client, namespace.as_deref(), image_writer);
+    ctx.data_image_store = Some(image_reader);
     let applied = ctx.hardware_data.clone();
     let hardware_data_gone = hardware_data::deletions(&ctx.client, namespace.as_deref());
     Controller::for_stream(trigger, reader)
@@ -252,6 +274,7 @@ pub async fn run(
             hardware_data::resource(),
         )
         .watches_stream(firmware_changes, |settings| firmware_settings::host_of(&settings))
+        .watches_stream(image_changes, |image| data_image::host_of(&image))
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, Arc::new(ctx))

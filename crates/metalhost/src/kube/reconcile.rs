@@ -159,6 +159,9 @@ async fn reconcile_host(host: &BareMetalHost, ctx: &Context) -> Result<Action, E
         ctx.firmware.lock().expect("firmware lock").remove(&uid);
         ctx.firmware_failed.lock().expect("firmware lock").remove(&uid);
         ctx.firmware_cleaned.lock().expect("firmware lock").remove(&uid);
+        if let Some(store) = &ctx.data_image_store {
+            super::data_image::forget(ctx, store, host).await;
+        }
         return Ok(Action::await_change());
     }
     ctx.record_state(host, Some(outcome.status.provisioning.state.as_str()));
@@ -190,6 +193,11 @@ async fn reconcile_host(host: &BareMetalHost, ctx: &Context) -> Result<Action, E
         }
         _ => false,
     };
+    // the host's DataImage, attached or detached while the host runs what it was given
+    let image_again = match &ctx.data_image_store {
+        Some(store) if !deleting => super::data_image::keep(ctx, store, host, &input, &outcome.status).await,
+        _ => None,
+    };
     let requeue =
         if prepare && outcome.error.is_none() { metalhost_core::Requeue::Now } else { outcome.requeue };
     let delay = ctx.schedules.lock().expect("schedules lock").entry(uid).or_default().next(
@@ -198,6 +206,10 @@ async fn reconcile_host(host: &BareMetalHost, ctx: &Context) -> Result<Action, E
         fastrand::f64(),
         ctx.idle,
     );
+    let delay = match (delay, image_again) {
+        (Some(d), Some(again)) => Some(d.min(again)),
+        (delay, again) => delay.or(again),
+    };
     Ok(match delay {
         Some(d) => Action::requeue(d.max(std::time::Duration::from_millis(10))),
         None => Action::await_change(),
