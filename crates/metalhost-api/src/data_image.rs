@@ -64,7 +64,7 @@ impl DataImageStatus {
 }
 
 /// Upstream's DataImage: at most one per host, with the host's name and namespace.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DataImage {
     /// Name, namespace, finalizers, owners, deletion.
     #[serde(default)]
@@ -73,7 +73,7 @@ pub struct DataImage {
     #[serde(default)]
     pub spec: DataImageSpec,
     /// What is attached.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<DataImageStatus>,
 }
 

@@ -107,6 +107,18 @@ pub fn bmc(lab: &Lab, i: usize) -> (Value, Value) {
     (system, cd)
 }
 
+/// The image in a VM's CD drive, from [`Lab::vm_media`]'s `virsh domblklist --details` output:
+/// the source of its `cdrom` line, None when the drive is empty (`-`) or there is none.
+pub fn vm_cd_source(media: &str) -> Option<String> {
+    media.lines().find_map(|l| {
+        let words: Vec<&str> = l.split_whitespace().collect();
+        match (words.get(1), words.get(3)) {
+            (Some(&"cdrom"), Some(source)) if *source != "-" => Some(source.to_string()),
+            _ => None,
+        }
+    })
+}
+
 /// Polls `check` every 250 ms until it gives a value; panics after `timeout` with `context()`
 /// (the controller's log, say).
 pub fn wait_for<T>(

@@ -75,7 +75,8 @@ enum Command {
         /// `wide` (more columns), `json` or `yaml` (a Kubernetes List).
         #[arg(short = 'o', long, value_parser = ["wide", "json", "yaml"])]
         output: Option<String>,
-        /// Only these hosts (`name` or `namespace/name`).
+        /// Only these hosts (`name` or `namespace/name`); `dataimages [NAME…]` lists the hosts'
+        /// DataImages instead.
         names: Vec<String>,
     },
     /// Show one host in full: spec, status, conditions, its Ironic node (with --ironic), errors,
@@ -359,12 +360,57 @@ fn print_objects(output: Option<&str>, hosts: &[metalhost_api::BareMetalHost]) -
     Ok(())
 }
 
+/// What `get` takes as its first name to list DataImages instead of hosts (as kubectl's kind).
+const DATA_IMAGE_KINDS: &[&str] = &["dataimages", "dataimage"];
+
+/// `get dataimages [NAME…]`: the DataImages of the directory as their status files hold them.
+fn get_data_images(
+    dir: &std::path::Path,
+    output: Option<&str>,
+    names: &[String],
+) -> anyhow::Result<ExitCode> {
+    if !dir.is_dir() {
+        bail!("--manifests {}: not a directory", dir.display());
+    }
+    let (images, problems) = metalhost::standalone::data_images::read_all(dir);
+    for p in problems {
+        eprintln!("warning: {}", safe(&p));
+    }
+    let images: Vec<_> = images
+        .into_iter()
+        .filter(|i| {
+            let name = i.metadata.name.as_deref().unwrap_or_default();
+            let key = format!("{}/{name}", i.metadata.namespace.as_deref().unwrap_or("default"));
+            names.is_empty() || names.iter().any(|n| *n == name || *n == key)
+        })
+        .collect();
+    match output {
+        Some("json" | "yaml") => {
+            let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": images});
+            match output {
+                Some("json") => println!("{}", serde_json::to_string_pretty(&list)?),
+                _ => print!("{}", serde_yaml_ng::to_string(&list)?),
+            }
+        }
+        _ if images.is_empty() => eprintln!("No DataImages found in {}.", dir.display()),
+        _ => {
+            for line in metalhost::fleet::table::data_images(&images) {
+                println!("{}", safe(&line));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn get(
     dir: PathBuf,
     watch: bool,
     output: Option<String>,
     names: Vec<String>,
 ) -> anyhow::Result<ExitCode> {
+    if names.first().is_some_and(|kind| DATA_IMAGE_KINDS.contains(&kind.as_str())) {
+        return get_data_images(&dir, output.as_deref(), &names[1..]);
+    }
     if watch {
         return watch_hosts(dir, output, names).await;
     }
@@ -424,6 +470,16 @@ async fn describe(dir: PathBuf, name: String, ironic: settings::IronicFlags) -> 
         };
         for line in metalhost::fleet::describe::describe(host, &events, &node).lines() {
             println!("{}", safe(line));
+        }
+        let name = host.metadata.name.as_deref().unwrap_or_default();
+        match metalhost::standalone::data_images::read(&dir, name, host.namespace_or_default()) {
+            Ok(Some(image)) => {
+                for line in metalhost::fleet::describe::describe_data_image(&image).lines() {
+                    println!("{}", safe(line));
+                }
+            }
+            Ok(None) => {}
+            Err(problem) => eprintln!("warning: {}", safe(&problem)),
         }
     }
     Ok(ExitCode::SUCCESS)

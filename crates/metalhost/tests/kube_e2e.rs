@@ -1103,18 +1103,6 @@ fn data_image_manifest(name: &str, url: &str) -> String {
     )
 }
 
-/// A CD drive holding media in `virsh domblklist --details` output: a `cdrom` line whose source
-/// is not `-`; the source, if any.
-fn cd_source(media: &str) -> Option<String> {
-    media.lines().find_map(|l| {
-        let words: Vec<&str> = l.split_whitespace().collect();
-        (words.get(1) == Some(&"cdrom"))
-            .then(|| words.get(3).map(|s| s.to_string()))
-            .flatten()
-            .filter(|s| s != "-")
-    })
-}
-
 /// A DataImage beside an externally provisioned host (its CD is free): its ISO goes into the
 /// VM's CD drive (the BMC's virtual media and the domain's cdrom), owned by the host and held by
 /// upstream's finalizer; deleting it ejects the ISO, then lets it go.
@@ -1135,7 +1123,7 @@ fn a_data_image_is_in_the_vms_cd_drive_until_it_is_deleted() {
         || host_where(&kube, name, |h| state(h) == "externally provisioned"),
         || context(&kube, name, log()),
     );
-    assert_eq!(cd_source(&lab.vm_media(0)), None, "an empty CD drive first: {}", lab.vm_media(0));
+    assert_eq!(support::vm_cd_source(&lab.vm_media(0)), None, "an empty CD drive first: {}", lab.vm_media(0));
 
     let url = second_iso(&lab, "data.iso");
     kube.apply_yaml(&data_image_manifest(name, &url));
@@ -1159,7 +1147,7 @@ fn a_data_image_is_in_the_vms_cd_drive_until_it_is_deleted() {
     let source = wait_for(
         "the VM's cdrom holding the image",
         Duration::from_secs(30),
-        || cd_source(&lab.vm_media(0)),
+        || support::vm_cd_source(&lab.vm_media(0)),
         || lab.vm_media(0),
     );
     eprintln!("the VM's CD: {source}");
@@ -1181,7 +1169,7 @@ fn a_data_image_is_in_the_vms_cd_drive_until_it_is_deleted() {
     );
     let (_, cd) = bmc(&lab, 0);
     assert_eq!(cd["Inserted"], json!(false), "ejected before the DataImage went: {cd}");
-    assert_eq!(cd_source(&lab.vm_media(0)), None, "{}", lab.vm_media(0));
+    assert_eq!(support::vm_cd_source(&lab.vm_media(0)), None, "{}", lab.vm_media(0));
     let requests = support::theirs(&kube);
     assert_none_refused(&requests, &log());
     assert_within_rbac(&requests);

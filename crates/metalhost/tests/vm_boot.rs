@@ -121,13 +121,7 @@ fn a_live_iso_boots_on_a_real_machine_with_its_config_drive_and_is_ejected() {
 
     // eject: the machine's CD drive is empty (in its definition: sushy-tools' libvirt driver
     // changes that, which the running machine takes at its next start); the host stays provisioned
-    // a CD drive holding media: a `cdrom` line whose source is not `-`
-    let cd_inserted = |media: &str| {
-        media.lines().any(|l| {
-            let words: Vec<&str> = l.split_whitespace().collect();
-            words.get(1) == Some(&"cdrom") && words.get(3).is_some_and(|source| *source != "-")
-        })
-    };
+    let cd_inserted = |media: &str| metalhost_testlab::support::vm_cd_source(media).is_some();
     let media = lab.vm_media(0);
     assert!(cd_inserted(&media), "the ISO (as Ironic staged it) in the drive: {media}");
     let annotations = format!("{reprovision}, metalhost.io/eject-media: 'true'");
@@ -223,4 +217,75 @@ fn a_live_kernel_boots_on_a_real_machine_by_virtual_media() {
     eprintln!("live kernel on the console {:.0} s after the start: {line}", started.elapsed().as_secs_f64());
     let (line, _) = lab.wait_console(0, "cmdline", 0, BOOT).expect("the kernel's command line");
     assert!(line.contains("console=ttyS0,115200"), "the kernel arguments reached the kernel: {line}");
+}
+
+/// A DataImage manifest beside an externally provisioned host (its CD is free): its ISO goes into
+/// the machine's CD drive (the BMC's virtual media and the domain's cdrom), `get dataimages` and
+/// `describe` show it from its status file; removing the manifest ejects the ISO, then the status
+/// file goes (it is what a finalizer is in Kubernetes). The host stays as it was.
+#[test]
+fn a_data_image_manifest_puts_its_iso_in_the_machines_cd_drive_until_it_is_removed() {
+    use metalhost_testlab::support::{bmc, vm_cd_source};
+    let lab = Lab::start_vms(1);
+    let dir = tempfile::tempdir().unwrap();
+    let bmc_address = lab.bmc_address("redfish-virtualmedia", 0);
+    let external = host("vm-0", &bmc_address, "bmc", "null", "  externallyProvisioned: true\n");
+    write(dir.path(), "hosts.yaml", &[secret("bmc"), external]);
+    let metalhost = run(&lab, dir.path());
+    let external = |s: &metalhost_api::BareMetalHostStatus| {
+        s.provisioning.state == ProvisioningState::ExternallyProvisioned
+    };
+    wait_status(dir.path(), "externally provisioned", &metalhost, external);
+    assert_eq!(vm_cd_source(&lab.vm_media(0)), None, "an empty drive first");
+
+    let url = lab.info.live_isos["live-2.iso"].clone();
+    let image = format!(
+        "apiVersion: metal3.io/v1alpha1\nkind: DataImage\nmetadata: {{name: vm-0}}\nspec: {{url: \"{url}\"}}\n"
+    );
+    write(dir.path(), "data-image.yaml", &[image]);
+    let record = dir.path().join("vm-0.DataImage.status.yaml");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let inserted = loop {
+        let (_, cd) = bmc(&lab, 0);
+        let text = std::fs::read_to_string(&record).unwrap_or_default();
+        let kept: serde_json::Value = serde_yaml_ng::from_str(&text).unwrap_or_default();
+        if cd["Inserted"] == serde_json::json!(true) && kept["status"]["attachedImage"]["url"] == url.as_str()
+        {
+            break cd;
+        }
+        assert!(Instant::now() < deadline, "not attached: {cd}\n{text}\n{}", metalhost.output());
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(inserted["Image"].as_str().is_some_and(|i| i.ends_with(".iso")), "{inserted}");
+    let source =
+        vm_cd_source(&lab.vm_media(0)).unwrap_or_else(|| panic!("the domain's cdrom: {}", lab.vm_media(0)));
+    eprintln!("the machine's CD: {source}");
+    let cli = |args: &[&str]| {
+        let out =
+            std::process::Command::new(BIN).args(args).arg("--manifests").arg(dir.path()).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let listed = cli(&["get", "dataimages"]);
+    let row = listed.lines().nth(1).unwrap_or_default().split_whitespace().collect::<Vec<_>>();
+    assert_eq!(row, ["default", "vm-0", url.as_str(), url.as_str(), "0"], "{listed}");
+    let described = cli(&["describe", "vm-0"]);
+    assert!(
+        described
+            .contains(&format!("DataImage:\n  URL:                {url}\n  Attached:           {url}\n")),
+        "{described}"
+    );
+
+    // the manifest removed: ejected, then the status file goes
+    std::fs::remove_file(dir.path().join("data-image.yaml")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while record.exists() {
+        assert!(Instant::now() < deadline, "the DataImage status file stays\n{}", metalhost.output());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let (_, cd) = bmc(&lab, 0);
+    assert_eq!(cd["Inserted"], serde_json::json!(false), "ejected before the record went: {cd}");
+    assert_eq!(vm_cd_source(&lab.vm_media(0)), None, "{}", lab.vm_media(0));
+    let status = status_file(dir.path(), "vm-0").and_then(|h| h.status).expect("status");
+    assert_eq!(status.provisioning.state, ProvisioningState::ExternallyProvisioned);
 }

@@ -33,6 +33,28 @@ pub fn describe(host: &BareMetalHost, events: &[LoggedEvent], node: &NodeView) -
     out
 }
 
+/// The host's DataImage as `describe` shows it after the host: what is wanted, what is attached,
+/// the last error.
+pub fn describe_data_image(image: &metalhost_api::data_image::DataImage) -> String {
+    let status = image.status.clone().unwrap_or_default();
+    let mut out = String::from("DataImage:\n");
+    let _ = writeln!(
+        out,
+        "  URL:                {}",
+        metalhost_api::redact::redact_url_userinfo(&image.spec.url)
+    );
+    let attached = metalhost_api::redact::redact_url_userinfo(status.attached_url());
+    let _ = writeln!(out, "  Attached:           {}", or_none(&attached));
+    if let Some(error) = status.error.as_ref().filter(|e| e.count > 0) {
+        let _ = writeln!(out, "  Errors:             {}", error.count);
+        let _ = writeln!(out, "  Last error:         {}", error.message);
+    }
+    if let Some(at) = &status.last_reconciled {
+        let _ = writeln!(out, "  Last reconciled:    {at}");
+    }
+    out
+}
+
 /// Name, namespace and the spec in short.
 fn write_spec(w: &mut String, host: &BareMetalHost) {
     let spec = &host.spec;

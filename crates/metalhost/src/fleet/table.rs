@@ -108,6 +108,24 @@ pub fn columns_for(hosts: &[BareMetalHost], wide: bool) -> Vec<Column> {
     cols
 }
 
+/// The table of DataImages (`get dataimages`): a header, then one line per DataImage with its
+/// namespace, the URL wanted, the URL attached and its failures in a row.
+pub fn data_images(images: &[metalhost_api::data_image::DataImage]) -> Vec<String> {
+    let hide = metalhost_api::redact::redact_url_userinfo;
+    let mut rows = vec![["NAMESPACE", "NAME", "URL", "ATTACHED", "ERRORS"].map(String::from).to_vec()];
+    rows.extend(images.iter().map(|i| {
+        let status = i.status.clone().unwrap_or_default();
+        vec![
+            i.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
+            i.metadata.name.clone().unwrap_or_default(),
+            hide(&i.spec.url),
+            hide(status.attached_url()),
+            status.error_count().to_string(),
+        ]
+    }));
+    render(&rows, &mut Vec::new())
+}
+
 /// A Kubernetes `List` (apiVersion v1) of the hosts, as `kubectl get -o json` prints it.
 pub fn list(hosts: &[BareMetalHost]) -> Value {
     serde_json::json!({

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::Secret;
 use metalhost_api::BareMetalHost;
+use metalhost_api::data_image::DataImage;
 use metalhost_api::redact::redact_url_userinfo;
 use serde::Deserialize;
 use serde_json::Value;
@@ -146,6 +147,8 @@ pub struct Manifests {
     pub hosts: BTreeMap<String, BareMetalHost>,
     /// Secrets by `namespace/name`.
     pub secrets: BTreeMap<String, Secret>,
+    /// DataImages by `namespace/name` (the name of their host).
+    pub data_images: BTreeMap<String, DataImage>,
     /// Hosts whose documents are unusable.
     pub bad_hosts: Vec<BadHost>,
     /// Problems that concern no host (unreadable files, bad YAML, bad Secrets).
@@ -266,6 +269,7 @@ impl Manifests {
                     }
                 }
             }
+            "DataImage" => self.add_data_image(at, key, name.as_deref(), namespace.as_deref(), value),
             "Secret" => match (key, serde_path_to_error::deserialize::<_, Secret>(value)) {
                 (Some(key), Ok(secret)) => {
                     self.secrets.insert(key, secret);
@@ -277,6 +281,35 @@ impl Manifests {
                 }
             },
             _ => {}
+        }
+    }
+
+    /// A DataImage: named as a host must be (its status file is named after it), read with
+    /// the path of a bad field; the problems concern no host.
+    fn add_data_image(
+        &mut self,
+        at: &str,
+        key: Option<String>,
+        name: Option<&str>,
+        namespace: Option<&str>,
+        value: Value,
+    ) {
+        let Some(key) = key.filter(|_| name.is_some_and(|n| !n.is_empty())) else {
+            return self.problems.push(format!("{at}: DataImage: metadata.name: required"));
+        };
+        if let Err(e) = metalhost_api::names::check_host_name(name.unwrap_or_default(), namespace) {
+            return self.problems.push(format!("{at}: DataImage: {e}"));
+        }
+        match serde_path_to_error::deserialize::<_, DataImage>(value) {
+            Ok(image) => {
+                if self.data_images.insert(key.clone(), image).is_some() {
+                    self.problems.push(format!("{at}: DataImage {key} is defined twice; the last one wins"));
+                }
+            }
+            Err(e) => {
+                let reason = format!("{at}: DataImage {key}: {}: {}", e.path(), e.inner());
+                self.problems.push(redact_url_userinfo(&metalhost_api::text::bounded(&reason)));
+            }
         }
     }
 

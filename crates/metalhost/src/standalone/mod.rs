@@ -8,6 +8,7 @@
 //! (paused, detached, credentials, timing) is the core's.
 
 pub mod bounded;
+pub mod data_images;
 pub mod events;
 pub mod manifests;
 pub mod store;
@@ -183,7 +184,16 @@ struct Tracked {
     /// started. The manifest is the user's and never edited, so the request is taken here (and
     /// in the status file, [`store::REINSPECTION_TAKEN`]) until the user removes it.
     reinspection_taken: bool,
+    /// The host's DataImage as last kept (its status file), and since when its manifest is gone.
+    data_image: data_images::Kept,
 }
+
+/// What a finished reconcile hands back: the host's outcome, and the look at its DataImage with
+/// the DataImage looked at.
+type Finished = (
+    metalhost_core::Outcome,
+    Option<(metalhost_api::data_image::DataImage, metalhost_core::data_image::Look)>,
+);
 
 impl Tracked {
     fn new(host: BareMetalHost, status: BareMetalHostStatus, due: Instant) -> Self {
@@ -196,6 +206,7 @@ impl Tracked {
             unsaved: false,
             changed: true,
             reinspection_taken: false,
+            data_image: data_images::Kept::default(),
         }
     }
 
@@ -243,7 +254,7 @@ pub struct Runtime {
     /// The directory's event log (what Kubernetes would show as Events).
     events: events::EventLog,
     /// Reconciles under way; they outlive a pass (see [`Runtime::step`]).
-    running: JoinSet<(String, Result<metalhost_core::Outcome, String>)>,
+    running: JoinSet<(String, Result<Finished, String>)>,
     /// The hosts being reconciled (never two reconciles of one host at once).
     in_flight: BTreeSet<String>,
     /// Changes of reconciles that finished between passes, for the next pass to report.
@@ -297,10 +308,19 @@ impl Runtime {
             record.metadata.annotations = None;
             let key = record.qualified_name();
             let status = record.status.clone().unwrap_or_default();
-            let tracked = Tracked { reinspection_taken: taken, ..Tracked::new(record, status, now) };
+            let (data_image, problem) = data_images::Kept::load(rt.source.dir(), &record);
+            rt.report_some(problem);
+            let tracked =
+                Tracked { reinspection_taken: taken, data_image, ..Tracked::new(record, status, now) };
             rt.hosts.insert(key, tracked);
         }
         rt
+    }
+
+    fn report_some(&mut self, problem: Option<String>) {
+        if let Some(p) = problem {
+            self.report(p);
+        }
     }
 
     fn report(&mut self, problem: String) {
@@ -363,6 +383,12 @@ impl Runtime {
             let Some(t) = self.hosts.get_mut(&key) else { continue };
             t.changed = false;
             let input = HostInput::resolve(t.host_for_core(), t.presence.deleting(), &self.manifests);
+            let image = match t.presence.deleting() {
+                true => None,
+                false => {
+                    t.data_image.to_keep(self.manifests.data_images.get(&key), now, self.config.gone_for)
+                }
+            };
             let status = t.status.clone();
             let reconciler = self.reconciler.clone();
             let metrics = self.config.metrics.clone();
@@ -376,26 +402,32 @@ impl Runtime {
                     Ok(outcome) => outcome,
                     Err(_) => return (key, Err("reconcile panicked".to_string())),
                 };
+                let image = match image.filter(|_| !outcome.forget) {
+                    Some(image) => {
+                        let look =
+                            data_images::look(&reconciler, &image, &input, &outcome.status, &now).await;
+                        Some((image, look))
+                    }
+                    None => None,
+                };
                 if let Some(m) = metrics {
                     m.reconciled(
                         started.elapsed(),
                         outcome.status.operational_status == OperationalStatus::Error,
                     );
                 }
-                (key, Ok(outcome))
+                (key, Ok((outcome, image)))
             });
         }
     }
 
     /// Takes in a finished reconcile: its status is stored and its changes kept for the pass.
-    fn finish(
-        &mut self,
-        joined: Result<(String, Result<metalhost_core::Outcome, String>), tokio::task::JoinError>,
-    ) {
+    fn finish(&mut self, joined: Result<(String, Result<Finished, String>), tokio::task::JoinError>) {
         match joined {
-            Ok((key, Ok(outcome))) => {
+            Ok((key, Ok((outcome, image)))) => {
                 self.in_flight.remove(&key);
                 let changes = self.apply_outcome(&key, outcome);
+                self.apply_data_image(&key, image);
                 self.finished.extend(changes);
             }
             Ok((key, Err(e))) => {
@@ -439,9 +471,39 @@ impl Runtime {
                 }
             }
         }
+        self.wake_hosts_whose_data_images_changed(&manifests, now);
         self.wake_hosts_whose_secrets_changed(&manifests, now);
         self.manifests = manifests;
         self.delete_long_gone(now);
+    }
+
+    /// A host whose DataImage is new or changed is looked at at once; one whose DataImage's
+    /// manifest went is looked at when its absence counts (the DataImage is then detached).
+    fn wake_hosts_whose_data_images_changed(&mut self, read: &Manifests, now: Instant) {
+        let complete = read.problems.is_empty();
+        for (key, t) in &mut self.hosts {
+            let (changed, missing_since) = t.data_image.seen(read.data_images.get(key), complete, now);
+            if changed {
+                t.due = t.due.min(now);
+                t.changed = true;
+            }
+            if let Some(since) = missing_since {
+                t.due = t.due.min(since + self.config.gone_for);
+            }
+        }
+    }
+
+    /// Takes in the look at a host's DataImage: its status file, and the host's next look.
+    fn apply_data_image(
+        &mut self,
+        key: &str,
+        image: Option<(metalhost_api::data_image::DataImage, metalhost_core::data_image::Look)>,
+    ) {
+        let dir = self.source.dir().to_path_buf();
+        let (Some((image, look)), Some(t)) = (image, self.hosts.get_mut(key)) else { return };
+        if let Some(again) = t.data_image.apply(&dir, image, look, key) {
+            t.due = t.due.min(Instant::now() + again);
+        }
     }
 
     /// A host whose Secret changed (a corrected password, say) is looked at at once, not after
@@ -646,6 +708,7 @@ impl Runtime {
         }
         if outcome.forget {
             let host = t.host.clone();
+            t.data_image.forget(&dir, &host);
             self.hosts.remove(key);
             if let Err(e) = store::remove(&dir, &host) {
                 warn!(host = %key, "cannot remove status file: {e}");

@@ -1,0 +1,308 @@
+//! DataImage status files of the standalone runtime: `<host's stem>.DataImage.status.yaml` beside
+//! the host's own status file, holding the DataImage as last kept (spec and status), written
+//! atomically as host status files are. The file is also what a Kubernetes finalizer is: while it
+//! says an image is attached, a DataImage whose manifest went is detached before the file goes.
+//!
+//! The name cannot collide with a host's status file: host names are lowercase, so no host's
+//! stem ends in `.DataImage`.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use metalhost_api::data_image::DataImage;
+use metalhost_api::redact::redact_url_userinfo;
+use metalhost_api::{BareMetalHost, BareMetalHostStatus, OperationalStatus};
+use metalhost_core::data_image::{HostSide, Look};
+use metalhost_core::{HostInput, Reconciler};
+use serde_json::json;
+use tracing::warn;
+
+use super::bounded::{Links, read_bounded, replace_atomically};
+use super::manifests::parse_documents;
+use super::store::MAX_STATUS_BYTES;
+
+/// The end of a DataImage status file's name (`host` status files end in `.status.yaml` too, and
+/// manifests are never read from either).
+pub const SUFFIX: &str = ".DataImage.status.yaml";
+
+/// The status file of the DataImage of the host named `name` in `namespace`; refused as
+/// [`super::store::status_path`] refuses a host's.
+pub fn status_path(dir: &Path, name: &str, namespace: &str) -> std::io::Result<PathBuf> {
+    let mut host = metalhost_api::BareMetalHost::new(name, Default::default());
+    host.metadata.namespace = Some(namespace.to_string());
+    let host_file = super::store::status_path(dir, &host)?;
+    let file = host_file.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let stem = file.strip_suffix(super::manifests::STATUS_SUFFIX).unwrap_or(file);
+    Ok(dir.join(format!("{stem}{SUFFIX}")))
+}
+
+fn path_of(dir: &Path, image: &DataImage) -> std::io::Result<PathBuf> {
+    let name = image.metadata.name.as_deref().unwrap_or_default();
+    status_path(dir, name, image.metadata.namespace.as_deref().unwrap_or("default"))
+}
+
+/// Writes the DataImage's record: name, namespace, spec and status (URL userinfo hidden in the
+/// error message; the URL as the user wrote it, as Kubernetes keeps it).
+pub fn write(dir: &Path, image: &DataImage) -> std::io::Result<()> {
+    let path = path_of(dir, image)?;
+    let mut status = image.status.clone().unwrap_or_default();
+    if let Some(error) = status.error.as_mut() {
+        error.message = redact_url_userinfo(&error.message);
+    }
+    let record = json!({
+        "apiVersion": "metal3.io/v1alpha1",
+        "kind": "DataImage",
+        "metadata": {
+            "name": image.metadata.name,
+            "namespace": image.metadata.namespace.as_deref().unwrap_or("default"),
+        },
+        "spec": image.spec,
+        "status": status,
+    });
+    let text = serde_yaml_ng::to_string(&record).map_err(std::io::Error::other)?;
+    let header = b"# written by metalhost: the DataImage's status; edits are overwritten\n";
+    replace_atomically(dir, &path, &[header, text.as_bytes()])
+}
+
+/// Reads the status file of the DataImage of host `name` in `namespace`, if there is a sound
+/// one: a regular file within bounds, one document, naming that host.
+pub fn read(dir: &Path, name: &str, namespace: &str) -> Result<Option<DataImage>, String> {
+    let path = status_path(dir, name, namespace).map_err(|e| e.to_string())?;
+    if std::fs::symlink_metadata(&path).is_err() {
+        return Ok(None);
+    }
+    let corrupt = |e: String| format!("{}: corrupt DataImage status file ignored: {e}", path.display());
+    let text = read_bounded(&path, MAX_STATUS_BYTES, Links::Refuse).map_err(corrupt)?;
+    let mut docs = parse_documents(&text).map_err(corrupt)?.into_iter();
+    let value = match (docs.next(), docs.next()) {
+        (Some(Ok(value)), None) => value,
+        (Some(Err(e)), _) => return Err(corrupt(e)),
+        _ => return Err(corrupt("not exactly one document".into())),
+    };
+    let image: DataImage = serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))?;
+    let named = image.metadata.name.as_deref() == Some(name)
+        && image.metadata.namespace.as_deref().unwrap_or("default") == namespace;
+    if !named {
+        return Err(corrupt("it names another DataImage".into()));
+    }
+    Ok(Some(image))
+}
+
+/// Reads every DataImage status file in `dir` (for `get dataimages`); unsound ones are problems.
+pub fn read_all(dir: &Path) -> (Vec<DataImage>, Vec<String>) {
+    let (mut images, mut problems) = (Vec::new(), Vec::new());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return (images, problems);
+    };
+    let mut stems: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(SUFFIX)).map(str::to_string))
+        .filter(|stem| !stem.starts_with('.'))
+        .collect();
+    stems.sort();
+    for stem in stems {
+        let (namespace, name) = stem.split_once('~').unwrap_or(("default", &stem));
+        match read(dir, name, namespace) {
+            Ok(Some(image)) => images.push(image),
+            Ok(None) => {}
+            Err(problem) => problems.push(problem),
+        }
+    }
+    (images, problems)
+}
+
+/// Removes the status file of the DataImage of host `name` in `namespace`.
+pub fn remove(dir: &Path, name: &str, namespace: &str) -> std::io::Result<()> {
+    let path = status_path(dir, name, namespace)?;
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// What the runtime keeps of a host's DataImage: the record last written, and since when its
+/// manifest has been missing (gone for [`super::RuntimeConfig::gone_for`] means deleted, as for
+/// a host: a file caught while it is rewritten must not detach anything).
+#[derive(Debug, Default)]
+pub struct Kept {
+    record: Option<DataImage>,
+    missing_since: Option<Instant>,
+}
+
+impl Kept {
+    /// What the host's DataImage status file holds (a corrupt one is a problem and not trusted).
+    pub fn load(dir: &Path, host: &BareMetalHost) -> (Kept, Option<String>) {
+        let name = host.metadata.name.as_deref().unwrap_or_default();
+        match read(dir, name, host.namespace_or_default()) {
+            Ok(record) => (Kept { record, missing_since: None }, None),
+            Err(problem) => (Kept::default(), Some(problem)),
+        }
+    }
+
+    /// The DataImage as last kept, if any.
+    pub fn record(&self) -> Option<&DataImage> {
+        self.record.as_ref()
+    }
+
+    /// Takes in the host's DataImage manifest as a reload read it (`complete`: every manifest
+    /// was read). Whether the host should be looked at now (a new or changed DataImage), and
+    /// when a missing one counts as deleted.
+    pub fn seen(
+        &mut self,
+        manifest: Option<&DataImage>,
+        complete: bool,
+        now: Instant,
+    ) -> (bool, Option<Instant>) {
+        match (manifest, &self.record) {
+            (Some(m), record) => {
+                self.missing_since = None;
+                (record.as_ref().is_none_or(|r| r.spec != m.spec), None)
+            }
+            (None, Some(_)) if complete => {
+                let since = *self.missing_since.get_or_insert(now);
+                (false, Some(since))
+            }
+            (None, _) => (false, None),
+        }
+    }
+
+    /// The DataImage to keep at this look: the manifest's with the status last written, or the
+    /// record marked as being deleted once its manifest has been gone for `gone_for`.
+    pub fn to_keep(
+        &self,
+        manifest: Option<&DataImage>,
+        now: Instant,
+        gone_for: Duration,
+    ) -> Option<DataImage> {
+        if let Some(m) = manifest {
+            let mut image = m.clone();
+            image.status = self.record.as_ref().and_then(|r| r.status.clone());
+            return Some(image);
+        }
+        let since = self.missing_since?;
+        let mut image = self.record.clone()?;
+        if now.saturating_duration_since(since) >= gone_for {
+            image.metadata.deletion_timestamp = Some(Time(k8s_openapi::jiff::Timestamp::now()));
+            return Some(image);
+        }
+        None
+    }
+
+    /// Stores what a look decided: the status file written when the status changed, removed
+    /// once a deleted DataImage is released. When to look at the host again for it.
+    pub fn apply(&mut self, dir: &Path, mut image: DataImage, look: Look, key: &str) -> Option<Duration> {
+        let name = image.metadata.name.clone().unwrap_or_default();
+        let namespace = image.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+        if look.release {
+            match remove(dir, &name, &namespace) {
+                Ok(()) => (self.record, self.missing_since) = (None, None),
+                Err(e) => warn!(host = %key, "cannot remove the DataImage status file: {e}"),
+            }
+            return look.again;
+        }
+        image.metadata.deletion_timestamp = None;
+        let unchanged = self
+            .record
+            .as_ref()
+            .is_some_and(|r| r.spec == image.spec && r.status.as_ref() == Some(&look.status));
+        if let Some(error) = look.status.error.as_ref().filter(|e| {
+            self.record.as_ref().and_then(|r| r.status.as_ref()).and_then(|s| s.error.as_ref()) != Some(*e)
+        }) {
+            warn!(host = %key, error = %error.message, "the host's DataImage");
+        }
+        image.status = Some(look.status);
+        if !unchanged {
+            match write(dir, &image) {
+                Ok(()) => self.record = Some(image),
+                // the record stays as it was: the next look writes it
+                Err(e) => warn!(host = %key, "cannot write the DataImage status file: {e}"),
+            }
+        }
+        look.again
+    }
+
+    /// Forgets the DataImage of a host that left Ironic (its CD went with its node).
+    pub fn forget(&mut self, dir: &Path, host: &BareMetalHost) {
+        let name = host.metadata.name.as_deref().unwrap_or_default();
+        if let Err(e) = remove(dir, name, host.namespace_or_default()) {
+            warn!(host = %host.qualified_name(), "cannot remove the DataImage status file: {e}");
+        }
+        (self.record, self.missing_since) = (None, None);
+    }
+}
+
+/// One look at a host's DataImage after the host's own look (none while the host is detached,
+/// as upstream; a DataImage deleted meanwhile is released).
+pub async fn look(
+    reconciler: &Reconciler,
+    image: &DataImage,
+    input: &HostInput,
+    status: &BareMetalHostStatus,
+    now: &str,
+) -> Look {
+    if status.operational_status == OperationalStatus::Detached {
+        let deleting = image.metadata.deletion_timestamp.is_some();
+        let status = image.status.clone().unwrap_or_default();
+        return Look { status, step: None, release: deleting, again: None };
+    }
+    let deploy = input.image.as_ref().and_then(|i| i.as_ref().ok());
+    let side = HostSide::new(status.provisioning.state, deploy, input.bmc.has_virtual_media());
+    reconciler.keep_data_image(image, &input.host, side, &status.provisioning.id, now).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use metalhost_api::data_image::{AttachedImageReference, DataImageError, DataImageStatus};
+
+    fn image(name: &str, namespace: &str) -> DataImage {
+        let mut image = DataImage::default();
+        image.metadata.name = Some(name.into());
+        image.metadata.namespace = Some(namespace.into());
+        image.spec.url = "http://images.example/d.iso".into();
+        image.status = Some(DataImageStatus {
+            attached_image: Some(AttachedImageReference { url: image.spec.url.clone() }),
+            error: Some(DataImageError { count: 1, message: "http://u:hunter2@h/x failed".into() }),
+            ..Default::default()
+        });
+        image
+    }
+
+    #[test]
+    fn a_record_round_trips_beside_the_hosts_without_a_password() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), &image("h1", "default")).unwrap();
+        write(dir.path(), &image("h1", "lab")).unwrap();
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert!(names.contains(&"h1.DataImage.status.yaml".to_string()), "{names:?}");
+        assert!(names.contains(&"lab~h1.DataImage.status.yaml".to_string()), "{names:?}");
+        let back = read(dir.path(), "h1", "lab").unwrap().unwrap();
+        assert_eq!(back.status.as_ref().unwrap().attached_url(), "http://images.example/d.iso");
+        let text = std::fs::read_to_string(dir.path().join("h1.DataImage.status.yaml")).unwrap();
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(super::super::manifests::manifest_files(dir.path()).unwrap().is_empty(), "never a manifest");
+        let (hosts, problems) = super::super::store::read_all(dir.path());
+        assert!(hosts.is_empty() && problems.is_empty(), "never a host's status: {hosts:?} {problems:?}");
+        remove(dir.path(), "h1", "lab").unwrap();
+        assert_eq!(read(dir.path(), "h1", "lab"), Ok(None));
+    }
+
+    #[test]
+    fn a_record_of_another_image_or_a_symlink_is_not_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), &image("h1", "default")).unwrap();
+        std::fs::rename(
+            dir.path().join("h1.DataImage.status.yaml"),
+            dir.path().join("h2.DataImage.status.yaml"),
+        )
+        .unwrap();
+        assert!(read(dir.path(), "h2", "default").unwrap_err().contains("names another DataImage"));
+        std::os::unix::fs::symlink("/etc/passwd", dir.path().join("h3.DataImage.status.yaml")).unwrap();
+        assert!(read(dir.path(), "h3", "default").is_err());
+        assert!(status_path(dir.path(), "../x", "default").is_err());
+    }
+}
