@@ -154,31 +154,41 @@ impl IronicProvisioner {
         Ok(Observed { node, port_macs, vmedia, bmc_reach: None, inventory, bios })
     }
 
-    /// The virtual media of the host's node and the node's last error, for its DataImage; None
-    /// while Ironic works on the node (it holds the node's lock, and an attach or detach runs in
-    /// the background under it). A node of another name is never read: an error says so.
-    pub async fn media(
+    /// What the host's node says of its CD, for its DataImage, and whether Ironic leaves the node
+    /// alone now (not busy, not locked); None when Ironic has no such node. A node of another
+    /// name is never used: an error says so.
+    pub async fn media_node(
         &self,
         host: &BareMetalHost,
         node_id: &str,
-    ) -> Result<Option<(Vec<metalhost_ironic::VirtualMedia>, Option<String>)>, MediaError> {
+    ) -> Result<Option<(crate::data_image::NodeMedia, bool)>, MediaError> {
         let client = self.client().await?;
-        if !client.supports(1, 93) {
-            return Err(MediaError::TooOld(client.api_version().to_string()));
-        }
         let Some(node) = client.get_node(node_id).await? else {
             return Ok(None);
         };
         if node.name.as_deref() != Some(plan::node_name(host).as_str()) {
             return Err(MediaError::NotTheHosts(node.uuid));
         }
-        if node.reservation.is_some() || node.is_busy() {
-            return Ok(None);
+        let idle = node.reservation.is_none() && !node.is_busy();
+        Ok(Some((crate::data_image::NodeMedia::of(&node), idle)))
+    }
+
+    /// Reads the node's virtual media into `media`: the CD as the BMC shows it, nothing while
+    /// Ironic holds the node (it runs an attach or detach in the background under its lock), or
+    /// why it can never be read here.
+    pub async fn read_vmedia(&self, node_id: &str, media: &mut crate::data_image::NodeMedia) {
+        let client = match self.client().await {
+            Ok(client) => client,
+            Err(_) => return,
+        };
+        if !client.supports(1, 93) {
+            media.unusable = Some(MediaError::TooOld(client.api_version().to_string()).to_string());
+            return;
         }
-        match client.get_vmedia(&node.uuid).await {
-            Ok(media) => Ok(Some((media, node.last_error))),
-            Err(e) if e.is_transient() => Ok(None),
-            Err(e) => Err(e.into()),
+        match client.get_vmedia(node_id).await {
+            Ok(vmedia) => media.vmedia = Some(vmedia),
+            Err(e) if e.is_transient() => {}
+            Err(e) => media.unusable = Some(e.to_string()),
         }
     }
 

@@ -12,12 +12,12 @@ use metalhost_ironic::ProvisionState;
 use tracing::{debug, warn};
 
 use crate::chain::{self, Context, Next, Outcome, Settled};
-use crate::data_image::{self, HostSide};
+use crate::data_image;
 use crate::input::{Bmc, HostInput};
 use crate::plan::NodeDefaults;
 use crate::policy::{self, Admission, Gate};
-use crate::provisioner::{self, IronicProvisioner};
-use crate::vocab::{Action, Observed, Wants};
+use crate::provisioner::{self, IronicProvisioner, MediaError};
+use crate::vocab::{Action, Observed, Requeue, Wants};
 
 /// Reconciles hosts against one Ironic.
 #[derive(Debug, Clone)]
@@ -74,36 +74,49 @@ impl Reconciler {
         &self.provisioner
     }
 
-    /// One look at a host's DataImage: reads the node's virtual media when the host's CD is free,
-    /// decides ([`data_image::decide`]) and makes the Ironic call. Never fails: a failure is in
-    /// the returned status. `node_id`: the host's `status.provisioning.ID`.
+    /// One look at a host's DataImage: reads the host's node (and its virtual media when it
+    /// matters), decides ([`data_image::decide`]) and makes the Ironic call. Never fails: a failure
+    /// is in the returned status, or waited out. `state` and `node_id`: the host's status.
     pub async fn keep_data_image(
         &self,
         image: &DataImage,
         host: &BareMetalHost,
-        side: HostSide,
+        state: ProvisioningState,
         node_id: &str,
         now: &str,
     ) -> data_image::Look {
-        let previous = image.status.clone().unwrap_or_default();
-        let media = match side.cd_free() && !node_id.is_empty() {
-            true => self.provisioner.media(host, node_id).await,
-            false => Ok(None),
+        let node = match node_id.is_empty() {
+            true => None,
+            false => match self.provisioner.media_node(host, node_id).await {
+                Ok(node) => node,
+                // the host's own look reports the node of another name
+                Err(MediaError::NotTheHosts(_)) => None,
+                // Ironic out of reach: the host's own look tells it; nothing is decided blind
+                Err(e) => {
+                    debug!(host = %host.qualified_name(), error = %e, "cannot read the node for the DataImage");
+                    return data_image::Look::unchanged(image);
+                }
+            },
         };
-        let (vmedia, last_error) = match media {
-            Ok(Some((vmedia, last_error))) => (Some(vmedia), last_error),
-            Ok(None) => (None, None),
-            Err(e) => {
-                let unchanged =
-                    data_image::Look { status: previous.clone(), step: None, release: false, again: None };
-                return data_image::step_failed(unchanged, &previous, &e.to_string(), now);
+        let node = match node {
+            Some((mut media, idle)) => {
+                if idle && data_image::wants_vmedia(image, state, &media) {
+                    self.provisioner.read_vmedia(node_id, &mut media).await;
+                }
+                Some(media)
             }
+            None => None,
         };
-        let look = data_image::decide(image, side, vmedia.as_deref(), last_error.as_deref(), now);
+        let look = data_image::decide(image, state, node.as_ref(), now);
+        let previous = image.status.clone().unwrap_or_default();
         match &look.step {
             Some(step) => match self.provisioner.media_step(node_id, step).await {
                 Ok(()) => look,
-                Err(e) => data_image::step_failed(look, &previous, &e.to_string(), now),
+                Err(e) => {
+                    let transient = matches!(&e, MediaError::Ironic(i) if i.is_transient())
+                        || matches!(&e, MediaError::Provision(p) if p.is_transient());
+                    data_image::step_failed(look, &previous, &e.to_string(), transient, now)
+                }
             },
             None => look,
         }
@@ -149,6 +162,14 @@ impl Reconciler {
             Observed::default()
         };
         let settled = chain::settle(&ctx, previous, &observed);
+        // Ironic holds the node's lock for a task of its own (attaching a DataImage, which may
+        // download a whole ISO, say): a change would be refused (409) and told as the host's
+        // error; it waits, and the next look decides again
+        let locked = observed.node.as_ref().is_some_and(|n| n.reservation.is_some());
+        if locked && settled.decision.action.changes_the_node() {
+            debug!(%host, action = %settled.decision.action.kind(), "the node is locked by Ironic; waiting");
+            return Outcome { requeue: Requeue::Poll, ..Outcome::unchanged(previous) };
+        }
         let state = settled.decision.status.provisioning.state;
         debug!(%host, %state, action = %settled.decision.action.kind(), "decided");
         // held until this step's requests are sent (the end of this call), so that two hosts of
@@ -393,6 +414,48 @@ mod tests {
         assert_eq!(calls(&server).await, ["POST /v1/nodes", "GET /v1/nodes/lab~h1"]);
         assert_eq!(outcome.status.provisioning.id, NODE);
         assert_eq!(outcome.requeue, Requeue::Now);
+    }
+
+    #[tokio::test]
+    async fn a_node_ironic_holds_locked_is_waited_for_not_changed() {
+        use wiremock::matchers::{method, path};
+        use wiremock::{Mock, ResponseTemplate};
+        let server = ironic().await;
+        let node = |reservation: Option<&str>| {
+            serde_json::json!({"uuid": NODE, "name": "lab~h1", "driver": "redfish",
+                               "provision_state": "enroll", "reservation": reservation})
+        };
+        Mock::given(method("GET"))
+            .and(path(format!("/v1/nodes/{NODE}")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(node(Some("conductor-1"))))
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path(format!("/v1/nodes/{NODE}")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(node(None)))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/v1/ports"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(
+                serde_json::json!({"ports": [{"uuid": "p1", "address": "52:54:00:00:00:01", "node_uuid": NODE}]}),
+            ))
+            .mount(&server)
+            .await;
+        let provisioner = IronicProvisioner::connect_lazily(ClientConfig::new(server.uri()));
+        let reconciler = Reconciler::new(provisioner, NodeDefaults::default());
+        let mut registering = BareMetalHostStatus::default();
+        registering.provisioning.state = ProvisioningState::Registering;
+        registering.provisioning.id = NODE.into();
+        let outcome = reconciler.reconcile(&fresh_host(), &registering, "2026-12-06T00:00:00Z").await;
+        assert!(calls(&server).await.iter().all(|c| c.starts_with("GET")), "{:?}", calls(&server).await);
+        assert_eq!(outcome.status.provisioning.state, ProvisioningState::Registering);
+        assert_eq!((outcome.requeue, outcome.error.is_none()), (Requeue::Poll, true), "{:?}", outcome.error);
+        // unlocked: the registration's write goes
+        reconciler.reconcile(&fresh_host(), &registering, "2026-12-06T00:00:05Z").await;
+        let sent = calls(&server).await;
+        assert!(sent.iter().any(|c| c.starts_with("PATCH /v1/nodes/")), "{sent:?}");
     }
 
     #[tokio::test]

@@ -148,6 +148,12 @@ impl std::fmt::Display for ActionKind {
 }
 
 impl Action {
+    /// Whether the action changes an existing node (Ironic refuses that, 409, while a task of its
+    /// own holds the node's lock).
+    pub fn changes_the_node(&self) -> bool {
+        !matches!(self, Action::None | Action::Forget | Action::CreateNode(_) | Action::CreatePort(_))
+    }
+
     /// What the action does, without its payload.
     pub fn kind(&self) -> ActionKind {
         match self {

@@ -1097,6 +1097,18 @@ fn a_registered_host_has_its_firmware_settings_judged_by_the_schema_of_its_model
 
 const DATA_IMAGES: &str = "/apis/metal3.io/v1alpha1/namespaces/default/dataimages";
 
+/// Status writes to DataImage `name`.
+fn data_image_writes(kube: &KubeLab, name: &str) -> usize {
+    let requests = support::theirs(kube);
+    requests
+        .iter()
+        .filter(|r| r.resource == "dataimages" && r.subresource == "status" && r.name == name && r.is_write())
+        .count()
+}
+
+/// Long enough for a few of the host's looks that follow an attach (every 5 s, `SETTLE`).
+const A_FEW_LOOKS: Duration = Duration::from_secs(12);
+
 fn data_image_manifest(name: &str, url: &str) -> String {
     format!(
         "apiVersion: metal3.io/v1alpha1\nkind: DataImage\nmetadata: {{name: {name}, namespace: default}}\nspec: {{url: \"{url}\"}}\n"
@@ -1151,12 +1163,14 @@ fn a_data_image_is_in_the_vms_cd_drive_until_it_is_deleted() {
         || lab.vm_media(0),
     );
     eprintln!("the VM's CD: {source}");
-    let settled = wait_for(
-        "no error in the DataImage's status",
-        Duration::from_secs(30),
-        || object_where(&kube, &path, |d| d["status"]["error"].is_null()),
-        || kube.get(&path).json().to_string(),
-    );
+    // settled: no error, the image still in, and no status written at every look
+    std::thread::sleep(A_FEW_LOOKS);
+    let settled = kube.get(&path).json();
+    assert_eq!(settled["status"]["error"], Value::Null, "{settled}");
+    assert_eq!(settled["status"]["attachedImage"]["url"], url.as_str(), "{settled}");
+    assert_eq!(bmc(&lab, 0).1["Inserted"], json!(true));
+    let writes = data_image_writes(&kube, name);
+    assert!((1..=2).contains(&writes), "{writes} status writes for one attach: {settled}");
     assert_eq!(state(&host(&kube, name)), "externally provisioned", "{settled}");
 
     // deleted: the ISO is ejected, then the finalizer goes
@@ -1208,8 +1222,13 @@ fn a_data_image_beside_a_live_iso_on_virtual_media_is_refused_and_the_iso_stays(
         || format!("{}\n{}", kube.get(&path).json(), log()),
     );
     let message = refused["status"]["error"]["message"].as_str().unwrap_or_default();
-    assert!(message.starts_with("not attached: the host boots its live image"), "{refused}");
+    assert!(message.starts_with("not attached: the host runs a live image"), "{refused}");
     assert_eq!(refused["status"]["attachedImage"], Value::Null, "{refused}");
+    // a few looks later: still refused once, written once, the live ISO in place
+    std::thread::sleep(A_FEW_LOOKS);
+    let still = kube.get(&path).json();
+    assert_eq!(still["status"]["error"]["count"], 1, "{still}");
+    assert_eq!(data_image_writes(&kube, name), 1, "a standing refusal is written once");
     let (_, after) = bmc(&lab, i);
     assert_eq!(
         (&after["Inserted"], &after["Image"]),
@@ -1225,6 +1244,12 @@ fn a_data_image_beside_a_live_iso_on_virtual_media_is_refused_and_the_iso_stays(
         || format!("{}\n{}", kube.get(&path).json(), log()),
     );
     assert_eq!(state(&host(&kube, name)), "provisioned");
+    let (_, gone) = bmc(&lab, i);
+    assert_eq!(
+        (&gone["Inserted"], &gone["Image"]),
+        (&before["Inserted"], &before["Image"]),
+        "never detached"
+    );
     assert!(kube.delete(&format!("{HOSTS}/{name}")).status < 300);
     let requests = support::theirs(&kube);
     assert_none_refused(&requests, &log());

@@ -15,8 +15,6 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Predicate, WatchStreamExt, predicates, watcher};
 use metalhost_api::data_image::{DataImage, FINALIZER};
 use metalhost_api::{BareMetalHost, BareMetalHostStatus, OperationalStatus};
-use metalhost_core::HostInput;
-use metalhost_core::data_image::HostSide;
 use serde_json::{Value, json};
 
 use super::status::merge_patch;
@@ -66,11 +64,10 @@ pub async fn keep(
     ctx: &Context,
     store: &Store<DataImage>,
     host: &BareMetalHost,
-    input: &HostInput,
     status: &BareMetalHostStatus,
 ) -> Option<Duration> {
     let image = image_of(store, host)?;
-    match keep_image(ctx, host, input, status, image).await {
+    match keep_image(ctx, host, status, image).await {
         Ok(again) => again,
         Err(e) => {
             tracing::warn!(host = %host.qualified_name(), error = %e, "cannot keep the host's DataImage");
@@ -82,7 +79,6 @@ pub async fn keep(
 async fn keep_image(
     ctx: &Context,
     host: &BareMetalHost,
-    input: &HostInput,
     status: &BareMetalHostStatus,
     mut image: DataImage,
 ) -> Result<Option<Duration>, super::Error> {
@@ -99,10 +95,9 @@ async fn keep_image(
         let name = image.metadata.name.clone().unwrap_or_default();
         image = api.patch(&name, &PatchParams::default(), &Patch::<()>::Json(patch)).await?;
     }
-    let deploy = input.image.as_ref().and_then(|i| i.as_ref().ok());
-    let side = HostSide::new(status.provisioning.state, deploy, input.bmc.has_virtual_media());
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let look = ctx.reconciler.keep_data_image(&image, host, side, &status.provisioning.id, &now).await;
+    let (state, node) = (status.provisioning.state, &status.provisioning.id);
+    let look = ctx.reconciler.keep_data_image(&image, host, state, node, &now).await;
     let previous = image.status.clone().unwrap_or_default();
     if look.status != previous {
         if let Some(error) = look.status.error.as_ref().filter(|e| previous.error.as_ref() != Some(e)) {
@@ -110,7 +105,15 @@ async fn keep_image(
         }
         let on_server =
             image.status.as_ref().map_or(Value::Null, |s| serde_json::to_value(s).unwrap_or_default());
-        let patch = merge_patch(&on_server, &serde_json::to_value(&look.status)?);
+        let mut patch = merge_patch(&on_server, &serde_json::to_value(&look.status)?);
+        // whole objects: the CRD requires their fields, and a cache behind the server would
+        // otherwise send only the fields it saw change
+        let status = serde_json::to_value(&look.status)?;
+        for key in ["attachedImage", "error"] {
+            if let (Some(whole), Some(fields)) = (status.get(key), patch.as_object_mut()) {
+                fields.insert(key.into(), whole.clone());
+            }
+        }
         let name = image.metadata.name.clone().unwrap_or_default();
         image =
             api.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": patch}))).await?;
@@ -167,14 +170,18 @@ async fn release(api: &Api<DataImage>, image: &DataImage) -> Result<(), super::E
 }
 
 /// Lets the DataImage of a host that left Ironic go: its node, and the CD with it, are gone.
-pub async fn forget(ctx: &Context, store: &Store<DataImage>, host: &BareMetalHost) {
+/// Called before the host's own finalizer goes, so that a failure is tried again at the host's
+/// next look (there is none once the host is gone).
+pub async fn forget(
+    ctx: &Context,
+    store: &Store<DataImage>,
+    host: &BareMetalHost,
+) -> Result<(), super::Error> {
     let Some(image) = image_of(store, host) else {
-        return;
+        return Ok(());
     };
     let api: Api<DataImage> = Api::namespaced(ctx.client.clone(), host.namespace_or_default());
-    if let Err(e) = release(&api, &image).await {
-        tracing::warn!(host = %host.qualified_name(), error = %e, "cannot remove the finalizer of the host's DataImage");
-    }
+    release(&api, &image).await
 }
 
 #[cfg(test)]

@@ -149,6 +149,9 @@ async fn reconcile_host(host: &BareMetalHost, ctx: &Context) -> Result<Action, E
     let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let outcome = ctx.reconciler.reconcile(&input, &previous, &now).await;
     if outcome.forget {
+        if let Some(store) = &ctx.data_image_store {
+            super::data_image::forget(ctx, store, host).await?;
+        }
         let index = ours.expect("checked above");
         api.patch(&name, &PatchParams::default(), &Patch::<()>::Json(remove_finalizer(host, index)?)).await?;
         info!(host = %host.qualified_name(), "deleted from Ironic; finalizer removed");
@@ -159,9 +162,6 @@ async fn reconcile_host(host: &BareMetalHost, ctx: &Context) -> Result<Action, E
         ctx.firmware.lock().expect("firmware lock").remove(&uid);
         ctx.firmware_failed.lock().expect("firmware lock").remove(&uid);
         ctx.firmware_cleaned.lock().expect("firmware lock").remove(&uid);
-        if let Some(store) = &ctx.data_image_store {
-            super::data_image::forget(ctx, store, host).await;
-        }
         return Ok(Action::await_change());
     }
     ctx.record_state(host, Some(outcome.status.provisioning.state.as_str()));
@@ -195,7 +195,7 @@ async fn reconcile_host(host: &BareMetalHost, ctx: &Context) -> Result<Action, E
     };
     // the host's DataImage, attached or detached while the host runs what it was given
     let image_again = match &ctx.data_image_store {
-        Some(store) if !deleting => super::data_image::keep(ctx, store, host, &input, &outcome.status).await,
+        Some(store) if !deleting => super::data_image::keep(ctx, store, host, &outcome.status).await,
         _ => None,
     };
     let requeue =

@@ -13,8 +13,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use metalhost_api::data_image::DataImage;
 use metalhost_api::redact::redact_url_userinfo;
 use metalhost_api::{BareMetalHost, BareMetalHostStatus, OperationalStatus};
-use metalhost_core::data_image::{HostSide, Look};
-use metalhost_core::{HostInput, Reconciler};
+use metalhost_core::Reconciler;
+use metalhost_core::data_image::Look;
 use serde_json::json;
 use tracing::warn;
 
@@ -237,18 +237,15 @@ impl Kept {
 pub async fn look(
     reconciler: &Reconciler,
     image: &DataImage,
-    input: &HostInput,
+    host: &BareMetalHost,
     status: &BareMetalHostStatus,
     now: &str,
 ) -> Look {
     if status.operational_status == OperationalStatus::Detached {
         let deleting = image.metadata.deletion_timestamp.is_some();
-        let status = image.status.clone().unwrap_or_default();
-        return Look { status, step: None, release: deleting, again: None };
+        return Look { release: deleting, ..Look::unchanged(image) };
     }
-    let deploy = input.image.as_ref().and_then(|i| i.as_ref().ok());
-    let side = HostSide::new(status.provisioning.state, deploy, input.bmc.has_virtual_media());
-    reconciler.keep_data_image(image, &input.host, side, &status.provisioning.id, now).await
+    reconciler.keep_data_image(image, host, status.provisioning.state, &status.provisioning.id, now).await
 }
 
 #[cfg(test)]

@@ -405,7 +405,7 @@ impl Runtime {
                 let image = match image.filter(|_| !outcome.forget) {
                     Some(image) => {
                         let look =
-                            data_images::look(&reconciler, &image, &input, &outcome.status, &now).await;
+                            data_images::look(&reconciler, &image, &input.host, &outcome.status, &now).await;
                         Some((image, look))
                     }
                     None => None,
