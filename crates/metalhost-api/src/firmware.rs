@@ -256,7 +256,7 @@ pub struct HostFirmwareSettingsStatus {
 }
 
 /// Upstream's HostFirmwareSettings: one per host, same name and namespace, owned by the host.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct HostFirmwareSettings {
     /// Name, namespace, generation, owners.
     #[serde(default)]
@@ -265,7 +265,7 @@ pub struct HostFirmwareSettings {
     #[serde(default)]
     pub spec: HostFirmwareSettingsSpec,
     /// What the machine has.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<HostFirmwareSettingsStatus>,
 }
 
@@ -286,7 +286,7 @@ pub struct FirmwareSchemaSpec {
 
 /// Upstream's FirmwareSchema: shared by the HostFirmwareSettings of machines of one model (each
 /// one an owner).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FirmwareSchema {
     /// Name, namespace, owners.
     #[serde(default)]

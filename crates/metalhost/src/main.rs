@@ -75,8 +75,9 @@ enum Command {
         /// `wide` (more columns), `json` or `yaml` (a Kubernetes List).
         #[arg(short = 'o', long, value_parser = ["wide", "json", "yaml"])]
         output: Option<String>,
-        /// Only these hosts (`name` or `namespace/name`); `dataimages [NAME…]` lists the hosts'
-        /// DataImages instead.
+        /// Only these hosts (`name` or `namespace/name`); `dataimages [NAME…]` or
+        /// `hostfirmwaresettings [NAME…]` lists the hosts' DataImages or HostFirmwareSettings
+        /// instead.
         names: Vec<String>,
     },
     /// Show one host in full: spec, status, conditions, its Ironic node (with --ironic), errors,
@@ -363,43 +364,74 @@ fn print_objects(output: Option<&str>, hosts: &[metalhost_api::BareMetalHost]) -
 /// What `get` takes as its first name to list DataImages instead of hosts (as kubectl's kind).
 const DATA_IMAGE_KINDS: &[&str] = &["dataimages", "dataimage"];
 
+/// What `get` takes as its first name to list HostFirmwareSettings instead of hosts.
+const FIRMWARE_SETTINGS_KINDS: &[&str] = &["hostfirmwaresettings", "hfs"];
+
+/// The records of `kind` in `dir` named in `names` (all when none), as their status files hold
+/// them; unsound files are warned about.
+fn records_named<T: serde::de::DeserializeOwned + kube::Resource>(
+    dir: &std::path::Path,
+    kind: &str,
+    names: &[String],
+) -> anyhow::Result<Vec<T>> {
+    if !dir.is_dir() {
+        bail!("--manifests {}: not a directory", dir.display());
+    }
+    let (objects, problems) = metalhost::standalone::records::read_all::<T>(dir, kind);
+    for p in problems {
+        eprintln!("warning: {}", safe(&p));
+    }
+    Ok(objects
+        .into_iter()
+        .filter(|o| {
+            let name = o.meta().name.as_deref().unwrap_or_default();
+            let key = format!("{}/{name}", o.meta().namespace.as_deref().unwrap_or("default"));
+            names.is_empty() || names.iter().any(|n| *n == name || *n == key)
+        })
+        .collect())
+}
+
+/// Prints records as `get` does: a List for `-o json|yaml`, else the table `lines` makes.
+fn print_records<T: serde::Serialize>(
+    dir: &std::path::Path,
+    kind: &str,
+    output: Option<&str>,
+    objects: &[T],
+    lines: impl Fn(&[T]) -> Vec<String>,
+) -> anyhow::Result<ExitCode> {
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": objects});
+    match output {
+        Some("json") => println!("{}", serde_json::to_string_pretty(&list)?),
+        Some("yaml") => print!("{}", serde_yaml_ng::to_string(&list)?),
+        _ if objects.is_empty() => eprintln!("No {kind}s found in {}.", dir.display()),
+        _ => {
+            for line in lines(objects) {
+                println!("{}", safe(&line));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `get dataimages [NAME…]`: the DataImages of the directory as their status files hold them.
 fn get_data_images(
     dir: &std::path::Path,
     output: Option<&str>,
     names: &[String],
 ) -> anyhow::Result<ExitCode> {
-    if !dir.is_dir() {
-        bail!("--manifests {}: not a directory", dir.display());
-    }
-    let (images, problems) = metalhost::standalone::data_images::read_all(dir);
-    for p in problems {
-        eprintln!("warning: {}", safe(&p));
-    }
-    let images: Vec<_> = images
-        .into_iter()
-        .filter(|i| {
-            let name = i.metadata.name.as_deref().unwrap_or_default();
-            let key = format!("{}/{name}", i.metadata.namespace.as_deref().unwrap_or("default"));
-            names.is_empty() || names.iter().any(|n| *n == name || *n == key)
-        })
-        .collect();
-    match output {
-        Some("json" | "yaml") => {
-            let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": images});
-            match output {
-                Some("json") => println!("{}", serde_json::to_string_pretty(&list)?),
-                _ => print!("{}", serde_yaml_ng::to_string(&list)?),
-            }
-        }
-        _ if images.is_empty() => eprintln!("No DataImages found in {}.", dir.display()),
-        _ => {
-            for line in metalhost::fleet::table::data_images(&images) {
-                println!("{}", safe(&line));
-            }
-        }
-    }
-    Ok(ExitCode::SUCCESS)
+    let images: Vec<metalhost_api::data_image::DataImage> = records_named(dir, "DataImage", names)?;
+    print_records(dir, "DataImage", output, &images, metalhost::fleet::table::data_images)
+}
+
+/// `get hostfirmwaresettings [NAME…]`: the hosts' HostFirmwareSettings as judged.
+fn get_firmware_settings(
+    dir: &std::path::Path,
+    output: Option<&str>,
+    names: &[String],
+) -> anyhow::Result<ExitCode> {
+    let kind = "HostFirmwareSettings";
+    let all: Vec<metalhost_api::firmware::HostFirmwareSettings> = records_named(dir, kind, names)?;
+    print_records(dir, kind, output, &all, metalhost::fleet::table::firmware_settings)
 }
 
 async fn get(
@@ -410,6 +442,9 @@ async fn get(
 ) -> anyhow::Result<ExitCode> {
     if names.first().is_some_and(|kind| DATA_IMAGE_KINDS.contains(&kind.as_str())) {
         return get_data_images(&dir, output.as_deref(), &names[1..]);
+    }
+    if names.first().is_some_and(|kind| FIRMWARE_SETTINGS_KINDS.contains(&kind.as_str())) {
+        return get_firmware_settings(&dir, output.as_deref(), &names[1..]);
     }
     if watch {
         return watch_hosts(dir, output, names).await;
@@ -475,6 +510,16 @@ async fn describe(dir: PathBuf, name: String, ironic: settings::IronicFlags) -> 
         match metalhost::standalone::data_images::read(&dir, name, host.namespace_or_default()) {
             Ok(Some(image)) => {
                 for line in metalhost::fleet::describe::describe_data_image(&image).lines() {
+                    println!("{}", safe(line));
+                }
+            }
+            Ok(None) => {}
+            Err(problem) => eprintln!("warning: {}", safe(&problem)),
+        }
+        let kind = "HostFirmwareSettings";
+        match metalhost::standalone::records::read(&dir, kind, name, host.namespace_or_default()) {
+            Ok(Some(settings)) => {
+                for line in metalhost::fleet::describe::describe_firmware_settings(&settings).lines() {
                     println!("{}", safe(line));
                 }
             }

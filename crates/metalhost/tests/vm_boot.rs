@@ -289,3 +289,128 @@ fn a_data_image_manifest_puts_its_iso_in_the_machines_cd_drive_until_it_is_remov
     let status = status_file(dir.path(), "vm-0").and_then(|h| h.status).expect("status");
     assert_eq!(status.provisioning.state, ProvisioningState::ExternallyProvisioned);
 }
+
+/// Polls the YAML record file `path` (a standalone status file) until `check` likes it.
+fn record_where(
+    path: &Path,
+    what: &str,
+    metalhost: &Metalhost,
+    check: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + BOOT;
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let record: serde_json::Value = serde_yaml_ng::from_str(&text).unwrap_or_default();
+        if check(&record) {
+            return record;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {BOOT:?}: {text}\n{}", metalhost.output());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn condition<'a>(record: &'a serde_json::Value, type_: &str) -> &'a serde_json::Value {
+    record["status"]["conditions"]
+        .as_array()
+        .and_then(|all| all.iter().find(|c| c["type"] == type_))
+        .unwrap_or(&serde_json::Value::Null)
+}
+
+/// Standalone HostFirmwareSettings on a machine whose BMC keeps BIOS attributes: a registered host
+/// gets its settings' status file (the machine's BIOS) and its model's FirmwareSchema file; a
+/// HostFirmwareSettings manifest asking a value the schema refuses gets upstream's condition and
+/// its `ValidationFailed` event; an allowed value goes through preparing (one manual clean) into
+/// the machine's BIOS, and the status file shows it. `get` and `describe` show them.
+#[test]
+fn a_firmware_settings_manifest_reaches_the_machines_bios_through_preparing() {
+    let lab = Lab::start_vms(1);
+    let dir = tempfile::tempdir().unwrap();
+    let bmc_address = lab.bmc_address("redfish-virtualmedia", 0);
+    write(dir.path(), "hosts.yaml", &[secret("bmc"), host("vm-0", &bmc_address, "bmc", "null", "")]);
+    let metalhost = run(&lab, dir.path());
+    let available =
+        |s: &metalhost_api::BareMetalHostStatus| s.provisioning.state == ProvisioningState::Available;
+    wait_status(dir.path(), "available", &metalhost, available);
+    let settings_path = dir.path().join("vm-0.HostFirmwareSettings.status.yaml");
+    let settings = record_where(&settings_path, "the machine's BIOS in the status", &metalhost, |r| {
+        r["status"]["settings"]["ProcTurboMode"].is_string()
+    });
+    assert_eq!(
+        (
+            condition(&settings, "Valid")["status"].as_str(),
+            condition(&settings, "ChangeDetected")["status"].as_str()
+        ),
+        (Some("True"), Some("False"))
+    );
+    let reported = settings["status"]["settings"]["ProcTurboMode"].as_str().unwrap().to_string();
+    let schema_name = settings["status"]["schema"]["name"].as_str().expect("a schema reference").to_string();
+    let schema_text =
+        std::fs::read_to_string(dir.path().join(format!("{schema_name}.FirmwareSchema.status.yaml")))
+            .expect("the schema's file");
+    let schema: serde_json::Value = serde_yaml_ng::from_str(&schema_text).unwrap();
+    let allowed: Vec<String> =
+        serde_json::from_value(schema["spec"]["schema"]["ProcTurboMode"]["allowable_values"].clone())
+            .unwrap_or_else(|e| panic!("allowed values ({e}): {schema_text}"));
+    let other = allowed.iter().find(|v| **v != reported).expect("another allowed value").clone();
+    let manifest = |value: &str| {
+        format!(
+            "apiVersion: metal3.io/v1alpha1\nkind: HostFirmwareSettings\nmetadata: {{name: vm-0}}\nspec:\n  settings: {{ProcTurboMode: {value}}}\n"
+        )
+    };
+
+    // a value the schema refuses: upstream's condition, and its event in the log
+    write(dir.path(), "firmware.yaml", &[manifest("Sometimes")]);
+    let refused = record_where(&settings_path, "Valid turned False", &metalhost, |r| {
+        condition(r, "Valid")["status"] == "False"
+    });
+    let valid = condition(&refused, "Valid");
+    assert_eq!(
+        (valid["reason"].as_str(), valid["message"].as_str()),
+        (Some("ConfigurationError"), Some("Invalid BIOS setting"))
+    );
+    assert_eq!(condition(&refused, "ChangeDetected")["status"], "True");
+    let cli = |args: &[&str]| {
+        let out =
+            std::process::Command::new(BIN).args(args).arg("--manifests").arg(dir.path()).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let described = cli(&["describe", "vm-0"]);
+    assert!(
+        described.contains(
+            "Invalid BIOS setting: Setting ProcTurboMode is invalid, unknown enumeration value - Sometimes"
+        ),
+        "{described}"
+    );
+    assert!(described.contains("Wanted:             ProcTurboMode=Sometimes"), "{described}");
+    let status = status_file(dir.path(), "vm-0").and_then(|h| h.status).expect("status");
+    assert_eq!(
+        status.provisioning.state,
+        ProvisioningState::Available,
+        "nothing prepared for a refused value"
+    );
+
+    // an allowed value: prepared (a manual clean), in the machine's BIOS, then in the status file
+    write(dir.path(), "firmware.yaml", &[manifest(&other)]);
+    let applied = record_where(&settings_path, "the change applied and reported", &metalhost, |r| {
+        r["status"]["settings"]["ProcTurboMode"] == other.as_str()
+            && condition(r, "ChangeDetected")["status"] == "False"
+    });
+    assert_eq!(condition(&applied, "Valid")["status"], "True");
+    let bios_url = format!("{}/redfish/v1/Systems/{}/BIOS", lab.info.sushy_url, lab.info.systems[0].uuid);
+    let (code, bios) = metalhost_testlab::support::http_text("GET", &bios_url, &[]);
+    assert_eq!(code, 200, "{bios}");
+    let bios: serde_json::Value = serde_json::from_str(&bios).unwrap();
+    assert_eq!(bios["Attributes"]["ProcTurboMode"], other.as_str(), "the machine's BIOS: {bios}");
+    wait_status(dir.path(), "available again", &metalhost, available);
+    let events = std::fs::read_to_string(dir.path().join(".metalhost-events.jsonl")).unwrap_or_default();
+    let preparing = events.lines().filter(|l| l.contains("available → preparing")).count();
+    assert_eq!(preparing, 1, "from available through preparing once: {events}");
+    let listed = cli(&["get", "hostfirmwaresettings"]);
+    let row: Vec<&str> = listed.lines().nth(1).unwrap_or_default().split_whitespace().collect();
+    assert_eq!(
+        row.get(1..).map(|r| r.to_vec()),
+        Some(vec!["vm-0", schema_name.as_str(), row[3], "True", "False"]),
+        "{listed}"
+    );
+}

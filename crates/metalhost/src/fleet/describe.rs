@@ -55,6 +55,24 @@ pub fn describe_data_image(image: &metalhost_api::data_image::DataImage) -> Stri
     out
 }
 
+/// The host's HostFirmwareSettings as `describe` shows it after the host: the settings wanted
+/// with the values the machine reports, the schema, upstream's conditions.
+pub fn describe_firmware_settings(settings: &metalhost_api::firmware::HostFirmwareSettings) -> String {
+    let status = settings.status.clone().unwrap_or_default();
+    let mut out = String::from("Firmware settings:\n");
+    let schema = status.firmware_schema.as_ref().map_or("<none>".to_string(), |s| s.name.clone());
+    let _ = writeln!(out, "  Schema:             {schema}");
+    let _ = writeln!(out, "  Settings reported:  {}", status.settings.len());
+    for (name, value) in &settings.spec.settings {
+        let reported = status.settings.get(name).map_or("<not reported>", String::as_str);
+        let _ = writeln!(out, "  Wanted:             {name}={value} (the machine: {reported})");
+    }
+    for c in &status.conditions {
+        let _ = writeln!(out, "  {:<20}{} {} {}", format!("{}:", c.type_), c.status, c.reason, c.message);
+    }
+    out
+}
+
 /// Name, namespace and the spec in short.
 fn write_spec(w: &mut String, host: &BareMetalHost) {
     let spec = &host.spec;

@@ -126,6 +126,29 @@ pub fn data_images(images: &[metalhost_api::data_image::DataImage]) -> Vec<Strin
     render(&rows, &mut Vec::new())
 }
 
+/// The table of HostFirmwareSettings (`get hostfirmwaresettings`): a header, then one line per
+/// host with its schema, the settings reported, and upstream's two conditions.
+pub fn firmware_settings(all: &[metalhost_api::firmware::HostFirmwareSettings]) -> Vec<String> {
+    let mut rows = vec![
+        ["NAMESPACE", "NAME", "SCHEMA", "SETTINGS", "VALID", "CHANGE DETECTED"].map(String::from).to_vec(),
+    ];
+    rows.extend(all.iter().map(|s| {
+        let status = s.status.clone().unwrap_or_default();
+        let condition = |type_: &str| {
+            status.conditions.iter().find(|c| c.type_ == type_).map_or(String::new(), |c| c.status.clone())
+        };
+        vec![
+            s.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
+            s.metadata.name.clone().unwrap_or_default(),
+            status.firmware_schema.as_ref().map_or(String::new(), |r| r.name.clone()),
+            status.settings.len().to_string(),
+            condition("Valid"),
+            condition("ChangeDetected"),
+        ]
+    }));
+    render(&rows, &mut Vec::new())
+}
+
 /// A Kubernetes `List` (apiVersion v1) of the hosts, as `kubectl get -o json` prints it.
 pub fn list(hosts: &[BareMetalHost]) -> Value {
     serde_json::json!({

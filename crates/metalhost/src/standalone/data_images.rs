@@ -18,107 +18,43 @@ use metalhost_core::data_image::Look;
 use serde_json::json;
 use tracing::warn;
 
-use super::bounded::{Links, read_bounded, replace_atomically};
-use super::manifests::parse_documents;
-use super::store::MAX_STATUS_BYTES;
+use super::records;
 
-/// The end of a DataImage status file's name (`host` status files end in `.status.yaml` too, and
-/// manifests are never read from either).
-pub const SUFFIX: &str = ".DataImage.status.yaml";
+/// The kind, as its record files are named.
+const KIND: &str = "DataImage";
 
-/// The status file of the DataImage of the host named `name` in `namespace`; refused as
-/// [`super::store::status_path`] refuses a host's.
+/// The status file of the DataImage of the host named `name` in `namespace`.
 pub fn status_path(dir: &Path, name: &str, namespace: &str) -> std::io::Result<PathBuf> {
-    let mut host = metalhost_api::BareMetalHost::new(name, Default::default());
-    host.metadata.namespace = Some(namespace.to_string());
-    let host_file = super::store::status_path(dir, &host)?;
-    let file = host_file.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-    let stem = file.strip_suffix(super::manifests::STATUS_SUFFIX).unwrap_or(file);
-    Ok(dir.join(format!("{stem}{SUFFIX}")))
-}
-
-fn path_of(dir: &Path, image: &DataImage) -> std::io::Result<PathBuf> {
-    let name = image.metadata.name.as_deref().unwrap_or_default();
-    status_path(dir, name, image.metadata.namespace.as_deref().unwrap_or("default"))
+    records::path(dir, KIND, name, namespace)
 }
 
 /// Writes the DataImage's record: name, namespace, spec and status (URL userinfo hidden in the
 /// error message; the URL as the user wrote it, as Kubernetes keeps it).
 pub fn write(dir: &Path, image: &DataImage) -> std::io::Result<()> {
-    let path = path_of(dir, image)?;
+    let name = image.metadata.name.as_deref().unwrap_or_default();
+    let namespace = image.metadata.namespace.as_deref().unwrap_or("default");
     let mut status = image.status.clone().unwrap_or_default();
     if let Some(error) = status.error.as_mut() {
         error.message = redact_url_userinfo(&error.message);
     }
     let record = json!({
         "apiVersion": "metal3.io/v1alpha1",
-        "kind": "DataImage",
-        "metadata": {
-            "name": image.metadata.name,
-            "namespace": image.metadata.namespace.as_deref().unwrap_or("default"),
-        },
+        "kind": KIND,
+        "metadata": {"name": name, "namespace": namespace},
         "spec": image.spec,
         "status": status,
     });
-    let text = serde_yaml_ng::to_string(&record).map_err(std::io::Error::other)?;
-    let header = b"# written by metalhost: the DataImage's status; edits are overwritten\n";
-    replace_atomically(dir, &path, &[header, text.as_bytes()])
+    records::write(dir, KIND, name, namespace, &record)
 }
 
-/// Reads the status file of the DataImage of host `name` in `namespace`, if there is a sound
-/// one: a regular file within bounds, one document, naming that host.
+/// Reads the status file of the DataImage of host `name` in `namespace`, if there is a sound one.
 pub fn read(dir: &Path, name: &str, namespace: &str) -> Result<Option<DataImage>, String> {
-    let path = status_path(dir, name, namespace).map_err(|e| e.to_string())?;
-    if std::fs::symlink_metadata(&path).is_err() {
-        return Ok(None);
-    }
-    let corrupt = |e: String| format!("{}: corrupt DataImage status file ignored: {e}", path.display());
-    let text = read_bounded(&path, MAX_STATUS_BYTES, Links::Refuse).map_err(corrupt)?;
-    let mut docs = parse_documents(&text).map_err(corrupt)?.into_iter();
-    let value = match (docs.next(), docs.next()) {
-        (Some(Ok(value)), None) => value,
-        (Some(Err(e)), _) => return Err(corrupt(e)),
-        _ => return Err(corrupt("not exactly one document".into())),
-    };
-    let image: DataImage = serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))?;
-    let named = image.metadata.name.as_deref() == Some(name)
-        && image.metadata.namespace.as_deref().unwrap_or("default") == namespace;
-    if !named {
-        return Err(corrupt("it names another DataImage".into()));
-    }
-    Ok(Some(image))
-}
-
-/// Reads every DataImage status file in `dir` (for `get dataimages`); unsound ones are problems.
-pub fn read_all(dir: &Path) -> (Vec<DataImage>, Vec<String>) {
-    let (mut images, mut problems) = (Vec::new(), Vec::new());
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return (images, problems);
-    };
-    let mut stems: Vec<String> = entries
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(SUFFIX)).map(str::to_string))
-        .filter(|stem| !stem.starts_with('.'))
-        .collect();
-    stems.sort();
-    for stem in stems {
-        let (namespace, name) = stem.split_once('~').unwrap_or(("default", &stem));
-        match read(dir, name, namespace) {
-            Ok(Some(image)) => images.push(image),
-            Ok(None) => {}
-            Err(problem) => problems.push(problem),
-        }
-    }
-    (images, problems)
+    records::read(dir, KIND, name, namespace)
 }
 
 /// Removes the status file of the DataImage of host `name` in `namespace`.
 pub fn remove(dir: &Path, name: &str, namespace: &str) -> std::io::Result<()> {
-    let path = status_path(dir, name, namespace)?;
-    match std::fs::remove_file(&path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
+    records::remove(dir, KIND, name, namespace)
 }
 
 /// What the runtime keeps of a host's DataImage: the record last written, and since when its

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use k8s_openapi::api::core::v1::Secret;
 use metalhost_api::BareMetalHost;
 use metalhost_api::data_image::DataImage;
+use metalhost_api::firmware::HostFirmwareSettings;
 use metalhost_api::redact::redact_url_userinfo;
 use serde::Deserialize;
 use serde_json::Value;
@@ -149,6 +150,8 @@ pub struct Manifests {
     pub secrets: BTreeMap<String, Secret>,
     /// DataImages by `namespace/name` (the name of their host).
     pub data_images: BTreeMap<String, DataImage>,
+    /// HostFirmwareSettings by `namespace/name` (the name of their host).
+    pub firmware_settings: BTreeMap<String, HostFirmwareSettings>,
     /// Hosts whose documents are unusable.
     pub bad_hosts: Vec<BadHost>,
     /// Problems that concern no host (unreadable files, bad YAML, bad Secrets).
@@ -269,7 +272,37 @@ impl Manifests {
                     }
                 }
             }
-            "DataImage" => self.add_data_image(at, key, name.as_deref(), namespace.as_deref(), value),
+            "DataImage" => {
+                let image = self.named::<DataImage>(
+                    at,
+                    "DataImage",
+                    key,
+                    name.as_deref(),
+                    namespace.as_deref(),
+                    value,
+                );
+                if let Some((key, image)) = image
+                    && self.data_images.insert(key.clone(), image).is_some()
+                {
+                    self.problems.push(format!("{at}: DataImage {key} is defined twice; the last one wins"));
+                }
+            }
+            "HostFirmwareSettings" => {
+                let kind = "HostFirmwareSettings";
+                let settings = self.named::<HostFirmwareSettings>(
+                    at,
+                    kind,
+                    key,
+                    name.as_deref(),
+                    namespace.as_deref(),
+                    value,
+                );
+                if let Some((key, settings)) = settings
+                    && self.firmware_settings.insert(key.clone(), settings).is_some()
+                {
+                    self.problems.push(format!("{at}: {kind} {key} is defined twice; the last one wins"));
+                }
+            }
             "Secret" => match (key, serde_path_to_error::deserialize::<_, Secret>(value)) {
                 (Some(key), Ok(secret)) => {
                     self.secrets.insert(key, secret);
@@ -284,31 +317,32 @@ impl Manifests {
         }
     }
 
-    /// A DataImage: named as a host must be (its status file is named after it), read with
-    /// the path of a bad field; the problems concern no host.
-    fn add_data_image(
+    /// An object of a host (a DataImage, a HostFirmwareSettings): named as a host must be (its
+    /// status file is named after it), read with the path of a bad field; what is wrong with it
+    /// is a problem that concerns no host. Its key and the object, when it is usable.
+    fn named<T: serde::de::DeserializeOwned>(
         &mut self,
         at: &str,
+        kind: &str,
         key: Option<String>,
         name: Option<&str>,
         namespace: Option<&str>,
         value: Value,
-    ) {
+    ) -> Option<(String, T)> {
         let Some(key) = key.filter(|_| name.is_some_and(|n| !n.is_empty())) else {
-            return self.problems.push(format!("{at}: DataImage: metadata.name: required"));
+            self.problems.push(format!("{at}: {kind}: metadata.name: required"));
+            return None;
         };
         if let Err(e) = metalhost_api::names::check_host_name(name.unwrap_or_default(), namespace) {
-            return self.problems.push(format!("{at}: DataImage: {e}"));
+            self.problems.push(format!("{at}: {kind}: {e}"));
+            return None;
         }
-        match serde_path_to_error::deserialize::<_, DataImage>(value) {
-            Ok(image) => {
-                if self.data_images.insert(key.clone(), image).is_some() {
-                    self.problems.push(format!("{at}: DataImage {key} is defined twice; the last one wins"));
-                }
-            }
+        match serde_path_to_error::deserialize::<_, T>(value) {
+            Ok(object) => Some((key, object)),
             Err(e) => {
-                let reason = format!("{at}: DataImage {key}: {}: {}", e.path(), e.inner());
+                let reason = format!("{at}: {kind} {key}: {}: {}", e.path(), e.inner());
                 self.problems.push(redact_url_userinfo(&metalhost_api::text::bounded(&reason)));
+                None
             }
         }
     }

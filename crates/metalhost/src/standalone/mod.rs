@@ -10,7 +10,9 @@
 pub mod bounded;
 pub mod data_images;
 pub mod events;
+pub mod firmware;
 pub mod manifests;
+pub mod records;
 pub mod store;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -186,14 +188,19 @@ struct Tracked {
     reinspection_taken: bool,
     /// The host's DataImage as last kept (its status file), and since when its manifest is gone.
     data_image: data_images::Kept,
+    /// The host's HostFirmwareSettings as last judged (its status file).
+    firmware: firmware::Kept,
 }
 
-/// What a finished reconcile hands back: the host's outcome, and the look at its DataImage with
-/// the DataImage looked at.
-type Finished = (
-    metalhost_core::Outcome,
-    Option<(metalhost_api::data_image::DataImage, metalhost_core::data_image::Look)>,
-);
+/// What a finished reconcile hands back.
+struct Finished {
+    /// The host's outcome.
+    outcome: metalhost_core::Outcome,
+    /// The look at its DataImage, with the DataImage looked at.
+    image: Option<(metalhost_api::data_image::DataImage, metalhost_core::data_image::Look)>,
+    /// Its HostFirmwareSettings judged, when due.
+    firmware: Option<firmware::Look>,
+}
 
 impl Tracked {
     fn new(host: BareMetalHost, status: BareMetalHostStatus, due: Instant) -> Self {
@@ -207,6 +214,7 @@ impl Tracked {
             changed: true,
             reinspection_taken: false,
             data_image: data_images::Kept::default(),
+            firmware: firmware::Kept::default(),
         }
     }
 
@@ -310,8 +318,14 @@ impl Runtime {
             let status = record.status.clone().unwrap_or_default();
             let (data_image, problem) = data_images::Kept::load(rt.source.dir(), &record);
             rt.report_some(problem);
-            let tracked =
-                Tracked { reinspection_taken: taken, data_image, ..Tracked::new(record, status, now) };
+            let (firmware, problem) = firmware::Kept::load(rt.source.dir(), &record);
+            rt.report_some(problem);
+            let tracked = Tracked {
+                reinspection_taken: taken,
+                data_image,
+                firmware,
+                ..Tracked::new(record, status, now)
+            };
             rt.hosts.insert(key, tracked);
         }
         rt
@@ -382,7 +396,13 @@ impl Runtime {
             }
             let Some(t) = self.hosts.get_mut(&key) else { continue };
             t.changed = false;
-            let input = HostInput::resolve(t.host_for_core(), t.presence.deleting(), &self.manifests);
+            let mut input = HostInput::resolve(t.host_for_core(), t.presence.deleting(), &self.manifests);
+            let settings = self.manifests.firmware_settings.get(&key).cloned();
+            if !t.presence.deleting() {
+                input.firmware_settings = t.firmware.wanted(settings.as_ref());
+            }
+            let kept_firmware = (!t.presence.deleting()).then(|| t.firmware.clone());
+            let dir = self.source.dir().to_path_buf();
             let image = match t.presence.deleting() {
                 true => None,
                 false => {
@@ -410,13 +430,21 @@ impl Runtime {
                     }
                     None => None,
                 };
+                let firmware = match kept_firmware.filter(|_| !outcome.forget) {
+                    Some(kept) => {
+                        let at = (Instant::now(), now.as_str());
+                        kept.look(&reconciler, &dir, &input.host, settings.as_ref(), &outcome.status, at)
+                            .await
+                    }
+                    None => None,
+                };
                 if let Some(m) = metrics {
                     m.reconciled(
                         started.elapsed(),
                         outcome.status.operational_status == OperationalStatus::Error,
                     );
                 }
-                (key, Ok((outcome, image)))
+                (key, Ok(Finished { outcome, image, firmware }))
             });
         }
     }
@@ -424,10 +452,15 @@ impl Runtime {
     /// Takes in a finished reconcile: its status is stored and its changes kept for the pass.
     fn finish(&mut self, joined: Result<(String, Result<Finished, String>), tokio::task::JoinError>) {
         match joined {
-            Ok((key, Ok((outcome, image)))) => {
+            Ok((key, Ok(Finished { outcome, image, firmware }))) => {
                 self.in_flight.remove(&key);
+                let state = outcome.status.provisioning.state;
+                if let Some(t) = self.hosts.get_mut(&key) {
+                    t.firmware.note_outcome(self.manifests.firmware_settings.get(&key), &outcome);
+                }
                 let changes = self.apply_outcome(&key, outcome);
                 self.apply_data_image(&key, image);
+                self.apply_firmware(&key, state, firmware);
                 self.finished.extend(changes);
             }
             Ok((key, Err(e))) => {
@@ -471,19 +504,20 @@ impl Runtime {
                 }
             }
         }
-        self.wake_hosts_whose_data_images_changed(&manifests, now);
+        self.wake_hosts_whose_objects_changed(&manifests, now);
         self.wake_hosts_whose_secrets_changed(&manifests, now);
         self.manifests = manifests;
         self.delete_long_gone(now);
     }
 
-    /// A host whose DataImage is new or changed is looked at at once; one whose DataImage's
-    /// manifest went is looked at when its absence counts (the DataImage is then detached).
-    fn wake_hosts_whose_data_images_changed(&mut self, read: &Manifests, now: Instant) {
+    /// A host whose DataImage or HostFirmwareSettings is new or changed is looked at at once; one
+    /// whose DataImage's manifest went is looked at when its absence counts (the DataImage is then
+    /// detached).
+    fn wake_hosts_whose_objects_changed(&mut self, read: &Manifests, now: Instant) {
         let complete = read.problems.is_empty();
         for (key, t) in &mut self.hosts {
             let (changed, missing_since) = t.data_image.seen(read.data_images.get(key), complete, now);
-            if changed {
+            if changed || t.firmware.changed(read.firmware_settings.get(key)) {
                 t.due = t.due.min(now);
                 t.changed = true;
             }
@@ -491,6 +525,19 @@ impl Runtime {
                 t.due = t.due.min(since + self.config.gone_for);
             }
         }
+    }
+
+    /// Takes in a judgement of a host's HostFirmwareSettings: its status files, its events, and
+    /// a look at once when an available host is to prepare.
+    fn apply_firmware(&mut self, key: &str, state: ProvisioningState, look: Option<firmware::Look>) {
+        let dir = self.source.dir().to_path_buf();
+        let (Some(look), Some(t)) = (look, self.hosts.get_mut(key)) else { return };
+        let now = Instant::now();
+        let (events, prepare) = t.firmware.apply(&dir, &t.host, state, look, now);
+        if prepare {
+            t.due = now;
+        }
+        self.log_events(key, &events);
     }
 
     /// Takes in the look at a host's DataImage: its status file, and the host's next look.
@@ -709,6 +756,7 @@ impl Runtime {
         if outcome.forget {
             let host = t.host.clone();
             t.data_image.forget(&dir, &host);
+            t.firmware.forget(&dir, &host);
             self.hosts.remove(key);
             if let Err(e) = store::remove(&dir, &host) {
                 warn!(host = %key, "cannot remove status file: {e}");

@@ -130,10 +130,7 @@ pub fn read_all(dir: &Path) -> (Vec<(PathBuf, BareMetalHost)>, Vec<String>) {
     for entry in entries.filter_map(Result::ok) {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if name.ends_with(STATUS_SUFFIX)
-            && !name.ends_with(super::data_images::SUFFIX)
-            && !name.starts_with('.')
-        {
+        if name.ends_with(STATUS_SUFFIX) && !super::records::is_record(name) && !name.starts_with('.') {
             paths.push(entry.path());
         }
     }
