@@ -185,7 +185,10 @@ pub fn decide(image: &DataImage, state: ProvisioningState, node: Option<&NodeMed
             String::new()
         }
     };
-    if wanted != attached {
+    // compared as shown: a record that hides the URL's user information (standalone) still
+    // names the image attached
+    let hide = metalhost_api::redact::redact_url_userinfo;
+    if hide(&wanted) != hide(&attached) {
         if !attached.is_empty() {
             // the old image out first; the status no longer claims it (upstream waits to see)
             (look.step, look.again) = (Some(MediaStep::Detach), Some(SETTLE));
@@ -357,6 +360,18 @@ mod tests {
         );
         let done = decide(&image(URL, Some(again.status), false), PROVISIONED, Some(&cd(true)), NOW);
         assert_eq!(done.status.error, None);
+    }
+
+    #[test]
+    fn an_attached_url_recorded_without_its_password_is_the_same_image() {
+        let secret = "http://user:pw@images.example/data.iso";
+        let look = decide(
+            &image(secret, attached("http://***@images.example/data.iso"), false),
+            PROVISIONED,
+            Some(&cd(true)),
+            NOW,
+        );
+        assert_eq!((look.step, look.status.error), (None, None));
     }
 
     #[test]

@@ -164,8 +164,15 @@ impl Reconciler {
         let settled = chain::settle(&ctx, previous, &observed);
         // Ironic holds the node's lock for a task of its own (attaching a DataImage, which may
         // download a whole ISO, say): a change would be refused (409) and told as the host's
-        // error; it waits, and the next look decides again
-        let locked = observed.node.as_ref().is_some_and(|n| n.reservation.is_some());
+        // error; it waits, and the next look decides again. Not for ever: a lock held longer
+        // than LOCK_WAIT (a conductor that died holding it) is told as the refusal it gets.
+        let locked = observed.node.as_ref().is_some_and(|n| {
+            n.reservation.is_some()
+                && n.updated_at
+                    .as_deref()
+                    .and_then(|at| elapsed(at, now))
+                    .is_some_and(|held| held < LOCK_WAIT)
+        });
         if locked && settled.decision.action.changes_the_node() {
             debug!(%host, action = %settled.decision.action.kind(), "the node is locked by Ironic; waiting");
             return Outcome { requeue: Requeue::Poll, ..Outcome::unchanged(previous) };
@@ -211,6 +218,10 @@ impl Reconciler {
         unreachable!("the writes of one reconcile are bounded by chain::MAX_CHAINED_ACTIONS")
     }
 }
+
+/// How long a host's write waits for a node Ironic holds locked, counted from the node's last
+/// change (taking the lock is one); then it is sent, and Ironic's refusal told.
+const LOCK_WAIT: Duration = Duration::from_secs(300);
 
 /// How long Ironic verifies a node before metalhost tries the BMC's port itself (a verify that
 /// goes well takes a second or two: the BMC is not bothered then).
@@ -421,19 +432,14 @@ mod tests {
         use wiremock::matchers::{method, path};
         use wiremock::{Mock, ResponseTemplate};
         let server = ironic().await;
-        let node = |reservation: Option<&str>| {
+        let node = |reservation: &str| {
             serde_json::json!({"uuid": NODE, "name": "lab~h1", "driver": "redfish",
-                               "provision_state": "enroll", "reservation": reservation})
+                               "provision_state": "enroll", "reservation": reservation,
+                               "updated_at": "2026-12-06T00:00:00+00:00"})
         };
         Mock::given(method("GET"))
             .and(path(format!("/v1/nodes/{NODE}")))
-            .respond_with(ResponseTemplate::new(200).set_body_json(node(Some("conductor-1"))))
-            .up_to_n_times(1)
-            .mount(&server)
-            .await;
-        Mock::given(method("GET"))
-            .and(path(format!("/v1/nodes/{NODE}")))
-            .respond_with(ResponseTemplate::new(200).set_body_json(node(None)))
+            .respond_with(ResponseTemplate::new(200).set_body_json(node("conductor-1")))
             .mount(&server)
             .await;
         Mock::given(method("GET"))
@@ -448,12 +454,13 @@ mod tests {
         let mut registering = BareMetalHostStatus::default();
         registering.provisioning.state = ProvisioningState::Registering;
         registering.provisioning.id = NODE.into();
-        let outcome = reconciler.reconcile(&fresh_host(), &registering, "2026-12-06T00:00:00Z").await;
+        let outcome = reconciler.reconcile(&fresh_host(), &registering, "2026-12-06T00:00:05Z").await;
         assert!(calls(&server).await.iter().all(|c| c.starts_with("GET")), "{:?}", calls(&server).await);
         assert_eq!(outcome.status.provisioning.state, ProvisioningState::Registering);
         assert_eq!((outcome.requeue, outcome.error.is_none()), (Requeue::Poll, true), "{:?}", outcome.error);
-        // unlocked: the registration's write goes
-        reconciler.reconcile(&fresh_host(), &registering, "2026-12-06T00:00:05Z").await;
+        // held for longer than anyone waits (a conductor that died holding it): the write goes,
+        // and what Ironic answers is told
+        reconciler.reconcile(&fresh_host(), &registering, "2026-12-06T00:05:01Z").await;
         let sent = calls(&server).await;
         assert!(sent.iter().any(|c| c.starts_with("PATCH /v1/nodes/")), "{sent:?}");
     }

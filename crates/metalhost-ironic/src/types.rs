@@ -75,6 +75,9 @@ pub struct Node {
     /// When the provision state last changed (RFC 3339, UTC).
     #[serde(default)]
     pub provision_updated_at: Option<String>,
+    /// When the node last changed (RFC 3339, UTC): taking its lock (`reservation`) is a change.
+    #[serde(default)]
+    pub updated_at: Option<String>,
 }
 
 impl Node {

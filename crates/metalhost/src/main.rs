@@ -76,8 +76,8 @@ enum Command {
         #[arg(short = 'o', long, value_parser = ["wide", "json", "yaml"])]
         output: Option<String>,
         /// Only these hosts (`name` or `namespace/name`); `dataimages [NAME…]` or
-        /// `hostfirmwaresettings [NAME…]` lists the hosts' DataImages or HostFirmwareSettings
-        /// instead.
+        /// `hostfirmwaresettings [NAME…]` (`hfs`) lists the hosts' DataImages or
+        /// HostFirmwareSettings instead (a host of such a name: `default/NAME`).
         names: Vec<String>,
     },
     /// Show one host in full: spec, status, conditions, its Ironic node (with --ironic), errors,
@@ -381,14 +381,16 @@ fn records_named<T: serde::de::DeserializeOwned + kube::Resource>(
     for p in problems {
         eprintln!("warning: {}", safe(&p));
     }
-    Ok(objects
-        .into_iter()
-        .filter(|o| {
-            let name = o.meta().name.as_deref().unwrap_or_default();
-            let key = format!("{}/{name}", o.meta().namespace.as_deref().unwrap_or("default"));
-            names.is_empty() || names.iter().any(|n| *n == name || *n == key)
-        })
-        .collect())
+    let named = |o: &T, n: &str| {
+        let name = o.meta().name.as_deref().unwrap_or_default();
+        n == name || n == format!("{}/{name}", o.meta().namespace.as_deref().unwrap_or("default"))
+    };
+    for n in names {
+        if !objects.iter().any(|o| named(o, n)) {
+            bail!("{kind} {n:?} not found in {}", dir.display());
+        }
+    }
+    Ok(objects.into_iter().filter(|o| names.is_empty() || names.iter().any(|n| named(o, n))).collect())
 }
 
 /// Prints records as `get` does: a List for `-o json|yaml`, else the table `lines` makes.
@@ -440,7 +442,12 @@ async fn get(
     output: Option<String>,
     names: Vec<String>,
 ) -> anyhow::Result<ExitCode> {
-    if names.first().is_some_and(|kind| DATA_IMAGE_KINDS.contains(&kind.as_str())) {
+    let kind = names.first().map(String::as_str).unwrap_or_default();
+    let other_kind = DATA_IMAGE_KINDS.contains(&kind) || FIRMWARE_SETTINGS_KINDS.contains(&kind);
+    if other_kind && (watch || output.as_deref() == Some("wide")) {
+        bail!("get {kind}: -w and -o wide are for hosts only");
+    }
+    if DATA_IMAGE_KINDS.contains(&kind) {
         return get_data_images(&dir, output.as_deref(), &names[1..]);
     }
     if names.first().is_some_and(|kind| FIRMWARE_SETTINGS_KINDS.contains(&kind.as_str())) {

@@ -243,7 +243,7 @@ fn a_data_image_manifest_puts_its_iso_in_the_machines_cd_drive_until_it_is_remov
         "apiVersion: metal3.io/v1alpha1\nkind: DataImage\nmetadata: {{name: vm-0}}\nspec: {{url: \"{url}\"}}\n"
     );
     write(dir.path(), "data-image.yaml", &[image]);
-    let record = dir.path().join("vm-0.DataImage.status.yaml");
+    let record = dir.path().join("vm-0_DataImage.status.yaml");
     let deadline = Instant::now() + Duration::from_secs(120);
     let inserted = loop {
         let (_, cd) = bmc(&lab, 0);
@@ -331,7 +331,7 @@ fn a_firmware_settings_manifest_reaches_the_machines_bios_through_preparing() {
     let available =
         |s: &metalhost_api::BareMetalHostStatus| s.provisioning.state == ProvisioningState::Available;
     wait_status(dir.path(), "available", &metalhost, available);
-    let settings_path = dir.path().join("vm-0.HostFirmwareSettings.status.yaml");
+    let settings_path = dir.path().join("vm-0_HostFirmwareSettings.status.yaml");
     let settings = record_where(&settings_path, "the machine's BIOS in the status", &metalhost, |r| {
         r["status"]["settings"]["ProcTurboMode"].is_string()
     });
@@ -345,7 +345,7 @@ fn a_firmware_settings_manifest_reaches_the_machines_bios_through_preparing() {
     let reported = settings["status"]["settings"]["ProcTurboMode"].as_str().unwrap().to_string();
     let schema_name = settings["status"]["schema"]["name"].as_str().expect("a schema reference").to_string();
     let schema_text =
-        std::fs::read_to_string(dir.path().join(format!("{schema_name}.FirmwareSchema.status.yaml")))
+        std::fs::read_to_string(dir.path().join(format!("{schema_name}_FirmwareSchema.status.yaml")))
             .expect("the schema's file");
     let schema: serde_json::Value = serde_yaml_ng::from_str(&schema_text).unwrap();
     let allowed: Vec<String> =

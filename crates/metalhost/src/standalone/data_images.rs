@@ -1,10 +1,8 @@
-//! DataImage status files of the standalone runtime: `<host's stem>.DataImage.status.yaml` beside
+//! DataImage status files of the standalone runtime: `<host's stem>_DataImage.status.yaml` beside
 //! the host's own status file, holding the DataImage as last kept (spec and status), written
 //! atomically as host status files are. The file is also what a Kubernetes finalizer is: while it
 //! says an image is attached, a DataImage whose manifest went is detached before the file goes.
-//!
-//! The name cannot collide with a host's status file: host names are lowercase, so no host's
-//! stem ends in `.DataImage`.
+//! Records are `records.rs`'s: user information is hidden in every URL the file holds.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -28,21 +26,33 @@ pub fn status_path(dir: &Path, name: &str, namespace: &str) -> std::io::Result<P
     records::path(dir, KIND, name, namespace)
 }
 
-/// Writes the DataImage's record: name, namespace, spec and status (URL userinfo hidden in the
-/// error message; the URL as the user wrote it, as Kubernetes keeps it).
-pub fn write(dir: &Path, image: &DataImage) -> std::io::Result<()> {
-    let name = image.metadata.name.as_deref().unwrap_or_default();
-    let namespace = image.metadata.namespace.as_deref().unwrap_or("default");
-    let mut status = image.status.clone().unwrap_or_default();
-    if let Some(error) = status.error.as_mut() {
-        error.message = redact_url_userinfo(&error.message);
+/// The DataImage as its record holds it: user information hidden in every URL (the URL wanted,
+/// the one attached, the error message), as nothing kept by metalhost shows a secret.
+pub fn shown(image: &DataImage) -> DataImage {
+    let mut shown = image.clone();
+    shown.spec.url = redact_url_userinfo(&shown.spec.url);
+    if let Some(status) = shown.status.as_mut() {
+        if let Some(attached) = status.attached_image.as_mut() {
+            attached.url = redact_url_userinfo(&attached.url);
+        }
+        if let Some(error) = status.error.as_mut() {
+            error.message = redact_url_userinfo(&error.message);
+        }
     }
+    shown
+}
+
+/// Writes the DataImage's record ([`shown`]): name, namespace, spec and status.
+pub fn write(dir: &Path, image: &DataImage) -> std::io::Result<()> {
+    let shown = shown(image);
+    let name = shown.metadata.name.as_deref().unwrap_or_default();
+    let namespace = shown.metadata.namespace.as_deref().unwrap_or("default");
     let record = json!({
         "apiVersion": "metal3.io/v1alpha1",
         "kind": KIND,
         "metadata": {"name": name, "namespace": namespace},
-        "spec": image.spec,
-        "status": status,
+        "spec": shown.spec,
+        "status": shown.status.unwrap_or_default(),
     });
     records::write(dir, KIND, name, namespace, &record)
 }
@@ -93,13 +103,17 @@ impl Kept {
         match (manifest, &self.record) {
             (Some(m), record) => {
                 self.missing_since = None;
-                (record.as_ref().is_none_or(|r| r.spec != m.spec), None)
+                (record.as_ref().is_none_or(|r| r.spec != shown(m).spec), None)
             }
             (None, Some(_)) if complete => {
                 let since = *self.missing_since.get_or_insert(now);
                 (false, Some(since))
             }
-            (None, _) => (false, None),
+            // a manifest that could not be read says nothing: its absence is not counted
+            (None, _) => {
+                self.missing_since = None;
+                (false, None)
+            }
         }
     }
 
@@ -138,10 +152,10 @@ impl Kept {
             return look.again;
         }
         image.metadata.deletion_timestamp = None;
-        let unchanged = self
-            .record
-            .as_ref()
-            .is_some_and(|r| r.spec == image.spec && r.status.as_ref() == Some(&look.status));
+        let unchanged = self.record.as_ref().is_some_and(|r| {
+            let now = shown(&DataImage { status: Some(look.status.clone()), ..image.clone() });
+            r.spec == now.spec && r.status == now.status
+        });
         if let Some(error) = look.status.error.as_ref().filter(|e| {
             self.record.as_ref().and_then(|r| r.status.as_ref()).and_then(|s| s.error.as_ref()) != Some(*e)
         }) {
@@ -150,7 +164,7 @@ impl Kept {
         image.status = Some(look.status);
         if !unchanged {
             match write(dir, &image) {
-                Ok(()) => self.record = Some(image),
+                Ok(()) => self.record = Some(shown(&image)),
                 // the record stays as it was: the next look writes it
                 Err(e) => warn!(host = %key, "cannot write the DataImage status file: {e}"),
             }
@@ -211,11 +225,11 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
-        assert!(names.contains(&"h1.DataImage.status.yaml".to_string()), "{names:?}");
-        assert!(names.contains(&"lab~h1.DataImage.status.yaml".to_string()), "{names:?}");
+        assert!(names.contains(&"h1_DataImage.status.yaml".to_string()), "{names:?}");
+        assert!(names.contains(&"lab~h1_DataImage.status.yaml".to_string()), "{names:?}");
         let back = read(dir.path(), "h1", "lab").unwrap().unwrap();
         assert_eq!(back.status.as_ref().unwrap().attached_url(), "http://images.example/d.iso");
-        let text = std::fs::read_to_string(dir.path().join("h1.DataImage.status.yaml")).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("h1_DataImage.status.yaml")).unwrap();
         assert!(!text.contains("hunter2"), "{text}");
         assert!(super::super::manifests::manifest_files(dir.path()).unwrap().is_empty(), "never a manifest");
         let (hosts, problems) = super::super::store::read_all(dir.path());
@@ -229,13 +243,65 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), &image("h1", "default")).unwrap();
         std::fs::rename(
-            dir.path().join("h1.DataImage.status.yaml"),
-            dir.path().join("h2.DataImage.status.yaml"),
+            dir.path().join("h1_DataImage.status.yaml"),
+            dir.path().join("h2_DataImage.status.yaml"),
         )
         .unwrap();
         assert!(read(dir.path(), "h2", "default").unwrap_err().contains("names another DataImage"));
-        std::os::unix::fs::symlink("/etc/passwd", dir.path().join("h3.DataImage.status.yaml")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", dir.path().join("h3_DataImage.status.yaml")).unwrap();
         assert!(read(dir.path(), "h3", "default").is_err());
         assert!(status_path(dir.path(), "../x", "default").is_err());
+    }
+
+    fn manifest(url: &str) -> DataImage {
+        let mut image = DataImage::default();
+        image.metadata.name = Some("h1".into());
+        image.metadata.namespace = Some("default".into());
+        image.spec.url = url.into();
+        image
+    }
+
+    #[test]
+    fn a_missing_manifest_counts_only_when_every_manifest_was_read_for_long_enough() {
+        let gone_for = Duration::from_secs(1);
+        let t0 = Instant::now();
+        let mut kept = Kept { record: Some(shown(&image("h1", "default"))), missing_since: None };
+        // a reload that could not read some file: nothing counts
+        assert_eq!(kept.seen(None, false, t0), (false, None));
+        assert_eq!(kept.to_keep(None, t0 + gone_for * 5, gone_for), None);
+        // missing in a complete reload: kept as it is until gone_for passed, then deleted
+        assert_eq!(kept.seen(None, true, t0), (false, Some(t0)));
+        assert_eq!(kept.to_keep(None, t0, gone_for), None);
+        let deleted = kept.to_keep(None, t0 + gone_for, gone_for).expect("the DataImage to detach");
+        assert!(deleted.metadata.deletion_timestamp.is_some());
+        // a reload that fails meanwhile starts the count again
+        assert_eq!(kept.seen(None, false, t0 + gone_for), (false, None));
+        assert_eq!(kept.to_keep(None, t0 + gone_for * 2, gone_for), None);
+        // back: kept again, with the status last written
+        let back = manifest("http://images.example/d.iso");
+        assert_eq!(kept.seen(Some(&back), true, t0), (false, None), "the same spec is no change");
+        let keep = kept.to_keep(Some(&back), t0, gone_for).unwrap();
+        assert_eq!(keep.status.unwrap().attached_url(), "http://images.example/d.iso");
+    }
+
+    #[test]
+    fn a_url_with_a_password_is_kept_hidden_and_is_no_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = manifest("http://user:hunter2@images.example/d.iso");
+        let mut kept = Kept::default();
+        assert!(kept.seen(Some(&secret), true, Instant::now()).0, "new");
+        let look = Look {
+            status: DataImageStatus {
+                attached_image: Some(AttachedImageReference { url: secret.spec.url.clone() }),
+                ..Default::default()
+            },
+            step: None,
+            release: false,
+            again: None,
+        };
+        kept.apply(dir.path(), secret.clone(), look, "default/h1");
+        let text = std::fs::read_to_string(dir.path().join("h1_DataImage.status.yaml")).unwrap();
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(!kept.seen(Some(&secret), true, Instant::now()).0, "the record is the same DataImage");
     }
 }

@@ -1,9 +1,9 @@
 //! HostFirmwareSettings and FirmwareSchema in the standalone runtime, as the Kubernetes runtime
 //! keeps them (`kube/firmware_settings.rs`) with files for objects: a `kind:
 //! HostFirmwareSettings` manifest (same name and namespace as its host; none means no change
-//! wanted) says what the user wants; `<host>.HostFirmwareSettings.status.yaml` holds what metalhost
+//! wanted) says what the user wants; `<host>_HostFirmwareSettings.status.yaml` holds what metalhost
 //! judged (the spec, a generation counted up at each change of it, the machine's BIOS settings and
-//! upstream's conditions), and `<schema>.FirmwareSchema.status.yaml` the BIOS registry of the
+//! upstream's conditions), and `<schema>_FirmwareSchema.status.yaml` the BIOS registry of the
 //! machine's model, shared by hash. The core judges (`metalhost_core::firmware`); a valid change
 //! is applied in preparing by the core's state machine. `ValidationFailed` goes to the event log.
 
@@ -40,10 +40,29 @@ const RETRY: Duration = Duration::from_secs(60);
 /// which host state it was judged, the generation a clean went out for, a failure's time.
 #[derive(Debug, Clone, Default)]
 pub struct Kept {
+    /// As its status file holds it (password values hidden).
     record: Option<HostFirmwareSettings>,
+    /// The manifest's spec as last read (in memory only: it may hold passwords), and since when
+    /// the manifest has been missing (a file caught while it is rewritten changes nothing).
+    last_spec: Option<HostFirmwareSettingsSpec>,
+    missing_since: Option<Instant>,
     judged: Option<(Instant, ProvisioningState)>,
     cleaned: Option<i64>,
     failed_at: Option<Instant>,
+}
+
+/// The spec as a status file keeps it: the values of password settings hidden (upstream's
+/// schema leaves them out too).
+fn masked(spec: &HostFirmwareSettingsSpec) -> HostFirmwareSettingsSpec {
+    let settings = spec
+        .settings
+        .iter()
+        .map(|(name, value)| match name.to_ascii_lowercase().contains("password") {
+            true => (name.clone(), SettingValue::String("<hidden>".into())),
+            false => (name.clone(), value.clone()),
+        })
+        .collect();
+    HostFirmwareSettingsSpec { settings }
 }
 
 /// What a look judged, for the runtime to store.
@@ -98,43 +117,77 @@ impl Kept {
     /// record's, one more when the spec changed since.
     pub fn current(&self, manifest: Option<&HostFirmwareSettings>) -> (HostFirmwareSettingsSpec, i64) {
         let spec = manifest.map(|m| m.spec.clone()).unwrap_or_default();
-        let (recorded, generation) = match &self.record {
-            Some(r) => (Some(&r.spec), r.metadata.generation.unwrap_or(1)),
-            None => (None, 1),
-        };
-        match recorded {
-            Some(r) if *r != spec => (spec, generation + 1),
-            _ => (spec, generation),
+        match &self.record {
+            Some(r) if r.spec != masked(&spec) => {
+                (spec, r.metadata.generation.unwrap_or(1).saturating_add(1))
+            }
+            Some(r) => (spec, r.metadata.generation.unwrap_or(1)),
+            None => (spec, 1),
         }
     }
 
-    /// Whether the manifest's spec differs from the one last judged (the host is looked at now).
-    pub fn changed(&self, manifest: Option<&HostFirmwareSettings>) -> bool {
-        let spec = manifest.map(|m| m.spec.clone()).unwrap_or_default();
-        self.record.as_ref().is_some_and(|r| r.spec != spec)
+    /// Takes in the host's HostFirmwareSettings manifest as a reload read it (`complete`: every
+    /// manifest was read). Whether the spec changed (the host is looked at now), and when a
+    /// missing manifest counts as gone.
+    pub fn seen(
+        &mut self,
+        manifest: Option<&HostFirmwareSettings>,
+        complete: bool,
+        now: Instant,
+    ) -> (bool, Option<Instant>) {
+        match manifest {
+            Some(m) => {
+                self.missing_since = None;
+                self.last_spec = Some(m.spec.clone());
+                (self.record.as_ref().is_some_and(|r| r.spec != masked(&m.spec)), None)
+            }
+            None if complete && self.last_spec.is_some() => {
+                (false, Some(*self.missing_since.get_or_insert(now)))
+            }
+            None => {
+                self.missing_since = None;
+                (false, None)
+            }
+        }
+    }
+
+    /// The manifest as the host's look takes it: the one read, else the last one read while its
+    /// absence does not count yet (`gone_for`, or a reload that could not read every manifest).
+    pub fn held(
+        &self,
+        manifest: Option<&HostFirmwareSettings>,
+        now: Instant,
+        gone_for: Duration,
+    ) -> Option<HostFirmwareSettings> {
+        if let Some(m) = manifest {
+            return Some(m.clone());
+        }
+        let gone = self.missing_since.is_some_and(|since| now.saturating_duration_since(since) >= gone_for);
+        match gone {
+            true => None,
+            false => self.last_spec.clone().map(|spec| HostFirmwareSettings { spec, ..Default::default() }),
+        }
     }
 
     /// The BIOS settings preparing is to apply (a valid change judged for the current spec), as
-    /// in Kubernetes; once a clean went out for a generation, nothing more is asked for it.
-    pub fn wanted(&self, manifest: Option<&HostFirmwareSettings>) -> BTreeMap<String, SettingValue> {
+    /// in Kubernetes, with the generation they are for; once a clean went out for a generation,
+    /// nothing more is asked for it.
+    pub fn wanted(&self, manifest: Option<&HostFirmwareSettings>) -> (BTreeMap<String, SettingValue>, i64) {
         let (spec, generation) = self.current(manifest);
         let Some(status) = self.record.as_ref().and_then(|r| r.status.as_ref()) else {
-            return BTreeMap::new();
+            return (BTreeMap::new(), generation);
         };
         if self.cleaned == Some(generation) {
-            return BTreeMap::new();
+            return (BTreeMap::new(), generation);
         }
-        settings_to_apply(&spec, generation, status).unwrap_or_default()
+        (settings_to_apply(&spec, generation, status).unwrap_or_default(), generation)
     }
 
-    /// Remembers a clean sent for the current generation; forgets it when preparing failed.
-    pub fn note_outcome(
-        &mut self,
-        manifest: Option<&HostFirmwareSettings>,
-        outcome: &metalhost_core::Outcome,
-    ) {
+    /// Remembers a clean sent for `generation` (the one [`Kept::wanted`] gave the look); forgets
+    /// it when preparing failed, so that it is tried again.
+    pub fn note_outcome(&mut self, generation: i64, outcome: &metalhost_core::Outcome) {
         if outcome.action == metalhost_core::ActionKind::Clean {
-            self.cleaned = Some(self.current(manifest).1);
+            self.cleaned = Some(generation);
         } else if outcome.status.error_type == Some(metalhost_api::host::ErrorType::Preparation) {
             self.cleaned = None;
         }
@@ -196,8 +249,7 @@ impl Kept {
             Ok(Some(schema)) => schema.spec.schema,
             _ => stored_schema(report.registry.clone()),
         };
-        let vendor =
-            host.status.as_ref().and_then(|s| s.hardware.as_ref()).and_then(|h| h.system_vendor.clone());
+        let vendor = status.hardware.as_ref().and_then(|h| h.system_vendor.clone());
         let (maker, model) = vendor
             .map(|v| (v.manufacturer.unwrap_or_default(), v.product_name.unwrap_or_default()))
             .unwrap_or_default();
@@ -243,13 +295,13 @@ impl Kept {
                 warn!(host = %host.qualified_name(), "cannot write the FirmwareSchema status file: {e}");
             }
         }
-        let spec_changed = self.record.as_ref().is_none_or(|r| r.spec != judged.spec);
+        let spec_changed = self.record.as_ref().is_none_or(|r| r.spec != masked(&judged.spec));
         let status: HostFirmwareSettingsStatus = judged.judgement.status.clone();
         if judged.judgement.changed || spec_changed {
             let record = json!({
                 "apiVersion": "metal3.io/v1alpha1", "kind": SETTINGS,
                 "metadata": {"name": name, "namespace": namespace, "generation": judged.generation},
-                "spec": judged.spec, "status": status,
+                "spec": masked(&judged.spec), "status": status,
             });
             match records::write(dir, SETTINGS, name, namespace, &record)
                 .and_then(|()| serde_json::from_value(record).map_err(std::io::Error::other))
@@ -290,5 +342,104 @@ impl Kept {
             warn!(host = %host.qualified_name(), "cannot remove the HostFirmwareSettings status file: {e}");
         }
         *self = Kept::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use metalhost_api::Condition;
+    use metalhost_core::firmware::VALID;
+
+    fn manifest(settings: serde_json::Value) -> HostFirmwareSettings {
+        serde_json::from_value(json!({"metadata": {"name": "h1"}, "spec": {"settings": settings}})).unwrap()
+    }
+
+    fn condition(type_: &str, generation: i64) -> Condition {
+        Condition {
+            type_: type_.into(),
+            status: "True".into(),
+            observed_generation: Some(generation),
+            ..Default::default()
+        }
+    }
+
+    /// A record judged at `generation` for `spec`: a valid change detected.
+    fn judged(spec: serde_json::Value, generation: i64) -> Kept {
+        let mut record = manifest(spec);
+        record.spec = masked(&record.spec);
+        record.metadata.generation = Some(generation);
+        record.status = Some(HostFirmwareSettingsStatus {
+            settings: [("ProcTurboMode".to_string(), "Enabled".to_string())].into(),
+            conditions: vec![condition(VALID, generation), condition(CHANGE_DETECTED, generation)],
+            ..Default::default()
+        });
+        Kept { record: Some(record), ..Default::default() }
+    }
+
+    #[test]
+    fn a_changed_spec_is_the_next_generation_and_waits_to_be_judged() {
+        let kept = judged(json!({"ProcTurboMode": "Disabled"}), 3);
+        let same = manifest(json!({"ProcTurboMode": "Disabled"}));
+        assert_eq!(kept.current(Some(&same)).1, 3);
+        assert_eq!(
+            kept.wanted(Some(&same)),
+            ([("ProcTurboMode".to_string(), SettingValue::String("Disabled".into()))].into(), 3)
+        );
+        let other = manifest(json!({"ProcTurboMode": "Auto"}));
+        assert_eq!(kept.current(Some(&other)).1, 4);
+        assert!(kept.wanted(Some(&other)).0.is_empty(), "not judged for generation 4 yet");
+    }
+
+    #[test]
+    fn one_clean_per_generation_the_one_the_look_asked_for() {
+        let mut kept = judged(json!({"ProcTurboMode": "Disabled"}), 3);
+        let same = manifest(json!({"ProcTurboMode": "Disabled"}));
+        let (_, generation) = kept.wanted(Some(&same));
+        let clean = metalhost_core::Outcome {
+            action: metalhost_core::ActionKind::Clean,
+            ..metalhost_core::Outcome::unchanged(&Default::default())
+        };
+        // the manifest changed while the clean was under way: the clean is still generation 3's
+        kept.note_outcome(generation, &clean);
+        assert!(kept.wanted(Some(&same)).0.is_empty(), "asked once");
+        let next = judged(json!({"ProcTurboMode": "Auto"}), 4);
+        let kept = Kept { cleaned: kept.cleaned, ..next };
+        let auto = manifest(json!({"ProcTurboMode": "Auto"}));
+        assert!(!kept.wanted(Some(&auto)).0.is_empty(), "generation 4 is asked for");
+    }
+
+    #[test]
+    fn a_manifest_missing_for_an_instant_is_the_last_one_read() {
+        let gone_for = Duration::from_secs(1);
+        let t0 = Instant::now();
+        let mut kept = judged(json!({"ProcTurboMode": "Disabled"}), 3);
+        let m = manifest(json!({"ProcTurboMode": "Disabled"}));
+        assert_eq!(kept.seen(Some(&m), true, t0), (false, None));
+        assert_eq!(kept.seen(None, true, t0), (false, Some(t0)));
+        assert_eq!(kept.held(None, t0, gone_for).map(|h| h.spec), Some(m.spec.clone()));
+        assert_eq!(kept.held(None, t0 + gone_for, gone_for), None, "gone: no change wanted");
+        assert_eq!(kept.seen(None, false, t0 + gone_for), (false, None), "an unread file stops the count");
+        assert_eq!(kept.held(None, t0 + gone_for * 3, gone_for).map(|h| h.spec), Some(m.spec));
+    }
+
+    #[test]
+    fn password_values_never_reach_the_record_and_are_no_change() {
+        let kept = judged(json!({"AdminPassword": "hunter2", "ProcTurboMode": "Disabled"}), 2);
+        let shown = serde_json::to_string(kept.record().unwrap()).unwrap();
+        assert!(!shown.contains("hunter2"), "{shown}");
+        let same = manifest(json!({"AdminPassword": "hunter2", "ProcTurboMode": "Disabled"}));
+        assert_eq!(kept.current(Some(&same)), (same.spec.clone(), 2));
+        assert_eq!(
+            kept.wanted(Some(&same)).0.get("AdminPassword"),
+            Some(&SettingValue::String("hunter2".into()))
+        );
+    }
+
+    #[test]
+    fn a_tampered_generation_does_not_overflow() {
+        let mut kept = judged(json!({}), i64::MAX);
+        kept.record.as_mut().unwrap().metadata.generation = Some(i64::MAX);
+        assert_eq!(kept.current(Some(&manifest(json!({"X": "1"})))).1, i64::MAX);
     }
 }

@@ -200,6 +200,8 @@ struct Finished {
     image: Option<(metalhost_api::data_image::DataImage, metalhost_core::data_image::Look)>,
     /// Its HostFirmwareSettings judged, when due.
     firmware: Option<firmware::Look>,
+    /// The HostFirmwareSettings generation the look's wanted settings were for.
+    firmware_generation: i64,
 }
 
 impl Tracked {
@@ -215,6 +217,22 @@ impl Tracked {
             reinspection_taken: false,
             data_image: data_images::Kept::default(),
             firmware: firmware::Kept::default(),
+        }
+    }
+
+    /// Takes in the host's DataImage and HostFirmwareSettings manifests as `read` has them: a
+    /// new or changed one brings the host's next look to now, a missing one to when its absence
+    /// counts.
+    fn take_objects(&mut self, read: &Manifests, key: &str, now: Instant, gone_for: Duration) {
+        let complete = read.problems.is_empty();
+        let (image_changed, image_missing) = self.data_image.seen(read.data_images.get(key), complete, now);
+        let (spec_changed, spec_missing) = self.firmware.seen(read.firmware_settings.get(key), complete, now);
+        if image_changed || spec_changed {
+            self.due = self.due.min(now);
+            self.changed = true;
+        }
+        for since in [image_missing, spec_missing].into_iter().flatten() {
+            self.due = self.due.min(since + gone_for);
         }
     }
 
@@ -397,13 +415,19 @@ impl Runtime {
             let Some(t) = self.hosts.get_mut(&key) else { continue };
             t.changed = false;
             let mut input = HostInput::resolve(t.host_for_core(), t.presence.deleting(), &self.manifests);
-            let settings = self.manifests.firmware_settings.get(&key).cloned();
-            if !t.presence.deleting() {
-                input.firmware_settings = t.firmware.wanted(settings.as_ref());
+            // a paused host (or one in a state this build does not know) is left alone, as the
+            // core leaves it: no Ironic call, no file written for its DataImage or its settings
+            let unknown = t.status.provisioning.state == ProvisioningState::Unknown;
+            let touch_objects = !(t.presence.deleting() || input.paused || unknown);
+            let manifest = self.manifests.firmware_settings.get(&key);
+            let settings = t.firmware.held(manifest, now, self.config.gone_for);
+            let (wanted, firmware_generation) = t.firmware.wanted(settings.as_ref());
+            if touch_objects {
+                input.firmware_settings = wanted;
             }
-            let kept_firmware = (!t.presence.deleting()).then(|| t.firmware.clone());
+            let kept_firmware = touch_objects.then(|| t.firmware.clone());
             let dir = self.source.dir().to_path_buf();
-            let image = match t.presence.deleting() {
+            let image = match !touch_objects {
                 true => None,
                 false => {
                     t.data_image.to_keep(self.manifests.data_images.get(&key), now, self.config.gone_for)
@@ -444,7 +468,7 @@ impl Runtime {
                         outcome.status.operational_status == OperationalStatus::Error,
                     );
                 }
-                (key, Ok(Finished { outcome, image, firmware }))
+                (key, Ok(Finished { outcome, image, firmware, firmware_generation }))
             });
         }
     }
@@ -452,11 +476,11 @@ impl Runtime {
     /// Takes in a finished reconcile: its status is stored and its changes kept for the pass.
     fn finish(&mut self, joined: Result<(String, Result<Finished, String>), tokio::task::JoinError>) {
         match joined {
-            Ok((key, Ok(Finished { outcome, image, firmware }))) => {
+            Ok((key, Ok(Finished { outcome, image, firmware, firmware_generation }))) => {
                 self.in_flight.remove(&key);
                 let state = outcome.status.provisioning.state;
                 if let Some(t) = self.hosts.get_mut(&key) {
-                    t.firmware.note_outcome(self.manifests.firmware_settings.get(&key), &outcome);
+                    t.firmware.note_outcome(firmware_generation, &outcome);
                 }
                 let changes = self.apply_outcome(&key, outcome);
                 self.apply_data_image(&key, image);
@@ -511,19 +535,11 @@ impl Runtime {
     }
 
     /// A host whose DataImage or HostFirmwareSettings is new or changed is looked at at once; one
-    /// whose DataImage's manifest went is looked at when its absence counts (the DataImage is then
-    /// detached).
+    /// whose manifest of either went is looked at when its absence counts (a DataImage is then
+    /// detached, the settings' spec is empty).
     fn wake_hosts_whose_objects_changed(&mut self, read: &Manifests, now: Instant) {
-        let complete = read.problems.is_empty();
         for (key, t) in &mut self.hosts {
-            let (changed, missing_since) = t.data_image.seen(read.data_images.get(key), complete, now);
-            if changed || t.firmware.changed(read.firmware_settings.get(key)) {
-                t.due = t.due.min(now);
-                t.changed = true;
-            }
-            if let Some(since) = missing_since {
-                t.due = t.due.min(since + self.config.gone_for);
-            }
+            t.take_objects(read, key, now, self.config.gone_for);
         }
     }
 
@@ -548,9 +564,12 @@ impl Runtime {
     ) {
         let dir = self.source.dir().to_path_buf();
         let (Some((image, look)), Some(t)) = (image, self.hosts.get_mut(key)) else { return };
+        let now = Instant::now();
         if let Some(again) = t.data_image.apply(&dir, image, look, key) {
-            t.due = t.due.min(Instant::now() + again);
+            t.due = t.due.min(now + again);
         }
+        // the manifests as they are now: a DataImage removed or changed while the look ran
+        t.take_objects(&self.manifests, key, now, self.config.gone_for);
     }
 
     /// A host whose Secret changed (a corrected password, say) is looked at at once, not after

@@ -1,8 +1,9 @@
 //! Status files of the standalone runtime's other resources, beside the hosts' own: one YAML
-//! object per file, named `<stem>.<Kind>.status.yaml` where `<stem>` is what a host of that name
+//! object per file, named `<stem>_<Kind>.status.yaml` where `<stem>` is what a host of that name
 //! and namespace would have (`name`, or `namespace~name`), written and read as host status files
-//! are (atomically, bounded, never through a symlink). The kind is capitalised and host names
-//! are not, so no record can take a host's file; none is ever read as a manifest.
+//! are (atomically, bounded, never through a symlink). Host names never hold `_` (Kubernetes'
+//! rules), so no record can take a host's file, whatever the file system's case rules; none is
+//! ever read as a manifest.
 
 use std::path::{Path, PathBuf};
 
@@ -17,7 +18,7 @@ pub const KINDS: &[&str] = &["DataImage", "HostFirmwareSettings", "FirmwareSchem
 
 /// The end of a record's file name for `kind`.
 pub fn suffix(kind: &str) -> String {
-    format!(".{kind}{STATUS_SUFFIX}")
+    format!("_{kind}{STATUS_SUFFIX}")
 }
 
 /// Whether a file name is one of a record's (of any kind), not a host's status file.
@@ -95,6 +96,12 @@ pub fn read_all<T: DeserializeOwned + kube::Resource>(dir: &Path, kind: &str) ->
     stems.sort();
     for stem in stems {
         let (namespace, name) = stem.split_once('~').unwrap_or(("default", &stem));
+        // only the file the object would have (`default~h1` is not where h1's is)
+        let file = dir.join(format!("{stem}{end}"));
+        if path(dir, kind, name, namespace).ok().as_ref() != Some(&file) {
+            problems.push(format!("{}: not a {kind} status file; ignored", file.display()));
+            continue;
+        }
         match read(dir, kind, name, namespace) {
             Ok(Some(object)) => objects.push(object),
             Ok(None) => {}
