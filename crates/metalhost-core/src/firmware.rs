@@ -30,6 +30,22 @@ pub struct BiosReport {
     pub registry: BTreeMap<String, SettingSchema>,
 }
 
+/// The node whose BIOS a host's HostFirmwareSettings are judged from, when it has one worth
+/// reading (upstream skips unmanaged and detached hosts; a node still enrolling has no BIOS
+/// cached yet, and a host on its way out needs none).
+pub fn registered_node(status: &metalhost_api::BareMetalHostStatus) -> Option<&str> {
+    use metalhost_api::{OperationalStatus, ProvisioningState};
+    let skipped = matches!(
+        status.provisioning.state,
+        ProvisioningState::None
+            | ProvisioningState::Unmanaged
+            | ProvisioningState::Registering
+            | ProvisioningState::Deleting
+            | ProvisioningState::PoweringOffBeforeDelete
+    ) || status.operational_status == OperationalStatus::Detached;
+    Some(status.provisioning.id.as_str()).filter(|id| !skipped && !id.is_empty())
+}
+
 /// Reads Ironic's `GET /v1/nodes/{id}/bios?detail=True` answer as upstream's provisioner does.
 pub fn bios_report(settings: &[BiosSetting]) -> BiosReport {
     let mut report = BiosReport::default();
@@ -317,5 +333,27 @@ mod tests {
         assert_eq!(condition(&done.status, CHANGE_DETECTED).status, "False");
         assert_eq!(settings_to_apply(&wanted, 2, &done.status), None);
         assert_eq!(SettingValue::Int(1).to_string(), "1");
+    }
+
+    fn host_status(state: &str, id: Option<&str>, operational: &str) -> metalhost_api::BareMetalHostStatus {
+        serde_json::from_value(json!({
+            "provisioning": {"state": state, "ID": id.unwrap_or("")},
+            "operationalStatus": operational,
+            "poweredOn": false, "errorCount": 0, "errorMessage": "",
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn only_a_registered_attached_host_has_its_bios_read() {
+        let node = |state, id, operational| {
+            registered_node(&host_status(state, id, operational)).map(str::to_string)
+        };
+        assert_eq!(node("available", Some("n-1"), "OK").as_deref(), Some("n-1"));
+        assert_eq!(node("provisioned", Some("n-1"), "OK").as_deref(), Some("n-1"));
+        assert_eq!(node("registering", Some("n-1"), "OK"), None);
+        assert_eq!(node("available", Some("n-1"), "detached"), None);
+        assert_eq!(node("available", None, "OK"), None);
+        assert_eq!(node("unmanaged", Some("n-1"), "OK"), None);
     }
 }

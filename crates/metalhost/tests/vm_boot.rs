@@ -260,12 +260,7 @@ fn a_data_image_manifest_puts_its_iso_in_the_machines_cd_drive_until_it_is_remov
     let source =
         vm_cd_source(&lab.vm_media(0)).unwrap_or_else(|| panic!("the domain's cdrom: {}", lab.vm_media(0)));
     eprintln!("the machine's CD: {source}");
-    let cli = |args: &[&str]| {
-        let out =
-            std::process::Command::new(BIN).args(args).arg("--manifests").arg(dir.path()).output().unwrap();
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let cli = |args: &[&str]| cli(dir.path(), args);
     let listed = cli(&["get", "dataimages"]);
     let row = listed.lines().nth(1).unwrap_or_default().split_whitespace().collect::<Vec<_>>();
     assert_eq!(row, ["default", "vm-0", url.as_str(), url.as_str(), "0"], "{listed}");
@@ -288,6 +283,13 @@ fn a_data_image_manifest_puts_its_iso_in_the_machines_cd_drive_until_it_is_remov
     assert_eq!(vm_cd_source(&lab.vm_media(0)), None, "{}", lab.vm_media(0));
     let status = status_file(dir.path(), "vm-0").and_then(|h| h.status).expect("status");
     assert_eq!(status.provisioning.state, ProvisioningState::ExternallyProvisioned);
+}
+
+/// `metalhost ARGS --manifests DIR`'s output; it must succeed.
+fn cli(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(BIN).args(args).arg("--manifests").arg(dir).output().unwrap();
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Polls the YAML record file `path` (a standalone status file) until `check` likes it.
@@ -369,12 +371,7 @@ fn a_firmware_settings_manifest_reaches_the_machines_bios_through_preparing() {
         (Some("ConfigurationError"), Some("Invalid BIOS setting"))
     );
     assert_eq!(condition(&refused, "ChangeDetected")["status"], "True");
-    let cli = |args: &[&str]| {
-        let out =
-            std::process::Command::new(BIN).args(args).arg("--manifests").arg(dir.path()).output().unwrap();
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let cli = |args: &[&str]| cli(dir.path(), args);
     let described = cli(&["describe", "vm-0"]);
     assert!(
         described.contains(

@@ -23,7 +23,7 @@ use metalhost_api::firmware::{
     FirmwareSchema, HostFirmwareSettings, SchemaReference, SettingSchema, SettingValue, schema_name,
     stored_schema,
 };
-use metalhost_api::{BareMetalHost, BareMetalHostStatus, OperationalStatus, ProvisioningState};
+use metalhost_api::{BareMetalHost, BareMetalHostStatus, ProvisioningState};
 use metalhost_core::firmware::{CHANGE_DETECTED, VALIDATION_FAILED, bios_report, judge, settings_to_apply};
 use serde_json::json;
 
@@ -97,20 +97,6 @@ pub fn host_of(settings: &HostFirmwareSettings) -> Option<ObjectRef<BareMetalHos
     let name = settings.metadata.name.as_deref()?;
     let namespace = settings.metadata.namespace.as_deref()?;
     Some(ObjectRef::new(name).within(namespace))
-}
-
-/// Whether the host has a node whose BIOS is worth reading (upstream skips unmanaged and
-/// detached hosts; a node still enrolling has no BIOS cached yet).
-fn registered(status: &BareMetalHostStatus) -> Option<&str> {
-    let skipped = matches!(
-        status.provisioning.state,
-        ProvisioningState::None
-            | ProvisioningState::Unmanaged
-            | ProvisioningState::Registering
-            | ProvisioningState::Deleting
-            | ProvisioningState::PoweringOffBeforeDelete
-    ) || status.operational_status == OperationalStatus::Detached;
-    Some(status.provisioning.id.as_str()).filter(|id| !skipped && !id.is_empty())
 }
 
 /// Adds `owner` to `object`'s owner references unless it is there (a JSON patch that fails if the
@@ -316,7 +302,7 @@ pub async fn keep(
     status: &BareMetalHostStatus,
     now: Instant,
 ) -> Result<bool, FirmwareError> {
-    let Some(node) = registered(status) else { return Ok(false) };
+    let Some(node) = metalhost_core::firmware::registered_node(status) else { return Ok(false) };
     let api: Api<HostFirmwareSettings> = Api::namespaced(ctx.client.clone(), host.namespace_or_default());
     let settings = settings_of(&ctx.client, &api, store, host).await?;
     add_owner(&api, &settings, host).await?;
@@ -408,28 +394,4 @@ async fn publish_invalid(ctx: &Context, settings: &HostFirmwareSettings, why: &s
     let event = metalhost_core::HostEvent::new(metalhost_core::EventKind::Normal, VALIDATION_FAILED, &note);
     let name = settings.metadata.name.clone().unwrap_or_default();
     super::events::publish_about(&ctx.recorder, &settings.object_ref(&()), &name, &[event]).await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn status(state: &str, id: Option<&str>, operational: &str) -> BareMetalHostStatus {
-        serde_json::from_value(json!({
-            "provisioning": {"state": state, "ID": id.unwrap_or("")},
-            "operationalStatus": operational,
-            "poweredOn": false, "errorCount": 0, "errorMessage": "",
-        }))
-        .unwrap()
-    }
-
-    #[test]
-    fn only_a_registered_attached_host_has_its_bios_read() {
-        assert_eq!(registered(&status("available", Some("n-1"), "OK")), Some("n-1"));
-        assert_eq!(registered(&status("provisioned", Some("n-1"), "OK")), Some("n-1"));
-        assert_eq!(registered(&status("registering", Some("n-1"), "OK")), None);
-        assert_eq!(registered(&status("available", Some("n-1"), "detached")), None);
-        assert_eq!(registered(&status("available", None, "OK")), None);
-        assert_eq!(registered(&status("unmanaged", Some("n-1"), "OK")), None);
-    }
 }

@@ -15,7 +15,7 @@ use metalhost_api::firmware::{
     FirmwareSchema, HostFirmwareSettings, HostFirmwareSettingsSpec, HostFirmwareSettingsStatus,
     SchemaReference, SettingSchema, SettingValue, schema_name, stored_schema,
 };
-use metalhost_api::{BareMetalHost, BareMetalHostStatus, OperationalStatus, ProvisioningState};
+use metalhost_api::{BareMetalHost, BareMetalHostStatus, ProvisioningState};
 use metalhost_core::firmware::{
     CHANGE_DETECTED, Judgement, VALIDATION_FAILED, bios_report, judge, settings_to_apply,
 };
@@ -82,20 +82,6 @@ pub type Look = Result<Judged, String>;
 
 fn name_of(host: &BareMetalHost) -> (&str, &str) {
     (host.metadata.name.as_deref().unwrap_or_default(), host.namespace_or_default())
-}
-
-/// Whether the host has a node whose BIOS is worth reading (as in Kubernetes: not before it is
-/// registered, not while detached or leaving).
-fn registered(status: &BareMetalHostStatus) -> Option<&str> {
-    let skipped = matches!(
-        status.provisioning.state,
-        ProvisioningState::None
-            | ProvisioningState::Unmanaged
-            | ProvisioningState::Registering
-            | ProvisioningState::Deleting
-            | ProvisioningState::PoweringOffBeforeDelete
-    ) || status.operational_status == OperationalStatus::Detached;
-    Some(status.provisioning.id.as_str()).filter(|id| !skipped && !id.is_empty())
 }
 
 impl Kept {
@@ -228,7 +214,7 @@ impl Kept {
         status: &BareMetalHostStatus,
         now: (Instant, &str),
     ) -> Option<Look> {
-        let node = registered(status)?;
+        let node = metalhost_core::firmware::registered_node(status)?;
         if !self.due(manifest, status.provisioning.state, now.0) {
             return None;
         }

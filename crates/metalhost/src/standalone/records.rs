@@ -9,9 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 
-use super::bounded::{Links, read_bounded, replace_atomically};
-use super::manifests::{STATUS_SUFFIX, parse_documents};
-use super::store::MAX_STATUS_BYTES;
+use super::bounded::replace_atomically;
+use super::manifests::STATUS_SUFFIX;
 
 /// The kinds kept in records, by the end of their file names.
 pub const KINDS: &[&str] = &["DataImage", "HostFirmwareSettings", "FirmwareSchema"];
@@ -64,14 +63,7 @@ pub fn read<T: DeserializeOwned + kube::Resource>(
         return Ok(None);
     }
     let corrupt = |e: String| format!("{}: corrupt {kind} status file ignored: {e}", path.display());
-    let text = read_bounded(&path, MAX_STATUS_BYTES, Links::Refuse).map_err(corrupt)?;
-    let mut docs = parse_documents(&text).map_err(corrupt)?.into_iter();
-    let value = match (docs.next(), docs.next()) {
-        (Some(Ok(value)), None) => value,
-        (Some(Err(e)), _) => return Err(corrupt(e)),
-        _ => return Err(corrupt("not exactly one document".into())),
-    };
-    let object: T = serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))?;
+    let object: T = super::store::read_status_file(&path).map_err(corrupt)?;
     let meta = object.meta();
     let named =
         meta.name.as_deref() == Some(name) && meta.namespace.as_deref().unwrap_or("default") == namespace;

@@ -152,16 +152,22 @@ pub fn read_one(dir: &Path, host: &BareMetalHost) -> Option<BareMetalHost> {
     read_record(&path).ok()
 }
 
-fn read_record(path: &Path) -> Result<BareMetalHost, String> {
-    let corrupt = |e: String| format!("corrupt status file ignored: {e}");
-    let text = read_bounded(path, MAX_STATUS_BYTES, Links::Refuse).map_err(corrupt)?;
-    let mut docs = parse_documents(&text).map_err(corrupt)?.into_iter();
+/// The one object a status file holds: a regular file within [`MAX_STATUS_BYTES`], never
+/// through a symlink, exactly one YAML document, of type `T`; why not, otherwise.
+pub fn read_status_file<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, String> {
+    let text = read_bounded(path, MAX_STATUS_BYTES, Links::Refuse)?;
+    let mut docs = parse_documents(&text)?.into_iter();
     let value = match (docs.next(), docs.next()) {
         (Some(Ok(value)), None) => value,
-        (Some(Err(e)), _) => return Err(corrupt(e)),
-        _ => return Err(corrupt("not exactly one document".into())),
+        (Some(Err(e)), _) => return Err(e),
+        _ => return Err("not exactly one document".into()),
     };
-    let host: BareMetalHost = serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))?;
+    serde_json::from_value(value).map_err(|e| e.to_string())
+}
+
+fn read_record(path: &Path) -> Result<BareMetalHost, String> {
+    let host: BareMetalHost =
+        read_status_file(path).map_err(|e| format!("corrupt status file ignored: {e}"))?;
     if host.metadata.name.as_deref().is_none_or(str::is_empty) {
         return Err("no metadata.name; ignored".into());
     }
