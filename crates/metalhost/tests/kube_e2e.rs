@@ -109,18 +109,9 @@ fn status_patches<'a>(requests: &'a [RequestRecord], name: &str) -> Vec<&'a Requ
         .collect()
 }
 
-/// No request metalhost sent was refused, but reads of what does not exist (yet) and watches
-/// turned away with 429 while the apiserver's watch cache of a resource (re)initializes
-/// ("storage is (re)initializing", Kubernetes' resilient watch-cache initialization: the client is
-/// to retry, and kube-rs does). Seen once in a clean-clone CI run, right after the CRDs went in.
+/// No request metalhost sent was refused, but those it settles by design ([`support::refused`]).
 fn assert_none_refused(requests: &[RequestRecord], log: &str) {
-    let failed: Vec<String> = requests
-        .iter()
-        .filter(|r| {
-            r.code >= 400 && !(r.code == 404 && r.verb == "get") && !(r.code == 429 && r.verb == "watch")
-        })
-        .map(|r| format!("{} {}?{} -> {}", r.method, r.path, r.query, r.code))
-        .collect();
+    let failed = support::refused(requests);
     assert!(failed.is_empty(), "requests the apiserver refused: {failed:#?}\nmetalhost's log:\n{log}");
 }
 

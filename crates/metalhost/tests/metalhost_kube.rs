@@ -114,11 +114,7 @@ fn metalhost_run_kube_leads_adds_its_finalizer_writes_status_and_stays_within_rb
 
     let theirs = support::theirs(&kube);
     support::assert_within_rbac(&theirs);
-    let failed: Vec<String> = theirs
-        .iter()
-        .filter(|r| r.code >= 400 && !(r.code == 404 && r.resource == "leases" && r.verb == "get"))
-        .map(|r| format!("{} {} -> {}", r.method, r.path, r.code))
-        .collect();
+    let failed = support::refused(&theirs);
     assert!(failed.is_empty(), "requests the apiserver refused: {failed:#?}\nmetalhost's log:\n{}", log());
 }
 

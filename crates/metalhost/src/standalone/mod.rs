@@ -568,8 +568,12 @@ impl Runtime {
         if let Some(again) = t.data_image.apply(&dir, image, look, key) {
             t.due = t.due.min(now + again);
         }
-        // the manifests as they are now: a DataImage removed or changed while the look ran
-        t.take_objects(&self.manifests, key, now, self.config.gone_for);
+        // a DataImage removed while its first look ran had no record for the reload to miss (a
+        // change meanwhile is the reload's: it marked the host changed)
+        let complete = self.manifests.problems.is_empty();
+        if let (_, Some(since)) = t.data_image.seen(self.manifests.data_images.get(key), complete, now) {
+            t.due = t.due.min(since + self.config.gone_for);
+        }
     }
 
     /// A host whose Secret changed (a corrected password, say) is looked at at once, not after
