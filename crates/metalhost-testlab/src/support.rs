@@ -143,6 +143,22 @@ pub fn vm_cd_source(media: &str) -> Option<String> {
     })
 }
 
+/// Waits until VM `i`'s CD drive, as its domain is defined, holds media (`holding`) or is empty;
+/// the image it holds, if any. The BMC answers before libvirt's definition changes (sushy-tools
+/// redefines the domain after the insert or eject it reports), so a check made at once can lag.
+pub fn wait_vm_cd(lab: &Lab, i: usize, holding: bool, timeout: Duration) -> Option<String> {
+    let what = if holding { "the VM's CD drive holding media" } else { "the VM's CD drive empty" };
+    wait_for(
+        what,
+        timeout,
+        || {
+            let source = vm_cd_source(&lab.vm_media(i));
+            (source.is_some() == holding).then_some(source)
+        },
+        || lab.vm_media(i),
+    )
+}
+
 /// Polls `check` every 250 ms until it gives a value; panics after `timeout` with `context()`
 /// (the controller's log, say).
 pub fn wait_for<T>(

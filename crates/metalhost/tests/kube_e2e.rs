@@ -1147,12 +1147,7 @@ fn a_data_image_is_in_the_vms_cd_drive_until_it_is_deleted() {
         || format!("{:?}\n{}", bmc(&lab, 0), log()),
     );
     assert!(cd["Image"].as_str().is_some_and(|i| i.ends_with(".iso")), "{cd}");
-    let source = wait_for(
-        "the VM's cdrom holding the image",
-        Duration::from_secs(30),
-        || support::vm_cd_source(&lab.vm_media(0)),
-        || lab.vm_media(0),
-    );
+    let source = support::wait_vm_cd(&lab, 0, true, Duration::from_secs(30)).unwrap_or_default();
     eprintln!("the VM's CD: {source}");
     // settled: no error, the image still in, and no status written at every look
     std::thread::sleep(A_FEW_LOOKS);
@@ -1174,7 +1169,7 @@ fn a_data_image_is_in_the_vms_cd_drive_until_it_is_deleted() {
     );
     let (_, cd) = bmc(&lab, 0);
     assert_eq!(cd["Inserted"], json!(false), "ejected before the DataImage went: {cd}");
-    assert_eq!(support::vm_cd_source(&lab.vm_media(0)), None, "{}", lab.vm_media(0));
+    support::wait_vm_cd(&lab, 0, false, Duration::from_secs(30));
     let requests = support::theirs(&kube);
     assert_none_refused(&requests, &log());
     assert_within_rbac(&requests);

@@ -225,7 +225,7 @@ fn a_live_kernel_boots_on_a_real_machine_by_virtual_media() {
 /// file goes (it is what a finalizer is in Kubernetes). The host stays as it was.
 #[test]
 fn a_data_image_manifest_puts_its_iso_in_the_machines_cd_drive_until_it_is_removed() {
-    use metalhost_testlab::support::{bmc, vm_cd_source};
+    use metalhost_testlab::support::{bmc, vm_cd_source, wait_vm_cd};
     let lab = Lab::start_vms(1);
     let dir = tempfile::tempdir().unwrap();
     let bmc_address = lab.bmc_address("redfish-virtualmedia", 0);
@@ -257,8 +257,7 @@ fn a_data_image_manifest_puts_its_iso_in_the_machines_cd_drive_until_it_is_remov
         std::thread::sleep(Duration::from_millis(500));
     };
     assert!(inserted["Image"].as_str().is_some_and(|i| i.ends_with(".iso")), "{inserted}");
-    let source =
-        vm_cd_source(&lab.vm_media(0)).unwrap_or_else(|| panic!("the domain's cdrom: {}", lab.vm_media(0)));
+    let source = wait_vm_cd(&lab, 0, true, Duration::from_secs(30)).unwrap_or_default();
     eprintln!("the machine's CD: {source}");
     let cli = |args: &[&str]| cli(dir.path(), args);
     let listed = cli(&["get", "dataimages"]);
@@ -280,7 +279,7 @@ fn a_data_image_manifest_puts_its_iso_in_the_machines_cd_drive_until_it_is_remov
     }
     let (_, cd) = bmc(&lab, 0);
     assert_eq!(cd["Inserted"], serde_json::json!(false), "ejected before the record went: {cd}");
-    assert_eq!(vm_cd_source(&lab.vm_media(0)), None, "{}", lab.vm_media(0));
+    wait_vm_cd(&lab, 0, false, Duration::from_secs(30));
     let status = status_file(dir.path(), "vm-0").and_then(|h| h.status).expect("status");
     assert_eq!(status.provisioning.state, ProvisioningState::ExternallyProvisioned);
 }
