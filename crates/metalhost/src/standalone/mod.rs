@@ -556,22 +556,30 @@ impl Runtime {
         self.log_events(key, &events);
     }
 
-    /// Takes in the look at a host's DataImage: its status file, and the host's next look.
+    /// Takes in the look at a host's DataImage (if one was made): its status file, and the host's
+    /// next look.
     fn apply_data_image(
         &mut self,
         key: &str,
         image: Option<(metalhost_api::data_image::DataImage, metalhost_core::data_image::Look)>,
     ) {
         let dir = self.source.dir().to_path_buf();
-        let (Some((image, look)), Some(t)) = (image, self.hosts.get_mut(key)) else { return };
+        let Some(t) = self.hosts.get_mut(key) else { return };
         let now = Instant::now();
-        if let Some(again) = t.data_image.apply(&dir, image, look, key) {
+        if let Some((image, look)) = image
+            && let Some(again) = t.data_image.apply(&dir, image, look, key)
+        {
             t.due = t.due.min(now + again);
         }
-        // a DataImage removed while its first look ran had no record for the reload to miss (a
-        // change meanwhile is the reload's: it marked the host changed)
+        // a look made while a DataImage's or a HostFirmwareSettings' manifest is missing, but
+        // before its absence counts, set the host's next look by its own pace: it is brought back
+        // to when the absence counts. So is a DataImage removed while its first look ran (it had
+        // no record for the reload to miss). A change meanwhile is the reload's: it marked the
+        // host changed.
         let complete = self.manifests.problems.is_empty();
-        if let (_, Some(since)) = t.data_image.seen(self.manifests.data_images.get(key), complete, now) {
+        let (_, image_missing) = t.data_image.seen(self.manifests.data_images.get(key), complete, now);
+        let (_, spec_missing) = t.firmware.seen(self.manifests.firmware_settings.get(key), complete, now);
+        for since in [image_missing, spec_missing].into_iter().flatten() {
             t.due = t.due.min(since + self.config.gone_for);
         }
     }
