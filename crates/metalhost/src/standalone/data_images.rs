@@ -73,7 +73,7 @@ pub fn remove(dir: &Path, name: &str, namespace: &str) -> std::io::Result<()> {
 #[derive(Debug, Default)]
 pub struct Kept {
     record: Option<DataImage>,
-    missing_since: Option<Instant>,
+    absence: super::manifests::Absence,
 }
 
 impl Kept {
@@ -81,7 +81,7 @@ impl Kept {
     pub fn load(dir: &Path, host: &BareMetalHost) -> (Kept, Option<String>) {
         let name = host.metadata.name.as_deref().unwrap_or_default();
         match read(dir, name, host.namespace_or_default()) {
-            Ok(record) => (Kept { record, missing_since: None }, None),
+            Ok(record) => (Kept { record, ..Default::default() }, None),
             Err(problem) => (Kept::default(), Some(problem)),
         }
     }
@@ -100,21 +100,9 @@ impl Kept {
         complete: bool,
         now: Instant,
     ) -> (bool, Option<Instant>) {
-        match (manifest, &self.record) {
-            (Some(m), record) => {
-                self.missing_since = None;
-                (record.as_ref().is_none_or(|r| r.spec != shown(m).spec), None)
-            }
-            (None, Some(_)) if complete => {
-                let since = *self.missing_since.get_or_insert(now);
-                (false, Some(since))
-            }
-            // a manifest that could not be read says nothing: its absence is not counted
-            (None, _) => {
-                self.missing_since = None;
-                (false, None)
-            }
-        }
+        let since = self.absence.seen(manifest.is_none() && self.record.is_some(), complete, now);
+        let changed = manifest.is_some_and(|m| self.record.as_ref().is_none_or(|r| r.spec != shown(m).spec));
+        (changed, since)
     }
 
     /// The DataImage to keep at this look: the manifest's with the status last written, or the
@@ -130,13 +118,12 @@ impl Kept {
             image.status = self.record.as_ref().and_then(|r| r.status.clone());
             return Some(image);
         }
-        let since = self.missing_since?;
-        let mut image = self.record.clone()?;
-        if now.saturating_duration_since(since) >= gone_for {
-            image.metadata.deletion_timestamp = Some(Time(k8s_openapi::jiff::Timestamp::now()));
-            return Some(image);
+        if !self.absence.counts(now, gone_for) {
+            return None;
         }
-        None
+        let mut image = self.record.clone()?;
+        image.metadata.deletion_timestamp = Some(Time(k8s_openapi::jiff::Timestamp::now()));
+        Some(image)
     }
 
     /// Stores what a look decided: the status file written when the status changed, removed
@@ -146,7 +133,7 @@ impl Kept {
         let namespace = image.metadata.namespace.clone().unwrap_or_else(|| "default".into());
         if look.release {
             match remove(dir, &name, &namespace) {
-                Ok(()) => (self.record, self.missing_since) = (None, None),
+                Ok(()) => *self = Kept::default(),
                 Err(e) => warn!(host = %key, "cannot remove the DataImage status file: {e}"),
             }
             return look.again;
@@ -178,7 +165,7 @@ impl Kept {
         if let Err(e) = remove(dir, name, host.namespace_or_default()) {
             warn!(host = %host.qualified_name(), "cannot remove the DataImage status file: {e}");
         }
-        (self.record, self.missing_since) = (None, None);
+        *self = Kept::default();
     }
 }
 
@@ -265,7 +252,7 @@ mod tests {
     fn a_missing_manifest_counts_only_when_every_manifest_was_read_for_long_enough() {
         let gone_for = Duration::from_secs(1);
         let t0 = Instant::now();
-        let mut kept = Kept { record: Some(shown(&image("h1", "default"))), missing_since: None };
+        let mut kept = Kept { record: Some(shown(&image("h1", "default"))), ..Default::default() };
         // a reload that could not read some file: nothing counts
         assert_eq!(kept.seen(None, false, t0), (false, None));
         assert_eq!(kept.to_keep(None, t0 + gone_for * 5, gone_for), None);

@@ -45,7 +45,7 @@ pub struct Kept {
     /// The manifest's spec as last read (in memory only: it may hold passwords), and since when
     /// the manifest has been missing (a file caught while it is rewritten changes nothing).
     last_spec: Option<HostFirmwareSettingsSpec>,
-    missing_since: Option<Instant>,
+    absence: super::manifests::Absence,
     judged: Option<(Instant, ProvisioningState)>,
     cleaned: Option<i64>,
     failed_at: Option<Instant>,
@@ -121,20 +121,10 @@ impl Kept {
         complete: bool,
         now: Instant,
     ) -> (bool, Option<Instant>) {
-        match manifest {
-            Some(m) => {
-                self.missing_since = None;
-                self.last_spec = Some(m.spec.clone());
-                (self.record.as_ref().is_some_and(|r| r.spec != masked(&m.spec)), None)
-            }
-            None if complete && self.last_spec.is_some() => {
-                (false, Some(*self.missing_since.get_or_insert(now)))
-            }
-            None => {
-                self.missing_since = None;
-                (false, None)
-            }
-        }
+        let since = self.absence.seen(manifest.is_none() && self.last_spec.is_some(), complete, now);
+        let Some(m) = manifest else { return (false, since) };
+        self.last_spec = Some(m.spec.clone());
+        (self.record.as_ref().is_some_and(|r| r.spec != masked(&m.spec)), since)
     }
 
     /// The manifest as the host's look takes it: the one read, else the last one read while its
@@ -148,8 +138,7 @@ impl Kept {
         if let Some(m) = manifest {
             return Some(m.clone());
         }
-        let gone = self.missing_since.is_some_and(|since| now.saturating_duration_since(since) >= gone_for);
-        match gone {
+        match self.absence.counts(now, gone_for) {
             true => None,
             false => self.last_spec.clone().map(|spec| HostFirmwareSettings { spec, ..Default::default() }),
         }

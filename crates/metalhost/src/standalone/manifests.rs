@@ -158,6 +158,51 @@ pub struct Manifests {
     pub problems: Vec<String>,
 }
 
+/// Since when the manifest of an object metalhost keeps something of (a DataImage, a
+/// HostFirmwareSettings) has been missing. An absence counts only over reloads that read every
+/// manifest, and only once it lasted `gone_for`: a file caught while it is rewritten must change
+/// nothing (hosts have [`metalhost_core::presence::Presence`] for the same).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Absence(Option<std::time::Instant>);
+
+impl Absence {
+    /// Takes in one reload: `missing` (no manifest, while something of it is kept) and
+    /// `complete` (every manifest was read). Since when it is missing, while it is.
+    pub fn seen(
+        &mut self,
+        missing: bool,
+        complete: bool,
+        now: std::time::Instant,
+    ) -> Option<std::time::Instant> {
+        match missing && complete {
+            true => Some(*self.0.get_or_insert(now)),
+            false => {
+                self.0 = None;
+                None
+            }
+        }
+    }
+
+    /// Whether the absence counts at `now`: missing for `gone_for` at least.
+    pub fn counts(&self, now: std::time::Instant, gone_for: std::time::Duration) -> bool {
+        self.0.is_some_and(|since| now.saturating_duration_since(since) >= gone_for)
+    }
+}
+
+/// Keeps `object` under `key` in `objects`, saying so in `problems` when another of that key was
+/// read before (the last one wins, as for hosts).
+fn keep_once<T>(
+    objects: &mut BTreeMap<String, T>,
+    problems: &mut Vec<String>,
+    at: &str,
+    kind: &str,
+    (key, object): (String, T),
+) {
+    if objects.insert(key.clone(), object).is_some() {
+        problems.push(format!("{at}: {kind} {key} is defined twice; the last one wins"));
+    }
+}
+
 fn key_of(namespace: Option<&str>, name: &str) -> String {
     format!("{}/{}", namespace.unwrap_or("default"), name)
 }
@@ -273,34 +318,16 @@ impl Manifests {
                 }
             }
             "DataImage" => {
-                let image = self.named::<DataImage>(
-                    at,
-                    "DataImage",
-                    key,
-                    name.as_deref(),
-                    namespace.as_deref(),
-                    value,
-                );
-                if let Some((key, image)) = image
-                    && self.data_images.insert(key.clone(), image).is_some()
-                {
-                    self.problems.push(format!("{at}: DataImage {key} is defined twice; the last one wins"));
+                let (name, namespace) = (name.as_deref(), namespace.as_deref());
+                if let Some(found) = self.named::<DataImage>(at, "DataImage", key, name, namespace, value) {
+                    keep_once(&mut self.data_images, &mut self.problems, at, "DataImage", found);
                 }
             }
             "HostFirmwareSettings" => {
-                let kind = "HostFirmwareSettings";
-                let settings = self.named::<HostFirmwareSettings>(
-                    at,
-                    kind,
-                    key,
-                    name.as_deref(),
-                    namespace.as_deref(),
-                    value,
-                );
-                if let Some((key, settings)) = settings
-                    && self.firmware_settings.insert(key.clone(), settings).is_some()
+                let (name, namespace, kind) = (name.as_deref(), namespace.as_deref(), "HostFirmwareSettings");
+                if let Some(found) = self.named::<HostFirmwareSettings>(at, kind, key, name, namespace, value)
                 {
-                    self.problems.push(format!("{at}: {kind} {key} is defined twice; the last one wins"));
+                    keep_once(&mut self.firmware_settings, &mut self.problems, at, kind, found);
                 }
             }
             "Secret" => match (key, serde_path_to_error::deserialize::<_, Secret>(value)) {
