@@ -71,6 +71,8 @@ pub struct RequestRecord {
     pub credential: String,
     /// The HTTP status code answered.
     pub code: u16,
+    /// The answer's status message (`context canceled` for a request whose client went away).
+    pub message: String,
     /// A non-resource URL (`/version`, `/apis`).
     pub non_resource: bool,
 }
@@ -118,6 +120,7 @@ impl RequestRecord {
             user: text(&event["user"]["username"]),
             credential: text(&event["user"]["extra"]["authentication.kubernetes.io/credential-id"][0]),
             code: event["responseStatus"]["code"].as_u64().unwrap_or_default() as u16,
+            message: text(&event["responseStatus"]["message"]),
             non_resource: object.is_null(),
         })
     }

@@ -127,7 +127,10 @@ pub fn refused(requests: &[RequestRecord]) -> Vec<String> {
                 (r.code == 404 && r.verb == "get") || (r.code == 429 && r.verb == "watch") || schema_race(r);
             r.code >= 400 && !settled
         })
-        .map(|r| format!("{} {}?{} -> {}", r.method, r.path, r.query, r.code))
+        .map(|r| {
+            let message: String = r.message.chars().take(200).collect();
+            format!("{} {}?{} -> {} {message:?} at {}", r.method, r.path, r.query, r.code, r.time)
+        })
         .collect()
 }
 

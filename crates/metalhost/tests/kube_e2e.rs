@@ -766,16 +766,18 @@ fn controller_killed_mid_provisioning_converges_with_one_node() {
     assert_none_refused(&theirs, &log());
 }
 
-/// The requests but those the killed controller had in flight: the apiserver records a request
-/// whose client vanished as 504 (its timeout filter ends it when the connection drops). Only a
-/// 504 of a request received in the minute before the kill (the apiserver's request time-out)
-/// can be one; an older 504 was a real time-out and still counts.
+/// The requests but those the killed controller had in flight. The apiserver records a request
+/// whose client vanished as 504 (its timeout filter ends it when the connection drops) or, when
+/// the storage saw the cancelled context first, as 500 "context canceled" (kubernetes/kubernetes
+/// issue 139256). Only such an answer to a request received in the minute before the kill (the
+/// apiserver's request time-out) can be one; an older one was real and still counts.
 fn not_cut_by_the_kill(requests: Vec<RequestRecord>, killed_at: SystemTime) -> Vec<RequestRecord> {
     let window = killed_at - Duration::from_secs(60);
-    let cut = |r: &RequestRecord| {
-        r.code == 504 && humantime::parse_rfc3339(&r.time).is_ok_and(|t| window <= t && t <= killed_at)
-    };
-    requests.into_iter().filter(|r| !cut(r)).collect()
+    let in_window =
+        |r: &RequestRecord| humantime::parse_rfc3339(&r.time).is_ok_and(|t| window <= t && t <= killed_at);
+    let cut_answer =
+        |r: &RequestRecord| r.code == 504 || (r.code == 500 && r.message.contains("context canceled"));
+    requests.into_iter().filter(|r| !(cut_answer(r) && in_window(r))).collect()
 }
 
 /// Priority 6: two replicas with --leader-elect: only the Lease holder touches hosts; killed, the
