@@ -1,13 +1,14 @@
 //! metalhost beside upstream's baremetal-operator (BMO, built from its Go module by `scripts/bmo`):
 //! the same N live-ISO BareMetalHosts on redfish-virtualmedia (sushy-tools), each run on a fresh
 //! real Ironic behind the counting proxy and a fresh real control plane (audit log), the operator a
-//! process with BMO's environment. The sides alternate which goes first; each run prints its
-//! figures, then min and median per side and the ratios metalhost/BMO of the medians against the
+//! process with BMO's environment. The sides alternate which goes first (metalhost in the first
+//! pair unless `--bmo-first`, so that one-pair runs can alternate across sessions); each run prints
+//! its figures, then min and median per side and the ratios metalhost/BMO of the medians against the
 //! targets. A side that does not finish within the time-out is reported with its reason and the
 //! benchmark goes on.
 //!
 //!   cargo bench -p metalhost --bench vs_bmo -- [--hosts 20] [--repeats 3] [--idle-seconds 300]
-//!       [--timeout-seconds S]
+//!       [--timeout-seconds S] [--bmo-first]
 
 use std::time::Duration;
 
@@ -33,10 +34,11 @@ fn main() {
         env!("CARGO_PKG_VERSION"),
         bmo.version
     );
+    let bmo_first = std::env::args().any(|a| a == "--bmo-first");
     let mut runs: Vec<Run> = Vec::new();
     let mut failures = Vec::new();
     for repeat in 0..repeats {
-        let order = if repeat.is_multiple_of(2) {
+        let order = if repeat.is_multiple_of(2) != bmo_first {
             [Operator::Metalhost, Operator::Bmo]
         } else {
             [Operator::Bmo, Operator::Metalhost]
