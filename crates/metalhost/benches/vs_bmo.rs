@@ -144,6 +144,7 @@ fn print_summary(runs: &[Run], o: &Options) {
         let (m, b) = (side(Operator::Metalhost), side(Operator::Bmo));
         let ratio = m.1 / b.1;
         let verdict = match target {
+            Some(t) if ratio.is_nan() => format!("≤ {t} n/a (a side has no finished run)"),
             Some(t) if ratio <= t => format!("≤ {t} ok"),
             Some(t) => format!("≤ {t} MISSED"),
             None => String::new(),
